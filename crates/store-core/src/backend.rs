@@ -1,0 +1,101 @@
+//! The narrow async trait a storage backend implements.
+
+use std::fmt::Debug;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::{Result, StorePath};
+
+/// How a write treats an object that is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Replace it atomically: readers see the old or the new object, never a mix.
+    #[default]
+    Overwrite,
+    /// Fail with [`crate::ErrorKind::AlreadyExists`] and leave it untouched.
+    CreateNew,
+}
+
+/// What a backend knows about one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Path relative to the Store the metadata came from.
+    pub path: StorePath,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time, where the backend records one.
+    pub last_modified: Option<SystemTime>,
+    /// Entity tag, where the backend has one.
+    pub e_tag: Option<String>,
+    /// Object version, where the backend versions objects.
+    pub version: Option<String>,
+}
+
+/// One item of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListEntry {
+    /// A stored object.
+    Object(ObjectMeta),
+    /// A sub-folder (common prefix); only in non-recursive listings.
+    Prefix(StorePath),
+}
+
+/// What a completed write reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteResult {
+    /// Entity tag of the new object, where the backend has one.
+    pub e_tag: Option<String>,
+    /// Version of the new object, where the backend versions objects.
+    pub version: Option<String>,
+}
+
+/// A storage backend. Paths here are backend-relative: the [`crate::Store`]
+/// applies its root prefix before calling and adds operation, path and backend
+/// kind to every error after.
+///
+/// Implementations map their own errors onto [`crate::ErrorKind`] and keep
+/// credentials out of messages. Every implementation runs the shared
+/// conformance suite (`store_core::conformance`, feature `conformance`).
+#[async_trait]
+pub trait Backend: Debug + Send + Sync + 'static {
+    /// Short backend name used in errors and metadata: `"local"`, `"memory"`, `"s3"`, ...
+    fn kind(&self) -> &'static str;
+
+    /// The object's URI in the backend's own scheme (`file:///...`, `s3://bucket/key`).
+    fn uri(&self, path: &StorePath) -> String;
+
+    /// The whole object.
+    async fn read(&self, path: &StorePath) -> Result<Bytes>;
+
+    /// Bytes `range.start..range.end` of the object (clamped at its end).
+    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes>;
+
+    /// Stores `data` at `path` atomically: on any failure no partial object is visible.
+    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult>;
+
+    /// Metadata of one object.
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta>;
+
+    /// Removes the object; a missing object is not an error here (the Store decides).
+    async fn delete(&self, path: &StorePath) -> Result<()>;
+
+    /// Objects under `prefix` (all of them if `None`), segment-wise: `a` does not
+    /// match `ab/x`. Recursive listings yield only objects; one-level listings also
+    /// yield [`ListEntry::Prefix`] for each sub-folder. Order is unspecified.
+    fn list(&self, prefix: Option<&StorePath>, recursive: bool) -> BoxStream<'static, Result<ListEntry>>;
+
+    /// Copies `from` to `to`; with `overwrite == false` fails if `to` exists.
+    async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()>;
+
+    /// Moves `from` to `to`; with `overwrite == false` fails if `to` exists.
+    async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()>;
+
+    /// Releases connections and other resources. The default does nothing.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,179 @@
+//! [`Store`]: a backend plus a root prefix.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+
+use crate::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+
+/// A backend plus an optional root prefix: every path given to a Store is
+/// relative to its root, and every path it returns or names in an error is too.
+///
+/// Cloning is cheap and clones share the backend (and its connections).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+/// # use store_core::{Store, StorePath, WriteMode};
+/// let backend = store_backends::MemoryBackend::new();
+/// let store = Store::new(backend).child(&"pipelines".parse()?);
+/// let path: StorePath = "raw/orders.json".parse()?;
+/// store.write(&path, "[1, 2, 3]".into(), WriteMode::Overwrite).await?;
+/// assert_eq!(store.read(&path).await?, "[1, 2, 3]");
+/// assert_eq!(store.head(&path).await?.size, 9);
+///
+/// let err = store.write(&path, "[]".into(), WriteMode::CreateNew).await.unwrap_err();
+/// assert_eq!(err.kind(), store_core::ErrorKind::AlreadyExists);
+/// assert_eq!(err.path(), Some("raw/orders.json"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    root: Option<StorePath>,
+}
+
+impl Store {
+    /// A Store over the whole of `backend`.
+    pub fn new(backend: impl Backend) -> Self {
+        Self::from_arc(Arc::new(backend))
+    }
+
+    /// A Store over a shared backend.
+    pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
+        Self { backend, root: None }
+    }
+
+    /// A Store scoped to `sub`, below this one's root; it shares the backend.
+    pub fn child(&self, sub: &StorePath) -> Store {
+        Store { backend: self.backend.clone(), root: Some(self.full(sub)) }
+    }
+
+    /// The root prefix within the backend, if any.
+    pub fn root(&self) -> Option<&StorePath> {
+        self.root.as_ref()
+    }
+
+    /// The backend kind: `"local"`, `"memory"`, ...
+    pub fn backend_kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    /// The shared backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The object's URI in the backend's own scheme.
+    pub fn uri(&self, path: &StorePath) -> String {
+        self.backend.uri(&self.full(path))
+    }
+
+    /// The whole object.
+    pub async fn read(&self, path: &StorePath) -> Result<Bytes> {
+        self.backend.read(&self.full(path)).await.map_err(|e| self.context(e, "read", path))
+    }
+
+    /// Bytes `range` of the object; an empty or inverted range is an error.
+    pub async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
+        if range.start >= range.end {
+            let message = format!("empty byte range {}..{}", range.start, range.end);
+            return Err(self.context(Error::new(ErrorKind::Other, message), "read_range", path));
+        }
+        self.backend.read_range(&self.full(path), range).await.map_err(|e| self.context(e, "read_range", path))
+    }
+
+    /// Stores `data` atomically, replacing or refusing an existing object as `mode` says.
+    pub async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+        self.backend.write(&self.full(path), data, mode).await.map_err(|e| self.context(e, "write", path))
+    }
+
+    /// Metadata of one object; `path` in the result is store-relative.
+    pub async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        let mut meta = self.backend.head(&self.full(path)).await.map_err(|e| self.context(e, "head", path))?;
+        meta.path = path.clone();
+        Ok(meta)
+    }
+
+    /// Whether the object exists.
+    pub async fn exists(&self, path: &StorePath) -> Result<bool> {
+        match self.head(path).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.with_context("exists", path.as_str(), self.backend.kind())),
+        }
+    }
+
+    /// Removes the object. A missing object is [`ErrorKind::NotFound`] unless `missing_ok`.
+    pub async fn delete(&self, path: &StorePath, missing_ok: bool) -> Result<()> {
+        if !missing_ok && !self.exists(path).await? {
+            let err = Error::new(ErrorKind::NotFound, "no object to delete");
+            return Err(self.context(err, "delete", path));
+        }
+        self.backend.delete(&self.full(path)).await.map_err(|e| self.context(e, "delete", path))
+    }
+
+    /// Objects under `prefix` (the whole store if `None`) as a stream, paths
+    /// store-relative. One-level listings also yield sub-folders.
+    pub fn list(&self, prefix: Option<&StorePath>, recursive: bool) -> BoxStream<'static, Result<ListEntry>> {
+        let full_prefix = match (prefix, &self.root) {
+            (Some(p), _) => Some(self.full(p)),
+            (None, root) => root.clone(),
+        };
+        let root = self.root.clone();
+        let backend = self.backend.kind();
+        let shown_prefix = prefix.map(StorePath::to_string).unwrap_or_default();
+        self.backend
+            .list(full_prefix.as_ref(), recursive)
+            .map(move |entry| {
+                let relative = |p: StorePath| match &root {
+                    Some(root) => p.strip_prefix(root).ok_or_else(|| {
+                        Error::new(ErrorKind::Other, format!("backend listed {p:?} outside the store root"))
+                    }),
+                    None => Ok(p),
+                };
+                let entry = entry.and_then(|entry| match entry {
+                    ListEntry::Object(mut meta) => {
+                        meta.path = relative(meta.path)?;
+                        Ok(ListEntry::Object(meta))
+                    }
+                    ListEntry::Prefix(p) => relative(p).map(ListEntry::Prefix),
+                });
+                entry.map_err(|e| e.with_context("list", shown_prefix.clone(), backend))
+            })
+            .boxed()
+    }
+
+    /// Copies `from` to `to` within this store.
+    pub async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.backend
+            .copy(&self.full(from), &self.full(to), overwrite)
+            .await
+            .map_err(|e| self.context(e, "copy", from))
+    }
+
+    /// Moves `from` to `to` within this store.
+    pub async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.backend
+            .rename(&self.full(from), &self.full(to), overwrite)
+            .await
+            .map_err(|e| self.context(e, "rename", from))
+    }
+
+    /// Releases the backend's connections. Clones share them, so close once, when done.
+    pub async fn close(&self) -> Result<()> {
+        self.backend.close().await.map_err(|e| e.with_context("close", "", self.backend.kind()))
+    }
+
+    fn full(&self, path: &StorePath) -> StorePath {
+        match &self.root {
+            Some(root) => root.join(path),
+            None => path.clone(),
+        }
+    }
+
+    fn context(&self, err: Error, operation: &'static str, path: &StorePath) -> Error {
+        err.with_context(operation, path.as_str(), self.backend.kind())
+    }
+}
