@@ -1,0 +1,40 @@
+"""A Dagster IO manager on a Rust storage core.
+
+>>> from dagster_remote_store import Store, remote_store_io_manager
+>>> from dagster_remote_store.backends import LocalBackend
+>>> io_manager = remote_store_io_manager(Store(LocalBackend(root="/data/dagster")))  # doctest: +SKIP
+"""
+
+from ._core import FileInfo, Store, __version__
+from .errors import (
+    AlreadyExists,
+    DeserializationError,
+    InvalidPath,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    RemoteStoreError,
+    SerializationError,
+    Unavailable,
+)
+from .io_manager import remote_store_io_manager
+from .serializers import JsonSerializer, PickleSerializer, Serializer
+
+__all__ = [
+    "AlreadyExists",
+    "DeserializationError",
+    "FileInfo",
+    "InvalidPath",
+    "JsonSerializer",
+    "NotFound",
+    "PermissionDenied",
+    "PickleSerializer",
+    "PreconditionFailed",
+    "RemoteStoreError",
+    "SerializationError",
+    "Serializer",
+    "Store",
+    "Unavailable",
+    "__version__",
+    "remote_store_io_manager",
+]

@@ -1,0 +1,77 @@
+"""Exceptions raised by stores and the IO manager.
+
+Every one is a :class:`RemoteStoreError`, and also the builtin exception a
+Python user would catch for the same failure: ``NotFound`` is a
+``FileNotFoundError``, ``InvalidPath`` a ``ValueError``, and so on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "DeserializationError",
+    "InvalidPath",
+    "NotFound",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "RemoteStoreError",
+    "SerializationError",
+    "Unavailable",
+]
+
+
+class RemoteStoreError(Exception):
+    """Base of every error raised by dagster-remote-store.
+
+    ``path`` is the store-relative path involved, ``operation`` what was being
+    done (``"read"``, ``"write"``, ...) and ``backend`` the backend kind, where known.
+    """
+
+    path: str | None
+    operation: str | None
+    backend: str | None
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        path: str | None = None,
+        operation: str | None = None,
+        backend: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.operation = operation
+        self.backend = backend
+
+
+class NotFound(RemoteStoreError, FileNotFoundError):
+    """The object does not exist."""
+
+
+class AlreadyExists(RemoteStoreError, FileExistsError):
+    """A create-only write, copy or rename found its target already there."""
+
+
+class PermissionDenied(RemoteStoreError, PermissionError):
+    """The backend refused the credentials or the operation."""
+
+
+class InvalidPath(RemoteStoreError, ValueError):
+    """A path, asset key or extension that cannot name an object in a store."""
+
+
+class Unavailable(RemoteStoreError, ConnectionError):
+    """A transient failure (timeout, throttling, server error): retrying may succeed."""
+
+
+class PreconditionFailed(RemoteStoreError):
+    """A condition of the request did not hold."""
+
+
+class SerializationError(RemoteStoreError, TypeError):
+    """A value the serializer cannot encode."""
+
+
+class DeserializationError(RemoteStoreError, ValueError):
+    """Stored bytes the serializer cannot decode."""

@@ -1,0 +1,157 @@
+"""The Dagster IO manager: reads Dagster's context, lets the Rust core do the I/O."""
+
+from __future__ import annotations
+
+import collections.abc
+from typing import Any, Union
+
+from dagster import DagsterInvariantViolationError, InputContext, IOManager, MetadataValue, OutputContext
+
+from ._core import IoManagerCore, Store
+from .errors import NotFound
+from .serializers import Serializer
+
+__all__ = ["remote_store_io_manager"]
+
+_DEFAULT_MAX_CONCURRENCY = 16
+
+
+def remote_store_io_manager(
+    store: Store,
+    serializer: Union[str, Serializer] = "pickle",
+    *,
+    max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
+) -> IOManager:
+    """A Dagster IO manager that keeps outputs in ``store``.
+
+    ``serializer`` is ``"pickle"`` (default, ``.pkl``), ``"json"`` (``.json``) or
+    any object with ``extension``, ``serialize(obj) -> bytes`` and
+    ``deserialize(data)``. Asset ``["foo", "bar"]`` is stored at
+    ``foo/bar.pkl``, its partition ``"2026-01"`` at ``foo/bar/2026-01.pkl``.
+    Several partitions of one input load concurrently, at most
+    ``max_concurrency`` at a time.
+
+    The caller owns ``store``: the IO manager never closes it.
+    """
+    if not isinstance(store, Store):
+        raise TypeError(
+            "remote_store_io_manager(store=...) takes a dagster_remote_store.Store, "
+            f"not {type(store).__name__}"
+        )
+    return _RemoteStoreIOManagerImpl(store, serializer, max_concurrency=max_concurrency)
+
+
+class _RemoteStoreIOManagerImpl(IOManager):
+    def __init__(self, store: Store, serializer: Union[str, Serializer], *, max_concurrency: int) -> None:
+        self._store = store
+        self._core = IoManagerCore(store, serializer, max_concurrency=max_concurrency)
+
+    def __repr__(self) -> str:
+        return f"remote_store_io_manager({self._store!r}, serializer={self._core.serializer_name!r})"
+
+    # Outputs
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        dagster_type = _dagster_type(context)
+        if dagster_type is not None and dagster_type.is_nothing:
+            return  # `-> None` / Nothing outputs carry no data to store
+        identifier = _identifier(context)
+        partitions = _asset_partitions(context)
+        if partitions is None or len(partitions) == 1:
+            path = self._core.path(identifier, _dimensions(partitions[0]) if partitions else [])
+            written = self._core.handle_output(path, obj)
+            context.add_output_metadata(_metadata(written))
+            return
+        # A run that covers several partitions (a single-run backfill): one object each.
+        if not isinstance(obj, collections.abc.Mapping) or set(obj) != set(partitions):
+            got = sorted(obj) if isinstance(obj, collections.abc.Mapping) else type(obj).__name__
+            raise ValueError(
+                f"asset {_describe(identifier)} runs for {len(partitions)} partitions, so its output must be "
+                f"a dict with exactly those partition keys; expected {sorted(partitions)}, got {got}"
+            )
+        total = 0
+        for key in partitions:
+            written = self._core.handle_output(self._core.path(identifier, _dimensions(key)), obj[key])
+            total += written["size"]
+        context.add_output_metadata({"partitions": len(partitions), "size": MetadataValue.int(total)})
+
+    # Inputs
+
+    def load_input(self, context: InputContext) -> Any:
+        identifier = _identifier(context)
+        partitions = _asset_partitions(context)
+        if partitions is None:
+            return self._load_one(identifier, None)
+        if len(partitions) == 1 and context.has_partition_key:
+            # One mapped partition for a partitioned reader: the object itself, as
+            # Dagster's own IO managers do.
+            return self._load_one(identifier, partitions[0])
+        # Several partitions, or an unpartitioned reader of a partitioned asset
+        # (however many partitions exist): {partition_key: object}, fetched
+        # concurrently, in partition order.
+        paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
+        try:
+            values = self._core.load_many(list(paths.values()))
+        except NotFound as missing:
+            key = next((k for k, p in paths.items() if p == missing.path), None)
+            raise self._not_found(identifier, key, missing) from missing
+        return dict(zip(paths, values))
+
+    def _load_one(self, identifier: list[str], partition: str | None) -> Any:
+        path = self._core.path(identifier, _dimensions(partition) if partition is not None else [])
+        try:
+            return self._core.load_input(path)
+        except NotFound as missing:
+            raise self._not_found(identifier, partition, missing) from missing
+
+    def _not_found(self, identifier: list[str], partition: str | None, missing: NotFound) -> NotFound:
+        where = f" partition {partition!r}" if partition is not None else ""
+        path = missing.path or ""
+        return NotFound(
+            f"no stored output for {_describe(identifier)}{where}: nothing at {path!r} "
+            f"({self._core.uri(path) if path else self._store!r}); was it materialized to this store?",
+            path=missing.path,
+            operation="load_input",
+            backend=missing.backend,
+        )
+
+
+def _identifier(context: Union[InputContext, OutputContext]) -> list[str]:
+    """Asset key segments, or run id / step key / output name for op outputs."""
+    if context.has_asset_key:
+        return list(context.asset_key.path)
+    return list(context.get_identifier())
+
+
+def _asset_partitions(context: Union[InputContext, OutputContext]) -> list[str] | None:
+    """The asset partitions this output writes or this input reads (mapped, for inputs)."""
+    if context.has_asset_key and context.has_asset_partitions:
+        return list(context.asset_partition_keys)
+    return None
+
+
+def _dimensions(partition_key: str) -> list[str]:
+    """One path segment per partition dimension, in a stable (sorted) dimension order."""
+    by_dimension = getattr(partition_key, "keys_by_dimension", None)
+    if by_dimension:
+        return [by_dimension[name] for name in sorted(by_dimension)]
+    return [partition_key]
+
+
+def _dagster_type(context: Union[InputContext, OutputContext]) -> Any:
+    try:
+        return context.dagster_type
+    except DagsterInvariantViolationError:  # contexts built by hand in tests may have none
+        return None
+
+
+def _describe(identifier: list[str]) -> str:
+    return "asset " + "/".join(identifier) if identifier else "output"
+
+
+def _metadata(written: dict) -> dict:
+    return {
+        "path": MetadataValue.path(written["path"]),
+        "uri": MetadataValue.url(written["uri"]),
+        "size": MetadataValue.int(written["size"]),
+    }

@@ -1,0 +1,87 @@
+//! Rust errors as the Python exception classes of `dagster_remote_store.errors`.
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+use serializers::SerializeError;
+use store_core::ErrorKind;
+
+/// The exception class named `name` in `dagster_remote_store.errors`.
+fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    static MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+    let module = MODULE.get_or_try_init(py, || py.import("dagster_remote_store.errors").map(Bound::unbind))?;
+    module.bind(py).getattr(name)?.cast_into::<PyType>().map_err(Into::into)
+}
+
+/// Builds an exception of class `name` with `message` and the attributes callers use.
+fn raise(py: Python<'_>, name: &str, message: String, attrs: &[(&str, Option<&str>)]) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let exception = class(py, name)?.call1((message.clone(),))?;
+        for (attr, value) in attrs {
+            exception.setattr(*attr, *value)?;
+        }
+        Ok(PyErr::from_value(exception))
+    };
+    build().unwrap_or_else(|lookup| PyRuntimeError::new_err(format!("{message} (and {lookup})")))
+}
+
+/// A Store error as `NotFound` (a `FileNotFoundError`), `AlreadyExists` (a
+/// `FileExistsError`), `PermissionDenied` (a `PermissionError`), `InvalidPath`
+/// (a `ValueError`), ... all subclasses of `RemoteStoreError`.
+pub fn store_error(py: Python<'_>, err: &store_core::Error) -> PyErr {
+    let name = match err.kind() {
+        ErrorKind::NotFound => "NotFound",
+        ErrorKind::AlreadyExists => "AlreadyExists",
+        ErrorKind::PermissionDenied => "PermissionDenied",
+        ErrorKind::InvalidPath => "InvalidPath",
+        ErrorKind::Unavailable => "Unavailable",
+        ErrorKind::Precondition => "PreconditionFailed",
+        _ => "RemoteStoreError",
+    };
+    let attrs = [("path", err.path()), ("operation", err.operation()), ("backend", err.backend())];
+    raise(py, name, err.to_string(), &attrs)
+}
+
+/// An IO-manager error: store and serializer errors as above, bad asset keys
+/// or extensions as `InvalidPath`.
+pub fn io_error(py: Python<'_>, err: &io_manager::Error) -> PyErr {
+    match err {
+        io_manager::Error::Store(e) => store_error(py, e),
+        io_manager::Error::Serialize { path, source } => serialize_error(py, source, Some(path.as_str())),
+        io_manager::Error::AssetPath(e) => raise(py, "InvalidPath", e.to_string(), &[]),
+    }
+}
+
+/// A serializer failure: the serializer's own Python exception as it was raised;
+/// otherwise `SerializationError` (a `TypeError`) when encoding and
+/// `DeserializationError` (a `ValueError`) when decoding.
+pub fn serialize_error(py: Python<'_>, err: &SerializeError, path: Option<&str>) -> PyErr {
+    if let Some(original) = std::error::Error::source(err).and_then(|s| s.downcast_ref::<PyErr>()) {
+        return original.clone_ref(py);
+    }
+    let name = if err.is_decode() { "DeserializationError" } else { "SerializationError" };
+    let message = match path {
+        Some(path) => format!("{err} (path {path:?})"),
+        None => err.to_string(),
+    };
+    raise(py, name, message, &[("path", path)])
+}
+
+/// Shorthand for mapping a Store or IO-manager result.
+pub trait StoreResultExt<T> {
+    /// The error as its Python exception.
+    fn into_py_result(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> StoreResultExt<T> for store_core::Result<T> {
+    fn into_py_result(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| store_error(py, &e))
+    }
+}
+
+impl<T> StoreResultExt<T> for Result<T, io_manager::Error> {
+    fn into_py_result(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| io_error(py, &e))
+    }
+}

@@ -1,0 +1,84 @@
+//! The Rust half of the Dagster IO manager: paths, atomic writes and
+//! concurrent loads. The Python half (`io_manager.py`) reads Dagster's context.
+
+use io_manager::IoManager;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use store_core::StorePath;
+
+use crate::errors::StoreResultExt;
+use crate::runtime::block_on;
+use crate::serializers::resolve;
+use crate::store::{Store, parse_path};
+use crate::value::PyValue;
+
+/// A Store and a serializer composed; every call with the GIL released while
+/// it waits on storage.
+#[pyclass(frozen, module = "dagster_remote_store._core")]
+pub struct IoManagerCore {
+    inner: IoManager<PyValue>,
+}
+
+#[pymethods]
+impl IoManagerCore {
+    #[new]
+    #[pyo3(signature = (store, serializer, *, max_concurrency = io_manager::DEFAULT_MAX_CONCURRENCY))]
+    fn new(store: PyRef<'_, Store>, serializer: &Bound<'_, PyAny>, max_concurrency: usize) -> PyResult<Self> {
+        let serializer = resolve(serializer)?;
+        Ok(Self { inner: IoManager::new(store.inner.clone(), serializer).with_max_concurrency(max_concurrency) })
+    }
+
+    /// The serializer's extension, with the dot.
+    #[getter]
+    fn extension(&self) -> &str {
+        self.inner.serializer().extension()
+    }
+
+    /// The serializer's name.
+    #[getter]
+    fn serializer_name(&self) -> &str {
+        self.inner.serializer().name()
+    }
+
+    /// Store path of an asset (key segments) and partition (one key per dimension).
+    fn path(&self, py: Python<'_>, asset_key: Vec<String>, partition: Vec<String>) -> PyResult<String> {
+        self.inner.asset_path(&asset_key, &partition).into_py_result(py).map(|p| p.to_string())
+    }
+
+    /// Serializes `obj` and writes it atomically to `path`; returns
+    /// `{"path", "uri", "size"}`.
+    fn handle_output<'py>(&self, py: Python<'py>, path: &str, obj: Py<PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let path = parse_path(py, path)?;
+        let value = PyValue(obj);
+        let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;
+        let metadata = PyDict::new(py);
+        metadata.set_item("path", written.path.as_str())?;
+        metadata.set_item("uri", written.uri)?;
+        metadata.set_item("size", written.size)?;
+        Ok(metadata)
+    }
+
+    /// The object stored at `path`.
+    fn load_input(&self, py: Python<'_>, path: &str) -> PyResult<Py<PyAny>> {
+        let path = parse_path(py, path)?;
+        block_on(py, self.inner.load_input(&path)).into_py_result(py).map(|v| v.0)
+    }
+
+    /// The objects at `paths`, fetched concurrently, in the order given.
+    fn load_many(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<Vec<Py<PyAny>>> {
+        let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+        let values = block_on(py, self.inner.load_many(&paths)).into_py_result(py)?;
+        Ok(values.into_iter().map(|v| v.0).collect())
+    }
+
+    /// Whether an object is stored at `path`.
+    fn exists(&self, py: Python<'_>, path: &str) -> PyResult<bool> {
+        let path = parse_path(py, path)?;
+        block_on(py, self.inner.store().exists(&path)).into_py_result(py)
+    }
+
+    /// The Store's URI for `path`.
+    fn uri(&self, py: Python<'_>, path: &str) -> PyResult<String> {
+        Ok(self.inner.store().uri(&parse_path(py, path)?))
+    }
+}

@@ -1,0 +1,29 @@
+//! The `dagster_remote_store._core` extension module: the Store, its backends,
+//! the serializers and the Rust half of the Dagster IO manager. The Python
+//! package around it (`python/dagster_remote_store`) holds the Dagster glue.
+
+mod backends;
+mod errors;
+mod io;
+mod runtime;
+mod serializers;
+mod store;
+mod value;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<backends::Backend>()?;
+    m.add_class::<backends::LocalBackend>()?;
+    m.add_class::<backends::MemoryBackend>()?;
+    m.add_class::<store::Store>()?;
+    m.add_class::<store::FileInfo>()?;
+    m.add_class::<serializers::BuiltinSerializer>()?;
+    m.add_class::<serializers::PickleSerializer>()?;
+    m.add_class::<serializers::JsonSerializer>()?;
+    m.add_class::<io::IoManagerCore>()?;
+    m.add_function(wrap_pyfunction!(serializers::serializer_names, m)?)?;
+    Ok(())
+}

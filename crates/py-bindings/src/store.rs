@@ -1,0 +1,210 @@
+//! `Store`: a backend plus a root path, with blocking methods that release the GIL.
+
+use std::time::UNIX_EPOCH;
+
+use futures::TryStreamExt;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyType};
+use store_core::{ListEntry, ObjectMeta, StorePath, WriteMode};
+
+use crate::backends::Backend;
+use crate::errors::{StoreResultExt, store_error};
+use crate::runtime::block_on;
+
+/// A path argument, validated; bad ones raise `InvalidPath` (a `ValueError`).
+pub fn parse_path(py: Python<'_>, path: &str) -> PyResult<StorePath> {
+    StorePath::parse(path).map_err(|e| store_error(py, &e))
+}
+
+/// A backend plus a root path. Every path is relative to the root.
+#[pyclass(frozen, module = "dagster_remote_store")]
+pub struct Store {
+    pub(crate) inner: store_core::Store,
+    backend: Py<Backend>,
+}
+
+#[pymethods]
+impl Store {
+    #[new]
+    #[pyo3(signature = (backend, root_path = ""))]
+    fn new(py: Python<'_>, backend: &Bound<'_, PyAny>, root_path: &str) -> PyResult<Self> {
+        let backend = backend.cast::<Backend>().map_err(|_| {
+            let got = backend.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            PyTypeError::new_err(format!(
+                "Store(backend=...) takes a backend from dagster_remote_store.backends, such as LocalBackend(root=...), not {got}"
+            ))
+        })?;
+        let store = store_core::Store::from_arc(backend.get().inner.clone());
+        let root = root_path.trim_end_matches('/');
+        let inner = if root.is_empty() { store } else { store.child(&parse_path(py, root)?) };
+        Ok(Self { inner, backend: backend.clone().unbind() })
+    }
+
+    /// The backend this Store writes to.
+    #[getter]
+    fn backend(&self, py: Python<'_>) -> Py<Backend> {
+        self.backend.clone_ref(py)
+    }
+
+    /// The root path within the backend (`""` for none).
+    #[getter]
+    fn root_path(&self) -> String {
+        self.inner.root().map(StorePath::to_string).unwrap_or_default()
+    }
+
+    /// A Store scoped to `path` below this one's root, sharing its backend.
+    fn child(&self, py: Python<'_>, path: &str) -> PyResult<Store> {
+        let inner = self.inner.child(&parse_path(py, path)?);
+        Ok(Store { inner, backend: self.backend.clone_ref(py) })
+    }
+
+    /// The object's URI in the backend's scheme (`file:///...`, `memory:///...`).
+    fn uri(&self, py: Python<'_>, path: &str) -> PyResult<String> {
+        Ok(self.inner.uri(&parse_path(py, path)?))
+    }
+
+    /// The whole object as bytes.
+    fn read_bytes<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let path = parse_path(py, path)?;
+        let data = block_on(py, self.inner.read(&path)).into_py_result(py)?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// Bytes `start` up to (not including) `end`, clamped at the object's end.
+    fn read_range<'py>(&self, py: Python<'py>, path: &str, start: u64, end: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let path = parse_path(py, path)?;
+        let data = block_on(py, self.inner.read_range(&path, start..end)).into_py_result(py)?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// Stores `data` atomically. With `overwrite=False` an existing object raises `AlreadyExists`.
+    #[pyo3(signature = (path, data, *, overwrite = true))]
+    fn write(&self, py: Python<'_>, path: &str, data: PyBackedBytes, overwrite: bool) -> PyResult<()> {
+        let path = parse_path(py, path)?;
+        let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::CreateNew };
+        block_on(py, self.inner.write(&path, bytes::Bytes::from_owner(data), mode)).into_py_result(py)?;
+        Ok(())
+    }
+
+    /// Whether the object exists.
+    fn exists(&self, py: Python<'_>, path: &str) -> PyResult<bool> {
+        let path = parse_path(py, path)?;
+        block_on(py, self.inner.exists(&path)).into_py_result(py)
+    }
+
+    /// Size, modification time, e-tag and version of one object.
+    fn head(&self, py: Python<'_>, path: &str) -> PyResult<FileInfo> {
+        let path = parse_path(py, path)?;
+        block_on(py, self.inner.head(&path)).into_py_result(py).map(FileInfo::from)
+    }
+
+    /// Removes the object; a missing one raises `NotFound` unless `missing_ok`.
+    #[pyo3(signature = (path, *, missing_ok = false))]
+    fn delete(&self, py: Python<'_>, path: &str, missing_ok: bool) -> PyResult<()> {
+        let path = parse_path(py, path)?;
+        block_on(py, self.inner.delete(&path, missing_ok)).into_py_result(py)
+    }
+
+    /// Paths of the objects under `prefix`, sorted. With `recursive=False` only
+    /// the first level, sub-folders ending in `/`.
+    #[pyo3(signature = (prefix = "", *, recursive = true))]
+    fn list(&self, py: Python<'_>, prefix: &str, recursive: bool) -> PyResult<Vec<String>> {
+        let prefix = prefix.trim_end_matches('/');
+        let prefix = if prefix.is_empty() { None } else { Some(parse_path(py, prefix)?) };
+        let entries = self.inner.list(prefix.as_ref(), recursive);
+        let mut paths: Vec<String> = block_on(
+            py,
+            entries
+                .map_ok(|entry| match entry {
+                    ListEntry::Object(meta) => meta.path.to_string(),
+                    ListEntry::Prefix(folder) => format!("{folder}/"),
+                })
+                .try_collect(),
+        )
+        .into_py_result(py)?;
+        paths.sort_unstable();
+        Ok(paths)
+    }
+
+    /// Copies `src` to `dst`; with `overwrite=False` an existing `dst` raises `AlreadyExists`.
+    #[pyo3(signature = (src, dst, *, overwrite = true))]
+    fn copy(&self, py: Python<'_>, src: &str, dst: &str, overwrite: bool) -> PyResult<()> {
+        let (src, dst) = (parse_path(py, src)?, parse_path(py, dst)?);
+        block_on(py, self.inner.copy(&src, &dst, overwrite)).into_py_result(py)
+    }
+
+    /// Moves `src` to `dst`; with `overwrite=False` an existing `dst` raises `AlreadyExists`.
+    #[pyo3(signature = (src, dst, *, overwrite = true))]
+    fn rename(&self, py: Python<'_>, src: &str, dst: &str, overwrite: bool) -> PyResult<()> {
+        let (src, dst) = (parse_path(py, src)?, parse_path(py, dst)?);
+        block_on(py, self.inner.rename(&src, &dst, overwrite)).into_py_result(py)
+    }
+
+    /// Releases the backend's connections (shared with child Stores).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        block_on(py, self.inner.close()).into_py_result(py)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<Bound<'_, PyType>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _traceback: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let backend = self.backend.bind(py).repr()?;
+        Ok(format!("Store({backend}, root_path={:?})", self.root_path()))
+    }
+}
+
+/// Metadata of one stored object.
+#[pyclass(frozen, module = "dagster_remote_store")]
+pub struct FileInfo {
+    /// Store-relative path.
+    #[pyo3(get)]
+    path: String,
+    /// Size in bytes.
+    #[pyo3(get)]
+    size: u64,
+    /// Entity tag, if the backend has one.
+    #[pyo3(get)]
+    etag: Option<String>,
+    /// Object version, if the backend versions objects.
+    #[pyo3(get)]
+    version: Option<String>,
+    modified_epoch: Option<f64>,
+}
+
+impl From<ObjectMeta> for FileInfo {
+    fn from(meta: ObjectMeta) -> Self {
+        let epoch = meta.last_modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64());
+        Self { path: meta.path.to_string(), size: meta.size, etag: meta.e_tag, version: meta.version, modified_epoch: epoch }
+    }
+}
+
+#[pymethods]
+impl FileInfo {
+    /// Last modification time as an aware UTC `datetime`, if the backend records it.
+    #[getter]
+    fn last_modified<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(epoch) = self.modified_epoch else { return Ok(None) };
+        let datetime = py.import("datetime")?;
+        let utc = datetime.getattr("timezone")?.getattr("utc")?;
+        datetime.getattr("datetime")?.call_method1("fromtimestamp", (epoch, utc)).map(Some)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("FileInfo(path={:?}, size={})", self.path, self.size)
+    }
+}
