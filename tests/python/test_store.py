@@ -1,0 +1,166 @@
+"""The Store API from Python, on every backend."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import threading
+import time
+
+import pytest
+
+from dagster_remote_store import (
+    AlreadyExists,
+    InvalidPath,
+    NotFound,
+    RemoteStoreError,
+    Store,
+)
+from dagster_remote_store.backends import Backend, LocalBackend, MemoryBackend
+
+
+def test_write_read_overwrite(store: Store) -> None:
+    store.write("a/b.bin", b"one")
+    assert store.read_bytes("a/b.bin") == b"one"
+    store.write("a/b.bin", bytearray(b"two"))
+    assert store.read_bytes("a/b.bin") == b"two"
+    assert store.read_range("a/b.bin", 1, 3) == b"wo"
+
+
+def test_create_only(store: Store) -> None:
+    store.write("once", b"1", overwrite=False)
+    with pytest.raises(AlreadyExists) as err:
+        store.write("once", b"2", overwrite=False)
+    assert isinstance(err.value, FileExistsError)
+    assert err.value.path == "once"
+    assert store.read_bytes("once") == b"1"
+
+
+def test_missing_object_is_file_not_found_naming_path_operation_backend(store: Store) -> None:
+    with pytest.raises(FileNotFoundError) as err:
+        store.read_bytes("no/such.pkl")
+    assert isinstance(err.value, NotFound) and isinstance(err.value, RemoteStoreError)
+    assert (err.value.path, err.value.operation, err.value.backend) == ("no/such.pkl", "read", store.backend.kind)
+    assert '"no/such.pkl"' in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ["", "/abs", "../up", "a/../b", "a//b", "a\\b", "nul\0", "dot/./x"])
+def test_invalid_paths_are_value_errors_quoting_the_path(store: Store, bad: str) -> None:
+    with pytest.raises(ValueError) as err:
+        store.write(bad, b"x")
+    assert isinstance(err.value, InvalidPath)
+    assert err.value.path == bad
+    assert "invalid path" in str(err.value)
+
+
+def test_head_exists_delete(store: Store) -> None:
+    store.write("h.txt", b"12345")
+    info = store.head("h.txt")
+    assert (info.path, info.size) == ("h.txt", 5)
+    assert isinstance(info.last_modified, datetime.datetime) and info.last_modified.tzinfo is not None
+    assert store.exists("h.txt")
+    store.delete("h.txt")
+    assert not store.exists("h.txt")
+    with pytest.raises(NotFound):
+        store.delete("h.txt")
+    store.delete("h.txt", missing_ok=True)
+
+
+def test_list_recursive_and_one_level(store: Store) -> None:
+    for path in ["x/1.pkl", "x/2/3.pkl", "xy/4.pkl", "top.pkl"]:
+        store.write(path, b"")
+    assert store.list() == ["top.pkl", "x/1.pkl", "x/2/3.pkl", "xy/4.pkl"]
+    assert store.list("x") == ["x/1.pkl", "x/2/3.pkl"]
+    assert store.list("x/", recursive=False) == ["x/1.pkl", "x/2/"]
+    assert store.list(recursive=False) == ["top.pkl", "x/", "xy/"]
+
+
+def test_copy_and_rename(store: Store) -> None:
+    store.write("src", b"data")
+    store.copy("src", "dst")
+    assert store.read_bytes("dst") == b"data"
+    with pytest.raises(AlreadyExists):
+        store.copy("src", "dst", overwrite=False)
+    store.rename("dst", "moved/dst")
+    assert not store.exists("dst") and store.read_bytes("moved/dst") == b"data"
+
+
+def test_root_path_and_child_scope_every_path(store: Store) -> None:
+    scoped = Store(store.backend, root_path="team/a")
+    scoped.write("obj", b"1")
+    assert store.read_bytes("team/a/obj") == b"1"
+    assert scoped.list() == ["obj"]
+    child = store.child("team")
+    assert child.list() == ["a/obj"]
+    assert child.uri("a/obj").endswith("team/a/obj")
+    assert scoped.root_path == "team/a"
+
+
+def test_unicode_names(store: Store) -> None:
+    store.write("ünï/cödé ✓.json", b"{}")
+    assert store.list("ünï") == ["ünï/cödé ✓.json"]
+
+
+def test_uri_schemes(tmp_path) -> None:
+    local = Store(LocalBackend(root=str(tmp_path)))
+    assert local.uri("a b/c.pkl") == f"file://{tmp_path.resolve()}/a%20b/c.pkl"
+    assert Store(MemoryBackend()).uri("c.pkl") == "memory:///c.pkl"
+
+
+def test_local_writes_land_as_files_and_leave_no_temporaries(tmp_path) -> None:
+    store = Store(LocalBackend(root=str(tmp_path), fsync=True))
+    store.write("d/e.bin", b"x" * 1000)
+    assert (tmp_path / "d" / "e.bin").read_bytes() == b"x" * 1000
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["e.bin"]
+
+
+def test_memory_backends_are_separate_spaces() -> None:
+    a, b = Store(MemoryBackend()), Store(MemoryBackend())
+    a.write("k", b"1")
+    assert not b.exists("k")
+
+
+def test_store_rejects_what_is_not_a_backend() -> None:
+    with pytest.raises(TypeError, match="LocalBackend"):
+        Store("/data/dagster")  # type: ignore[arg-type]
+    assert isinstance(LocalBackend, type) and issubclass(MemoryBackend, Backend)
+
+
+def test_reprs_name_backend_and_root(tmp_path) -> None:
+    store = Store(LocalBackend(root=str(tmp_path)), root_path="r")
+    assert repr(store) == f'Store(LocalBackend(root="{tmp_path}", fsync=False), root_path="r")'
+
+
+def test_io_releases_the_gil(tmp_path) -> None:
+    """Another thread runs while this one writes and reads 64 MiB on disk.
+
+    With a huge switch interval the interpreter never preempts: the counting
+    thread only gets the GIL when the I/O thread gives it up, which it does
+    only if the Rust side releases it while waiting on storage.
+    """
+    store = Store(LocalBackend(root=str(tmp_path)))
+    payload = b"\x01" * (64 << 20)
+    ticks = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            time.sleep(0.0002)  # blocks, so hands the GIL back at once
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    counter = threading.Thread(target=count)
+    try:
+        counter.start()
+        before = ticks
+        for _ in range(3):
+            store.write("big.bin", payload)
+            assert len(store.read_bytes("big.bin")) == len(payload)
+        during = ticks - before
+    finally:
+        done.set()
+        counter.join()
+        sys.setswitchinterval(interval)
+    assert during >= 10, f"the other thread ran only {during} times during the I/O: the GIL was held"

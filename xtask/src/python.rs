@@ -1,0 +1,146 @@
+//! The Python side: a pinned venv under the target dir, and the wheel built
+//! from crates/py-bindings installed into it.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Dirs;
+use crate::run::{Error, Result, run};
+
+/// Oldest Python the wheel supports (pyo3's `abi3-py310`).
+const MIN_PYTHON: (u32, u32) = (3, 10);
+
+/// Makes sure `<target>/xtask/venv` exists, works, and has exactly the pinned
+/// requirements installed; returns the venv's python.
+pub fn ensure_venv(dirs: &Dirs) -> Result<PathBuf> {
+    let venv = dirs.target.join("xtask").join("venv");
+    let python = venv.join("bin").join("python");
+
+    // A venv whose base interpreter moved or vanished cannot be repaired: recreate it.
+    let usable = dirs
+        .command(&python)
+        .args(["-c", ""])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !usable {
+        if venv.exists() {
+            println!("    venv at {} is broken; recreating it", venv.display());
+            fs::remove_dir_all(&venv).map_err(|e| io_error("remove", &venv, e))?;
+        }
+        let base = base_python()?;
+        run(dirs.command(base).args(["-m", "venv"]).arg(&venv))?;
+        run(pip(dirs, &python).args(["install", "-q", "--upgrade", "pip"]))?;
+    }
+
+    // The stamp holds the requirements last installed, so an unchanged venv
+    // costs no pip run at all.
+    let requirements = dirs.root.join("tests/python/requirements.txt");
+    let wanted =
+        fs::read_to_string(&requirements).map_err(|e| io_error("read", &requirements, e))?;
+    let stamp = venv.join("xtask-requirements.stamp");
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        run(pip(dirs, &python)
+            .args(["install", "-q", "-r"])
+            .arg(&requirements))?;
+        fs::write(&stamp, &wanted).map_err(|e| io_error("write", &stamp, e))?;
+    }
+    Ok(python)
+}
+
+/// Builds the py-bindings wheel (dev profile) into `<target>/wheels` with the
+/// venv's maturin and force-installs it into the venv.
+pub fn build_and_install_wheel(dirs: &Dirs, python: &Path) -> Result {
+    let wheels = dirs.target.join("wheels");
+    // Old wheels would make "the wheel just built" ambiguous.
+    for wheel in list_wheels(&wheels)? {
+        fs::remove_file(&wheel).map_err(|e| io_error("remove", &wheel, e))?;
+    }
+    run(dirs
+        .command(python)
+        .args(["-m", "maturin", "build", "--profile", "dev"])
+        .arg("--manifest-path")
+        .arg(dirs.root.join("crates/py-bindings/Cargo.toml"))
+        .arg("--interpreter")
+        .arg(python)
+        .arg("--out")
+        .arg(&wheels)
+        // A local wheel for this machine's venv: manylinux repair is for publishing.
+        .args(["--auditwheel", "skip"]))?;
+
+    let wheel = match list_wheels(&wheels)?.as_slice() {
+        [wheel] => wheel.clone(),
+        found => {
+            return Err(Error::new(format!(
+                "expected exactly one wheel in {} after maturin build, found {}",
+                wheels.display(),
+                found.len()
+            )));
+        }
+    };
+    run(pip(dirs, python)
+        .args(["install", "-q", "--force-reinstall", "--no-deps"])
+        .arg(wheel))
+}
+
+/// `python3` (or `python` where there is no `python3`), checked to be new enough.
+fn base_python() -> Result<&'static str> {
+    let script = "import sys; print('%d.%d' % sys.version_info[:2])";
+    for candidate in ["python3", "python"] {
+        let out = match Command::new(candidate).args(["-c", script]).output() {
+            Ok(out) => out,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::new(format!("cannot run `{candidate}`: {e}"))),
+        };
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(Error::new(format!(
+                "`{candidate}` does not run ({}): {}",
+                out.status,
+                stderr.trim()
+            )));
+        }
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let parsed = version
+            .split_once('.')
+            .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
+        return match parsed {
+            Some(found) if found >= MIN_PYTHON => Ok(candidate),
+            _ => Err(Error::new(format!(
+                "Python >= {}.{} is required, but `{candidate}` is Python {version}",
+                MIN_PYTHON.0, MIN_PYTHON.1
+            ))),
+        };
+    }
+    Err(Error::new(
+        "no Python found: neither `python3` nor `python` is on PATH",
+    ))
+}
+
+fn pip(dirs: &Dirs, python: &Path) -> Command {
+    let mut cmd = dirs.command(python);
+    cmd.args(["-m", "pip"])
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    cmd
+}
+
+fn list_wheels(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error("list", dir, e)),
+    };
+    let mut wheels = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| io_error("list", dir, e))?.path();
+        if path.extension().is_some_and(|ext| ext == "whl") {
+            wheels.push(path);
+        }
+    }
+    Ok(wheels)
+}
+
+fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::new(format!("cannot {action} {}: {e}", path.display()))
+}

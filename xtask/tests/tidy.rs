@@ -1,0 +1,203 @@
+//! Keeps the tree honest: crate layering, documented crates, and no leftover
+//! debugging or unfinished markers. Runs with `cargo test --workspace`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Our crates each crate depends on (normal `[dependencies]`; dev-dependencies
+/// are free). Layers only depend downwards: store-core <- store-backends;
+/// serializers and asset-paths stand alone; io-manager composes store-core,
+/// serializers and asset-paths; py-bindings sits on top of everything.
+const LAYERS: &[(&str, Layer)] = &[
+    ("store-core", Layer::Exactly(&[])),
+    ("store-backends", Layer::Exactly(&["store-core"])),
+    ("serializers", Layer::Exactly(&[])),
+    ("asset-paths", Layer::Exactly(&[])),
+    (
+        "io-manager",
+        Layer::SubsetOf(&["store-core", "serializers", "asset-paths"]),
+    ),
+    ("py-bindings", Layer::Any),
+];
+
+/// How a crate may depend on our other crates.
+enum Layer {
+    Exactly(&'static [&'static str]),
+    SubsetOf(&'static [&'static str]),
+    Any,
+}
+
+const LAYERING: &str = "layers depend downwards: store-core <- store-backends; \
+    store-core, serializers, asset-paths <- io-manager <- py-bindings";
+
+/// Unfinished or debugging code; split so that this file does not trip its own check.
+const BANNED: &[&str] = &[
+    concat!("todo", "!("),
+    concat!("unimplemented", "!("),
+    concat!("dbg", "!("),
+    concat!("TO", "DO"),
+    concat!("FIX", "ME"),
+    concat!("XX", "X"),
+];
+
+#[test]
+fn crates_depend_only_on_lower_layers() {
+    let ours = crate_names();
+    let mut problems = Vec::new();
+    for name in &ours {
+        let Some((_, layer)) = LAYERS.iter().find(|(layer, _)| layer == name) else {
+            problems.push(format!(
+                "crates/{name} is not in LAYERS of xtask/tests/tidy.rs: add it"
+            ));
+            continue;
+        };
+        let manifest = read(&root().join("crates").join(name).join("Cargo.toml"));
+        let deps: Vec<String> = normal_dependencies(&manifest)
+            .into_iter()
+            .filter(|dep| ours.contains(dep))
+            .collect();
+        let (allowed, required): (&[&str], &[&str]) = match layer {
+            Layer::Exactly(exact) => (exact, exact),
+            Layer::SubsetOf(allowed) => (allowed, &[]),
+            Layer::Any => continue,
+        };
+        for dep in deps.iter().filter(|dep| !allowed.contains(&dep.as_str())) {
+            problems.push(format!(
+                "crates/{name} must not depend on {dep} ({LAYERING})"
+            ));
+        }
+        for dep in required
+            .iter()
+            .filter(|dep| !deps.iter().any(|d| d == *dep))
+        {
+            problems.push(format!("crates/{name} should depend on {dep} ({LAYERING})"));
+        }
+    }
+    assert_no_problems(problems);
+}
+
+#[test]
+fn library_crates_are_documented_with_examples() {
+    let mut problems = Vec::new();
+    for name in crate_names().iter().filter(|name| *name != "py-bindings") {
+        let lib = root().join("crates").join(name).join("src/lib.rs");
+        let Ok(text) = fs::read_to_string(&lib) else {
+            problems.push(format!("crates/{name} has no src/lib.rs"));
+            continue;
+        };
+        if !text.contains("#![deny(missing_docs)]") {
+            problems.push(format!(
+                "crates/{name}/src/lib.rs lacks #![deny(missing_docs)]"
+            ));
+        }
+        let has_example = text
+            .lines()
+            .map(str::trim_start)
+            .any(|l| l.starts_with("//! ```") || l.starts_with("/// ```"));
+        if !has_example {
+            problems.push(format!(
+                "crates/{name}/src/lib.rs has no code example (a //! ``` or /// ``` block)"
+            ));
+        }
+    }
+    assert_no_problems(problems);
+}
+
+#[test]
+fn crates_have_descriptions() {
+    let problems = crate_names()
+        .into_iter()
+        .filter(|name| {
+            let manifest = read(&root().join("crates").join(name).join("Cargo.toml"));
+            !manifest
+                .lines()
+                .any(|l| l.trim_start().starts_with("description = "))
+        })
+        .map(|name| format!("crates/{name}/Cargo.toml has no `description = ` line"))
+        .collect();
+    assert_no_problems(problems);
+}
+
+#[test]
+fn no_unfinished_or_debugging_code() {
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "tests"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    files.sort();
+    let mut problems = Vec::new();
+    for file in files {
+        for (number, line) in read(&file).lines().enumerate() {
+            if let Some(found) = BANNED.iter().find(|banned| line.contains(*banned)) {
+                let path = file.strip_prefix(root()).unwrap_or(&file).display();
+                problems.push(format!("{path}:{}: contains {found}", number + 1));
+            }
+        }
+    }
+    assert_no_problems(problems);
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repo")
+}
+
+/// Names of the crate folders under crates/, sorted for stable messages.
+fn crate_names() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(root().join("crates"))
+        .expect("crates/ exists")
+        .map(|entry| entry.expect("readable crates/"))
+        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Dependency names from `[dependencies]`, `[dependencies.NAME]` and
+/// `[target.'…'.dependencies]`; a line scan is enough for our manifests.
+fn normal_dependencies(manifest: &str) -> Vec<String> {
+    let mut deps = Vec::new();
+    let mut in_section = false;
+    for line in manifest.lines().map(str::trim) {
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = header == "dependencies" || header.ends_with(".dependencies");
+            if let Some(name) = header.strip_prefix("dependencies.") {
+                deps.push(name.trim().to_owned());
+                in_section = false;
+            }
+        } else if in_section && !line.is_empty() && !line.starts_with('#') {
+            // `name = …` or `name.workspace = true`
+            let name = line.split(['=', '.']).next().unwrap_or_default();
+            deps.push(name.trim().trim_matches('"').to_owned());
+        }
+    }
+    deps
+}
+
+/// Every `.rs` file below `dir`, skipping build output and hidden folders.
+fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.expect("readable directory entry").path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if path.is_dir() {
+            if name != "target" && !name.starts_with('.') {
+                rust_files(&path, files);
+            }
+        } else if name.ends_with(".rs") {
+            files.push(path);
+        }
+    }
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn assert_no_problems(problems: Vec<String>) {
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
