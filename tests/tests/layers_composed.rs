@@ -30,7 +30,10 @@ async fn partitioned_outputs_round_trip_through_files_on_disk() {
         let value = DailyTotal { day: day.clone(), orders: i as u32, revenue: i as f64 * 10.5 };
         let path = io.asset_path(&["sales", "daily_total"], &[day]).unwrap();
         let written = io.handle_output(&path, &value).await.unwrap();
-        assert!(written.uri.starts_with("file://") && written.uri.ends_with(&format!("warehouse/sales/daily_total/{day}.json")));
+        assert!(
+            written.uri.starts_with("file://")
+                && written.uri.ends_with(&format!("warehouse/sales/daily_total/{day}.json"))
+        );
     }
     // The files are plain JSON where the seed's path table says they are.
     let file = dir.path().join("warehouse/sales/daily_total/2026-01-03.json");

@@ -45,39 +45,25 @@ fn main() {
 
 fn test(pytest_args: &[&str]) -> Result {
     let dirs = Dirs::new()?;
-    step("cargo test --workspace --all-targets", || {
-        run(dirs.cargo().args(["test", "--workspace", "--all-targets"]))
-    })?;
-    step("cargo test --workspace --doc", || {
-        run(dirs.cargo().args(["test", "--workspace", "--doc"]))
-    })?;
+    step("cargo test --workspace --all-targets", || run(dirs.cargo().args(["test", "--workspace", "--all-targets"])))?;
+    step("cargo test --workspace --doc", || run(dirs.cargo().args(["test", "--workspace", "--doc"])))?;
     let python = prepare_python(&dirs)?;
     step("pytest tests/python", || {
-        run(dirs
-            .command(&python)
-            .args(["-m", "pytest", "tests/python", "-q"])
-            .args(pytest_args))
+        run(dirs.command(&python).args(["-m", "pytest", "tests/python", "-q"]).args(pytest_args))
     })
 }
 
 fn demo() -> Result {
     let dirs = Dirs::new()?;
     let python = prepare_python(&dirs)?;
-    step("examples/demo.py", || {
-        run(dirs
-            .command(&python)
-            .arg("examples/demo.py")
-            .arg(dirs.root.join("demo-output")))
-    })
+    step("examples/demo.py", || run(dirs.command(&python).arg("examples/demo.py").arg(dirs.root.join("demo-output"))))
 }
 
 /// The venv with a freshly built wheel installed (shared by `test` and `demo`,
 /// so both exercise the same build); returns the venv's python.
 fn prepare_python(dirs: &Dirs) -> Result<PathBuf> {
     let python = step("Python venv", || python::ensure_venv(dirs))?;
-    step("build and install the wheel", || {
-        python::build_and_install_wheel(dirs, &python)
-    })?;
+    step("build and install the wheel", || python::build_and_install_wheel(dirs, &python))?;
     Ok(python)
 }
 
@@ -89,18 +75,11 @@ struct Dirs {
 
 impl Dirs {
     fn new() -> Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("xtask lives in the repo")
-            .to_owned();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo").to_owned();
         // Made absolute here, as cargo reads it relative to the directory it was started in.
         let target = match env::var_os("CARGO_TARGET_DIR") {
-            Some(dir) => std::path::absolute(&dir).map_err(|e| {
-                Error::new(format!(
-                    "bad CARGO_TARGET_DIR {}: {e}",
-                    Path::new(&dir).display()
-                ))
-            })?,
+            Some(dir) => std::path::absolute(&dir)
+                .map_err(|e| Error::new(format!("bad CARGO_TARGET_DIR {}: {e}", Path::new(&dir).display())))?,
             None => root.join("target"),
         };
         Ok(Dirs { root, target })
@@ -110,8 +89,7 @@ impl Dirs {
     /// through maturin) builds into the one target dir.
     fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(&self.root)
-            .env("CARGO_TARGET_DIR", &self.target);
+        cmd.current_dir(&self.root).env("CARGO_TARGET_DIR", &self.target);
         cmd
     }
 

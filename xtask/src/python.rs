@@ -19,11 +19,7 @@ pub fn ensure_venv(dirs: &Dirs) -> Result<PathBuf> {
     let python = venv.join("bin").join("python");
 
     // A venv whose base interpreter moved or vanished cannot be repaired: recreate it.
-    let usable = dirs
-        .command(&python)
-        .args(["-c", ""])
-        .status()
-        .is_ok_and(|s| s.success());
+    let usable = dirs.command(&python).args(["-c", ""]).status().is_ok_and(|s| s.success());
     if !usable {
         if venv.exists() {
             println!("    venv at {} is broken; recreating it", venv.display());
@@ -37,13 +33,10 @@ pub fn ensure_venv(dirs: &Dirs) -> Result<PathBuf> {
     // The stamp holds the requirements last installed, so an unchanged venv
     // costs no pip run at all.
     let requirements = dirs.root.join("tests/python/requirements.txt");
-    let wanted =
-        fs::read_to_string(&requirements).map_err(|e| io_error("read", &requirements, e))?;
+    let wanted = fs::read_to_string(&requirements).map_err(|e| io_error("read", &requirements, e))?;
     let stamp = venv.join("xtask-requirements.stamp");
     if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        run(pip(dirs, &python)
-            .args(["install", "-q", "-r"])
-            .arg(&requirements))?;
+        run(pip(dirs, &python).args(["install", "-q", "-r"]).arg(&requirements))?;
         fs::write(&stamp, &wanted).map_err(|e| io_error("write", &stamp, e))?;
     }
     Ok(python)
@@ -79,9 +72,7 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path) -> Result {
             )));
         }
     };
-    run(pip(dirs, python)
-        .args(["install", "-q", "--force-reinstall", "--no-deps"])
-        .arg(wheel))
+    run(pip(dirs, python).args(["install", "-q", "--force-reinstall", "--no-deps"]).arg(wheel))
 }
 
 /// `python3` (or `python` where there is no `python3`), checked to be new enough.
@@ -95,16 +86,11 @@ fn base_python() -> Result<&'static str> {
         };
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(Error::new(format!(
-                "`{candidate}` does not run ({}): {}",
-                out.status,
-                stderr.trim()
-            )));
+            return Err(Error::new(format!("`{candidate}` does not run ({}): {}", out.status, stderr.trim())));
         }
         let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let parsed = version
-            .split_once('.')
-            .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
+        let parsed =
+            version.split_once('.').and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
         return match parsed {
             Some(found) if found >= MIN_PYTHON => Ok(candidate),
             _ => Err(Error::new(format!(
@@ -113,15 +99,12 @@ fn base_python() -> Result<&'static str> {
             ))),
         };
     }
-    Err(Error::new(
-        "no Python found: neither `python3` nor `python` is on PATH",
-    ))
+    Err(Error::new("no Python found: neither `python3` nor `python` is on PATH"))
 }
 
 fn pip(dirs: &Dirs, python: &Path) -> Command {
     let mut cmd = dirs.command(python);
-    cmd.args(["-m", "pip"])
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+    cmd.args(["-m", "pip"]).env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
     cmd
 }
 

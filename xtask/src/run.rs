@@ -12,10 +12,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Error {
-            message: message.into(),
-            code: 1,
-        }
+        Error { message: message.into(), code: 1 }
     }
 }
 
@@ -43,10 +40,7 @@ pub fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let start = Instant::now();
     let result = f();
     let outcome = if result.is_ok() { "done" } else { "FAILED" };
-    println!(
-        "<== {name}: {outcome} in {:.1}s",
-        start.elapsed().as_secs_f64()
-    );
+    println!("<== {name}: {outcome} in {:.1}s", start.elapsed().as_secs_f64());
     result
 }
 
@@ -60,11 +54,7 @@ fn display(cmd: &Command) -> String {
         .chain(cmd.get_args())
         .map(|arg| {
             let arg = arg.to_string_lossy();
-            if arg.is_empty() || arg.contains(char::is_whitespace) {
-                format!("'{arg}'")
-            } else {
-                arg.into_owned()
-            }
+            if arg.is_empty() || arg.contains(char::is_whitespace) { format!("'{arg}'") } else { arg.into_owned() }
         })
         .collect::<Vec<_>>()
         .join(" ")

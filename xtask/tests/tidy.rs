@@ -13,10 +13,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("store-backends", Layer::Exactly(&["store-core"])),
     ("serializers", Layer::Exactly(&[])),
     ("asset-paths", Layer::Exactly(&[])),
-    (
-        "io-manager",
-        Layer::SubsetOf(&["store-core", "serializers", "asset-paths"]),
-    ),
+    ("io-manager", Layer::SubsetOf(&["store-core", "serializers", "asset-paths"])),
     ("py-bindings", Layer::Any),
 ];
 
@@ -46,30 +43,20 @@ fn crates_depend_only_on_lower_layers() {
     let mut problems = Vec::new();
     for name in &ours {
         let Some((_, layer)) = LAYERS.iter().find(|(layer, _)| layer == name) else {
-            problems.push(format!(
-                "crates/{name} is not in LAYERS of xtask/tests/tidy.rs: add it"
-            ));
+            problems.push(format!("crates/{name} is not in LAYERS of xtask/tests/tidy.rs: add it"));
             continue;
         };
         let manifest = read(&root().join("crates").join(name).join("Cargo.toml"));
-        let deps: Vec<String> = normal_dependencies(&manifest)
-            .into_iter()
-            .filter(|dep| ours.contains(dep))
-            .collect();
+        let deps: Vec<String> = normal_dependencies(&manifest).into_iter().filter(|dep| ours.contains(dep)).collect();
         let (allowed, required): (&[&str], &[&str]) = match layer {
             Layer::Exactly(exact) => (exact, exact),
             Layer::SubsetOf(allowed) => (allowed, &[]),
             Layer::Any => continue,
         };
         for dep in deps.iter().filter(|dep| !allowed.contains(&dep.as_str())) {
-            problems.push(format!(
-                "crates/{name} must not depend on {dep} ({LAYERING})"
-            ));
+            problems.push(format!("crates/{name} must not depend on {dep} ({LAYERING})"));
         }
-        for dep in required
-            .iter()
-            .filter(|dep| !deps.iter().any(|d| d == *dep))
-        {
+        for dep in required.iter().filter(|dep| !deps.iter().any(|d| d == *dep)) {
             problems.push(format!("crates/{name} should depend on {dep} ({LAYERING})"));
         }
     }
@@ -86,18 +73,12 @@ fn library_crates_are_documented_with_examples() {
             continue;
         };
         if !text.contains("#![deny(missing_docs)]") {
-            problems.push(format!(
-                "crates/{name}/src/lib.rs lacks #![deny(missing_docs)]"
-            ));
+            problems.push(format!("crates/{name}/src/lib.rs lacks #![deny(missing_docs)]"));
         }
-        let has_example = text
-            .lines()
-            .map(str::trim_start)
-            .any(|l| l.starts_with("//! ```") || l.starts_with("/// ```"));
+        let has_example =
+            text.lines().map(str::trim_start).any(|l| l.starts_with("//! ```") || l.starts_with("/// ```"));
         if !has_example {
-            problems.push(format!(
-                "crates/{name}/src/lib.rs has no code example (a //! ``` or /// ``` block)"
-            ));
+            problems.push(format!("crates/{name}/src/lib.rs has no code example (a //! ``` or /// ``` block)"));
         }
     }
     assert_no_problems(problems);
@@ -109,9 +90,7 @@ fn crates_have_descriptions() {
         .into_iter()
         .filter(|name| {
             let manifest = read(&root().join("crates").join(name).join("Cargo.toml"));
-            !manifest
-                .lines()
-                .any(|l| l.trim_start().starts_with("description = "))
+            !manifest.lines().any(|l| l.trim_start().starts_with("description = "))
         })
         .map(|name| format!("crates/{name}/Cargo.toml has no `description = ` line"))
         .collect();
@@ -138,9 +117,7 @@ fn no_unfinished_or_debugging_code() {
 }
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the repo")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo")
 }
 
 /// Names of the crate folders under crates/, sorted for stable messages.
@@ -200,4 +177,14 @@ fn read(path: &Path) -> String {
 
 fn assert_no_problems(problems: Vec<String>) {
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+#[test]
+fn code_is_formatted() {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["fmt", "--all", "--", "--check"])
+        .current_dir(root())
+        .status()
+        .expect("run cargo fmt");
+    assert!(status.success(), "the tree is not rustfmt-formatted: run `cargo fmt --all`");
 }

@@ -53,9 +53,7 @@ pub enum AssetPathError {
     #[error("asset key is empty: it must have at least one segment")]
     EmptyAssetKey,
     /// The extension is neither empty nor a `.`-prefixed single path segment.
-    #[error(
-        "invalid extension {extension:?}: must be empty or start with \".\" and be a single path segment"
-    )]
+    #[error("invalid extension {extension:?}: must be empty or start with \".\" and be a single path segment")]
     InvalidExtension {
         /// The rejected extension.
         extension: String,
@@ -143,10 +141,7 @@ pub fn encode_segment(segment: &str) -> Cow<'_, str> {
 /// assert!(decode_segment("a/b").is_err());
 /// ```
 pub fn decode_segment(encoded: &str) -> Result<String, DecodeError> {
-    let error = |reason| DecodeError {
-        input: encoded.to_owned(),
-        reason,
-    };
+    let error = |reason| DecodeError { input: encoded.to_owned(), reason };
     if encoded == EMPTY_SEGMENT {
         return Ok(String::new());
     }
@@ -169,8 +164,7 @@ pub fn decode_segment(encoded: &str) -> Result<String, DecodeError> {
             rest = tail;
         }
     }
-    let decoded =
-        String::from_utf8(bytes).map_err(|_| error("escaped bytes are not valid UTF-8"))?;
+    let decoded = String::from_utf8(bytes).map_err(|_| error("escaped bytes are not valid UTF-8"))?;
     // Checking against the encoder rejects every non-canonical spelling at once,
     // which keeps decoding a bijection with encoding.
     if encode_segment(&decoded) != encoded {
@@ -192,9 +186,7 @@ pub fn decode_segment(encoded: &str) -> Result<String, DecodeError> {
 /// assert_eq!(asset_paths::asset_prefix(&["foo", "bar"]).unwrap(), "foo/bar");
 /// ```
 pub fn asset_prefix<K: AsRef<str>>(asset_key: &[K]) -> Result<String, AssetPathError> {
-    let (first, rest) = asset_key
-        .split_first()
-        .ok_or(AssetPathError::EmptyAssetKey)?;
+    let (first, rest) = asset_key.split_first().ok_or(AssetPathError::EmptyAssetKey)?;
     let mut path = encode_segment(first.as_ref()).into_owned();
     push_segments(&mut path, rest);
     Ok(path)
@@ -228,13 +220,9 @@ pub fn asset_path<K: AsRef<str>, P: AsRef<str>>(
     let valid_extension = extension.is_empty()
         || (extension.starts_with('.')
             && extension != "."
-            && !extension
-                .chars()
-                .any(|c| matches!(c, '/' | '\\') || c.is_control()));
+            && !extension.chars().any(|c| matches!(c, '/' | '\\') || c.is_control()));
     if !valid_extension {
-        return Err(AssetPathError::InvalidExtension {
-            extension: extension.to_owned(),
-        });
+        return Err(AssetPathError::InvalidExtension { extension: extension.to_owned() });
     }
     let mut path = asset_prefix(asset_key)?;
     push_segments(&mut path, partition);
@@ -270,31 +258,19 @@ mod tests {
 
     #[test]
     fn one_folder_level_per_partition_dimension_in_order() {
-        assert_eq!(
-            asset_path(&["foo"], &["2026-01-01", "eu"], ".pkl").unwrap(),
-            "foo/2026-01-01/eu.pkl"
-        );
-        assert_eq!(
-            asset_path(&["foo"], &["eu", "2026-01-01"], ".pkl").unwrap(),
-            "foo/eu/2026-01-01.pkl"
-        );
+        assert_eq!(asset_path(&["foo"], &["2026-01-01", "eu"], ".pkl").unwrap(), "foo/2026-01-01/eu.pkl");
+        assert_eq!(asset_path(&["foo"], &["eu", "2026-01-01"], ".pkl").unwrap(), "foo/eu/2026-01-01.pkl");
     }
 
     #[test]
     fn empty_extension_adds_no_suffix() {
-        assert_eq!(
-            asset_path(&["foo", "bar"], NO_PARTITION, "").unwrap(),
-            "foo/bar"
-        );
+        assert_eq!(asset_path(&["foo", "bar"], NO_PARTITION, "").unwrap(), "foo/bar");
         assert_eq!(asset_path(&["foo"], &["p"], "").unwrap(), "foo/p");
     }
 
     #[test]
     fn key_and_partition_segments_are_encoded() {
-        assert_eq!(
-            asset_path(&["..", "a/b"], &["", "."], ".pkl").unwrap(),
-            "%2E./a%2Fb/%/%2E.pkl"
-        );
+        assert_eq!(asset_path(&["..", "a/b"], &["", "."], ".pkl").unwrap(), "%2E./a%2Fb/%/%2E.pkl");
     }
 
     #[test]
@@ -309,29 +285,18 @@ mod tests {
     fn empty_asset_key_is_an_error() {
         let empty: &[&str] = &[];
         assert_eq!(asset_prefix(empty), Err(AssetPathError::EmptyAssetKey));
-        assert_eq!(
-            asset_path(empty, &["p"], ".pkl"),
-            Err(AssetPathError::EmptyAssetKey)
-        );
+        assert_eq!(asset_path(empty, &["p"], ".pkl"), Err(AssetPathError::EmptyAssetKey));
     }
 
     #[test]
     fn bad_extensions_are_errors_naming_the_extension() {
         for extension in ["pkl", ".", ".a/b", ".a\\b", ".a\0", "/"] {
             let error = asset_path(&["foo"], NO_PARTITION, extension).unwrap_err();
-            assert_eq!(
-                error,
-                AssetPathError::InvalidExtension {
-                    extension: extension.to_owned()
-                }
-            );
+            assert_eq!(error, AssetPathError::InvalidExtension { extension: extension.to_owned() });
             assert!(error.to_string().contains(&format!("{extension:?}")));
         }
         assert_eq!(
-            AssetPathError::InvalidExtension {
-                extension: ".a/b".to_owned()
-            }
-            .to_string(),
+            AssetPathError::InvalidExtension { extension: ".a/b".to_owned() }.to_string(),
             r#"invalid extension ".a/b": must be empty or start with "." and be a single path segment"#
         );
     }

@@ -43,9 +43,7 @@ fn assert_safe(segment: &str) -> Result<(), TestCaseError> {
     prop_assert!(!segment.is_empty(), "empty segment");
     prop_assert!(!segment.starts_with('.'), "{segment:?} starts with '.'");
     prop_assert!(
-        !segment
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control()),
+        !segment.chars().any(|c| c == '/' || c == '\\' || c.is_control()),
         "{segment:?} has a separator or control character"
     );
     Ok(())

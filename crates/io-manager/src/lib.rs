@@ -27,7 +27,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use serializers::{SerializeError, Serializer};
 use store_core::{Store, StorePath, WriteMode};
 
@@ -114,14 +114,19 @@ impl<V> IoManager<V> {
 
     /// Where an asset (and partition, one key per dimension) is stored, with the
     /// serializer's extension: `foo/bar.json`, `foo/bar/2026-01.json`.
-    pub fn asset_path<K: AsRef<str>, P: AsRef<str>>(&self, asset_key: &[K], partition: &[P]) -> Result<StorePath, Error> {
+    pub fn asset_path<K: AsRef<str>, P: AsRef<str>>(
+        &self,
+        asset_key: &[K],
+        partition: &[P],
+    ) -> Result<StorePath, Error> {
         let path = asset_paths::asset_path(asset_key, partition, self.serializer.extension())?;
         Ok(StorePath::parse(path)?)
     }
 
     /// Serializes `value` and writes it atomically to `path`.
     pub async fn handle_output(&self, path: &StorePath, value: &V) -> Result<OutputMetadata, Error> {
-        let data = self.serializer.serialize(value).map_err(|source| Error::Serialize { path: path.clone(), source })?;
+        let data =
+            self.serializer.serialize(value).map_err(|source| Error::Serialize { path: path.clone(), source })?;
         self.write_bytes(path, data).await
     }
 
@@ -141,12 +146,20 @@ impl<V> IoManager<V> {
     /// Reads and deserializes several objects (the partitions of one input),
     /// fetching up to the concurrency bound at once; results keep the order of `paths`.
     pub async fn load_many(&self, paths: &[StorePath]) -> Result<Vec<V>, Error> {
-        stream::iter(paths)
-            .map(|path| async move { Ok::<_, Error>((path, self.store.read(path).await?)) })
-            .buffered(self.max_concurrency)
-            .and_then(|(path, data)| async move { self.decode(path, data) })
-            .try_collect()
-            .await
+        let reads = paths.iter().cloned().map(|path| {
+            let store = self.store.clone();
+            async move {
+                let data = store.read(&path).await;
+                (path, data)
+            }
+        });
+        let mut fetched = stream::iter(reads).buffered(self.max_concurrency);
+        let mut values = Vec::with_capacity(paths.len());
+        // Decoding one result overlaps with the fetches still in flight.
+        while let Some((path, data)) = fetched.next().await {
+            values.push(self.decode(&path, data?)?);
+        }
+        Ok(values)
     }
 
     fn decode(&self, path: &StorePath, data: Bytes) -> Result<V, Error> {
@@ -276,7 +289,11 @@ mod tests {
         async fn delete(&self, path: &StorePath) -> store_core::Result<()> {
             self.inner.delete(path).await
         }
-        fn list(&self, prefix: Option<&StorePath>, recursive: bool) -> BoxStream<'static, store_core::Result<ListEntry>> {
+        fn list(
+            &self,
+            prefix: Option<&StorePath>,
+            recursive: bool,
+        ) -> BoxStream<'static, store_core::Result<ListEntry>> {
             self.inner.list(prefix, recursive)
         }
         async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> store_core::Result<()> {

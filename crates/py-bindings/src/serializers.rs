@@ -127,10 +127,8 @@ pub fn resolve(serializer: &Bound<'_, PyAny>) -> PyResult<PySerializer> {
             serializer_names()
         ))
     };
-    let extension: String = serializer
-        .getattr("extension")
-        .and_then(|e| e.extract())
-        .map_err(|_| protocol_error("`extension` string"))?;
+    let extension: String =
+        serializer.getattr("extension").and_then(|e| e.extract()).map_err(|_| protocol_error("`extension` string"))?;
     for method in ["serialize", "deserialize"] {
         if !serializer.getattr(method).is_ok_and(|m| m.is_callable()) {
             return Err(protocol_error(&format!("`{method}` method")));

@@ -189,7 +189,13 @@ pub struct FileInfo {
 impl From<ObjectMeta> for FileInfo {
     fn from(meta: ObjectMeta) -> Self {
         let epoch = meta.last_modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64());
-        Self { path: meta.path.to_string(), size: meta.size, etag: meta.e_tag, version: meta.version, modified_epoch: epoch }
+        Self {
+            path: meta.path.to_string(),
+            size: meta.size,
+            etag: meta.e_tag,
+            version: meta.version,
+            modified_epoch: epoch,
+        }
     }
 }
 

@@ -91,10 +91,7 @@ fn dict_key<E: ser::Error>(key: &Bound<'_, PyAny>) -> Result<String, E> {
     }
     let scalar = key.is_none() || key.is_instance_of::<PyInt>() || key.is_instance_of::<PyFloat>();
     if !scalar {
-        return Err(E::custom(format!(
-            "keys must be str, int, float, bool or None, not {}",
-            type_name(key)
-        )));
+        return Err(E::custom(format!("keys must be str, int, float, bool or None, not {}", type_name(key))));
     }
     serde_json::to_string(&Json(key)).map_err(E::custom)
 }

@@ -70,16 +70,8 @@ impl SerializeError {
         Self::new(serializer, Direction::Decode, source.into())
     }
 
-    fn new(
-        serializer: &str,
-        direction: Direction,
-        source: Box<dyn StdError + Send + Sync>,
-    ) -> Self {
-        Self {
-            serializer: serializer.to_owned(),
-            direction,
-            source,
-        }
+    fn new(serializer: &str, direction: Direction, source: Box<dyn StdError + Send + Sync>) -> Self {
+        Self { serializer: serializer.to_owned(), direction, source }
     }
 
     /// The name of the serializer that failed, e.g. `"json"`.
@@ -99,14 +91,8 @@ mod tests {
 
     #[test]
     fn unknown_serializer_message() {
-        let err = UnknownSerializer {
-            name: "xml".into(),
-            available: vec!["json".into(), "pickle".into()],
-        };
-        assert_eq!(
-            err.to_string(),
-            r#"unknown serializer "xml"; available: json, pickle"#
-        );
+        let err = UnknownSerializer { name: "xml".into(), available: vec!["json".into(), "pickle".into()] };
+        assert_eq!(err.to_string(), r#"unknown serializer "xml"; available: json, pickle"#);
     }
 
     #[test]
@@ -114,14 +100,8 @@ mod tests {
         let err = SerializeError::encode("pickle", String::from("can't pickle lambda"));
         assert_eq!(err.serializer(), "pickle");
         assert!(!err.is_decode());
-        assert_eq!(
-            err.to_string(),
-            "pickle serializer could not encode the value: can't pickle lambda"
-        );
-        assert_eq!(
-            err.source().map(ToString::to_string).as_deref(),
-            Some("can't pickle lambda")
-        );
+        assert_eq!(err.to_string(), "pickle serializer could not encode the value: can't pickle lambda");
+        assert_eq!(err.source().map(ToString::to_string).as_deref(), Some("can't pickle lambda"));
     }
 
     #[test]

@@ -30,9 +30,7 @@ impl<V: Serialize + DeserializeOwned> Serializer<V> for Json {
     }
 
     fn serialize(&self, value: &V) -> Result<Bytes, SerializeError> {
-        serde_json::to_vec(value)
-            .map(Bytes::from)
-            .map_err(|e| SerializeError::encode(Self::NAME, e))
+        serde_json::to_vec(value).map(Bytes::from).map_err(|e| SerializeError::encode(Self::NAME, e))
     }
 
     fn deserialize(&self, data: Bytes) -> Result<V, SerializeError> {
@@ -60,12 +58,7 @@ mod tests {
 
     #[test]
     fn roundtrips_derived_struct() {
-        let order = Order {
-            id: 7,
-            customer: "ada".into(),
-            amounts: vec![1.5, 2.25],
-            note: None,
-        };
+        let order = Order { id: 7, customer: "ada".into(), amounts: vec![1.5, 2.25], note: None };
         let bytes = Serializer::<Order>::serialize(&Json, &order).unwrap();
         let back: Order = Json.deserialize(bytes).unwrap();
         assert_eq!(back, order);
@@ -93,28 +86,16 @@ mod tests {
 
     #[test]
     fn invalid_bytes_are_a_decode_error() {
-        let err =
-            Serializer::<serde_json::Value>::deserialize(&Json, Bytes::from_static(b"{not json"))
-                .unwrap_err();
+        let err = Serializer::<serde_json::Value>::deserialize(&Json, Bytes::from_static(b"{not json")).unwrap_err();
         assert!(err.is_decode());
         assert_eq!(err.serializer(), "json");
-        assert!(
-            err.to_string()
-                .starts_with("json serializer could not decode the data: "),
-            "{err}"
-        );
-        assert!(
-            err.source()
-                .unwrap()
-                .downcast_ref::<serde_json::Error>()
-                .is_some()
-        );
+        assert!(err.to_string().starts_with("json serializer could not decode the data: "), "{err}");
+        assert!(err.source().unwrap().downcast_ref::<serde_json::Error>().is_some());
     }
 
     #[test]
     fn wrong_shape_is_a_decode_error() {
-        let err =
-            Serializer::<Order>::deserialize(&Json, Bytes::from_static(b"[1, 2]")).unwrap_err();
+        let err = Serializer::<Order>::deserialize(&Json, Bytes::from_static(b"[1, 2]")).unwrap_err();
         assert!(err.is_decode());
     }
 
@@ -124,10 +105,6 @@ mod tests {
         let err = Json.serialize(&value).unwrap_err();
         assert!(!err.is_decode());
         assert_eq!(err.serializer(), "json");
-        assert!(
-            err.to_string()
-                .starts_with("json serializer could not encode the value: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("json serializer could not encode the value: "), "{err}");
     }
 }

@@ -79,9 +79,6 @@ pub trait Serializer<V>: Send + Sync {
 /// `Arc<dyn Serializer<V>>` (and results holding one) can be debug-printed.
 impl<V> std::fmt::Debug for dyn Serializer<V> + '_ {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Serializer")
-            .field("name", &self.name())
-            .field("extension", &self.extension())
-            .finish()
+        f.debug_struct("Serializer").field("name", &self.name()).field("extension", &self.extension()).finish()
     }
 }

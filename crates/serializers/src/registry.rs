@@ -20,21 +20,15 @@ pub struct Registry<V> {
 impl<V> Registry<V> {
     /// An empty registry.
     pub fn new() -> Self {
-        Self {
-            serializers: BTreeMap::new(),
-        }
+        Self { serializers: BTreeMap::new() }
     }
 
     /// Adds `serializer` under its [`name`](Serializer::name).
     ///
     /// If a serializer with the same name was already registered it is
     /// replaced and returned.
-    pub fn register(
-        &mut self,
-        serializer: Arc<dyn Serializer<V>>,
-    ) -> Option<Arc<dyn Serializer<V>>> {
-        self.serializers
-            .insert(serializer.name().to_owned(), serializer)
+    pub fn register(&mut self, serializer: Arc<dyn Serializer<V>>) -> Option<Arc<dyn Serializer<V>>> {
+        self.serializers.insert(serializer.name().to_owned(), serializer)
     }
 
     /// The serializer registered as `name`.
@@ -44,13 +38,10 @@ impl<V> Registry<V> {
     /// [`UnknownSerializer`], listing the available names in sorted order, if
     /// no serializer is registered under `name`.
     pub fn get(&self, name: &str) -> Result<Arc<dyn Serializer<V>>, UnknownSerializer> {
-        self.serializers
-            .get(name)
-            .cloned()
-            .ok_or_else(|| UnknownSerializer {
-                name: name.to_owned(),
-                available: self.names().map(str::to_owned).collect(),
-            })
+        self.serializers.get(name).cloned().ok_or_else(|| UnknownSerializer {
+            name: name.to_owned(),
+            available: self.names().map(str::to_owned).collect(),
+        })
     }
 
     /// The registered names, in sorted order.
@@ -77,18 +68,14 @@ impl<V> Default for Registry<V> {
 
 impl<V> Clone for Registry<V> {
     fn clone(&self) -> Self {
-        Self {
-            serializers: self.serializers.clone(),
-        }
+        Self { serializers: self.serializers.clone() }
     }
 }
 
 impl<V> fmt::Debug for Registry<V> {
     /// Prints the registered names only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry")
-            .field("names", &self.names().collect::<Vec<_>>())
-            .finish()
+        f.debug_struct("Registry").field("names", &self.names().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -170,15 +157,9 @@ mod tests {
         let err = registry.get("xml").unwrap_err();
         assert_eq!(
             err,
-            UnknownSerializer {
-                name: "xml".into(),
-                available: vec!["arrow".into(), "json".into(), "upper".into()],
-            }
+            UnknownSerializer { name: "xml".into(), available: vec!["arrow".into(), "json".into(), "upper".into()] }
         );
-        assert_eq!(
-            err.to_string(),
-            r#"unknown serializer "xml"; available: arrow, json, upper"#
-        );
+        assert_eq!(err.to_string(), r#"unknown serializer "xml"; available: arrow, json, upper"#);
     }
 
     #[test]
@@ -205,20 +186,14 @@ mod tests {
         for name in ["zeta", "json", "alpha", "mid"] {
             registry.register(plain(name));
         }
-        assert_eq!(
-            registry.names().collect::<Vec<_>>(),
-            ["alpha", "json", "mid", "zeta"]
-        );
+        assert_eq!(registry.names().collect::<Vec<_>>(), ["alpha", "json", "mid", "zeta"]);
     }
 
     #[test]
     fn clone_shares_entries_and_is_independent() {
         let mut registry = Registry::<String>::with_builtins();
         let clone = registry.clone();
-        assert!(Arc::ptr_eq(
-            &registry.get("json").unwrap(),
-            &clone.get("json").unwrap()
-        ));
+        assert!(Arc::ptr_eq(&registry.get("json").unwrap(), &clone.get("json").unwrap()));
         registry.register(plain("upper"));
         assert_eq!(clone.names().collect::<Vec<_>>(), ["json"]);
     }
@@ -227,19 +202,13 @@ mod tests {
     fn debug_shows_names_only() {
         let mut registry = Registry::<String>::with_builtins();
         registry.register(plain("upper"));
-        assert_eq!(
-            format!("{registry:?}"),
-            r#"Registry { names: ["json", "upper"] }"#
-        );
+        assert_eq!(format!("{registry:?}"), r#"Registry { names: ["json", "upper"] }"#);
     }
 
     #[test]
     fn serializer_debug_shows_name_and_extension() {
         let json = Registry::<String>::with_builtins().get("json").unwrap();
-        assert_eq!(
-            format!("{json:?}"),
-            r#"Serializer { name: "json", extension: ".json" }"#
-        );
+        assert_eq!(format!("{json:?}"), r#"Serializer { name: "json", extension: ".json" }"#);
     }
 
     #[test]

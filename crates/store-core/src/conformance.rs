@@ -186,13 +186,22 @@ pub async fn large_object(store: &Store) {
     let back = get(store, "big.bin").await;
     assert!(back == data, "24 MiB object came back different");
     let mid = (12 << 20) as u64;
-    assert_eq!(store.read_range(&p("big.bin"), mid..mid + 4096).await.unwrap(), data.slice(12 << 20..(12 << 20) + 4096));
+    assert_eq!(
+        store.read_range(&p("big.bin"), mid..mid + 4096).await.unwrap(),
+        data.slice(12 << 20..(12 << 20) + 4096)
+    );
     assert_eq!(store.head(&p("big.bin")).await.unwrap().size, 24 << 20);
 }
 
 /// Non-ASCII and punctuation-heavy names survive write, read and list.
 pub async fn unicode_names(store: &Store) {
-    let names = ["ünï/cödé ✓.json", "spaces in/name with spaces.txt", "punct/a+b=c&d;e,f@g!h~i.txt", "per%cent/100%.txt", "日本/データ.bin"];
+    let names = [
+        "ünï/cödé ✓.json",
+        "spaces in/name with spaces.txt",
+        "punct/a+b=c&d;e,f@g!h~i.txt",
+        "per%cent/100%.txt",
+        "日本/データ.bin",
+    ];
     for (i, name) in names.iter().enumerate() {
         put(store, name, format!("n{i}")).await;
     }

@@ -128,8 +128,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.as_ref().map(|p| format!("{p:?}"));
         let backend = self.backend.map(|b| format!("on {b}"));
-        let context: Vec<&str> =
-            [self.operation, path.as_deref(), backend.as_deref()].into_iter().flatten().collect();
+        let context: Vec<&str> = [self.operation, path.as_deref(), backend.as_deref()].into_iter().flatten().collect();
         if !context.is_empty() {
             write!(f, "{}: ", context.join(" "))?;
         }

@@ -64,10 +64,7 @@ impl StorePath {
 
     /// `self` with `prefix` and the following `/` removed, if `self` lies strictly under `prefix`.
     pub fn strip_prefix(&self, prefix: &StorePath) -> Option<StorePath> {
-        self.0
-            .strip_prefix(prefix.as_str())
-            .and_then(|rest| rest.strip_prefix('/'))
-            .map(|rest| Self(rest.to_owned()))
+        self.0.strip_prefix(prefix.as_str()).and_then(|rest| rest.strip_prefix('/')).map(|rest| Self(rest.to_owned()))
     }
 
     /// Whether `self` is `prefix` or lies under it (segment-wise: `ab` is not under `a`).
@@ -153,9 +150,7 @@ mod tests {
 
     #[test]
     fn rejects_with_the_offending_path_quoted() {
-        for bad in [
-            "", "/abs", "a/", "a//b", ".", "..", "a/../b", "a/./b", "a\\b", "nul\0", "tab\t", "del\u{7f}",
-        ] {
+        for bad in ["", "/abs", "a/", "a//b", ".", "..", "a/../b", "a/./b", "a\\b", "nul\0", "tab\t", "del\u{7f}"] {
             let err = StorePath::parse(bad).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidPath, "{bad:?}");
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");

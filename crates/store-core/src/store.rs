@@ -147,10 +147,7 @@ impl Store {
 
     /// Copies `from` to `to` within this store.
     pub async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
-        self.backend
-            .copy(&self.full(from), &self.full(to), overwrite)
-            .await
-            .map_err(|e| self.context(e, "copy", from))
+        self.backend.copy(&self.full(from), &self.full(to), overwrite).await.map_err(|e| self.context(e, "copy", from))
     }
 
     /// Moves `from` to `to` within this store.
