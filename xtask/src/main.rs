@@ -15,8 +15,8 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  test [-- PYTEST_ARGS...]  cargo test (all targets, then doc tests), then build the
-                            wheel and run pytest on tests/python with PYTEST_ARGS
+  test [-- PYTEST_ARGS...]  cargo test --workspace, then build the wheel and run
+                            pytest on tests/python with PYTEST_ARGS
   demo                      build the wheel and run examples/demo.py into demo-output/
 
 The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt.";
@@ -45,8 +45,8 @@ fn main() {
 
 fn test(pytest_args: &[&str]) -> Result {
     let dirs = Dirs::new()?;
-    step("cargo test --workspace --all-targets", || run(dirs.cargo().args(["test", "--workspace", "--all-targets"])))?;
-    step("cargo test --workspace --doc", || run(dirs.cargo().args(["test", "--workspace", "--doc"])))?;
+    // Unit, integration and doc tests of every crate; py-bindings is tested from Python below.
+    step("cargo test --workspace", || run(dirs.cargo().args(["test", "--workspace"])))?;
     let python = prepare_python(&dirs)?;
     step("pytest tests/python", || {
         run(dirs.command(&python).args(["-m", "pytest", "tests/python", "-q"]).args(pytest_args))
