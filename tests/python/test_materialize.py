@@ -114,6 +114,18 @@ def test_partition_mapping_loads_exactly_the_mapped_upstream_partitions_in_order
     ]
 
 
+def test_a_window_clipped_to_one_partition_still_loads_a_dict(store: Store, instance) -> None:
+    materialize_days(store, instance, daily, days=["2026-01-01"])
+    result = materialize(
+        [daily.to_source_asset(), rolling],
+        partition_key="2026-01-01",
+        resources={"io_manager": remote_store_io_manager(store)},
+        instance=instance,
+    )
+    assert result.success
+    assert PickleSerializer().deserialize(store.read_bytes("rolling/2026-01-01.pkl")) == ["2026-01-01"]
+
+
 def test_unpartitioned_reader_of_a_partitioned_asset_gets_every_partition(store: Store, instance) -> None:
     materialize_days(store, instance, daily)
     result = materialize(

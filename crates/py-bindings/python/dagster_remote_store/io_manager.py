@@ -5,7 +5,16 @@ from __future__ import annotations
 import collections.abc
 from typing import Any, Union
 
-from dagster import DagsterInvariantViolationError, InputContext, IOManager, MetadataValue, OutputContext
+from dagster import (
+    DagsterInvariantViolationError,
+    IdentityPartitionMapping,
+    InputContext,
+    IOManager,
+    LastPartitionMapping,
+    MetadataValue,
+    OutputContext,
+    TimeWindowPartitionMapping,
+)
 
 from ._core import IoManagerCore, Store
 from .errors import NotFound
@@ -82,13 +91,12 @@ class _RemoteStoreIOManagerImpl(IOManager):
         partitions = _asset_partitions(context)
         if partitions is None:
             return self._load_one(identifier, None)
-        if len(partitions) == 1 and context.has_partition_key:
-            # One mapped partition for a partitioned reader: the object itself, as
-            # Dagster's own IO managers do.
+        if len(partitions) == 1 and context.has_partition_key and not _maps_to_several(context):
+            # A one-to-one mapping for a partitioned reader: the object itself.
             return self._load_one(identifier, partitions[0])
-        # Several partitions, or an unpartitioned reader of a partitioned asset
-        # (however many partitions exist): {partition_key: object}, fetched
-        # concurrently, in partition order.
+        # Several partitions, a mapping that can yield several (a window clipped
+        # at the start of the range still gets a dict), or an unpartitioned
+        # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
         try:
             values = self._core.load_many(list(paths.values()))
@@ -136,6 +144,21 @@ def _dimensions(partition_key: str) -> list[str]:
     if by_dimension:
         return [by_dimension[name] for name in sorted(by_dimension)]
     return [partition_key]
+
+
+def _maps_to_several(context: InputContext) -> bool:
+    """Whether the input's declared partition mapping can map one partition to several."""
+    try:
+        step = context.step_context
+        assets_def = step.job_def.asset_layer.get_assets_def_for_node(step.node_handle)
+        mapping = assets_def.get_partition_mapping_for_dep(context.asset_key)
+    except Exception:  # hand-built contexts, or internals that moved: the one-to-one default
+        return False
+    if mapping is None or isinstance(mapping, (IdentityPartitionMapping, LastPartitionMapping)):
+        return False
+    if isinstance(mapping, TimeWindowPartitionMapping):
+        return mapping.start_offset != mapping.end_offset
+    return True
 
 
 def _dagster_type(context: Union[InputContext, OutputContext]) -> Any:
