@@ -9,7 +9,13 @@
 //! store_core::conformance_tests!(make_store);
 //! ```
 //!
-//! and gets one `#[tokio::test]` per check.
+//! and gets one `#[tokio::test]` per check. Attributes after the function apply
+//! to every generated test, e.g. to ignore them, with the reason, when the
+//! backend's test server is not running:
+//!
+//! ```ignore
+//! store_core::conformance_tests!(make_store, #[cfg_attr(not(test_s3), ignore = "no S3 test server")]);
+//! ```
 
 use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -23,20 +29,22 @@ use crate::{ErrorKind, ListEntry, Store, StorePath, WriteMode};
 /// child folder of the Store that the async function `$make_store` returns.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($make_store:path) => {
-        $crate::conformance_tests!(@each $make_store;
+    ($make_store:path $(, #[$attr:meta])* $(,)?) => {
+        $crate::conformance_tests!(@each $make_store; [$(#[$attr])*];
             put_get, range_reads, head_metadata, exists_and_delete, list_recursive_and_one_level,
             copy, rename, create_only, large_object, unicode_names, concurrent_writers,
             concurrent_create_only, child_store_scoping, errors_name_operation_path_and_backend);
     };
-    (@each $make_store:path; $($check:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $check() {
-                let store = $crate::conformance::isolated(&$make_store().await, stringify!($check));
-                $crate::conformance::$check(&store).await;
-            }
-        )*
+    (@each $make_store:path; $attrs:tt; $($check:ident),* $(,)?) => {
+        $( $crate::conformance_tests!(@one $make_store; $attrs; $check); )*
+    };
+    (@one $make_store:path; [$(#[$attr:meta])*]; $check:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $check() {
+            let store = $crate::conformance::isolated(&$make_store().await, stringify!($check));
+            $crate::conformance::$check(&store).await;
+        }
     };
 }
 
