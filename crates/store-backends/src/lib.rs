@@ -5,10 +5,14 @@
 //! |----------|------------------------------|-------------|
 //! | `local`  | [`LocalBackend`]: files under a root folder, atomic writes, optional fsync | `file://`   |
 //! | `memory` | [`MemoryBackend`]: per-process memory, for tests and ephemeral runs | `memory://` |
+//! | `s3`     | `S3Backend`: Amazon S3 and S3-compatible servers | `s3://`     |
+//! | `azure`  | `AzureBackend`: Azure Blob Storage | `az://`     |
+//! | `gcs`    | `GcsBackend`: Google Cloud Storage | `gs://`     |
 //!
 //! Backends built on `object_store` share one adapter,
 //! [`ObjectStoreBackend`], so they map errors and paths the same way; every
-//! backend runs `store_core`'s conformance suite in its tests.
+//! backend runs `store_core`'s conformance suite in its tests, the remote ones
+//! against real servers that `cargo xtask test` starts.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
@@ -25,13 +29,30 @@
 
 mod object_store_backend;
 
+#[cfg(feature = "azure")]
+mod azure;
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+mod cloud;
+#[cfg(feature = "gcs")]
+mod gcs;
+#[cfg(feature = "s3")]
+mod s3;
+
 #[cfg(feature = "local")]
 mod local;
 #[cfg(feature = "memory")]
 mod memory;
 
+#[cfg(feature = "azure")]
+pub use azure::{AzureBackend, AzureConfig};
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+pub use cloud::ClientConfig;
+#[cfg(feature = "gcs")]
+pub use gcs::{GcsBackend, GcsConfig};
 #[cfg(feature = "local")]
 pub use local::LocalBackend;
 #[cfg(feature = "memory")]
 pub use memory::MemoryBackend;
 pub use object_store_backend::ObjectStoreBackend;
+#[cfg(feature = "s3")]
+pub use s3::{S3Backend, S3Config};

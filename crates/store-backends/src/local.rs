@@ -1,7 +1,6 @@
 //! Local (or mounted) filesystem storage with atomic writes.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
 use store_core::{Error, ErrorKind, Result};
@@ -54,7 +53,7 @@ impl ObjectStoreBackend<LocalFileSystem> {
             .with_fsync(fsync)
             .with_automatic_cleanup(true);
         let uri_root = format!("file://{}", uri_escape(root.to_string_lossy().trim_end_matches('/')));
-        Ok(Self { store: Arc::new(store), kind: "local", uri_root })
+        Ok(Self::from_store(store, "local", uri_root))
     }
 }
 

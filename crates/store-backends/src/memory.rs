@@ -1,7 +1,5 @@
 //! In-memory storage, per process.
 
-use std::sync::Arc;
-
 use object_store::memory::InMemory;
 
 use crate::ObjectStoreBackend;
@@ -26,7 +24,7 @@ pub type MemoryBackend = ObjectStoreBackend<InMemory>;
 impl ObjectStoreBackend<InMemory> {
     /// A new, empty in-memory space.
     pub fn new() -> Self {
-        Self { store: Arc::new(InMemory::new()), kind: "memory", uri_root: "memory://".into() }
+        Self::from_store(InMemory::new(), "memory", "memory://".into())
     }
 }
 

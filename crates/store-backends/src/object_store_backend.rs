@@ -12,7 +12,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RenameOptions,
-    RenameTargetMode,
+    RenameTargetMode, WriteMultipart,
 };
 use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
 
@@ -21,15 +21,49 @@ use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, Store
 /// The named backends are instantiations of it ([`crate::LocalBackend`],
 /// [`crate::MemoryBackend`]); they differ only in how they are built.
 pub struct ObjectStoreBackend<S> {
-    pub(crate) store: Arc<S>,
-    pub(crate) kind: &'static str,
+    store: Arc<S>,
+    kind: &'static str,
     /// URI of the backend root, without a trailing `/`; object URIs append the path.
-    pub(crate) uri_root: String,
+    uri_root: String,
+    part_size: usize,
+    parts_in_flight: usize,
+}
+
+/// Streamed writes of at least this size go as multipart uploads of parts this large.
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+/// How many parts of one multipart upload are sent at once by default.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
+
+impl<S> ObjectStoreBackend<S> {
+    pub(crate) fn from_store(store: S, kind: &'static str, uri_root: String) -> Self {
+        Self {
+            store: Arc::new(store),
+            kind,
+            uri_root,
+            part_size: DEFAULT_PART_SIZE,
+            parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+        }
+    }
+
+    /// Sets the multipart part size (at least 5 MiB, S3's minimum) and how many
+    /// parts are in flight at once; a streamed write buffers about
+    /// `part_size * (parts_in_flight + 1)` bytes at most.
+    pub fn with_multipart(mut self, part_size: usize, parts_in_flight: usize) -> Self {
+        self.part_size = part_size.max(5 << 20);
+        self.parts_in_flight = parts_in_flight.max(1);
+        self
+    }
 }
 
 impl<S> Clone for ObjectStoreBackend<S> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), kind: self.kind, uri_root: self.uri_root.clone() }
+        Self {
+            store: self.store.clone(),
+            kind: self.kind,
+            uri_root: self.uri_root.clone(),
+            part_size: self.part_size,
+            parts_in_flight: self.parts_in_flight,
+        }
     }
 }
 
@@ -50,18 +84,24 @@ fn store_path(location: &Path) -> Result<StorePath> {
 }
 
 /// Maps an `object_store` error onto our kinds. Messages for the common kinds are
-/// fixed: the underlying text names backend-absolute paths, which stay in `source`.
+/// fixed (the underlying text names backend-absolute paths); other messages keep
+/// the underlying text with URL query strings, where signatures travel, redacted.
 fn map_error(err: object_store::Error) -> Error {
     use object_store::Error as E;
-    let (kind, message) = match &err {
-        E::NotFound { .. } => (ErrorKind::NotFound, "no such object".to_owned()),
-        E::AlreadyExists { .. } => (ErrorKind::AlreadyExists, "an object already exists at the target".to_owned()),
-        E::Precondition { .. } | E::NotModified { .. } => (ErrorKind::Precondition, err.to_string()),
-        E::PermissionDenied { .. } | E::Unauthenticated { .. } => (ErrorKind::PermissionDenied, err.to_string()),
-        E::InvalidPath { .. } => (ErrorKind::InvalidPath, err.to_string()),
-        _ => (ErrorKind::Other, err.to_string()),
+    let kind = match &err {
+        E::NotFound { .. } => return Error::new(ErrorKind::NotFound, "no such object"),
+        E::AlreadyExists { .. } => {
+            return Error::new(ErrorKind::AlreadyExists, "an object already exists at the target");
+        }
+        E::Precondition { .. } | E::NotModified { .. } => ErrorKind::Precondition,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => ErrorKind::PermissionDenied,
+        E::InvalidPath { .. } => ErrorKind::InvalidPath,
+        #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+        other => crate::cloud::classify(other).unwrap_or(ErrorKind::Other),
+        #[cfg(not(any(feature = "s3", feature = "azure", feature = "gcs")))]
+        _ => ErrorKind::Other,
     };
-    Error::new(kind, message).with_source(err)
+    Error::new(kind, redact(&err.to_string()))
 }
 
 fn object_meta(meta: object_store::ObjectMeta) -> Result<ObjectMeta> {
@@ -102,6 +142,67 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
         let put = self.store.put_opts(&location(path)?, PutPayload::from_bytes(data), options).await;
         let put = put.map_err(map_error)?;
         Ok(WriteResult { e_tag: put.e_tag, version: put.version })
+    }
+
+    async fn write_stream(
+        &self,
+        path: &StorePath,
+        mut data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        // Up to one part: a single request.
+        let mut first = Vec::new();
+        let mut buffered = 0;
+        while buffered < self.part_size {
+            match data.try_next().await? {
+                Some(chunk) => {
+                    buffered += chunk.len();
+                    first.push(chunk);
+                }
+                None => return self.write(path, first.concat().into(), mode).await,
+            }
+        }
+        // Larger: a multipart upload, straight to the target when replacing it, or
+        // to a temporary renamed create-only, since multipart uploads have no
+        // create-only mode.
+        let target = location(path)?;
+        let upload_to = match mode {
+            WriteMode::Overwrite => target.clone(),
+            WriteMode::CreateNew => Path::parse(format!("{target}.upload-{}", unique_suffix()))
+                .map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?,
+        };
+        let upload = self.store.put_multipart(&upload_to).await.map_err(map_error)?;
+        let mut parts = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+        let mut chunks = stream::iter(first.into_iter().map(Ok)).chain(data);
+        let sent = loop {
+            match chunks.try_next().await {
+                Ok(Some(chunk)) => match parts.wait_for_capacity(self.parts_in_flight).await {
+                    Ok(()) => parts.put(chunk),
+                    Err(e) => break Err(map_error(e)),
+                },
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = sent {
+            // Aborting discards the parts; there is nothing at the target to undo.
+            let _ = parts.abort().await;
+            return Err(e);
+        }
+        let put = parts.finish().await.map_err(map_error)?;
+        if mode == WriteMode::CreateNew {
+            let options = RenameOptions::new().with_target_mode(RenameTargetMode::Create);
+            if let Err(e) = self.store.rename_opts(&upload_to, &target, options).await {
+                let _ = self.store.delete(&upload_to).await;
+                return Err(map_error(e));
+            }
+        }
+        Ok(WriteResult { e_tag: put.e_tag, version: put.version })
+    }
+
+    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
+        Ok(result.into_stream().map_err(map_error).boxed())
     }
 
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
@@ -152,6 +253,37 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     }
 }
 
+/// `text` with the query string of every URL in it replaced: SAS tokens and
+/// signed-URL signatures travel there.
+pub(crate) fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("http") {
+        let (before, url_and_more) = rest.split_at(start);
+        out.push_str(before);
+        let end = url_and_more.find(|c: char| c.is_whitespace() || c == '"' || c == '\'').unwrap_or(url_and_more.len());
+        let (url, more) = url_and_more.split_at(end);
+        match url.split_once('?') {
+            Some((base, _query)) => {
+                out.push_str(base);
+                out.push_str("?<redacted>");
+            }
+            None => out.push_str(url),
+        }
+        rest = more;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A suffix no other upload of this process, or of another process, picks at the same time.
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{nanos}-{n}", std::process::id())
+}
+
 /// Escapes what would end or break a URI path; unicode stays readable.
 pub(crate) fn uri_escape(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -162,4 +294,17 @@ pub(crate) fn uri_escape(path: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn urls_lose_their_query_strings() {
+        let text = "Error performing PUT https://acct.blob.core.windows.net/c/x?sv=2022&sig=SECRET%3D in 1s - 403";
+        assert_eq!(redact(text), "Error performing PUT https://acct.blob.core.windows.net/c/x?<redacted> in 1s - 403");
+        assert_eq!(redact("no url here"), "no url here");
+        assert_eq!(redact("\"http://h/p?k=v\" and http://h/q"), "\"http://h/p?<redacted>\" and http://h/q");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use crate::{Result, StorePath};
 
@@ -93,6 +93,28 @@ pub trait Backend: Debug + Send + Sync + 'static {
 
     /// Moves `from` to `to`; with `overwrite == false` fails if `to` exists.
     async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()>;
+
+    /// Stores what `data` yields at `path`, atomically: nothing is visible at
+    /// `path` until the stream ends, and a failed stream or upload leaves no
+    /// object behind. Backends with multipart uploads override this to send
+    /// parts as they fill, several at once, with memory bounded by the part
+    /// size; the default gathers the stream and calls [`write`](Self::write).
+    async fn write_stream(
+        &self,
+        path: &StorePath,
+        data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        let chunks: Vec<Bytes> = data.try_collect().await?;
+        self.write(path, chunks.concat().into(), mode).await
+    }
+
+    /// The object as a stream of chunks, so large objects need not fit in
+    /// memory. The default reads the whole object as one chunk.
+    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let data = self.read(path).await?;
+        Ok(stream::once(async { Ok(data) }).boxed())
+    }
 
     /// Releases connections and other resources. The default does nothing.
     async fn close(&self) -> Result<()> {

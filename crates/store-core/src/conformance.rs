@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::{ErrorKind, ListEntry, Store, StorePath, WriteMode};
 
@@ -32,7 +32,8 @@ macro_rules! conformance_tests {
     ($make_store:path $(, #[$attr:meta])* $(,)?) => {
         $crate::conformance_tests!(@each $make_store; [$(#[$attr])*];
             put_get, range_reads, head_metadata, exists_and_delete, list_recursive_and_one_level,
-            copy, rename, create_only, large_object, unicode_names, concurrent_writers,
+            copy, rename, create_only, large_object, streamed_large_object, failed_stream_leaves_nothing,
+            unicode_names, concurrent_writers,
             concurrent_create_only, child_store_scoping, errors_name_operation_path_and_backend);
     };
     (@each $make_store:path; $attrs:tt; $($check:ident),* $(,)?) => {
@@ -199,6 +200,49 @@ pub async fn large_object(store: &Store) {
         data.slice(12 << 20..(12 << 20) + 4096)
     );
     assert_eq!(store.head(&p("big.bin")).await.unwrap().size, 24 << 20);
+}
+
+/// A 40 MiB object written as a stream of 1 MiB chunks (multipart where the
+/// backend has it) and read back as a stream; create-only streams refuse an
+/// existing object.
+pub async fn streamed_large_object(store: &Store) {
+    let data = pattern(40 << 20, 3);
+    let chunks: Vec<crate::Result<Bytes>> = data.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+    let path = p("streamed/big.bin");
+    store.write_stream(&path, stream::iter(chunks).boxed(), WriteMode::Overwrite).await.expect("stream write");
+    assert_eq!(store.head(&path).await.unwrap().size, data.len() as u64);
+    let mut read = Vec::with_capacity(data.len());
+    let mut pieces = store.read_stream(&path).await.expect("stream read");
+    while let Some(piece) = pieces.next().await {
+        read.extend_from_slice(&piece.expect("chunk"));
+    }
+    assert!(read == data, "streamed object came back different");
+    let again = stream::iter(vec![Ok(Bytes::from_static(b"small"))]).boxed();
+    let err = store.write_stream(&path, again, WriteMode::CreateNew).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    let small = stream::iter(vec![Ok(Bytes::from_static(b"sm")), Ok(Bytes::from_static(b"all"))]).boxed();
+    store.write_stream(&p("streamed/small.txt"), small, WriteMode::CreateNew).await.unwrap();
+    assert_eq!(get(store, "streamed/small.txt").await, "small");
+    let missing = store.read_stream(&p("streamed/none.bin")).await.err().expect("missing object");
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+}
+
+/// A stream that fails after several parts leaves no object, and keeps an old one as it was.
+pub async fn failed_stream_leaves_nothing(store: &Store) {
+    let failing = || {
+        let parts = (0..12).map(|i| match i {
+            11 => Err(crate::Error::new(ErrorKind::Other, "the producer failed")),
+            _ => Ok(pattern(1 << 20, i as u8)),
+        });
+        stream::iter(parts.collect::<Vec<_>>()).boxed()
+    };
+    let err = store.write_stream(&p("half/new.bin"), failing(), WriteMode::Overwrite).await.unwrap_err();
+    assert!(err.to_string().contains("the producer failed"), "{err}");
+    assert!(!store.exists(&p("half/new.bin")).await.unwrap(), "a failed stream left an object");
+    put(store, "half/old.bin", "old").await;
+    assert!(store.write_stream(&p("half/old.bin"), failing(), WriteMode::Overwrite).await.is_err());
+    assert_eq!(get(store, "half/old.bin").await, "old");
+    assert_eq!(listed(store, Some("half"), true).await, set(&["half/old.bin"]), "no temporary is visible");
 }
 
 /// Non-ASCII and punctuation-heavy names survive write, read and list.

@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
 
@@ -87,6 +87,25 @@ impl Store {
     /// Stores `data` atomically, replacing or refusing an existing object as `mode` says.
     pub async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
         self.backend.write(&self.full(path), data, mode).await.map_err(|e| self.context(e, "write", path))
+    }
+
+    /// Stores what `data` yields, atomically, as multipart uploads with bounded
+    /// memory where the backend has them. A stream that fails part-way leaves
+    /// no object at `path` (an existing one stays as it was).
+    pub async fn write_stream(
+        &self,
+        path: &StorePath,
+        data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        self.backend.write_stream(&self.full(path), data, mode).await.map_err(|e| self.context(e, "write", path))
+    }
+
+    /// The object as a stream of chunks.
+    pub async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let chunks = self.backend.read_stream(&self.full(path)).await.map_err(|e| self.context(e, "read", path))?;
+        let (store, path) = (self.clone(), path.clone());
+        Ok(chunks.map_err(move |e| store.context(e, "read", &path)).boxed())
     }
 
     /// Metadata of one object; `path` in the result is store-relative.

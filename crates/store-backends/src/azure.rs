@@ -1,0 +1,190 @@
+//! Azure Blob Storage.
+
+use std::fmt;
+
+use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
+use store_core::{Error, ErrorKind, Result};
+
+use crate::ObjectStoreBackend;
+use crate::cloud::{ClientConfig, config_error};
+
+/// Where an [`AzureBackend`] stores and how it authenticates.
+///
+/// Give an account key, a SAS token, or a connection string (whose
+/// `AccountName`, `AccountKey`, `BlobEndpoint` and `SharedAccessSignature`
+/// fill the options left unset). Unset options fall back to the environment
+/// (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...) and then to
+/// managed identity, as Azure's SDKs do. `Debug` never shows a secret.
+#[derive(Clone, Default)]
+pub struct AzureConfig {
+    /// Container name.
+    pub container: String,
+    /// Storage account name.
+    pub account_name: Option<String>,
+    /// Storage account key.
+    pub account_key: Option<String>,
+    /// Shared access signature, as the query string the portal gives (`sv=...&sig=...`).
+    pub sas_token: Option<String>,
+    /// A connection string, `AccountName=...;AccountKey=...;BlobEndpoint=...`.
+    pub connection_string: Option<String>,
+    /// Blob endpoint including the account, e.g. `http://127.0.0.1:10000/devstoreaccount1`.
+    pub account_url: Option<String>,
+    /// Retries, timeouts and plain-HTTP permission.
+    pub client: ClientConfig,
+}
+
+impl fmt::Debug for AzureConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("AzureConfig")
+            .field("container", &self.container)
+            .field("account_name", &self.account_name)
+            .field("account_key", &hidden(&self.account_key))
+            .field("sas_token", &hidden(&self.sas_token))
+            .field("connection_string", &hidden(&self.connection_string))
+            .field("account_url", &self.account_url)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// Objects in an Azure Blob Storage container. URIs are `az://container/blob`.
+///
+/// ```no_run
+/// # fn main() -> store_core::Result<()> {
+/// use store_backends::{AzureBackend, AzureConfig};
+/// let backend = AzureBackend::new(AzureConfig {
+///     container: "pipelines".into(),
+///     account_name: Some("mystorage".into()),
+///     account_key: std::env::var("STORAGE_KEY").ok(),
+///     ..Default::default()
+/// })?;
+/// # Ok(()) }
+/// ```
+pub type AzureBackend = ObjectStoreBackend<MicrosoftAzure>;
+
+impl ObjectStoreBackend<MicrosoftAzure> {
+    /// A backend for `config.container`; fails on invalid options, without network access.
+    pub fn new(mut config: AzureConfig) -> Result<Self> {
+        if let Some(connection_string) = config.connection_string.take() {
+            apply_connection_string(&mut config, &connection_string)?;
+        }
+        let mut builder = MicrosoftAzureBuilder::from_env()
+            .with_container_name(&config.container)
+            .with_allow_http(config.client.allow_http)
+            .with_retry(config.client.retry())
+            .with_client_options(config.client.options());
+        if let Some(account) = config.account_name {
+            builder = builder.with_account(account);
+        }
+        if let Some(key) = config.account_key {
+            builder = builder.with_access_key(key);
+        }
+        if let Some(url) = config.account_url {
+            builder = builder.with_endpoint(url);
+        }
+        if let Some(sas) = config.sas_token {
+            builder = builder.with_sas_authorization(sas_pairs(&sas)?);
+        }
+        let store = builder.build().map_err(|e| config_error("azure", e))?;
+        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)))
+    }
+}
+
+/// Fills the options a connection string sets and the config leaves unset.
+fn apply_connection_string(config: &mut AzureConfig, connection_string: &str) -> Result<()> {
+    for part in connection_string.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = part.split_once('=') else {
+            // Never echo the part: it may be a key.
+            return Err(Error::new(ErrorKind::Other, "malformed Azure connection string: expected Key=Value parts"));
+        };
+        let slot = match key {
+            "AccountName" => &mut config.account_name,
+            "AccountKey" => &mut config.account_key,
+            "BlobEndpoint" => &mut config.account_url,
+            "SharedAccessSignature" => &mut config.sas_token,
+            _ => continue,
+        };
+        slot.get_or_insert_with(|| value.to_owned());
+    }
+    Ok(())
+}
+
+/// A SAS query string as decoded key/value pairs (object_store encodes them again).
+fn sas_pairs(sas: &str) -> Result<Vec<(String, String)>> {
+    let malformed = || Error::new(ErrorKind::Other, "malformed SAS token: expected key=value pairs joined by '&'");
+    sas.trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').ok_or_else(malformed)?;
+            Ok((percent_decode(key).ok_or_else(malformed)?, percent_decode(value).ok_or_else(malformed)?))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_fill_unset_options() {
+        let mut config = AzureConfig { account_name: Some("explicit".into()), ..Default::default() };
+        apply_connection_string(
+            &mut config,
+            "DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:10000/dev;",
+        )
+        .unwrap();
+        assert_eq!(config.account_name.as_deref(), Some("explicit"));
+        assert_eq!(config.account_key.as_deref(), Some("a2V5"));
+        assert_eq!(config.account_url.as_deref(), Some("http://127.0.0.1:10000/dev"));
+        let err = apply_connection_string(&mut config, "AccountKey").unwrap_err();
+        assert!(!err.to_string().contains("AccountKey"), "{err}");
+    }
+
+    #[test]
+    fn sas_tokens_are_decoded_pairs_and_errors_hide_them() {
+        let pairs = sas_pairs("?sv=2022-11-02&sig=a%2Bb%3D&se=2026-01-01T00%3A00Z").unwrap();
+        assert_eq!(pairs[1], ("sig".into(), "a+b=".into()));
+        assert_eq!(pairs[2].1, "2026-01-01T00:00Z");
+        let err = sas_pairs("sig=SECRET%ZZ").unwrap_err();
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let config = AzureConfig {
+            container: "c".into(),
+            account_key: Some("KEY-SECRET".into()),
+            sas_token: Some("sig=SAS-SECRET".into()),
+            connection_string: Some("AccountKey=CS-SECRET".into()),
+            ..Default::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+    }
+}

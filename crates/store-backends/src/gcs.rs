@@ -1,0 +1,75 @@
+//! Google Cloud Storage.
+
+use std::fmt;
+
+use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
+use store_core::Result;
+
+use crate::ObjectStoreBackend;
+use crate::cloud::{ClientConfig, config_error};
+
+/// Where a [`GcsBackend`] stores and how it authenticates.
+///
+/// Without a service account, credentials come from the environment
+/// (`GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_SERVICE_ACCOUNT`) or the
+/// metadata server, as Google's SDKs do. `Debug` never shows the service account.
+#[derive(Clone, Default)]
+pub struct GcsConfig {
+    /// Bucket name.
+    pub bucket: String,
+    /// A service-account key: the path of its JSON file, or the JSON itself.
+    pub service_account: Option<String>,
+    /// API base URL of an emulator, e.g. `http://127.0.0.1:4443`.
+    pub base_url: Option<String>,
+    /// Send requests unsigned (emulators, public buckets). Off by default.
+    pub anonymous: bool,
+    /// Retries, timeouts and plain-HTTP permission.
+    pub client: ClientConfig,
+}
+
+impl fmt::Debug for GcsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GcsConfig")
+            .field("bucket", &self.bucket)
+            .field("service_account", &self.service_account.as_ref().map(|_| "<redacted>"))
+            .field("base_url", &self.base_url)
+            .field("anonymous", &self.anonymous)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// Objects in a Google Cloud Storage bucket. URIs are `gs://bucket/key`.
+///
+/// ```no_run
+/// # fn main() -> store_core::Result<()> {
+/// use store_backends::{GcsBackend, GcsConfig};
+/// let backend = GcsBackend::new(GcsConfig {
+///     bucket: "pipelines".into(),
+///     service_account: Some("/secrets/sa.json".into()),
+///     ..Default::default()
+/// })?;
+/// # Ok(()) }
+/// ```
+pub type GcsBackend = ObjectStoreBackend<GoogleCloudStorage>;
+
+impl ObjectStoreBackend<GoogleCloudStorage> {
+    /// A backend for `config.bucket`; fails on invalid options, without network access.
+    pub fn new(config: GcsConfig) -> Result<Self> {
+        let mut builder = GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_skip_signature(config.anonymous)
+            .with_retry(config.client.retry())
+            .with_client_options(config.client.options());
+        if let Some(base_url) = &config.base_url {
+            builder = builder.with_base_url(base_url);
+        }
+        builder = match config.service_account {
+            Some(json) if json.trim_start().starts_with('{') => builder.with_service_account_key(json),
+            Some(path) => builder.with_service_account_path(path),
+            None => builder,
+        };
+        let store = builder.build().map_err(|e| config_error("gcs", e))?;
+        Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket)))
+    }
+}
