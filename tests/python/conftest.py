@@ -1,22 +1,70 @@
-"""Shared fixtures: every store-level test runs on each backend."""
+"""Shared fixtures: every store-level test runs on each backend.
+
+Local and memory always run. S3, Azure and GCS run against the servers that
+`cargo xtask test` starts and lists in DRS_TEST_SERVERS; a server that is not
+running makes its tests skip with the reason, or fail under CI=true.
+"""
 
 from __future__ import annotations
+
+import os
+import uuid
 
 import pytest
 from dagster import DagsterInstance
 
 from dagster_remote_store import Store
-from dagster_remote_store.backends import LocalBackend, MemoryBackend
+from dagster_remote_store.backends import AzureBackend, GCSBackend, LocalBackend, MemoryBackend, S3Backend
 
-BACKENDS = ["local", "memory"]
+REMOTE = ["s3", "azure", "gcs"]
+BACKENDS = ["local", "memory", *REMOTE]
+
+
+def running_servers() -> set[str]:
+    return {name for name in os.environ.get("DRS_TEST_SERVERS", "").split(",") if name}
+
+
+def require_server(kind: str) -> None:
+    if kind in running_servers():
+        return
+    reason = f"no {kind} test server (DRS_TEST_SERVERS does not list it): run `cargo xtask test`"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def make_backend(kind: str, tmp_path):
+    env = os.environ.get
+    if kind == "local":
+        return LocalBackend(root=str(tmp_path / "store"))
+    if kind == "memory":
+        return MemoryBackend()
+    require_server(kind)
+    if kind == "s3":
+        return S3Backend(
+            env("DRS_TEST_S3_BUCKET"),
+            endpoint_url=env("DRS_TEST_S3_ENDPOINT"),
+            key=env("DRS_TEST_S3_KEY"),
+            secret=env("DRS_TEST_S3_SECRET"),
+            region_name=env("DRS_TEST_S3_REGION"),
+            allow_http=True,
+        )
+    if kind == "azure":
+        return AzureBackend(
+            env("DRS_TEST_AZURE_CONTAINER"),
+            account_name=env("DRS_TEST_AZURE_ACCOUNT"),
+            account_key=env("DRS_TEST_AZURE_KEY"),
+            account_url=env("DRS_TEST_AZURE_ENDPOINT"),
+            allow_http=True,
+        )
+    if kind == "gcs":
+        return GCSBackend(env("DRS_TEST_GCS_BUCKET"), base_url=env("DRS_TEST_GCS_URL"), anonymous=True, allow_http=True)
+    raise ValueError(kind)
 
 
 def make_store(kind: str, tmp_path) -> Store:
-    if kind == "local":
-        return Store(LocalBackend(root=str(tmp_path / "store")))
-    if kind == "memory":
-        return Store(MemoryBackend())
-    raise ValueError(kind)
+    """A Store of `kind` under a folder of its own: remote buckets are shared by every test."""
+    return Store(make_backend(kind, tmp_path), root_path=f"tests/{uuid.uuid4().hex}")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -98,7 +98,7 @@ def test_dag_005_multi_segment_asset_keys_map_to_nested_paths(store: Store) -> N
 
 
 def test_unsafe_key_segments_are_encoded_not_escaping_the_root(store: Store) -> None:
-    scoped = Store(store.backend, root_path="root")
+    scoped = store.child("root")
     assert roundtrip(scoped, "x", key=["..", "a/b", ".hidden"]) == "x"
     assert store.list() == ["root/%2E./a%2Fb/%2Ehidden.pkl"]
 

@@ -86,14 +86,14 @@ def test_copy_and_rename(store: Store) -> None:
 
 
 def test_root_path_and_child_scope_every_path(store: Store) -> None:
-    scoped = Store(store.backend, root_path="team/a")
+    scoped = Store(store.backend, root_path=f"{store.root_path}/team/a/")
+    assert scoped.root_path == f"{store.root_path}/team/a"
     scoped.write("obj", b"1")
     assert store.read_bytes("team/a/obj") == b"1"
     assert scoped.list() == ["obj"]
     child = store.child("team")
     assert child.list() == ["a/obj"]
     assert child.uri("a/obj").endswith("team/a/obj")
-    assert scoped.root_path == "team/a"
 
 
 def test_unicode_names(store: Store) -> None:

@@ -2,8 +2,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pyo3::prelude::*;
+
+use pyo3::exceptions::PyValueError;
+use store_backends::ClientConfig;
 
 use crate::errors::StoreResultExt;
 
@@ -70,5 +74,203 @@ impl MemoryBackend {
 
     fn __repr__(&self) -> &'static str {
         "MemoryBackend()"
+    }
+}
+
+/// Retry and timeout keywords every HTTP backend takes, checked.
+fn client_config(
+    allow_http: bool,
+    max_retries: usize,
+    connect_timeout: f64,
+    timeout: f64,
+    retry_timeout: f64,
+) -> PyResult<ClientConfig> {
+    let seconds = |name: &str, value: f64| {
+        Duration::try_from_secs_f64(value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| PyValueError::new_err(format!("{name} must be a positive number of seconds, got {value}")))
+    };
+    Ok(ClientConfig {
+        allow_http,
+        max_retries,
+        connect_timeout: seconds("connect_timeout", connect_timeout)?,
+        request_timeout: seconds("timeout", timeout)?,
+        retry_timeout: seconds("retry_timeout", retry_timeout)?,
+        ..ClientConfig::default()
+    })
+}
+
+/// A `repr` that shows the given settings and never a secret.
+fn repr(class: &str, fields: &[(&str, Option<String>)]) -> String {
+    let shown: Vec<String> =
+        fields.iter().filter_map(|(name, value)| Some(format!("{name}={:?}", value.as_ref()?))).collect();
+    format!("{class}({})", shown.join(", "))
+}
+
+/// Amazon S3 or an S3-compatible server (MinIO, Ceph, R2, ...).
+///
+/// Options left out come from the usual `AWS_*` environment variables and then
+/// instance or container credentials. Plain-HTTP endpoints need `allow_http=True`.
+#[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
+pub struct S3Backend {
+    shown: String,
+}
+
+#[pymethods]
+impl S3Backend {
+    #[new]
+    #[pyo3(signature = (
+        bucket, *, endpoint_url = None, key = None, secret = None, token = None, region_name = None,
+        virtual_hosted_style = false, allow_http = false, max_retries = 5, connect_timeout = 5.0,
+        timeout = 300.0, retry_timeout = 180.0,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        bucket: String,
+        endpoint_url: Option<String>,
+        key: Option<String>,
+        secret: Option<String>,
+        token: Option<String>,
+        region_name: Option<String>,
+        virtual_hosted_style: bool,
+        allow_http: bool,
+        max_retries: usize,
+        connect_timeout: f64,
+        timeout: f64,
+        retry_timeout: f64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let shown = repr(
+            "S3Backend",
+            &[
+                ("bucket", Some(bucket.clone())),
+                ("endpoint_url", endpoint_url.clone()),
+                ("region_name", region_name.clone()),
+            ],
+        );
+        let config = store_backends::S3Config {
+            bucket,
+            endpoint: endpoint_url,
+            region: region_name,
+            access_key_id: key,
+            secret_access_key: secret,
+            session_token: token,
+            virtual_hosted_style,
+            client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
+        };
+        let backend = store_backends::S3Backend::new(config).into_py_result(py)?;
+        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
+    }
+
+    fn __repr__(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// Azure Blob Storage: an account key, a SAS token or a connection string.
+///
+/// Options left out come from the `AZURE_STORAGE_*` environment variables and
+/// then managed identity. `account_url` points at another endpoint (Azurite:
+/// `http://127.0.0.1:10000/devstoreaccount1`, with `allow_http=True`).
+#[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
+pub struct AzureBackend {
+    shown: String,
+}
+
+#[pymethods]
+impl AzureBackend {
+    #[new]
+    #[pyo3(signature = (
+        container, *, account_name = None, account_key = None, sas_token = None, connection_string = None,
+        account_url = None, allow_http = false, max_retries = 5, connect_timeout = 5.0, timeout = 300.0,
+        retry_timeout = 180.0,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        container: String,
+        account_name: Option<String>,
+        account_key: Option<String>,
+        sas_token: Option<String>,
+        connection_string: Option<String>,
+        account_url: Option<String>,
+        allow_http: bool,
+        max_retries: usize,
+        connect_timeout: f64,
+        timeout: f64,
+        retry_timeout: f64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let shown = repr(
+            "AzureBackend",
+            &[
+                ("container", Some(container.clone())),
+                ("account_name", account_name.clone()),
+                ("account_url", account_url.clone()),
+            ],
+        );
+        let config = store_backends::AzureConfig {
+            container,
+            account_name,
+            account_key,
+            sas_token,
+            connection_string,
+            account_url,
+            client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
+        };
+        let backend = store_backends::AzureBackend::new(config).into_py_result(py)?;
+        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
+    }
+
+    fn __repr__(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// Google Cloud Storage.
+///
+/// `service_account` is the path of a service-account JSON key or the JSON
+/// itself; left out, credentials come from `GOOGLE_APPLICATION_CREDENTIALS` or
+/// the metadata server. `base_url` points at an emulator; `anonymous=True`
+/// sends unsigned requests.
+#[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends", name = "GCSBackend")]
+pub struct GcsBackend {
+    shown: String,
+}
+
+#[pymethods]
+impl GcsBackend {
+    #[new]
+    #[pyo3(signature = (
+        bucket, *, service_account = None, base_url = None, anonymous = false, allow_http = false,
+        max_retries = 5, connect_timeout = 5.0, timeout = 300.0, retry_timeout = 180.0,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        bucket: String,
+        service_account: Option<String>,
+        base_url: Option<String>,
+        anonymous: bool,
+        allow_http: bool,
+        max_retries: usize,
+        connect_timeout: f64,
+        timeout: f64,
+        retry_timeout: f64,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        let shown = repr("GCSBackend", &[("bucket", Some(bucket.clone())), ("base_url", base_url.clone())]);
+        let config = store_backends::GcsConfig {
+            bucket,
+            service_account,
+            base_url,
+            anonymous,
+            client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
+        };
+        let backend = store_backends::GcsBackend::new(config).into_py_result(py)?;
+        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
+    }
+
+    fn __repr__(&self) -> &str {
+        &self.shown
     }
 }

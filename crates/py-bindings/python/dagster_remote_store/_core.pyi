@@ -22,6 +22,56 @@ class LocalBackend(Backend):
 class MemoryBackend(Backend):
     def __init__(self) -> None: ...
 
+class S3Backend(Backend):
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        key: str | None = None,
+        secret: str | None = None,
+        token: str | None = None,
+        region_name: str | None = None,
+        virtual_hosted_style: bool = False,
+        allow_http: bool = False,
+        max_retries: int = 5,
+        connect_timeout: float = 5.0,
+        timeout: float = 300.0,
+        retry_timeout: float = 180.0,
+    ) -> None: ...
+
+class AzureBackend(Backend):
+    def __init__(
+        self,
+        container: str,
+        *,
+        account_name: str | None = None,
+        account_key: str | None = None,
+        sas_token: str | None = None,
+        connection_string: str | None = None,
+        account_url: str | None = None,
+        allow_http: bool = False,
+        max_retries: int = 5,
+        connect_timeout: float = 5.0,
+        timeout: float = 300.0,
+        retry_timeout: float = 180.0,
+    ) -> None: ...
+
+class GCSBackend(Backend):
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        service_account: str | None = None,
+        base_url: str | None = None,
+        anonymous: bool = False,
+        allow_http: bool = False,
+        max_retries: int = 5,
+        connect_timeout: float = 5.0,
+        timeout: float = 300.0,
+        retry_timeout: float = 180.0,
+    ) -> None: ...
+
 class FileInfo:
     @property
     def path(self) -> str: ...

@@ -6,8 +6,22 @@ written atomically (temporary file beside the target, then rename).
 ``MemoryBackend()``: objects in this process's memory, for tests and ephemeral
 runs. Each instance is its own space; other processes (such as steps of
 Dagster's multiprocess executor) do not see it.
+
+``S3Backend(bucket, *, endpoint_url, key, secret, token, region_name, ...)``:
+Amazon S3 and S3-compatible servers.
+
+``AzureBackend(container, *, account_name, account_key, sas_token,
+connection_string, account_url, ...)``: Azure Blob Storage.
+
+``GCSBackend(bucket, *, service_account, base_url, anonymous, ...)``: Google
+Cloud Storage.
+
+The HTTP backends also take ``allow_http`` (plain HTTP, for emulators; off by
+default), ``max_retries``, ``connect_timeout``, ``timeout`` and
+``retry_timeout`` (seconds). Options left out come from the environment the
+cloud SDKs read (``AWS_*``, ``AZURE_STORAGE_*``, ``GOOGLE_APPLICATION_CREDENTIALS``).
 """
 
-from ._core import Backend, LocalBackend, MemoryBackend
+from ._core import AzureBackend, Backend, GCSBackend, LocalBackend, MemoryBackend, S3Backend
 
-__all__ = ["Backend", "LocalBackend", "MemoryBackend"]
+__all__ = ["AzureBackend", "Backend", "GCSBackend", "LocalBackend", "MemoryBackend", "S3Backend"]
