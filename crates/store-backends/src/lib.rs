@@ -8,6 +8,7 @@
 //! | `s3`     | `S3Backend`: Amazon S3 and S3-compatible servers | `s3://`     |
 //! | `azure`  | `AzureBackend`: Azure Blob Storage | `az://`     |
 //! | `gcs`    | `GcsBackend`: Google Cloud Storage | `gs://`     |
+//! | `sftp`   | `SftpBackend`: any SFTP server (OpenSSH), through libssh2 | `sftp://`   |
 //!
 //! Backends built on `object_store` share one adapter,
 //! [`ObjectStoreBackend`], so they map errors and paths the same way; every
@@ -42,6 +43,8 @@ mod s3;
 mod local;
 #[cfg(feature = "memory")]
 mod memory;
+#[cfg(feature = "sftp")]
+mod sftp;
 
 #[cfg(feature = "azure")]
 pub use azure::{AzureBackend, AzureConfig};
@@ -56,3 +59,5 @@ pub use memory::MemoryBackend;
 pub use object_store_backend::ObjectStoreBackend;
 #[cfg(feature = "s3")]
 pub use s3::{S3Backend, S3Config};
+#[cfg(feature = "sftp")]
+pub use sftp::{SftpAuth, SftpBackend, SftpConfig, SftpHostKey};

@@ -1,0 +1,451 @@
+//! One SSH connection and the blocking SFTP calls on it. Everything here blocks: the backend runs it on
+//! Tokio's blocking threads, one connection per call at a time.
+
+use std::ffi::{c_char, c_int, c_ulong};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use libssh2_sys as raw;
+use ssh2::{CheckResult, ErrorCode, File, FileStat, HashType, KnownHostFileKind, OpenFlags, OpenType, RenameFlags};
+use ssh2::{Session, Sftp};
+use store_core::{Error, ErrorKind, Result};
+
+use super::{SftpAuth, SftpConfig, SftpHostKey};
+
+/// Names of in-flight temporaries start with this; listings skip them and writes refuse such names.
+pub(super) const TEMP_PREFIX: &str = ".drs-tmp-";
+
+/// A logged-in SSH session with its SFTP channel and a second one for `posix-rename@openssh.com`.
+pub(super) struct Conn {
+    session: Session,
+    sftp: Sftp,
+    renamer: PosixRenamer,
+}
+
+impl Conn {
+    /// Connects, checks the host key, logs in and opens the SFTP channels.
+    pub(super) fn connect(config: &SftpConfig) -> Result<Conn> {
+        let server = config.server();
+        let session_failed = |what: &str, e: ssh2::Error| {
+            Error::new(ErrorKind::Unavailable, format!("{what} {server} failed: {}", e.message())).with_source(e)
+        };
+        let mut session = Session::new().map_err(|e| session_failed("starting an SSH session for", e))?;
+        session.set_tcp_stream(tcp_connect(config)?);
+        session.set_timeout(millis(config.connect_timeout));
+        session.handshake().map_err(|e| session_failed("the SSH handshake with", e))?;
+        check_host_key(&session, config)?;
+        log_in(&session, config)?;
+        session.set_timeout(millis(config.io_timeout));
+        let keepalive_secs = u32::try_from(config.keepalive_interval.as_secs()).unwrap_or(u32::MAX);
+        session.set_keepalive(false, keepalive_secs);
+        let sftp = session.sftp().map_err(|e| session_failed("opening SFTP on", e))?;
+        let renamer = PosixRenamer::new(&session).map_err(|e| session_failed("opening SFTP on", e))?;
+        Ok(Conn { session, sftp, renamer })
+    }
+
+    /// Sends a keepalive if one is due; `false` if the connection is gone.
+    pub(super) fn keepalive(&self) -> bool {
+        self.session.keepalive_send().is_ok()
+    }
+
+    /// Closes the channels, then says goodbye to the server.
+    pub(super) fn disconnect(self) {
+        let Conn { session, sftp, renamer } = self;
+        drop((renamer, sftp));
+        let _ = session.disconnect(None, "closing", None);
+    }
+
+    /// The whole file, or `range` of it (clamped at its end; a start at or past the end is an error).
+    pub(super) fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<Bytes> {
+        let mut file = self.sftp.open(Path::new(path)).map_err(map_error)?;
+        let size = file_stat(file.stat())?.size.unwrap_or(0);
+        let range = match range {
+            None => 0..size,
+            Some(r) if r.start >= size => {
+                let message = format!("byte range starts at {}, beyond the end of the object ({size} bytes)", r.start);
+                return Err(Error::new(ErrorKind::Other, message));
+            }
+            Some(r) => r.start..r.end.min(size),
+        };
+        // Seeking only moves libssh2's local offset: no request is sent.
+        file.seek(SeekFrom::Start(range.start)).map_err(|e| self.io_error(e))?;
+        let mut data = vec![0; (range.end - range.start) as usize];
+        file.read_exact(&mut data).map_err(|e| self.io_error(e))?;
+        Ok(data.into())
+    }
+
+    /// Metadata of the file at `path`; folders are not objects.
+    pub(super) fn stat(&self, path: &str) -> Result<FileStat> {
+        file_stat(self.sftp.stat(Path::new(path)))
+    }
+
+    /// Stores `data` at `target` through a temporary file in the same folder.
+    pub(super) fn write(&self, target: &str, data: &[u8], overwrite: bool) -> Result<()> {
+        let temp = self.upload(target, |file| file.write_all(data))?;
+        self.commit(&temp, target, overwrite)
+    }
+
+    /// Streams `from` into a temporary beside `to`, then renames it into place: SFTP v3 has no copy.
+    pub(super) fn copy(&self, from: &str, to: &str, overwrite: bool) -> Result<()> {
+        let mut source = self.sftp.open(Path::new(from)).map_err(map_error)?;
+        file_stat(source.stat())?;
+        let temp = self.upload(to, |target| {
+            // Large reads and writes let libssh2 keep many requests in flight.
+            let mut buffer = vec![0; 1 << 20];
+            loop {
+                match source.read(&mut buffer)? {
+                    0 => return Ok(()),
+                    n => target.write_all(&buffer[..n])?,
+                }
+            }
+        })?;
+        self.commit(&temp, to, overwrite)
+    }
+
+    /// Moves `from` to `to`, creating `to`'s folder if needed.
+    pub(super) fn rename(&self, from: &str, to: &str, overwrite: bool) -> Result<()> {
+        let attempt = || if overwrite { self.replace(from, to) } else { self.rename_new(from, to) };
+        match attempt() {
+            Err(e) if e.kind() == ErrorKind::NotFound && self.sftp.stat(Path::new(from)).is_ok() => {
+                self.mkdir_all(parent(to))?;
+                attempt()
+            }
+            other => other,
+        }
+    }
+
+    /// Removes the file; a missing one is fine.
+    pub(super) fn delete(&self, path: &str) -> Result<()> {
+        match self.sftp.unlink(Path::new(path)) {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other.map_err(map_error),
+        }
+    }
+
+    /// Names and attributes in `folder`, temporaries and `.`/`..` left out; a missing folder is empty.
+    pub(super) fn read_dir(&self, folder: &str) -> Result<Vec<(String, FileStat)>> {
+        let entries = match self.sftp.readdir(Path::new(folder)) {
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            other => other.map_err(map_error)?,
+        };
+        let named = entries.into_iter().filter_map(|(path, stat)| Some((path.file_name()?.to_str()?.to_owned(), stat)));
+        Ok(named.filter(|(name, _)| !name.starts_with(TEMP_PREFIX)).collect())
+    }
+
+    /// Creates `folder` and any missing parents; tolerates racing creators.
+    pub(super) fn mkdir_all(&self, folder: &str) -> Result<()> {
+        let make = || match self.sftp.mkdir(Path::new(folder), 0o755) {
+            Err(_) if self.sftp.stat(Path::new(folder)).is_ok_and(|s| s.is_dir()) => Ok(()),
+            other => other,
+        };
+        match make() {
+            Err(e) if is_not_found(&e) && !parent(folder).is_empty() => {
+                self.mkdir_all(parent(folder))?;
+                make().map_err(map_error)
+            }
+            other => other.map_err(map_error),
+        }
+    }
+
+    /// Writes a new temporary file beside `target` (creating the folder if needed) and returns its path.
+    fn upload(&self, target: &str, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<String> {
+        let temp = format!("{}/{TEMP_PREFIX}{:016x}", parent(target), super::random_u64());
+        let create =
+            || self.sftp.open_mode(Path::new(&temp), OpenFlags::WRITE | OpenFlags::EXCLUSIVE, 0o644, OpenType::File);
+        let mut file = match create() {
+            Err(e) if is_not_found(&e) => {
+                self.mkdir_all(parent(target))?;
+                create()
+            }
+            other => other,
+        }
+        .map_err(map_error)?;
+        let filled = fill(&mut file).map_err(|e| self.io_error(e));
+        drop(file);
+        if filled.is_err() {
+            let _ = self.sftp.unlink(Path::new(&temp));
+        }
+        filled.map(|()| temp)
+    }
+
+    /// Renames a finished temporary into place, or removes it if that fails.
+    fn commit(&self, temp: &str, target: &str, overwrite: bool) -> Result<()> {
+        let renamed = if overwrite { self.replace(temp, target) } else { self.rename_new(temp, target) };
+        if renamed.is_err() {
+            let _ = self.sftp.unlink(Path::new(temp));
+        }
+        renamed
+    }
+
+    /// Renames `from` onto `to`, replacing it atomically where the server offers posix-rename.
+    fn replace(&self, from: &str, to: &str) -> Result<()> {
+        match self.renamer.rename(from, to) {
+            Err(e) if e.code() == ErrorCode::SFTP(raw::LIBSSH2_FX_OP_UNSUPPORTED) => {
+                // A plain SFTP v3 rename refuses an existing target, so remove it first: not atomic. Retry a
+                // few times if a racing writer puts its object back in between.
+                let mut attempts = 3;
+                loop {
+                    self.delete(to)?;
+                    match self.rename_new(from, to) {
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists && attempts > 1 => attempts -= 1,
+                        other => return other,
+                    }
+                }
+            }
+            other => other.map_err(map_error),
+        }
+    }
+
+    /// A plain SFTP v3 rename: OpenSSH links the new name, so it fails if `to` exists and one racer wins.
+    fn rename_new(&self, from: &str, to: &str) -> Result<()> {
+        self.sftp.rename(Path::new(from), Path::new(to), Some(RenameFlags::empty())).map_err(|e| {
+            // SFTP v3 has no "already exists" status: the server answers a bare failure.
+            if e.code() == ErrorCode::SFTP(raw::LIBSSH2_FX_FAILURE) && self.sftp.stat(Path::new(to)).is_ok() {
+                Error::new(ErrorKind::AlreadyExists, "an object already exists at the target").with_source(e)
+            } else {
+                map_error(e)
+            }
+        })
+    }
+
+    /// Maps an error from ssh2's `Read`/`Write`, which keep only the message: the session's last error
+    /// tells a server's refusal (an SFTP status, final) from a failed connection (transient).
+    fn io_error(&self, err: io::Error) -> Error {
+        let last = ssh2::Error::last_session_error(&self.session).map(|e| e.code());
+        let refused = last == Some(ErrorCode::Session(raw::LIBSSH2_ERROR_SFTP_PROTOCOL));
+        let kind = if refused { ErrorKind::Other } else { ErrorKind::Unavailable };
+        Error::new(kind, format!("SFTP transfer failed: {err}")).with_source(err)
+    }
+}
+
+/// The folder part of an absolute remote path (`""` for the filesystem root).
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(parent, _)| parent)
+}
+
+fn millis(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn tcp_connect(config: &SftpConfig) -> Result<TcpStream> {
+    let server = config.server();
+    let unavailable = |e: io::Error| Error::new(ErrorKind::Unavailable, format!("cannot connect to {server}: {e}"));
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
+    for addr in (config.host.as_str(), config.port).to_socket_addrs().map_err(unavailable)? {
+        match TcpStream::connect_timeout(&addr, config.connect_timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(unavailable(last))
+}
+
+/// Checks the server's key as `config.host_key` says. Every refusal names the server and the fingerprint
+/// it showed, and says how to fix it.
+fn check_host_key(session: &Session, config: &SftpConfig) -> Result<()> {
+    let server = config.server();
+    let refuse = |message: String| Err(Error::new(ErrorKind::PermissionDenied, message));
+    let (key, key_type) =
+        session.host_key().ok_or_else(|| Error::new(ErrorKind::Other, "the server sent no host key"))?;
+    let hash =
+        session.host_key_hash(HashType::Sha256).ok_or_else(|| Error::new(ErrorKind::Other, "no SHA-256 in libssh2"))?;
+    let seen = format!("SHA256:{}", base64(hash));
+    let shown = format!("{key_type:?} key {seen}");
+    match &config.host_key {
+        SftpHostKey::AcceptAny => Ok(()),
+        SftpHostKey::Fingerprint(expected) => {
+            let expected = expected.trim().trim_start_matches("SHA256:").trim_end_matches('=');
+            if expected == &seen["SHA256:".len()..] {
+                return Ok(());
+            }
+            refuse(format!(
+                "host key mismatch for {server}: it showed the {shown}, not the configured SHA256:{expected}; \
+                 if the server's key was changed on purpose, configure the new fingerprint"
+            ))
+        }
+        SftpHostKey::KnownHosts(file) => {
+            let mut known = session.known_hosts().map_err(map_error)?;
+            let name =
+                if config.port == 22 { config.host.clone() } else { format!("[{}]:{}", config.host, config.port) };
+            let add = format!("ssh-keyscan -p {} {} >> {}", config.port, config.host, file.display());
+            if let Err(e) = known.read_file(file, KnownHostFileKind::OpenSSH) {
+                return refuse(format!(
+                    "cannot check the host key of {server} ({shown}): cannot read known_hosts file {}: {}; \
+                     once you have checked the fingerprint, add the host with `{add}` or configure the fingerprint",
+                    file.display(),
+                    e.message()
+                ));
+            }
+            match known.check_port(&config.host, config.port, key) {
+                CheckResult::Match => Ok(()),
+                CheckResult::NotFound => refuse(format!(
+                    "host {server} ({shown}) is not in known_hosts file {}; once you have checked the fingerprint, \
+                     add it with `{add}` or configure the fingerprint",
+                    file.display()
+                )),
+                CheckResult::Mismatch => refuse(format!(
+                    "host key mismatch for {server}: it showed the {shown}, which is not the key recorded for {name} \
+                     in {}; someone may be intercepting the connection. If the key was changed on purpose, replace \
+                     the entry: `ssh-keygen -R '{name}' -f {}`, then `{add}`",
+                    file.display(),
+                    file.display()
+                )),
+                CheckResult::Failure => refuse(format!("cannot check the host key of {server} ({shown})")),
+            }
+        }
+    }
+}
+
+fn log_in(session: &Session, config: &SftpConfig) -> Result<()> {
+    let user = &config.username;
+    let (method, result) = match &config.auth {
+        SftpAuth::Password(password) => ("password", session.userauth_password(user, password)),
+        SftpAuth::PrivateKey { path, passphrase } => {
+            ("private key", session.userauth_pubkey_file(user, None, path, passphrase.as_deref()))
+        }
+        SftpAuth::PrivateKeyPem { pem, passphrase } => {
+            ("private key", session.userauth_pubkey_memory(user, None, pem, passphrase.as_deref()))
+        }
+    };
+    match result {
+        Ok(()) if session.authenticated() => Ok(()),
+        // A failed connection is worth a retry; anything else is a refusal. libssh2's messages are fixed texts,
+        // never the secrets.
+        Err(e) if !is_auth_error(&e) => Err(map_error(e)),
+        result => {
+            let reason = result.err().map_or_else(|| "not authenticated".to_owned(), |e| e.message().to_owned());
+            let message = format!("{} refused {method} login as {user:?}: {reason}", config.server());
+            Err(Error::new(ErrorKind::PermissionDenied, message))
+        }
+    }
+}
+
+fn is_auth_error(err: &ssh2::Error) -> bool {
+    matches!(
+        err.code(),
+        ErrorCode::Session(
+            raw::LIBSSH2_ERROR_AUTHENTICATION_FAILED
+                | raw::LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED
+                | raw::LIBSSH2_ERROR_FILE
+                | raw::LIBSSH2_ERROR_METHOD_NOT_SUPPORTED
+                | raw::LIBSSH2_ERROR_INVAL
+        )
+    )
+}
+
+fn is_not_found(err: &ssh2::Error) -> bool {
+    matches!(err.code(), ErrorCode::SFTP(raw::LIBSSH2_FX_NO_SUCH_FILE | raw::LIBSSH2_FX_NO_SUCH_PATH))
+}
+
+/// Maps a libssh2 error onto our kinds, with store-relative wording (libssh2's texts name no paths). SFTP
+/// status codes are the server's answer to a request; any other libssh2 error means the session failed
+/// (socket closed, timeout, protocol error), which a fresh connection may fix.
+fn map_error(err: ssh2::Error) -> Error {
+    let (kind, message) = match err.code() {
+        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_SUCH_FILE | raw::LIBSSH2_FX_NO_SUCH_PATH) => {
+            (ErrorKind::NotFound, "no such object".to_owned())
+        }
+        ErrorCode::SFTP(raw::LIBSSH2_FX_PERMISSION_DENIED | raw::LIBSSH2_FX_WRITE_PROTECT) => {
+            (ErrorKind::PermissionDenied, "the SFTP server denied access".to_owned())
+        }
+        ErrorCode::SFTP(raw::LIBSSH2_FX_FILE_ALREADY_EXISTS) => {
+            (ErrorKind::AlreadyExists, "an object already exists at the target".to_owned())
+        }
+        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_CONNECTION | raw::LIBSSH2_FX_CONNECTION_LOST) | ErrorCode::Session(_) => {
+            (ErrorKind::Unavailable, format!("SSH connection failed: {}", err.message()))
+        }
+        ErrorCode::SFTP(_) => (ErrorKind::Other, format!("SFTP request failed: {}", err.message())),
+    };
+    Error::new(kind, message).with_source(err)
+}
+
+/// The stat of a regular file; a folder or other special file is not an object.
+fn file_stat(stat: Result<FileStat, ssh2::Error>) -> Result<FileStat> {
+    match stat.map_err(map_error)? {
+        stat if stat.is_file() => Ok(stat),
+        _ => Err(Error::new(ErrorKind::NotFound, "no such object (the path is a folder or special file)")),
+    }
+}
+
+/// Standard base64 without padding, as OpenSSH prints fingerprints.
+pub(super) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+unsafe extern "C" {
+    // In libssh2 since 1.2.4 (libssh2_sftp.h) but not declared by libssh2-sys; the library it links has it.
+    fn libssh2_sftp_posix_rename_ex(
+        sftp: *mut raw::LIBSSH2_SFTP,
+        source: *const c_char,
+        source_len: usize,
+        dest: *const c_char,
+        dest_len: usize,
+    ) -> c_int;
+}
+
+/// An SFTP channel of our own for `posix-rename@openssh.com` (atomic replace): libssh2 implements it, but
+/// ssh2 exposes neither the call nor the raw handle of its own channel.
+struct PosixRenamer {
+    handle: *mut raw::LIBSSH2_SFTP,
+    /// Keeps the session alive until the handle is shut down, and provides its lock.
+    session: Session,
+}
+
+// SAFETY: the handle is used only while holding the session's lock, as ssh2's own (Send) handles are.
+unsafe impl Send for PosixRenamer {}
+
+impl PosixRenamer {
+    fn new(session: &Session) -> Result<Self, ssh2::Error> {
+        let handle = {
+            let mut locked = session.raw();
+            // SAFETY: the session is connected, logged in and locked for the call.
+            unsafe { raw::libssh2_sftp_init(&mut *locked) }
+        };
+        if handle.is_null() {
+            return Err(ssh2::Error::last_session_error(session).unwrap_or_else(ssh2::Error::unknown));
+        }
+        Ok(Self { handle, session: session.clone() })
+    }
+
+    /// Renames `from` to `to`, atomically replacing `to`. Fails with `LIBSSH2_FX_OP_UNSUPPORTED` (without
+    /// asking) if the server did not announce the extension.
+    fn rename(&self, from: &str, to: &str) -> Result<(), ssh2::Error> {
+        let locked = self.session.raw();
+        // SAFETY: `handle` is live until Drop, the session is locked for the call, and both buffers outlive it
+        // with their exact lengths given (libssh2 needs no NUL terminator here).
+        let rc = unsafe {
+            libssh2_sftp_posix_rename_ex(self.handle, from.as_ptr().cast(), from.len(), to.as_ptr().cast(), to.len())
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        if rc == raw::LIBSSH2_ERROR_SFTP_PROTOCOL {
+            // SAFETY: as above; reads the status the server answered.
+            let status: c_ulong = unsafe { raw::libssh2_sftp_last_error(self.handle) };
+            return Err(ssh2::Error::from_errno(ErrorCode::SFTP(c_int::try_from(status).unwrap_or(-1))));
+        }
+        drop(locked);
+        Err(ssh2::Error::from_session_error(&self.session, rc))
+    }
+}
+
+impl Drop for PosixRenamer {
+    fn drop(&mut self) {
+        let _locked = self.session.raw();
+        // SAFETY: `handle` came from libssh2_sftp_init on this session, which our clone keeps alive; it is shut
+        // down exactly once, here, with the session locked.
+        unsafe { raw::libssh2_sftp_shutdown(self.handle) };
+    }
+}

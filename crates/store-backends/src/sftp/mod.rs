@@ -1,0 +1,376 @@
+//! Objects as files under a base folder on an SFTP server, over SSH (libssh2, through the `ssh2` crate).
+//!
+//! # Atomicity
+//! Writes and copies go to a temporary file in the target's folder (`.drs-tmp-<random>`; listings skip such
+//! names and writes refuse them), which is then renamed into place, so a failed write never leaves a partial
+//! object and readers see the old or the new object, never a mix:
+//! - an overwrite (and `rename` with overwrite) uses the `posix-rename@openssh.com` extension, which replaces
+//!   the target atomically;
+//! - a create-only write (and copy or rename without overwrite) uses a plain SFTP v3 rename, which OpenSSH
+//!   refuses when the target exists, so exactly one of several racing creators wins.
+//!
+//! On servers without posix-rename, an overwrite removes the target and then renames: readers may briefly
+//! see the object missing, and a writer that fails in between leaves no object. Files are not fsynced. A
+//! writer that crashes or loses its connection may leave its hidden temporary behind.
+//!
+//! # Connections
+//! A pool of up to `pool_size` SSH sessions, each carrying one call at a time, run on Tokio's blocking threads
+//! (so this backend needs a Tokio runtime). Failures that may pass (connection lost, timeout) drop the session,
+//! and the idle ones with it (a network cut breaks them all), and the call is retried on a fresh connection,
+//! with exponential backoff; refusals (no such file, permission denied, login or host key rejected) are not
+//! retried. A call whose reply was lost is
+//! retried too, so a create-only write or rename that did succeed may then report `AlreadyExists` or
+//! `NotFound`.
+
+mod config;
+mod conn;
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use ssh2::FileStat;
+use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+use tokio::sync::Semaphore;
+
+pub use config::{SftpAuth, SftpConfig, SftpHostKey};
+use conn::{Conn, TEMP_PREFIX};
+
+use crate::object_store_backend::uri_escape;
+
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(3);
+
+/// A [`Backend`] on an SFTP server: objects are files under [`SftpConfig::base_path`].
+///
+/// See the [module docs](self) for the atomicity guarantees. Cloning is cheap; clones share the connections.
+/// `Debug` and `Display` show the server and base folder, never credentials.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> store_core::Result<()> {
+/// use store_backends::{SftpAuth, SftpBackend, SftpConfig, SftpHostKey};
+/// use store_core::{Store, WriteMode};
+///
+/// let auth = SftpAuth::PrivateKey { path: "/home/etl/.ssh/id_ed25519".into(), passphrase: None };
+/// let config = SftpConfig {
+///     port: 2222,
+///     host_key: SftpHostKey::KnownHosts("/home/etl/.ssh/known_hosts".into()),
+///     ..SftpConfig::new("files.example.com", "etl", auth, "/srv/pipelines")
+/// };
+/// let store = Store::new(SftpBackend::connect(config).await?);
+/// store.write(&"raw/orders.json".parse()?, "[]".into(), WriteMode::Overwrite).await?;
+/// store.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SftpBackend {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: SftpConfig,
+    /// `base_path` without a trailing `/` (empty for the server's root folder).
+    root: String,
+    uri_root: String,
+    /// Connected sessions not in use. Sessions in use each hold one of `slots`.
+    idle: Mutex<Vec<Conn>>,
+    slots: Arc<Semaphore>,
+}
+
+impl SftpBackend {
+    /// Connects to the server (failing fast on bad credentials or host key), creates the base folder if
+    /// missing, and keeps the session for later calls. Must run inside a Tokio runtime.
+    pub async fn connect(config: SftpConfig) -> Result<Self> {
+        if !config.base_path.starts_with('/') || config.base_path.contains('\0') {
+            let message = format!("the SFTP base path must be an absolute folder, not {:?}", config.base_path);
+            return Err(Error::new(ErrorKind::InvalidPath, message));
+        }
+        let shared = Shared {
+            root: config.base_path.trim_end_matches('/').to_owned(),
+            uri_root: config.to_string(),
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(config.pool_size.max(1))),
+            config,
+        };
+        let backend = Self { shared: Arc::new(shared) };
+        let base = backend.folder(None);
+        backend
+            .run(move |conn| {
+                conn.mkdir_all(&base).map_err(|e| {
+                    let message = format!("cannot create the base folder {base:?}: {}", e.message());
+                    Error::new(e.kind(), message).with_source(e)
+                })
+            })
+            .await?;
+        if !backend.shared.config.keepalive_interval.is_zero() {
+            tokio::spawn(keep_alive(Arc::downgrade(&backend.shared)));
+        }
+        Ok(backend)
+    }
+
+    /// The absolute server path of an object.
+    fn remote(&self, path: &StorePath) -> String {
+        format!("{}/{path}", self.shared.root)
+    }
+
+    /// The absolute server path of a folder (the base folder for `None`).
+    fn folder(&self, path: Option<&StorePath>) -> String {
+        match path {
+            Some(path) => self.remote(path),
+            None if self.shared.root.is_empty() => "/".to_owned(),
+            None => self.shared.root.clone(),
+        }
+    }
+
+    /// Runs `op` on a pooled session, retrying transient failures with backoff.
+    async fn run<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Conn) -> Result<T> + Send + Sync + 'static,
+    {
+        let op = Arc::new(op);
+        let mut retries = 0;
+        loop {
+            match self.attempt(op.clone()).await {
+                Err(e) if e.kind().is_transient() && retries < self.shared.config.max_retries => {
+                    tokio::time::sleep(backoff(retries)).await;
+                    retries += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Runs `op` once on an idle session, or a new one if none is idle, on a blocking thread.
+    async fn attempt<T, F>(&self, op: Arc<F>) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Conn) -> Result<T> + Send + Sync + 'static,
+    {
+        let slot = self.shared.slots.clone().acquire_owned().await.expect("the pool's semaphore is never closed");
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let idle = shared.idle().pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => Conn::connect(&shared.config)?,
+            };
+            let result = op(&conn);
+            if matches!(&result, Err(e) if e.kind().is_transient()) {
+                // The session may be mid-request, and whatever broke it (a network cut, a server restart) has
+                // likely broken the idle ones too: drop them all, here off the async threads, so the retry
+                // starts afresh rather than spending its attempts on dead sessions.
+                let stale = std::mem::take(&mut *shared.idle());
+                drop((conn, stale));
+            } else {
+                shared.idle().push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, "an SFTP worker thread failed").with_source(e))?
+    }
+}
+
+impl Shared {
+    fn idle(&self) -> MutexGuard<'_, Vec<Conn>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// libssh2 sends keepalives only while a call waits on the socket: this sends them on idle sessions too,
+/// dropping those that turn out dead, until the backend is gone.
+async fn keep_alive(shared: Weak<Shared>) {
+    let Some(interval) = shared.upgrade().map(|s| s.config.keepalive_interval) else { return };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(shared) = shared.upgrade() else { return };
+        // Idle sessions hold no slot: take slots for them so that no call opens extra sessions meanwhile.
+        let (slots, idle) = {
+            let mut idle = shared.idle();
+            let Ok(slots) = shared.slots.clone().try_acquire_many_owned(idle.len() as u32) else { continue };
+            (slots, std::mem::take(&mut *idle))
+        };
+        let _ = tokio::task::spawn_blocking(move || {
+            let alive: Vec<Conn> = idle.into_iter().filter(Conn::keepalive).collect();
+            shared.idle().extend(alive);
+            drop(slots);
+        })
+        .await;
+    }
+}
+
+/// Exponential backoff with "equal jitter": half the delay fixed, half random, so racing clients spread out.
+fn backoff(retry: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << retry.min(16)).min(BACKOFF_CAP);
+    let half = ceiling / 2;
+    half + Duration::from_nanos(random_u64() % (half.as_nanos() as u64 + 1))
+}
+
+/// A random number without a dependency: std seeds each `RandomState` from the OS once per thread and
+/// varies it on every call.
+fn random_u64() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish()
+}
+
+/// Refuses target names that listings would hide.
+fn check_name(path: &StorePath) -> Result<()> {
+    if path.file_name().starts_with(TEMP_PREFIX) {
+        let message = format!("names starting with {TEMP_PREFIX:?} are reserved for temporary files");
+        return Err(Error::new(ErrorKind::InvalidPath, message));
+    }
+    Ok(())
+}
+
+fn object_meta(path: StorePath, stat: &FileStat) -> ObjectMeta {
+    ObjectMeta {
+        path,
+        size: stat.size.unwrap_or(0),
+        last_modified: stat.mtime.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
+        e_tag: None,
+        version: None,
+    }
+}
+
+impl fmt::Debug for SftpBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.shared.config;
+        f.debug_struct("SftpBackend")
+            .field("root", &self.shared.uri_root)
+            .field("host_key", &config.host_key)
+            .field("pool_size", &config.pool_size)
+            .finish()
+    }
+}
+
+impl fmt::Display for SftpBackend {
+    /// The base folder's URI.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shared.uri_root)
+    }
+}
+
+#[async_trait]
+impl Backend for SftpBackend {
+    fn kind(&self) -> &'static str {
+        "sftp"
+    }
+
+    fn uri(&self, path: &StorePath) -> String {
+        format!("{}/{}", self.shared.uri_root, uri_escape(path.as_str()))
+    }
+
+    async fn read(&self, path: &StorePath) -> Result<Bytes> {
+        let remote = self.remote(path);
+        self.run(move |conn| conn.read(&remote, None)).await
+    }
+
+    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
+        let remote = self.remote(path);
+        self.run(move |conn| conn.read(&remote, Some(range.clone()))).await
+    }
+
+    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+        check_name(path)?;
+        let remote = self.remote(path);
+        self.run(move |conn| conn.write(&remote, &data, mode == WriteMode::Overwrite)).await?;
+        Ok(WriteResult::default())
+    }
+
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        let remote = self.remote(path);
+        let stat = self.run(move |conn| conn.stat(&remote)).await?;
+        Ok(object_meta(path.clone(), &stat))
+    }
+
+    async fn delete(&self, path: &StorePath) -> Result<()> {
+        let remote = self.remote(path);
+        self.run(move |conn| conn.delete(&remote)).await
+    }
+
+    fn list(&self, prefix: Option<&StorePath>, recursive: bool) -> BoxStream<'static, Result<ListEntry>> {
+        let (backend, prefix) = (self.clone(), prefix.cloned());
+        let walk = move |conn: &Conn| {
+            let mut entries = Vec::new();
+            let mut folders = vec![prefix.clone()];
+            while let Some(folder) = folders.pop() {
+                for (name, stat) in conn.read_dir(&backend.folder(folder.as_ref()))? {
+                    // Names no StorePath can hold (backslashes, control characters) are not objects of a store.
+                    let Ok(name) = StorePath::parse(name) else { continue };
+                    let path = folder.as_ref().map_or_else(|| name.clone(), |folder| folder.join(&name));
+                    if stat.is_dir() && recursive {
+                        folders.push(Some(path));
+                    } else if stat.is_dir() {
+                        entries.push(ListEntry::Prefix(path));
+                    } else if stat.is_file() {
+                        entries.push(ListEntry::Object(object_meta(path, &stat)));
+                    }
+                }
+            }
+            Ok(entries)
+        };
+        let this = self.clone();
+        stream::once(async move { this.run(walk).await })
+            .map_ok(|entries| stream::iter(entries.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        check_name(to)?;
+        let (from, to) = (self.remote(from), self.remote(to));
+        self.run(move |conn| conn.copy(&from, &to, overwrite)).await
+    }
+
+    async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        check_name(to)?;
+        let (from, to) = (self.remote(from), self.remote(to));
+        self.run(move |conn| conn.rename(&from, &to, overwrite)).await
+    }
+
+    /// Disconnects the idle sessions; calls still running keep theirs, and later calls reconnect.
+    async fn close(&self) -> Result<()> {
+        let idle = std::mem::take(&mut *self.shared.idle());
+        tokio::task::spawn_blocking(move || idle.into_iter().for_each(Conn::disconnect))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Other, "an SFTP worker thread failed").with_source(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_unpadded_standard_base64() {
+        assert_eq!(conn::base64(b""), "");
+        assert_eq!(conn::base64(b"f"), "Zg");
+        assert_eq!(conn::base64(b"fo"), "Zm8");
+        assert_eq!(conn::base64(b"foo"), "Zm9v");
+        assert_eq!(conn::base64(&[0xfb, 0xff, 0xbf]), "+/+/");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_up_to_the_cap() {
+        for retry in 0..40 {
+            let ceiling = BACKOFF_BASE.saturating_mul(1 << retry.min(16)).min(BACKOFF_CAP);
+            let delay = backoff(retry);
+            assert!(ceiling / 2 <= delay && delay <= ceiling, "retry {retry}: {delay:?}");
+        }
+        assert_ne!(random_u64(), random_u64());
+    }
+
+    #[test]
+    fn temporary_names_are_reserved() {
+        assert_eq!(check_name(&".drs-tmp-1234".parse().unwrap()).unwrap_err().kind(), ErrorKind::InvalidPath);
+        assert!(check_name(&"a/.drs-tmp".parse().unwrap()).is_ok());
+    }
+}
