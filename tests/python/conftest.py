@@ -1,6 +1,6 @@
 """Shared fixtures: every store-level test runs on each backend.
 
-Local and memory always run. S3, Azure and GCS run against the servers that
+Local and memory always run. S3, Azure, GCS and SFTP run against the servers that
 `cargo xtask test` starts and lists in DRS_TEST_SERVERS; a server that is not
 running makes its tests skip with the reason, or fail under CI=true.
 """
@@ -14,9 +14,16 @@ import pytest
 from dagster import DagsterInstance
 
 from dagster_remote_store import Store
-from dagster_remote_store.backends import AzureBackend, GCSBackend, LocalBackend, MemoryBackend, S3Backend
+from dagster_remote_store.backends import (
+    AzureBackend,
+    GCSBackend,
+    LocalBackend,
+    MemoryBackend,
+    S3Backend,
+    SFTPBackend,
+)
 
-REMOTE = ["s3", "azure", "gcs"]
+REMOTE = ["s3", "azure", "gcs", "sftp"]
 BACKENDS = ["local", "memory", *REMOTE]
 
 
@@ -59,6 +66,15 @@ def make_backend(kind: str, tmp_path):
         )
     if kind == "gcs":
         return GCSBackend(env("DRS_TEST_GCS_BUCKET"), base_url=env("DRS_TEST_GCS_URL"), anonymous=True, allow_http=True)
+    if kind == "sftp":
+        return SFTPBackend(
+            env("DRS_TEST_SFTP_HOST"),
+            port=int(env("DRS_TEST_SFTP_PORT")),
+            username=env("DRS_TEST_SFTP_USER"),
+            private_key=env("DRS_TEST_SFTP_KEY"),
+            known_hosts=env("DRS_TEST_SFTP_KNOWN_HOSTS"),
+            base_path=env("DRS_TEST_SFTP_ROOT"),
+        )
     raise ValueError(kind)
 
 

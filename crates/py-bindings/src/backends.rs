@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use store_backends::ClientConfig;
 
 use crate::errors::StoreResultExt;
+use crate::runtime::block_on;
 
 /// Common base of every backend; a `Store` takes any of them.
 #[pyclass(subclass, frozen, module = "dagster_remote_store.backends")]
@@ -267,6 +268,95 @@ impl GcsBackend {
             client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
         };
         let backend = store_backends::GcsBackend::new(config).into_py_result(py)?;
+        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
+    }
+
+    fn __repr__(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// An SFTP server (OpenSSH or any SFTPv3 server) through libssh2.
+///
+/// Log in with `password` or `private_key` (a key file's path, or the key text
+/// itself). The server's host key is checked against `known_hosts` (default
+/// `~/.ssh/known_hosts`) or `host_key_fingerprint` (`SHA256:...`, as
+/// `ssh-keygen -lf` prints it); `accept_any_host_key=True` turns the check off
+/// and must be asked for. Everything lives under the absolute `base_path`.
+#[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends", name = "SFTPBackend")]
+pub struct SftpBackend {
+    shown: String,
+}
+
+#[pymethods]
+impl SftpBackend {
+    #[new]
+    #[pyo3(signature = (
+        host, *, username, base_path, port = 22, password = None, private_key = None, passphrase = None,
+        known_hosts = None, host_key_fingerprint = None, accept_any_host_key = false, timeout = 30.0,
+        connect_timeout = 10.0, keepalive_interval = 30.0, pool_size = 4, max_retries = 3,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        host: String,
+        username: String,
+        base_path: String,
+        port: u16,
+        password: Option<String>,
+        private_key: Option<String>,
+        passphrase: Option<String>,
+        known_hosts: Option<PathBuf>,
+        host_key_fingerprint: Option<String>,
+        accept_any_host_key: bool,
+        timeout: f64,
+        connect_timeout: f64,
+        keepalive_interval: f64,
+        pool_size: usize,
+        max_retries: u32,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        use store_backends::{SftpAuth, SftpHostKey};
+        let auth = match (password, private_key) {
+            (Some(password), None) => SftpAuth::Password(password),
+            (None, Some(key)) if key.contains("PRIVATE KEY-----") => SftpAuth::PrivateKeyPem { pem: key, passphrase },
+            (None, Some(path)) => SftpAuth::PrivateKey { path: path.into(), passphrase },
+            _ => return Err(PyTypeError::new_err("SFTPBackend takes exactly one of password= or private_key=")),
+        };
+        let host_key = match (known_hosts, host_key_fingerprint, accept_any_host_key) {
+            (None, None, false) => SftpHostKey::default(),
+            (Some(path), None, false) => SftpHostKey::KnownHosts(path),
+            (None, Some(fingerprint), false) => SftpHostKey::Fingerprint(fingerprint),
+            (None, None, true) => SftpHostKey::AcceptAny,
+            _ => {
+                return Err(PyTypeError::new_err(
+                    "SFTPBackend takes at most one of known_hosts=, host_key_fingerprint= or accept_any_host_key=True",
+                ));
+            }
+        };
+        let seconds = |name: &str, value: f64| {
+            Duration::try_from_secs_f64(value)
+                .map_err(|_| PyValueError::new_err(format!("{name} must be a number of seconds >= 0, got {value}")))
+        };
+        let config = store_backends::SftpConfig {
+            port,
+            host_key,
+            connect_timeout: seconds("connect_timeout", connect_timeout)?,
+            io_timeout: seconds("timeout", timeout)?,
+            keepalive_interval: seconds("keepalive_interval", keepalive_interval)?,
+            pool_size,
+            max_retries,
+            ..store_backends::SftpConfig::new(host.clone(), username.clone(), auth, base_path.clone())
+        };
+        let shown = repr(
+            "SFTPBackend",
+            &[
+                ("host", Some(host)),
+                ("port", Some(port.to_string())),
+                ("username", Some(username)),
+                ("base_path", Some(base_path)),
+            ],
+        );
+        let backend = block_on(py, store_backends::SftpBackend::connect(config)).into_py_result(py)?;
         Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
     }
 

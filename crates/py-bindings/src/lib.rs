@@ -21,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backends::S3Backend>()?;
     m.add_class::<backends::AzureBackend>()?;
     m.add_class::<backends::GcsBackend>()?;
+    m.add_class::<backends::SftpBackend>()?;
     m.add_class::<store::Store>()?;
     m.add_class::<store::FileInfo>()?;
     m.add_class::<serializers::BuiltinSerializer>()?;

@@ -72,6 +72,27 @@ class GCSBackend(Backend):
         retry_timeout: float = 180.0,
     ) -> None: ...
 
+class SFTPBackend(Backend):
+    def __init__(
+        self,
+        host: str,
+        *,
+        username: str,
+        base_path: str,
+        port: int = 22,
+        password: str | None = None,
+        private_key: str | None = None,
+        passphrase: str | None = None,
+        known_hosts: str | PathLike[str] | None = None,
+        host_key_fingerprint: str | None = None,
+        accept_any_host_key: bool = False,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        keepalive_interval: float = 30.0,
+        pool_size: int = 4,
+        max_retries: int = 3,
+    ) -> None: ...
+
 class FileInfo:
     @property
     def path(self) -> str: ...

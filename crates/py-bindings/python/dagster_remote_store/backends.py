@@ -16,12 +16,16 @@ connection_string, account_url, ...)``: Azure Blob Storage.
 ``GCSBackend(bucket, *, service_account, base_url, anonymous, ...)``: Google
 Cloud Storage.
 
+``SFTPBackend(host, *, username, base_path, port=22, password | private_key,
+known_hosts | host_key_fingerprint | accept_any_host_key, timeout, ...)``: an
+SFTP server. Host keys are checked by default against ``~/.ssh/known_hosts``.
+
 The HTTP backends also take ``allow_http`` (plain HTTP, for emulators; off by
 default), ``max_retries``, ``connect_timeout``, ``timeout`` and
 ``retry_timeout`` (seconds). Options left out come from the environment the
 cloud SDKs read (``AWS_*``, ``AZURE_STORAGE_*``, ``GOOGLE_APPLICATION_CREDENTIALS``).
 """
 
-from ._core import AzureBackend, Backend, GCSBackend, LocalBackend, MemoryBackend, S3Backend
+from ._core import AzureBackend, Backend, GCSBackend, LocalBackend, MemoryBackend, S3Backend, SFTPBackend
 
-__all__ = ["AzureBackend", "Backend", "GCSBackend", "LocalBackend", "MemoryBackend", "S3Backend"]
+__all__ = ["AzureBackend", "Backend", "GCSBackend", "LocalBackend", "MemoryBackend", "S3Backend", "SFTPBackend"]
