@@ -134,6 +134,15 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     }
 
     async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+        if data.len() > self.part_size {
+            // Large objects go as a multipart upload, several parts at once; the
+            // parts are slices of `data`, not copies.
+            let parts: Vec<Result<Bytes>> = (0..data.len())
+                .step_by(self.part_size)
+                .map(|at| Ok(data.slice(at..(at + self.part_size).min(data.len()))))
+                .collect();
+            return self.write_stream(path, stream::iter(parts).boxed(), mode).await;
+        }
         let mode = match mode {
             WriteMode::Overwrite => PutMode::Overwrite,
             WriteMode::CreateNew => PutMode::Create,
