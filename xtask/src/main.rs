@@ -3,9 +3,11 @@
 
 mod python;
 mod run;
+mod servers;
 
 use std::env;
 use std::ffi::OsStr;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{self, Command};
 
@@ -15,11 +17,15 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  test [-- PYTEST_ARGS...]  cargo test --workspace, then build the wheel and run
-                            pytest on tests/python with PYTEST_ARGS
+  test [-- PYTEST_ARGS...]  start the test servers, cargo test --workspace, then build the
+                            wheel and run pytest on tests/python with PYTEST_ARGS
+  servers                   start the test servers, print their DRS_TEST_* variables as
+                            `export` lines, and keep them up until Ctrl-C or end of stdin
   demo                      build the wheel and run examples/demo.py into demo-output/
 
-The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt.";
+The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt.
+The test servers (S3, Azure Blob, GCS, SFTP on 127.0.0.1) keep their state in
+<target dir>/xtask/servers; with CI=true a server that does not start fails the run.";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -31,6 +37,7 @@ fn main() {
         }
         ["test"] => test(&[]),
         ["test", "--", pytest_args @ ..] => test(pytest_args),
+        ["servers"] => servers(),
         ["demo"] => demo(),
         _ => {
             eprintln!("error: unknown arguments: {}\n\n{USAGE}", args.join(" "));
@@ -44,33 +51,65 @@ fn main() {
 }
 
 fn test(pytest_args: &[&str]) -> Result {
-    let dirs = Dirs::new()?;
+    let mut dirs = Dirs::new()?;
+    let python = venv(&dirs)?;
+    // Up for the Rust tests and pytest alike; stopped when `servers` drops, also when a step fails.
+    let servers = step("test servers", || servers::start(&dirs, &python))?;
+    dirs.env = servers.env().to_vec();
     // Unit, integration and doc tests of every crate; py-bindings is tested from Python below.
     step("cargo test --workspace", || run(dirs.cargo().args(["test", "--workspace"])))?;
-    let python = prepare_python(&dirs)?;
+    wheel(&dirs, &python)?;
     step("pytest tests/python", || {
         run(dirs.command(&python).args(["-m", "pytest", "tests/python", "-q"]).args(pytest_args))
     })
 }
 
+/// For running tests by hand: the servers stay up until Ctrl-C or the end of stdin. Ctrl-C needs no handler:
+/// it kills the xtask, and the kernel then kills the servers (see `servers::die_with_parent`).
+fn servers() -> Result {
+    let dirs = Dirs::new()?;
+    let python = venv(&dirs)?;
+    let servers = step("test servers", || servers::start(&dirs, &python))?;
+    for (key, value) in servers.env() {
+        println!("export {key}={}", shell_quote(value));
+    }
+    println!("# The servers are up: Ctrl-C or end of stdin (Ctrl-D) stops them.");
+    io::copy(&mut io::stdin(), &mut io::sink()).map_err(|e| Error::new(format!("cannot read stdin: {e}")))?;
+    Ok(())
+}
+
 fn demo() -> Result {
     let dirs = Dirs::new()?;
-    let python = prepare_python(&dirs)?;
+    let python = venv(&dirs)?;
+    wheel(&dirs, &python)?;
     step("examples/demo.py", || run(dirs.command(&python).arg("examples/demo.py").arg(dirs.root.join("demo-output"))))
 }
 
-/// The venv with a freshly built wheel installed (shared by `test` and `demo`,
-/// so both exercise the same build); returns the venv's python.
-fn prepare_python(dirs: &Dirs) -> Result<PathBuf> {
-    let python = step("Python venv", || python::ensure_venv(dirs))?;
-    step("build and install the wheel", || python::build_and_install_wheel(dirs, &python))?;
-    Ok(python)
+/// The pinned venv; returns its python.
+fn venv(dirs: &Dirs) -> Result<PathBuf> {
+    step("Python venv", || python::ensure_venv(dirs))
 }
 
-/// Where the xtask works: the repo root and cargo's target dir.
+/// A freshly built wheel in the venv (`test` and `demo` exercise the same build).
+fn wheel(dirs: &Dirs, python: &Path) -> Result {
+    step("build and install the wheel", || python::build_and_install_wheel(dirs, python))
+}
+
+/// `value` as one word for a POSIX shell: quoted only when it has to be.
+fn shell_quote(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        return value.to_owned();
+    }
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Where the xtask works (the repo root and cargo's target dir), and the variables its commands get.
 struct Dirs {
     root: PathBuf,
     target: PathBuf,
+    /// The test servers' `DRS_TEST_*` variables, once they are up.
+    env: Vec<(&'static str, String)>,
 }
 
 impl Dirs {
@@ -82,14 +121,14 @@ impl Dirs {
                 .map_err(|e| Error::new(format!("bad CARGO_TARGET_DIR {}: {e}", Path::new(&dir).display())))?,
             None => root.join("target"),
         };
-        Ok(Dirs { root, target })
+        Ok(Dirs { root, target, env: Vec::new() })
     }
 
-    /// `program` run from the repo root; every cargo it starts (directly or
-    /// through maturin) builds into the one target dir.
+    /// `program` run from the repo root with the servers' variables; every cargo
+    /// it starts (directly or through maturin) builds into the one target dir.
     fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(&self.root).env("CARGO_TARGET_DIR", &self.target);
+        cmd.current_dir(&self.root).env("CARGO_TARGET_DIR", &self.target).envs(self.env.iter().cloned());
         cmd
     }
 

@@ -67,6 +67,16 @@ impl ObjectStoreBackend<GoogleCloudStorage> {
         builder = match config.service_account {
             Some(json) if json.trim_start().starts_with('{') => builder.with_service_account_key(json),
             Some(path) => builder.with_service_account_path(path),
+            // object_store asks a credential provider before writes even when
+            // signing is skipped; a service account with OAuth disabled has none to ask.
+            None if config.anonymous => {
+                let base_url = config.base_url.as_deref().unwrap_or("https://storage.googleapis.com");
+                let key = serde_json::json!({
+                    "gcs_base_url": base_url, "disable_oauth": true,
+                    "client_email": "", "private_key": "", "private_key_id": "",
+                });
+                builder.with_service_account_key(key.to_string())
+            }
             None => builder,
         };
         let store = builder.build().map_err(|e| config_error("gcs", e))?;
