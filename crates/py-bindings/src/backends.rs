@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use store_backends::ClientConfig;
 
-use crate::errors::StoreResultExt;
+use crate::errors::config_error;
 use crate::runtime::block_on;
 
 /// Common base of every backend; a `Store` takes any of them.
@@ -45,7 +45,7 @@ impl LocalBackend {
         } else {
             store_backends::LocalBackend::new(&root)
         };
-        let backend = backend.into_py_result(py)?;
+        let backend = backend.map_err(|e| config_error(py, &e))?;
         Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { root, fsync }))
     }
 
@@ -160,7 +160,7 @@ impl S3Backend {
             virtual_hosted_style,
             client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
         };
-        let backend = store_backends::S3Backend::new(config).into_py_result(py)?;
+        let backend = store_backends::S3Backend::new(config).map_err(|e| config_error(py, &e))?;
         Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
     }
 
@@ -219,7 +219,7 @@ impl AzureBackend {
             account_url,
             client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
         };
-        let backend = store_backends::AzureBackend::new(config).into_py_result(py)?;
+        let backend = store_backends::AzureBackend::new(config).map_err(|e| config_error(py, &e))?;
         Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
     }
 
@@ -267,7 +267,7 @@ impl GcsBackend {
             anonymous,
             client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
         };
-        let backend = store_backends::GcsBackend::new(config).into_py_result(py)?;
+        let backend = store_backends::GcsBackend::new(config).map_err(|e| config_error(py, &e))?;
         Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
     }
 
@@ -356,7 +356,7 @@ impl SftpBackend {
                 ("base_path", Some(base_path)),
             ],
         );
-        let backend = block_on(py, store_backends::SftpBackend::connect(config)).into_py_result(py)?;
+        let backend = block_on(py, store_backends::SftpBackend::connect(config)).map_err(|e| config_error(py, &e))?;
         Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
     }
 

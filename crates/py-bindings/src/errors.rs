@@ -43,6 +43,16 @@ pub fn store_error(py: Python<'_>, err: &store_core::Error) -> PyErr {
     raise(py, name, err.to_string(), &attrs)
 }
 
+/// A backend that cannot be built from its options: `InvalidConfig` (a
+/// `ValueError`); failures reaching the server (refused login, unknown host
+/// key, ...) keep their own class.
+pub fn config_error(py: Python<'_>, err: &store_core::Error) -> PyErr {
+    match err.kind() {
+        ErrorKind::Other => raise(py, "InvalidConfig", err.message().to_owned(), &[("backend", err.backend())]),
+        _ => store_error(py, err),
+    }
+}
+
 /// An IO-manager error: store and serializer errors as above, bad asset keys
 /// or extensions as `InvalidPath`.
 pub fn io_error(py: Python<'_>, err: &io_manager::Error) -> PyErr {

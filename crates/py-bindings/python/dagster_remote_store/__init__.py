@@ -9,6 +9,7 @@ from ._core import FileInfo, Store, __version__
 from .errors import (
     AlreadyExists,
     DeserializationError,
+    InvalidConfig,
     InvalidPath,
     NotFound,
     PermissionDenied,
@@ -24,6 +25,7 @@ __all__ = [
     "AlreadyExists",
     "DeserializationError",
     "FileInfo",
+    "InvalidConfig",
     "InvalidPath",
     "JsonSerializer",
     "NotFound",

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "DeserializationError",
+    "InvalidConfig",
     "InvalidPath",
     "NotFound",
     "PermissionDenied",
@@ -59,6 +60,10 @@ class PermissionDenied(RemoteStoreError, PermissionError):
 
 class InvalidPath(RemoteStoreError, ValueError):
     """A path, asset key or extension that cannot name an object in a store."""
+
+
+class InvalidConfig(RemoteStoreError, ValueError):
+    """A backend or store option that is missing, unknown or has a bad value."""
 
 
 class Unavailable(RemoteStoreError, ConnectionError):
