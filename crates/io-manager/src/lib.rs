@@ -29,7 +29,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use serializers::{SerializeError, Serializer};
-use store_core::{Store, StorePath, WriteMode};
+use store_core::{ErrorKind, Store, StorePath, WriteMode};
 
 pub use asset_paths::AssetPathError;
 
@@ -146,6 +146,17 @@ impl<V> IoManager<V> {
     /// Reads and deserializes several objects (the partitions of one input),
     /// fetching up to the concurrency bound at once; results keep the order of `paths`.
     pub async fn load_many(&self, paths: &[StorePath]) -> Result<Vec<V>, Error> {
+        let loaded = self.fetch_many(paths, false).await?;
+        Ok(loaded.into_iter().flatten().collect())
+    }
+
+    /// Like [`load_many`](Self::load_many), but a missing object is `None`
+    /// instead of an error (inputs that allow missing partitions).
+    pub async fn load_existing(&self, paths: &[StorePath]) -> Result<Vec<Option<V>>, Error> {
+        self.fetch_many(paths, true).await
+    }
+
+    async fn fetch_many(&self, paths: &[StorePath], missing_ok: bool) -> Result<Vec<Option<V>>, Error> {
         let reads = paths.iter().cloned().map(|path| {
             let store = self.store.clone();
             async move {
@@ -157,7 +168,11 @@ impl<V> IoManager<V> {
         let mut values = Vec::with_capacity(paths.len());
         // Decoding one result overlaps with the fetches still in flight.
         while let Some((path, data)) = fetched.next().await {
-            values.push(self.decode(&path, data?)?);
+            match data {
+                Ok(data) => values.push(Some(self.decode(&path, data)?)),
+                Err(e) if missing_ok && e.kind() == ErrorKind::NotFound => values.push(None),
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(values)
     }
@@ -176,7 +191,7 @@ mod tests {
     use futures::stream::BoxStream;
     use serde_json::{Value, json};
     use store_backends::MemoryBackend;
-    use store_core::{Backend, ErrorKind, ListEntry, ObjectMeta, WriteResult};
+    use store_core::{Backend, ListEntry, ObjectMeta, WriteResult};
 
     use super::*;
 
@@ -239,6 +254,18 @@ mod tests {
         }
         let loaded = io.clone().with_max_concurrency(4).load_many(&paths).await.unwrap();
         assert_eq!(loaded, keys.iter().map(|k| json!(k)).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn load_existing_skips_only_missing_objects() {
+        let io = manager();
+        let paths: Vec<StorePath> = ["a.json", "b.json", "c.json"].iter().map(|p| p.parse().unwrap()).collect();
+        io.handle_output(&paths[0], &json!(1)).await.unwrap();
+        io.handle_output(&paths[2], &json!(3)).await.unwrap();
+        assert_eq!(io.load_existing(&paths).await.unwrap(), [Some(json!(1)), None, Some(json!(3))]);
+        assert!(matches!(io.load_many(&paths).await, Err(Error::Store(e)) if e.kind() == ErrorKind::NotFound));
+        io.write_bytes(&paths[1], Bytes::from_static(b"{broken")).await.unwrap();
+        assert!(matches!(io.load_existing(&paths).await, Err(Error::Serialize { .. })), "only NotFound is skipped");
     }
 
     #[tokio::test]

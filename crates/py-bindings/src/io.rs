@@ -64,11 +64,17 @@ impl IoManagerCore {
         block_on(py, self.inner.load_input(&path)).into_py_result(py).map(|v| v.0)
     }
 
-    /// The objects at `paths`, fetched concurrently, in the order given.
-    fn load_many(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<Vec<Py<PyAny>>> {
+    /// The objects at `paths`, fetched concurrently, in the order given. With
+    /// `missing` given, a missing object is `missing` instead of an error.
+    #[pyo3(signature = (paths, *, missing = None))]
+    fn load_many(&self, py: Python<'_>, paths: Vec<String>, missing: Option<Py<PyAny>>) -> PyResult<Vec<Py<PyAny>>> {
         let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
-        let values = block_on(py, self.inner.load_many(&paths)).into_py_result(py)?;
-        Ok(values.into_iter().map(|v| v.0).collect())
+        let Some(missing) = missing else {
+            let values = block_on(py, self.inner.load_many(&paths)).into_py_result(py)?;
+            return Ok(values.into_iter().map(|v| v.0).collect());
+        };
+        let values = block_on(py, self.inner.load_existing(&paths)).into_py_result(py)?;
+        Ok(values.into_iter().map(|v| v.map_or_else(|| missing.clone_ref(py), |v| v.0)).collect())
     }
 
     /// Whether an object is stored at `path`.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections.abc
+import types
+import typing
 from typing import Any, Union
 
 from dagster import (
@@ -23,6 +25,8 @@ from .serializers import Serializer
 __all__ = ["remote_store_io_manager"]
 
 _DEFAULT_MAX_CONCURRENCY = 16
+# Stands for a missing partition in concurrent loads, where None is a stored value.
+_MISSING = object()
 
 
 def remote_store_io_manager(
@@ -90,14 +94,17 @@ class _RemoteStoreIOManagerImpl(IOManager):
         identifier = _identifier(context)
         partitions = _asset_partitions(context)
         if partitions is None:
-            return self._load_one(identifier, None)
+            return self._load_one(context, identifier, None)
         if len(partitions) == 1 and context.has_partition_key and not _maps_to_several(context):
             # A one-to-one mapping for a partitioned reader: the object itself.
-            return self._load_one(identifier, partitions[0])
+            return self._load_one(context, identifier, partitions[0])
         # Several partitions, a mapping that can yield several (a window clipped
         # at the start of the range still gets a dict), or an unpartitioned
         # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
+        if _input_metadata(context).get("allow_missing_partitions"):
+            values = self._core.load_many(list(paths.values()), missing=_MISSING)
+            return {key: value for key, value in zip(paths, values) if value is not _MISSING}
         try:
             values = self._core.load_many(list(paths.values()))
         except NotFound as missing:
@@ -105,11 +112,13 @@ class _RemoteStoreIOManagerImpl(IOManager):
             raise self._not_found(identifier, key, missing) from missing
         return dict(zip(paths, values))
 
-    def _load_one(self, identifier: list[str], partition: str | None) -> Any:
+    def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
         path = self._core.path(identifier, _dimensions(partition) if partition is not None else [])
         try:
             return self._core.load_input(path)
         except NotFound as missing:
+            if _is_optional(context):
+                return None  # an `Optional[...]` input of something never stored
             raise self._not_found(identifier, partition, missing) from missing
 
     def _not_found(self, identifier: list[str], partition: str | None, missing: NotFound) -> NotFound:
@@ -166,6 +175,20 @@ def _dagster_type(context: Union[InputContext, OutputContext]) -> Any:
         return context.dagster_type
     except DagsterInvariantViolationError:  # contexts built by hand in tests may have none
         return None
+
+
+def _input_metadata(context: InputContext) -> dict:
+    """The input's definition metadata (`AssetIn(metadata=...)`, `In(metadata=...)`)."""
+    return dict(context.definition_metadata or {})
+
+
+def _is_optional(context: InputContext) -> bool:
+    """Whether the input is annotated `Optional[...]` / `... | None`."""
+    dagster_type = _dagster_type(context)
+    if dagster_type is None:
+        return False
+    annotation = dagster_type.typing_type
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
 
 
 def _describe(identifier: list[str]) -> str:
