@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
 use store_backends::{SftpAuth, SftpBackend, SftpConfig, SftpHostKey};
-use store_core::{ErrorKind, Store, StorePath, WriteMode};
+use store_core::{Error, ErrorKind, Store, StorePath, WriteMode};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `cargo xtask servers` or export it"))
@@ -243,23 +245,92 @@ fn names_on_server(folder: &str) -> Vec<String> {
 }
 
 server_test! {
-    /// Refused writes, copies and renames remove their temporaries; reserved names are refused.
+    /// Refused writes, copies and renames, and failed or dropped streamed writes remove their temporaries;
+    /// reserved names are refused.
     async fn refused_writes_leave_no_temporaries() {
         let store = isolated(config(key_auth()), "refused").await;
         store.write(&p("f/once.txt"), "first".into(), WriteMode::CreateNew).await.unwrap();
         store.write(&p("f/other.txt"), "other".into(), WriteMode::CreateNew).await.unwrap();
+        let again = stream::iter([Ok("second".into())]).boxed();
         let refused = [
             store.write(&p("f/once.txt"), "second".into(), WriteMode::CreateNew).await,
+            store.write_stream(&p("f/once.txt"), again, WriteMode::CreateNew).await,
             store.copy(&p("f/other.txt"), &p("f/once.txt"), false).await.map(|_| Default::default()),
             store.rename(&p("f/other.txt"), &p("f/once.txt"), false).await.map(|_| Default::default()),
         ];
         for result in refused {
             assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyExists);
         }
+        let failing = stream::iter([Ok("part".into()), Err(Error::new(ErrorKind::Other, "the producer failed"))]);
+        let err = store.write_stream(&p("f/failed.txt"), failing.boxed(), WriteMode::Overwrite).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        let endless = stream::iter([Ok(Bytes::from("part"))]).chain(stream::pending()).boxed();
+        let dropped = p("f/dropped.txt");
+        let dropped = store.write_stream(&dropped, endless, WriteMode::Overwrite);
+        assert!(tokio::time::timeout(Duration::from_secs(1), dropped).await.is_err(), "an endless stream ended");
         let err = store.write(&p("f/.drs-tmp-x"), "x".into(), WriteMode::Overwrite).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidPath);
-        assert_eq!(names_on_server(&format!("{}/f", store.root().unwrap())), ["once.txt", "other.txt"]);
+        // The dropped write's task removes its temporary once it sees the stream gone: give it a moment.
+        let folder = format!("{}/f", store.root().unwrap());
+        for _ in 0..50 {
+            if names_on_server(&folder) == ["once.txt", "other.txt"] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(names_on_server(&folder), ["once.txt", "other.txt"]);
         assert_eq!(store.read(&p("f/once.txt")).await.unwrap(), "first");
+    }
+}
+
+/// Peak resident memory of this process so far (VmHWM), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmHWM:")).expect("VmHWM in /proc/self/status");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse::<u64>().ok()).expect("VmHWM in kB") << 10
+}
+
+/// Byte `i` of the large streamed object: varies along it, so misplaced chunks show.
+fn byte_at(i: u64) -> u8 {
+    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
+}
+
+server_test! {
+    /// 256 MiB streamed up and back chunk by chunk, never whole in memory: peak memory grows by far less. The
+    /// test reruns itself in a process of its own, so that other tests' memory does not count.
+    async fn streams_256_mib_in_bounded_memory() {
+        const SIZE: u64 = 256 << 20;
+        const CHUNK: u64 = 1 << 20;
+        if std::env::var_os("DRS_TEST_SFTP_ALONE").is_none() {
+            let name = "streams_256_mib_in_bounded_memory";
+            let child = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture"])
+                .env("DRS_TEST_SFTP_ALONE", "1")
+                .output()
+                .unwrap();
+            let output = String::from_utf8_lossy(&child.stdout) + String::from_utf8_lossy(&child.stderr);
+            println!("{output}");
+            assert!(child.status.success() && output.contains("1 passed"), "{output}");
+            return;
+        }
+        let store = isolated(config(key_auth()), "stream-memory").await;
+        let path = p("big.bin");
+        let before = peak_rss();
+        let chunks = (0..SIZE / CHUNK).map(|n| Ok((n * CHUNK..(n + 1) * CHUNK).map(byte_at).collect::<Bytes>()));
+        store.write_stream(&path, stream::iter(chunks).boxed(), WriteMode::Overwrite).await.unwrap();
+        assert_eq!(store.head(&path).await.unwrap().size, SIZE);
+        let mut pieces = store.read_stream(&path).await.unwrap();
+        let mut offset = 0;
+        while let Some(piece) = pieces.next().await {
+            let piece = piece.unwrap();
+            assert!(piece.iter().zip(offset..).all(|(&b, i)| b == byte_at(i)), "wrong bytes at {offset}..");
+            offset += piece.len() as u64;
+        }
+        assert_eq!(offset, SIZE);
+        let grown = peak_rss() - before;
+        eprintln!("peak RSS grew by {:.1} MiB while streaming 256 MiB up and back", grown as f64 / (1 << 20) as f64);
+        assert!(grown < 64 << 20, "peak RSS grew by {grown} bytes");
+        store.delete(&path, false).await.unwrap();
     }
 }
 

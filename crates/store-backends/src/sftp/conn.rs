@@ -19,6 +19,10 @@ use super::{SftpAuth, SftpConfig, SftpHostKey};
 /// Names of in-flight temporaries start with this; listings skip them and writes refuse such names.
 pub(super) const TEMP_PREFIX: &str = ".drs-tmp-";
 
+/// Size of copy buffers and of streamed reads' chunks: large reads and writes let libssh2 keep many requests in
+/// flight.
+const CHUNK: usize = 1 << 20;
+
 /// A logged-in SSH session with its SFTP channel and a second one for `posix-rename@openssh.com`.
 pub(super) struct Conn {
     session: Session,
@@ -61,8 +65,8 @@ impl Conn {
 
     /// The whole file, or `range` of it (clamped at its end; a start at or past the end is an error).
     pub(super) fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<Bytes> {
-        let mut file = self.sftp.open(Path::new(path)).map_err(map_error)?;
-        let size = file_stat(file.stat())?.size.unwrap_or(0);
+        let (mut file, stat) = self.open(path)?;
+        let size = stat.size.unwrap_or(0);
         let range = match range {
             None => 0..size,
             Some(r) if r.start >= size => {
@@ -78,6 +82,34 @@ impl Conn {
         Ok(data.into())
     }
 
+    /// Opens the file at `path` for reading; folders are not objects.
+    pub(super) fn open(&self, path: &str) -> Result<(File, FileStat)> {
+        let mut file = self.sftp.open(Path::new(path)).map_err(map_error)?;
+        let stat = file_stat(file.stat())?;
+        Ok((file, stat))
+    }
+
+    /// Reads `file` in chunks of [`CHUNK`] bytes (the last one shorter) and hands each to `send`, until the end
+    /// of the file or until `send` returns `false`.
+    pub(super) fn read_chunks(&self, mut file: File, mut send: impl FnMut(Bytes) -> bool) -> Result<()> {
+        loop {
+            // Whole chunks, not whatever one read returns, so that each read asks for a lot.
+            let mut chunk = vec![0; CHUNK];
+            let mut filled = 0;
+            while filled < CHUNK {
+                match file.read(&mut chunk[filled..]).map_err(|e| self.io_error(e))? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            chunk.truncate(filled);
+            // A short chunk is the last one.
+            if filled == 0 || !send(chunk.into()) || filled < CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
     /// Metadata of the file at `path`; folders are not objects.
     pub(super) fn stat(&self, path: &str) -> Result<FileStat> {
         file_stat(self.sftp.stat(Path::new(path)))
@@ -85,25 +117,35 @@ impl Conn {
 
     /// Stores `data` at `target` through a temporary file in the same folder.
     pub(super) fn write(&self, target: &str, data: &[u8], overwrite: bool) -> Result<()> {
-        let temp = self.upload(target, |file| file.write_all(data))?;
-        self.commit(&temp, target, overwrite)
+        self.upload(target, overwrite, |file| file.write_all(data))
+    }
+
+    /// Writes `chunks` to `file`, a temporary from [`create_temp`](Self::create_temp), one at a time, then
+    /// renames it to `target`; an error among the chunks fails the write.
+    pub(super) fn write_chunks(
+        &self,
+        temp: &str,
+        mut file: File,
+        mut chunks: impl Iterator<Item = Result<Bytes>>,
+        target: &str,
+        overwrite: bool,
+    ) -> Result<()> {
+        let filled = chunks.try_for_each(|chunk| file.write_all(&chunk?).map_err(|e| self.io_error(e)));
+        self.finish(temp, file, filled, target, overwrite)
     }
 
     /// Streams `from` into a temporary beside `to`, then renames it into place: SFTP v3 has no copy.
     pub(super) fn copy(&self, from: &str, to: &str, overwrite: bool) -> Result<()> {
-        let mut source = self.sftp.open(Path::new(from)).map_err(map_error)?;
-        file_stat(source.stat())?;
-        let temp = self.upload(to, |target| {
-            // Large reads and writes let libssh2 keep many requests in flight.
-            let mut buffer = vec![0; 1 << 20];
+        let (mut source, _) = self.open(from)?;
+        self.upload(to, overwrite, |target| {
+            let mut buffer = vec![0; CHUNK];
             loop {
                 match source.read(&mut buffer)? {
                     0 => return Ok(()),
                     n => target.write_all(&buffer[..n])?,
                 }
             }
-        })?;
-        self.commit(&temp, to, overwrite)
+        })
     }
 
     /// Moves `from` to `to`, creating `to`'s folder if needed.
@@ -151,12 +193,12 @@ impl Conn {
         }
     }
 
-    /// Writes a new temporary file beside `target` (creating the folder if needed) and returns its path.
-    fn upload(&self, target: &str, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<String> {
+    /// Creates a new, empty temporary file beside `target` (creating the folder if needed).
+    pub(super) fn create_temp(&self, target: &str) -> Result<(String, File)> {
         let temp = format!("{}/{TEMP_PREFIX}{:016x}", parent(target), super::random_u64());
         let create =
             || self.sftp.open_mode(Path::new(&temp), OpenFlags::WRITE | OpenFlags::EXCLUSIVE, 0o644, OpenType::File);
-        let mut file = match create() {
+        let file = match create() {
             Err(e) if is_not_found(&e) => {
                 self.mkdir_all(parent(target))?;
                 create()
@@ -164,21 +206,28 @@ impl Conn {
             other => other,
         }
         .map_err(map_error)?;
-        let filled = fill(&mut file).map_err(|e| self.io_error(e));
-        drop(file);
-        if filled.is_err() {
-            let _ = self.sftp.unlink(Path::new(&temp));
-        }
-        filled.map(|()| temp)
+        Ok((temp, file))
     }
 
-    /// Renames a finished temporary into place, or removes it if that fails.
-    fn commit(&self, temp: &str, target: &str, overwrite: bool) -> Result<()> {
-        let renamed = if overwrite { self.replace(temp, target) } else { self.rename_new(temp, target) };
-        if renamed.is_err() {
+    /// Writes a temporary beside `target` with `fill`, then renames it into place.
+    fn upload(&self, target: &str, overwrite: bool, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
+        let (temp, mut file) = self.create_temp(target)?;
+        let filled = fill(&mut file).map_err(|e| self.io_error(e));
+        self.finish(&temp, file, filled, target, overwrite)
+    }
+
+    /// Closes the temporary `file` (`filled` says whether filling it worked) and renames it to `target`, or
+    /// removes it if anything failed.
+    fn finish(&self, temp: &str, mut file: File, filled: Result<()>, target: &str, overwrite: bool) -> Result<()> {
+        // An explicit close reports the server's answer, which dropping the handle would ignore.
+        let closed = filled.and_then(|()| file.close().map_err(map_error));
+        drop(file);
+        let committed =
+            closed.and_then(|()| if overwrite { self.replace(temp, target) } else { self.rename_new(temp, target) });
+        if committed.is_err() {
             let _ = self.sftp.unlink(Path::new(temp));
         }
-        renamed
+        committed
     }
 
     /// Renames `from` onto `to`, replacing it atomically where the server offers posix-rename.

@@ -21,12 +21,22 @@
 //! retried. A call whose reply was lost is
 //! retried too, so a create-only write or rename that did succeed may then report `AlreadyExists` or
 //! `NotFound`.
+//!
+//! # Streams
+//! `write_stream` and `read_stream` pass one chunk at a time between the caller and a blocking task that keeps
+//! one pooled session for the whole transfer, so memory stays at a few chunks (reads yield 1 MiB chunks) however
+//! large the object. A streamed write goes through a temporary like any other write and is renamed into place
+//! only when the stream ends; an error from the stream, a failed transfer or dropping the call removes the
+//! temporary. Only connecting and opening the file are retried: a stream cannot be replayed, so a connection
+//! lost mid-transfer fails the call, and the caller may start over with a new stream. A read stream keeps its
+//! session until it ends or is dropped, so piping one into a write on the same backend takes two sessions.
 
 mod config;
 mod conn;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::iter;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,7 +46,8 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use ssh2::FileStat;
 use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinError;
 
 pub use config::{SftpAuth, SftpConfig, SftpHostKey};
 use conn::{Conn, TEMP_PREFIX};
@@ -133,6 +144,15 @@ impl SftpBackend {
         T: Send + 'static,
         F: Fn(&Conn) -> Result<T> + Send + Sync + 'static,
     {
+        self.retry(move |lease| lease.call(&op)).await
+    }
+
+    /// Runs `op` on a checked-out session on a blocking thread, retrying transient failures with backoff.
+    async fn retry<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(Lease) -> Result<T> + Send + Sync + 'static,
+    {
         let op = Arc::new(op);
         let mut retries = 0;
         loop {
@@ -150,31 +170,20 @@ impl SftpBackend {
     async fn attempt<T, F>(&self, op: Arc<F>) -> Result<T>
     where
         T: Send + 'static,
-        F: Fn(&Conn) -> Result<T> + Send + Sync + 'static,
+        F: Fn(Lease) -> Result<T> + Send + Sync + 'static,
     {
         let slot = self.shared.slots.clone().acquire_owned().await.expect("the pool's semaphore is never closed");
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
-            let _slot = slot;
             let idle = shared.idle().pop();
             let conn = match idle {
                 Some(conn) => conn,
                 None => Conn::connect(&shared.config)?,
             };
-            let result = op(&conn);
-            if matches!(&result, Err(e) if e.kind().is_transient()) {
-                // The session may be mid-request, and whatever broke it (a network cut, a server restart) has
-                // likely broken the idle ones too: drop them all, here off the async threads, so the retry
-                // starts afresh rather than spending its attempts on dead sessions.
-                let stale = std::mem::take(&mut *shared.idle());
-                drop((conn, stale));
-            } else {
-                shared.idle().push(conn);
-            }
-            result
+            op(Lease { conn, shared, _slot: slot })
         })
         .await
-        .map_err(|e| Error::new(ErrorKind::Other, "an SFTP worker thread failed").with_source(e))?
+        .map_err(worker_failed)?
     }
 }
 
@@ -182,6 +191,50 @@ impl Shared {
     fn idle(&self) -> MutexGuard<'_, Vec<Conn>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A session checked out of the pool, with the pool slot it takes. Everything on it blocks.
+struct Lease {
+    conn: Conn,
+    shared: Arc<Shared>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Lease {
+    /// Runs `op` on the session, then gives the session back.
+    fn call<T>(self, op: impl FnOnce(&Conn) -> Result<T>) -> Result<T> {
+        let result = op(&self.conn);
+        self.release(result.as_ref().err());
+        result
+    }
+
+    /// Runs `op` on the session and keeps the session for the next steps if it succeeds.
+    fn start<T>(self, op: impl FnOnce(&Conn) -> Result<T>) -> Result<(Lease, T)> {
+        match op(&self.conn) {
+            Ok(value) => Ok((self, value)),
+            Err(e) => {
+                self.release(Some(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts the session back in the pool, unless `error` says it may be broken.
+    fn release(self, error: Option<&Error>) {
+        if error.is_some_and(|e| e.kind().is_transient()) {
+            // The session may be mid-request, and whatever broke it (a network cut, a server restart) has
+            // likely broken the idle ones too: drop them all, here off the async threads, so the retry
+            // starts afresh rather than spending its attempts on dead sessions.
+            let stale = std::mem::take(&mut *self.shared.idle());
+            drop((self.conn, stale));
+        } else {
+            self.shared.idle().push(self.conn);
+        }
+    }
+}
+
+fn worker_failed(err: JoinError) -> Error {
+    Error::new(ErrorKind::Other, "an SFTP worker thread failed").with_source(err)
 }
 
 /// libssh2 sends keepalives only while a call waits on the socket: this sends them on idle sessions too,
@@ -285,6 +338,64 @@ impl Backend for SftpBackend {
         Ok(WriteResult::default())
     }
 
+    /// Hands the chunks to a blocking task that writes them; only getting a session and creating the temporary
+    /// are retried (see the [module docs](self)).
+    async fn write_stream(
+        &self,
+        path: &StorePath,
+        mut data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        check_name(path)?;
+        // The channel holds one chunk, `None` marks the end of the stream, and a sender dropped before that (this
+        // call was dropped) fails the upload, so a cut-off stream is never committed.
+        let (sender, mut receiver) = mpsc::channel(1);
+        let (backend, target, overwrite) = (self.clone(), self.remote(path), mode == WriteMode::Overwrite);
+        // A task of its own, so that even if this call is dropped, a temporary created meanwhile is removed.
+        let upload = tokio::spawn(async move {
+            let remote = target.clone();
+            let (lease, (temp, file)) =
+                backend.retry(move |lease| lease.start(|conn| conn.create_temp(&remote))).await?;
+            let chunks = iter::from_fn(move || {
+                let cancelled = || Some(Err(Error::new(ErrorKind::Other, "the streamed write was cancelled")));
+                receiver.blocking_recv().unwrap_or_else(cancelled)
+            });
+            tokio::task::spawn_blocking(move || {
+                lease.call(|conn| conn.write_chunks(&temp, file, chunks, &target, overwrite))
+            })
+            .await
+            .map_err(worker_failed)?
+        });
+        loop {
+            let item = data.next().await;
+            let last = !matches!(item, Some(Ok(_)));
+            // A send fails only if the upload has failed, and its result says why.
+            if sender.send(item).await.is_err() || last {
+                break;
+            }
+        }
+        upload.await.map_err(worker_failed)??;
+        Ok(WriteResult::default())
+    }
+
+    /// A blocking task reads 1 MiB chunks, one ahead of the caller, until the end of the file or until the
+    /// stream is dropped.
+    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let remote = self.remote(path);
+        let (lease, (file, _)) = self.retry(move |lease| lease.start(|conn| conn.open(&remote))).await?;
+        let (sender, mut receiver) = mpsc::channel(1);
+        let reader = tokio::task::spawn_blocking(move || {
+            let read = lease.call(|conn| conn.read_chunks(file, |chunk| sender.blocking_send(Ok(chunk)).is_ok()));
+            if let Err(e) = read {
+                let _ = sender.blocking_send(Err(e));
+            }
+        });
+        let chunks = stream::poll_fn(move |cx| receiver.poll_recv(cx));
+        // A reader that stopped short (it panicked) must not pass for the end of the object.
+        let failed = stream::once(reader).filter_map(|joined| async { joined.err().map(|e| Err(worker_failed(e))) });
+        Ok(chunks.chain(failed).boxed())
+    }
+
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         let remote = self.remote(path);
         let stat = self.run(move |conn| conn.stat(&remote)).await?;
@@ -339,9 +450,7 @@ impl Backend for SftpBackend {
     /// Disconnects the idle sessions; calls still running keep theirs, and later calls reconnect.
     async fn close(&self) -> Result<()> {
         let idle = std::mem::take(&mut *self.shared.idle());
-        tokio::task::spawn_blocking(move || idle.into_iter().for_each(Conn::disconnect))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Other, "an SFTP worker thread failed").with_source(e))
+        tokio::task::spawn_blocking(move || idle.into_iter().for_each(Conn::disconnect)).await.map_err(worker_failed)
     }
 }
 
