@@ -71,8 +71,12 @@ def test_plain_http_must_be_asked_for() -> None:
         Store(backend).read_bytes("anything")
 
 
-def sftp(**options) -> SFTPBackend:
+@pytest.fixture
+def sftp_env() -> None:
     require_server("sftp")
+
+
+def sftp(**options) -> SFTPBackend:
     settings = {
         "port": int(env("DRS_TEST_SFTP_PORT")),
         "username": env("DRS_TEST_SFTP_USER"),
@@ -82,7 +86,7 @@ def sftp(**options) -> SFTPBackend:
     return SFTPBackend(env("DRS_TEST_SFTP_HOST"), **settings)
 
 
-def test_sftp_password_login_with_known_hosts() -> None:
+def test_sftp_password_login_with_known_hosts(sftp_env) -> None:
     backend = sftp(password=env("DRS_TEST_SFTP_PASSWORD"), known_hosts=env("DRS_TEST_SFTP_KNOWN_HOSTS"))
     store = Store(backend, root_path=f"tests/{uuid.uuid4().hex}")
     store.write("hello.txt", b"over ssh")
@@ -91,20 +95,20 @@ def test_sftp_password_login_with_known_hosts() -> None:
     assert store.uri("hello.txt").startswith(f"sftp://{env('DRS_TEST_SFTP_USER')}@{env('DRS_TEST_SFTP_HOST')}:")
 
 
-def test_sftp_host_key_mismatch_is_refused_naming_the_host() -> None:
+def test_sftp_host_key_mismatch_is_refused_naming_the_host(sftp_env) -> None:
     with pytest.raises(PermissionDenied) as err:
         sftp(private_key=env("DRS_TEST_SFTP_KEY"), host_key_fingerprint="SHA256:" + "A" * 43)
     assert f"{env('DRS_TEST_SFTP_HOST')}:{env('DRS_TEST_SFTP_PORT')}" in str(err.value)
 
 
-def test_sftp_skipping_the_host_key_check_must_be_asked_for() -> None:
+def test_sftp_skipping_the_host_key_check_must_be_asked_for(sftp_env) -> None:
     backend = sftp(private_key=env("DRS_TEST_SFTP_KEY"), accept_any_host_key=True)
     assert backend.kind == "sftp"
     with pytest.raises(TypeError, match="at most one of"):
         sftp(private_key=env("DRS_TEST_SFTP_KEY"), known_hosts="/x", accept_any_host_key=True)
 
 
-def test_sftp_wrong_password_is_permission_denied_without_the_password() -> None:
+def test_sftp_wrong_password_is_permission_denied_without_the_password(sftp_env) -> None:
     with pytest.raises(PermissionDenied) as err:
         sftp(password="not-the-password-0xC0FFEE", known_hosts=env("DRS_TEST_SFTP_KNOWN_HOSTS"), max_retries=0)
     assert "not-the-password-0xC0FFEE" not in str(err.value)

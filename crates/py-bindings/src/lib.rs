@@ -1,10 +1,12 @@
 //! The `dagster_remote_store._core` extension module: the Store, its backends,
-//! the serializers and the Rust half of the Dagster IO manager. The Python
-//! package around it (`python/dagster_remote_store`) holds the Dagster glue.
+//! the serializers (pickle, JSON, Parquet) and the Rust half of the Dagster IO
+//! manager. The Python package around it (`python/dagster_remote_store`) holds
+//! the Dagster glue.
 
 mod backends;
 mod errors;
 mod io;
+mod parquet;
 mod runtime;
 mod serializers;
 mod store;
@@ -27,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<serializers::BuiltinSerializer>()?;
     m.add_class::<serializers::PickleSerializer>()?;
     m.add_class::<serializers::JsonSerializer>()?;
+    m.add_class::<parquet::ParquetSerializer>()?;
     m.add_class::<io::IoManagerCore>()?;
     m.add_function(wrap_pyfunction!(serializers::serializer_names, m)?)?;
     Ok(())

@@ -1,6 +1,6 @@
 //! The serializer registry as Python sees it: `"pickle"` (runs Python's pickle),
-//! `"json"` (serde_json in Rust), and any object with `extension`,
-//! `serialize(obj) -> bytes` and `deserialize(data)`.
+//! `"json"` (serde_json in Rust), `"parquet"` (tables, see `parquet.rs`), and any
+//! object with `extension`, `serialize(obj) -> bytes` and `deserialize(data)`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyString};
 use serializers::{Json, Registry, SerializeError, Serializer};
 
 use crate::errors::serialize_error;
+use crate::parquet::Parquet;
 use crate::value::PyValue;
 
 /// A serializer of Python objects.
@@ -94,12 +95,14 @@ impl Serializer<PyValue> for PythonSerializer {
     }
 }
 
-/// The named serializers: `json` from the serializers crate, `pickle` from here.
+/// The named serializers: `json` from the serializers crate, `pickle` from here,
+/// `parquet` (zstd) from `parquet.rs`.
 fn registry() -> &'static Registry<PyValue> {
     static REGISTRY: OnceLock<Registry<PyValue>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let mut registry = Registry::with_builtins();
         registry.register(Arc::new(Pickle));
+        registry.register(Arc::new(Parquet::new(Default::default())));
         registry
     })
 }
@@ -141,6 +144,13 @@ pub fn resolve(serializer: &Bound<'_, PyAny>) -> PyResult<PySerializer> {
 #[pyclass(subclass, frozen, module = "dagster_remote_store", name = "BuiltinSerializer")]
 pub struct BuiltinSerializer {
     inner: PySerializer,
+}
+
+impl BuiltinSerializer {
+    /// The base of a built-in serializer class running `inner`.
+    pub fn new(inner: PySerializer) -> Self {
+        Self { inner }
+    }
 }
 
 #[pymethods]

@@ -14,6 +14,10 @@
 //! |----------|-----------|----------|--------------------------------------------|
 //! | `"json"` | `.json`   | [`Json`] | every `V: Serialize + DeserializeOwned`    |
 //!
+//! With the cargo feature `parquet`, the `parquet` module
+//! encodes Arrow record batches as Parquet files (`.parquet`) and decodes them;
+//! hosts wrap it in a serializer for their own table type.
+//!
 //! # Example
 //!
 //! ```
@@ -39,6 +43,8 @@
 
 mod error;
 mod json;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod registry;
 
 pub use error::{SerializeError, UnknownSerializer};

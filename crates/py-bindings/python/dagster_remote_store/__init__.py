@@ -19,7 +19,7 @@ from .errors import (
     Unavailable,
 )
 from .io_manager import remote_store_io_manager
-from .serializers import JsonSerializer, PickleSerializer, Serializer
+from .serializers import JsonSerializer, ParquetSerializer, PickleSerializer, Serializer
 
 __all__ = [
     "AlreadyExists",
@@ -29,6 +29,7 @@ __all__ = [
     "InvalidPath",
     "JsonSerializer",
     "NotFound",
+    "ParquetSerializer",
     "PermissionDenied",
     "PickleSerializer",
     "PreconditionFailed",

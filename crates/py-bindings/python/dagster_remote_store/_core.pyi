@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from os import PathLike
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .serializers import Serializer
 
@@ -140,6 +140,36 @@ class PickleSerializer(BuiltinSerializer):
 class JsonSerializer(BuiltinSerializer):
     def __init__(self) -> None: ...
 
+class ParquetSerializer(BuiltinSerializer):
+    """Parquet (``.parquet``), encoded and decoded in Rust.
+
+    Writes polars and pandas DataFrames, pyarrow Tables and RecordBatchReaders, and any
+    object with ``__arrow_c_stream__`` (a polars LazyFrame is collected first). pandas needs
+    pyarrow; polars does not. The writing library is recorded in the file's key-value
+    metadata (``dagster_remote_store.library``) and ``deserialize`` returns that library's
+    table (a pyarrow Table for other writers) unless ``into`` asks for another. A missing
+    library raises ImportError naming what to ``pip install``; a non-table, TypeError.
+    """
+
+    def __init__(self, compression: Literal["zstd", "snappy", "none"] = "zstd") -> None: ...
+    @property
+    def compression(self) -> Literal["zstd", "snappy", "none"]: ...
+    def deserialize(
+        self,
+        data: bytes | bytearray,
+        into: Literal["polars", "polars_lazy", "pandas", "pyarrow"] | None = None,
+    ) -> Any: ...
+    @staticmethod
+    def describe(data: bytes | bytearray) -> ParquetDescription: ...
+
+class ParquetDescription(TypedDict):
+    """What ``ParquetSerializer.describe`` reads from a Parquet footer."""
+
+    row_count: int
+    columns: list[tuple[str, str]]
+    compression: str | None
+    library: str | None
+
 def serializer_names() -> list[str]: ...
 
 class IoManagerCore:
@@ -151,6 +181,6 @@ class IoManagerCore:
     def path(self, asset_key: list[str], partition: list[str]) -> str: ...
     def handle_output(self, path: str, obj: Any) -> dict[str, Any]: ...
     def load_input(self, path: str) -> Any: ...
-    def load_many(self, paths: list[str]) -> list[Any]: ...
+    def load_many(self, paths: list[str], *, missing: Any = None) -> list[Any]: ...
     def exists(self, path: str) -> bool: ...
     def uri(self, path: str) -> str: ...

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from ._core import JsonSerializer, PickleSerializer, serializer_names
+from ._core import JsonSerializer, ParquetSerializer, PickleSerializer, serializer_names
 
-__all__ = ["JsonSerializer", "PickleSerializer", "Serializer", "serializer_names"]
+__all__ = ["JsonSerializer", "ParquetSerializer", "PickleSerializer", "Serializer", "serializer_names"]
 
 
 @runtime_checkable

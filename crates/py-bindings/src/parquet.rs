@@ -1,0 +1,230 @@
+//! The `"parquet"` serializer: tables from polars, pandas, pyarrow or anything
+//! exporting the Arrow PyCapsule stream interface (`__arrow_c_stream__`), encoded
+//! and decoded in Rust with the GIL released. Reading gives back the library the
+//! table was written with, recorded in the file's key-value metadata.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use bytes::Bytes;
+use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::PyDict;
+use pyo3_arrow::{PyRecordBatchReader, PyTable};
+use serializers::parquet::{self, Compression, ParquetOptions};
+use serializers::{SerializeError, Serializer};
+
+use crate::errors::serialize_error;
+use crate::serializers::BuiltinSerializer;
+use crate::value::PyValue;
+
+/// Key-value metadata key naming the library that wrote the table.
+const LIBRARY_KEY: &str = "dagster_remote_store.library";
+
+/// What `into=` accepts besides `None`.
+const TARGETS: [&str; 4] = ["polars", "polars_lazy", "pandas", "pyarrow"];
+
+/// Parquet with a fixed compression; the writing library is added per table.
+pub struct Parquet {
+    compression: Compression,
+}
+
+impl Parquet {
+    /// A serializer compressing with `compression`.
+    pub fn new(compression: Compression) -> Self {
+        Self { compression }
+    }
+
+    /// `obj` as Parquet bytes; the GIL is held only to open the Arrow stream,
+    /// unless the stream's producer takes it back to make batches.
+    fn encode(&self, obj: &Bound<'_, PyAny>) -> PyResult<Result<Bytes, SerializeError>> {
+        let (reader, library) = table_reader(obj)?;
+        let options =
+            ParquetOptions { compression: self.compression, key_value_metadata: vec![(LIBRARY_KEY.into(), library)] };
+        Ok(obj.py().detach(|| parquet::encode(reader, &options)))
+    }
+}
+
+impl Serializer<PyValue> for Parquet {
+    fn name(&self) -> &str {
+        parquet::NAME
+    }
+    fn extension(&self) -> &str {
+        parquet::EXTENSION
+    }
+    fn serialize(&self, value: &PyValue) -> Result<Bytes, SerializeError> {
+        Python::attach(|py| self.encode(value.0.bind(py))).map_err(|e| SerializeError::encode(parquet::NAME, e))?
+    }
+    fn deserialize(&self, data: Bytes) -> Result<PyValue, SerializeError> {
+        // The IO manager calls this with the GIL released: decode first, then attach.
+        let (schema, batches, metadata) = parquet::decode(data)?;
+        Python::attach(|py| {
+            to_python(py, schema, batches, Target::recorded(&metadata)).map(|obj| PyValue(obj.unbind()))
+        })
+        .map_err(|e| SerializeError::decode(parquet::NAME, e))
+    }
+}
+
+/// The top-level package of `obj`'s type: `"polars"` for a `polars.dataframe.frame.DataFrame`.
+fn library(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let module = obj.get_type().module()?.to_cow()?.into_owned();
+    Ok(module.split('.').next().unwrap_or_default().to_owned())
+}
+
+/// Imports `module`, or says what to install (`package`) to read or write `what`.
+fn import<'py>(py: Python<'py>, module: &str, package: &str, what: &str) -> PyResult<Bound<'py, PyModule>> {
+    py.import(module).map_err(|cause| {
+        let err =
+            PyImportError::new_err(format!("the parquet serializer needs {module} for {what}: pip install {package}"));
+        err.set_cause(py, Some(cause));
+        err
+    })
+}
+
+/// The Arrow stream of a table, and the library it came from.
+fn table_reader(obj: &Bound<'_, PyAny>) -> PyResult<(Box<dyn RecordBatchReader + Send>, String)> {
+    let py = obj.py();
+    let library = library(obj)?;
+    let type_name = obj.get_type().name()?.to_string();
+    let not_a_table = |detail: String| {
+        PyTypeError::new_err(format!(
+            "parquet serializer needs a table (polars or pandas DataFrame, pyarrow Table, or any object with \
+             __arrow_c_stream__), got {type_name}{detail}"
+        ))
+    };
+    let exportable = match library.as_str() {
+        // pandas exports the stream through pyarrow: say so before pandas fails on its own.
+        "pandas" if type_name == "DataFrame" => {
+            let pyarrow = import(py, "pyarrow", "pyarrow", "pandas DataFrames")?;
+            if obj.hasattr("__arrow_c_stream__")? {
+                obj.clone()
+            } else {
+                // pandas < 2.2 has no __arrow_c_stream__.
+                pyarrow.getattr("Table")?.call_method1("from_pandas", (obj,))?
+            }
+        }
+        // A LazyFrame is a query, not a table: run it.
+        "polars" if type_name == "LazyFrame" => obj.call_method0("collect")?,
+        _ if obj.hasattr("__arrow_c_stream__")? => obj.clone(),
+        _ => return Err(not_a_table(String::new())),
+    };
+    // A stream that is not of record batches (a polars Series, a pyarrow ChunkedArray) fails here.
+    let reader: PyRecordBatchReader = exportable.extract().map_err(|e: PyErr| not_a_table(format!(" ({e})")))?;
+    Ok((reader.into_reader()?, library))
+}
+
+/// The Python type a table is read into.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Polars,
+    PolarsLazy,
+    Pandas,
+    PyArrow,
+}
+
+impl Target {
+    /// `into=`: one of [`TARGETS`].
+    fn parse(into: &str) -> PyResult<Self> {
+        match into {
+            "polars" => Ok(Self::Polars),
+            "polars_lazy" => Ok(Self::PolarsLazy),
+            "pandas" => Ok(Self::Pandas),
+            "pyarrow" => Ok(Self::PyArrow),
+            other => {
+                let targets = TARGETS.map(|t| format!("'{t}'")).join(", ");
+                Err(PyValueError::new_err(format!("into must be one of {targets} or None, not '{other}'")))
+            }
+        }
+    }
+
+    /// The library recorded at write time; a pyarrow Table for any other writer.
+    fn recorded(metadata: &[(String, String)]) -> Self {
+        match metadata.iter().find(|(k, _)| k == LIBRARY_KEY).map(|(_, v)| v.as_str()) {
+            Some("polars") => Self::Polars,
+            Some("pandas") => Self::Pandas,
+            _ => Self::PyArrow,
+        }
+    }
+}
+
+/// The decoded batches as a `target` object, handed over through the PyCapsule
+/// interface (so polars needs no pyarrow).
+fn to_python<'py>(
+    py: Python<'py>,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    target: Target,
+) -> PyResult<Bound<'py, PyAny>> {
+    let table = Bound::new(py, PyTable::try_new(batches, schema)?)?;
+    let polars = || import(py, "polars", "polars", "polars DataFrames")?.getattr("DataFrame")?.call1((&table,));
+    match target {
+        Target::Polars => polars(),
+        Target::PolarsLazy => polars()?.call_method0("lazy"),
+        Target::PyArrow => import(py, "pyarrow", "pyarrow", "pyarrow Tables")?.call_method1("table", (&table,)),
+        Target::Pandas => {
+            import(py, "pandas", "pandas pyarrow", "pandas DataFrames")?;
+            let pyarrow = import(py, "pyarrow", "pyarrow", "pandas DataFrames")?;
+            pyarrow.call_method1("table", (&table,))?.call_method0("to_pandas")
+        }
+    }
+}
+
+/// Parquet (`.parquet`), encoded and decoded in Rust: polars and pandas
+/// DataFrames, pyarrow Tables and RecordBatchReaders, and any object with
+/// `__arrow_c_stream__`.
+#[pyclass(extends = BuiltinSerializer, frozen, module = "dagster_remote_store")]
+pub struct ParquetSerializer {
+    compression: Compression,
+}
+
+#[pymethods]
+impl ParquetSerializer {
+    #[new]
+    #[pyo3(signature = (compression = "zstd"))]
+    fn new(compression: &str) -> PyResult<PyClassInitializer<Self>> {
+        let compression: Compression = compression.parse().map_err(|e| PyValueError::new_err(format!("{e}")))?;
+        let base = BuiltinSerializer::new(Arc::new(Parquet::new(compression)));
+        Ok(PyClassInitializer::from(base).add_subclass(Self { compression }))
+    }
+
+    /// `"zstd"`, `"snappy"` or `"none"`.
+    #[getter]
+    fn compression(&self) -> String {
+        self.compression.to_string()
+    }
+
+    /// The table `data` encodes, as `into` (`"polars"`, `"polars_lazy"`,
+    /// `"pandas"`, `"pyarrow"`), or if `None` as the library that wrote it
+    /// (a pyarrow Table when that was neither polars nor pandas).
+    #[pyo3(signature = (data, into = None))]
+    fn deserialize(&self, py: Python<'_>, data: PyBackedBytes, into: Option<&str>) -> PyResult<Py<PyAny>> {
+        let target = into.map(Target::parse).transpose()?;
+        let decoded = py.detach(|| parquet::decode(Bytes::from_owner(data)));
+        let (schema, batches, metadata) = decoded.map_err(|e| serialize_error(py, &e, None))?;
+        let target = target.unwrap_or_else(|| Target::recorded(&metadata));
+        to_python(py, schema, batches, target).map(Bound::unbind)
+    }
+
+    /// From the footer only: `row_count`, `columns` (name and Arrow type),
+    /// `compression` (`None` for a file with no rows) and `library` (the writer,
+    /// `None` if not recorded).
+    #[staticmethod]
+    fn describe<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyDict>> {
+        let summary = parquet::describe(&Bytes::from_owner(data)).map_err(|e| serialize_error(py, &e, None))?;
+        let columns: Vec<(String, String)> =
+            summary.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
+        let library = summary.key_value_metadata.iter().find(|(k, _)| k == LIBRARY_KEY).map(|(_, v)| v.clone());
+        let out = PyDict::new(py);
+        out.set_item("row_count", summary.row_count)?;
+        out.set_item("columns", columns)?;
+        out.set_item("compression", summary.compression)?;
+        out.set_item("library", library)?;
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ParquetSerializer(compression='{}')", self.compression)
+    }
+}

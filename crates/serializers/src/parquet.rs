@@ -1,0 +1,437 @@
+//! Parquet files from Arrow record batches, and back (cargo feature `parquet`).
+//!
+//! Unlike [`Json`](crate::Json) this is not a [`Serializer`](crate::Serializer):
+//! the values are Arrow tables, and each host decides how its own table type
+//! becomes a [`RecordBatchReader`] (the Python bindings go through the Arrow
+//! PyCapsule interface). These functions do the Parquet part: [`encode`],
+//! [`decode`] and [`describe`] (footer only).
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use arrow::array::{Int64Array, RecordBatch, RecordBatchIterator, StringArray};
+//! use arrow::datatypes::{DataType, Field, Schema};
+//! use serializers::parquet::{self, Compression, ParquetOptions};
+//!
+//! let schema = Arc::new(Schema::new(vec![
+//!     Field::new("id", DataType::Int64, false),
+//!     Field::new("name", DataType::Utf8, true),
+//! ]));
+//! let batch = RecordBatch::try_new(
+//!     schema.clone(),
+//!     vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(StringArray::from(vec![Some("ada"), None]))],
+//! )?;
+//! let reader = RecordBatchIterator::new([Ok(batch.clone())], schema.clone());
+//!
+//! let options = ParquetOptions {
+//!     compression: Compression::Snappy,
+//!     key_value_metadata: vec![("written_by".into(), "example".into())],
+//! };
+//! let data = parquet::encode(reader, &options)?;
+//!
+//! let summary = parquet::describe(&data)?;
+//! assert_eq!(summary.row_count, 2);
+//! assert_eq!(summary.compression.as_deref(), Some("snappy"));
+//!
+//! let (read_schema, batches, metadata) = parquet::decode(data)?;
+//! assert_eq!(read_schema, schema);
+//! assert_eq!(batches, [batch]);
+//! assert_eq!(metadata, [("written_by".to_owned(), "example".to_owned())]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use ::parquet::arrow::{ArrowWriter, parquet_to_arrow_schema};
+use ::parquet::basic::{Compression as Codec, ZstdLevel};
+use ::parquet::file::metadata::{KeyValue, ParquetMetaData};
+use ::parquet::file::properties::WriterProperties;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use bytes::Bytes;
+
+use crate::SerializeError;
+
+/// The serializer name used in errors, `"parquet"`.
+pub const NAME: &str = "parquet";
+/// The file extension, `".parquet"`.
+pub const EXTENSION: &str = ".parquet";
+
+/// The key under which the Arrow writer stores the Arrow schema in the footer;
+/// [`decode`] uses it to restore the schema and leaves it out of the metadata it returns.
+const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
+
+/// How column chunks are compressed.
+///
+/// Parses from and displays as `"zstd"`, `"snappy"` and `"none"`:
+///
+/// ```
+/// use serializers::parquet::Compression;
+///
+/// assert_eq!("snappy".parse::<Compression>()?, Compression::Snappy);
+/// assert_eq!(Compression::default(), Compression::Zstd(3));
+/// assert_eq!(Compression::default().to_string(), "zstd");
+/// assert_eq!(
+///     "gzip".parse::<Compression>().unwrap_err().to_string(),
+///     r#"unknown parquet compression "gzip"; accepted: "zstd", "snappy", "none""#
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Zstandard at the given level (1..=22); the default, at level 3.
+    Zstd(i32),
+    /// Snappy: faster, larger files.
+    Snappy,
+    /// Uncompressed.
+    None,
+}
+
+impl Compression {
+    /// The names [`FromStr`] accepts.
+    pub const NAMES: [&'static str; 3] = ["zstd", "snappy", "none"];
+
+    fn codec(self) -> Result<Codec, SerializeError> {
+        Ok(match self {
+            Compression::Zstd(level) => {
+                Codec::ZSTD(ZstdLevel::try_new(level).map_err(|e| SerializeError::encode(NAME, e))?)
+            }
+            Compression::Snappy => Codec::SNAPPY,
+            Compression::None => Codec::UNCOMPRESSED,
+        })
+    }
+}
+
+impl Default for Compression {
+    /// Zstandard level 3: a good size/speed balance, and the level most writers use.
+    fn default() -> Self {
+        Compression::Zstd(3)
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::Zstd(_) => "zstd",
+            Compression::Snappy => "snappy",
+            Compression::None => "none",
+        })
+    }
+}
+
+/// A compression name that is not one of [`Compression::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown parquet compression {0:?}; accepted: \"zstd\", \"snappy\", \"none\"")]
+pub struct UnknownCompression(pub String);
+
+impl FromStr for Compression {
+    type Err = UnknownCompression;
+
+    /// `"zstd"` (level 3), `"snappy"` or `"none"`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "zstd" => Ok(Compression::default()),
+            "snappy" => Ok(Compression::Snappy),
+            "none" => Ok(Compression::None),
+            other => Err(UnknownCompression(other.to_owned())),
+        }
+    }
+}
+
+/// What [`encode`] writes besides the data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParquetOptions {
+    /// Codec for every column chunk.
+    pub compression: Compression,
+    /// Stored as the file's key-value metadata, in this order.
+    pub key_value_metadata: Vec<(String, String)>,
+}
+
+/// Writes the batches of `reader` as one Parquet file.
+///
+/// Batches are encoded as they arrive, so only the current row group is held
+/// in column-writer buffers besides the output; row groups are cut at the
+/// writer's default size (about a million rows). The Arrow schema is stored in
+/// the footer, so [`decode`] gives back the same types (timestamps with their
+/// unit and time zone, dictionaries, ...).
+///
+/// # Errors
+///
+/// An encode error if the reader yields an error or a batch whose schema
+/// differs from `reader.schema()`, or if a type cannot be written to Parquet.
+pub fn encode(reader: impl RecordBatchReader, options: &ParquetOptions) -> Result<Bytes, SerializeError> {
+    let encode_error = |e| SerializeError::encode(NAME, e);
+    let metadata = options.key_value_metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+    let properties = WriterProperties::builder()
+        .set_compression(options.compression.codec()?)
+        .set_key_value_metadata(Some(metadata))
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), reader.schema(), Some(properties)).map_err(encode_error)?;
+    for batch in reader {
+        let batch = batch.map_err(|e| SerializeError::encode(NAME, e))?;
+        writer.write(&batch).map_err(encode_error)?;
+    }
+    writer.into_inner().map(Bytes::from).map_err(encode_error)
+}
+
+/// What [`decode`] returns: the Arrow schema, the batches, and the key-value metadata.
+pub type Decoded = (SchemaRef, Vec<RecordBatch>, Vec<(String, String)>);
+
+/// Reads a whole Parquet file: its Arrow schema, its batches and its
+/// key-value metadata (without the Arrow writer's own `ARROW:schema` entry;
+/// keys stored without a value come back with `""`).
+///
+/// # Errors
+///
+/// A decode error if `data` is not a Parquet file or cannot be read as Arrow.
+pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
+    let decode_error = |e| SerializeError::decode(NAME, e);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data).map_err(decode_error)?;
+    let metadata = key_value_metadata(builder.metadata());
+    let schema = arrow_schema(builder.metadata())?;
+    let batches = builder.build().map_err(decode_error)?;
+    let batches = batches
+        .map(|batch| RecordBatch::try_new(schema.clone(), batch?.columns().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SerializeError::decode(NAME, e))?;
+    Ok((schema, batches, metadata))
+}
+
+/// The Arrow schema as it was written. The reader's own schema also carries
+/// every key-value entry as schema metadata; going from the `ARROW:schema`
+/// entry alone keeps the file's key-value metadata out of the table.
+fn arrow_schema(metadata: &ParquetMetaData) -> Result<SchemaRef, SerializeError> {
+    let file = metadata.file_metadata();
+    let entries = file.key_value_metadata().map(Vec::as_slice).unwrap_or_default();
+    let arrow_entry: Vec<KeyValue> = entries.iter().filter(|kv| kv.key == ARROW_SCHEMA_KEY).cloned().collect();
+    let schema = parquet_to_arrow_schema(file.schema_descr(), Some(&arrow_entry));
+    schema.map(Arc::new).map_err(|e| SerializeError::decode(NAME, e))
+}
+
+/// What the footer of a Parquet file says, without reading the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParquetSummary {
+    /// Rows in all row groups.
+    pub row_count: u64,
+    /// The Arrow schema the file decodes to.
+    pub schema: SchemaRef,
+    /// Codec of the first column chunk, lower case (`"zstd"`, `"snappy"`,
+    /// `"none"`, or another Parquet codec such as `"gzip"` for files written
+    /// elsewhere); `None` when the file has no column chunks (no rows).
+    pub compression: Option<String>,
+    /// Key-value metadata, as [`decode`] returns it.
+    pub key_value_metadata: Vec<(String, String)>,
+}
+
+/// Reads only the footer of a Parquet file: row count, schema, compression and
+/// key-value metadata.
+///
+/// # Errors
+///
+/// A decode error if `data` does not end in a valid Parquet footer.
+pub fn describe(data: &Bytes) -> Result<ParquetSummary, SerializeError> {
+    let metadata = ArrowReaderMetadata::load(data, Default::default()).map_err(|e| SerializeError::decode(NAME, e))?;
+    let parquet = metadata.metadata();
+    let compression =
+        parquet.row_groups().iter().flat_map(|group| group.columns()).next().map(|column| match column.compression() {
+            Codec::UNCOMPRESSED => "none".to_owned(),
+            Codec::ZSTD(_) => "zstd".to_owned(),
+            Codec::GZIP(_) => "gzip".to_owned(),
+            Codec::BROTLI(_) => "brotli".to_owned(),
+            other => other.to_string().to_lowercase(),
+        });
+    Ok(ParquetSummary {
+        row_count: u64::try_from(parquet.file_metadata().num_rows()).unwrap_or(0),
+        schema: arrow_schema(parquet)?,
+        compression,
+        key_value_metadata: key_value_metadata(parquet),
+    })
+}
+
+fn key_value_metadata(metadata: &ParquetMetaData) -> Vec<(String, String)> {
+    let entries = metadata.file_metadata().key_value_metadata().map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .filter(|kv| kv.key != ARROW_SCHEMA_KEY)
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{
+        Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatchIterator, StringArray,
+        TimestampMicrosecondArray,
+    };
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use arrow::error::ArrowError;
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("small", DataType::Int32, true),
+            Field::new("price", DataType::Float64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("active", DataType::Boolean, true),
+            Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        ]))
+    }
+
+    /// Batch `n` of a table: three rows, with nulls in every nullable column.
+    fn batch(n: i64) -> RecordBatch {
+        let base = n * 3;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![base, base + 1, base + 2])),
+            Arc::new(Int32Array::from(vec![Some(1), None, Some(-3)])),
+            Arc::new(Float64Array::from(vec![Some(1.5), Some(f64::NAN), None])),
+            Arc::new(StringArray::from(vec![Some("ada"), None, Some("grâce")])),
+            Arc::new(BooleanArray::from(vec![Some(true), Some(false), None])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Some(1_767_225_600_000_000), None, Some(0)]).with_timezone("UTC"),
+            ),
+        ];
+        RecordBatch::try_new(schema(), columns).unwrap()
+    }
+
+    fn reader(batches: Vec<RecordBatch>) -> impl RecordBatchReader {
+        RecordBatchIterator::new(batches.into_iter().map(Ok), schema())
+    }
+
+    fn concat(batches: &[RecordBatch]) -> RecordBatch {
+        arrow::compute::concat_batches(&schema(), batches).unwrap()
+    }
+
+    /// The same rows, however they are split into batches. NaN != NaN in
+    /// `PartialEq`, so float columns are compared by bits and nulls.
+    fn assert_same_rows(expected: &[RecordBatch], actual: &[RecordBatch]) {
+        let (expected, actual) = (concat(expected), concat(actual));
+        assert_eq!(expected.schema(), actual.schema());
+        for (i, (e, a)) in expected.columns().iter().zip(actual.columns()).enumerate() {
+            if let (Some(e), Some(a)) =
+                (e.as_any().downcast_ref::<Float64Array>(), a.as_any().downcast_ref::<Float64Array>())
+            {
+                let bits = |x: &Float64Array| x.iter().map(|v| v.map(f64::to_bits)).collect::<Vec<_>>();
+                assert_eq!(bits(e), bits(a), "column {i}");
+            } else {
+                assert_eq!(e, a, "column {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn roundtrips_multi_batch_table() {
+        let batches: Vec<_> = (0..4).map(batch).collect();
+        let data = encode(reader(batches.clone()), &ParquetOptions::default()).unwrap();
+        assert_eq!(&data[..4], b"PAR1");
+
+        let (read_schema, read, metadata) = decode(data).unwrap();
+        assert_eq!(read_schema, schema());
+        assert!(metadata.is_empty(), "{metadata:?}");
+        assert_same_rows(&batches, &read);
+        assert_eq!(concat(&read).num_rows(), 12);
+        assert_eq!(concat(&read).column(3).null_count(), 4);
+    }
+
+    #[test]
+    fn empty_table_keeps_its_schema() {
+        let data = encode(reader(vec![]), &ParquetOptions::default()).unwrap();
+        let (read_schema, batches, _) = decode(data.clone()).unwrap();
+        assert_eq!(read_schema, schema());
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
+        let summary = describe(&data).unwrap();
+        assert_eq!(summary.row_count, 0);
+        assert_eq!(summary.compression, None);
+    }
+
+    #[test]
+    fn compression_choices_are_recorded_and_read_back() {
+        // Repetitive data, so the codecs visibly shrink it.
+        let batches: Vec<_> = (0..200).map(|_| batch(0)).collect();
+        let mut sizes = Vec::new();
+        for (compression, name) in
+            [(Compression::None, "none"), (Compression::Snappy, "snappy"), (Compression::Zstd(3), "zstd")]
+        {
+            let options = ParquetOptions { compression, ..Default::default() };
+            let data = encode(reader(batches.clone()), &options).unwrap();
+            let summary = describe(&data).unwrap();
+            assert_eq!(summary.compression.as_deref(), Some(name));
+            assert_eq!(summary.row_count, 600);
+            assert_same_rows(&batches, &decode(data.clone()).unwrap().1);
+            sizes.push(data.len());
+        }
+        assert!(sizes[1] < sizes[0] && sizes[2] < sizes[0], "{sizes:?}");
+    }
+
+    #[test]
+    fn bad_zstd_level_is_an_encode_error() {
+        let options = ParquetOptions { compression: Compression::Zstd(99), ..Default::default() };
+        let err = encode(reader(vec![batch(0)]), &options).unwrap_err();
+        assert!(!err.is_decode());
+        assert_eq!(err.serializer(), "parquet");
+    }
+
+    #[test]
+    fn key_value_metadata_roundtrips_in_order() {
+        let key_value_metadata =
+            vec![("dagster_remote_store.library".to_owned(), "polars".to_owned()), ("a".to_owned(), "ü".to_owned())];
+        let options = ParquetOptions { key_value_metadata: key_value_metadata.clone(), ..Default::default() };
+        let data = encode(reader(vec![batch(0)]), &options).unwrap();
+        assert_eq!(describe(&data).unwrap().key_value_metadata, key_value_metadata);
+        assert_eq!(decode(data).unwrap().2, key_value_metadata);
+    }
+
+    #[test]
+    fn schema_metadata_roundtrips_without_the_key_value_metadata() {
+        let with_metadata = Arc::new(schema().as_ref().clone().with_metadata([("pandas".into(), "{}".into())].into()));
+        let batch = batch(0).with_schema(with_metadata.clone()).unwrap();
+        let options =
+            ParquetOptions { key_value_metadata: vec![("library".into(), "pandas".into())], ..Default::default() };
+        let data = encode(RecordBatchIterator::new([Ok(batch)], with_metadata.clone()), &options).unwrap();
+        let (read_schema, batches, metadata) = decode(data.clone()).unwrap();
+        assert_eq!(read_schema, with_metadata);
+        assert_eq!(batches[0].schema(), with_metadata);
+        assert_eq!(metadata, [("library".to_owned(), "pandas".to_owned())]);
+        assert_eq!(describe(&data).unwrap().schema, with_metadata);
+    }
+
+    #[test]
+    fn describe_reads_the_footer() {
+        let data = encode(reader(vec![batch(0), batch(1)]), &ParquetOptions::default()).unwrap();
+        let summary = describe(&data).unwrap();
+        assert_eq!(summary.row_count, 6);
+        assert_eq!(summary.schema, schema());
+        assert_eq!(summary.compression.as_deref(), Some("zstd"));
+    }
+
+    #[test]
+    fn garbage_is_a_decode_error_naming_parquet() {
+        for data in [Bytes::from_static(b"not a parquet file at all"), Bytes::new()] {
+            let err = decode(data.clone()).unwrap_err();
+            assert!(err.is_decode());
+            assert!(err.to_string().starts_with("parquet serializer could not decode the data: "), "{err}");
+            assert!(describe(&data).unwrap_err().is_decode());
+        }
+    }
+
+    #[test]
+    fn reader_errors_are_encode_errors() {
+        let failing =
+            RecordBatchIterator::new([Ok(batch(0)), Err(ArrowError::ComputeError("upstream broke".into()))], schema());
+        let err = encode(failing, &ParquetOptions::default()).unwrap_err();
+        assert!(!err.is_decode());
+        assert!(err.to_string().contains("upstream broke"), "{err}");
+    }
+
+    #[test]
+    fn compression_parses_and_displays() {
+        for name in Compression::NAMES {
+            assert_eq!(name.parse::<Compression>().unwrap().to_string(), name);
+        }
+        assert_eq!("ZSTD".parse::<Compression>(), Err(UnknownCompression("ZSTD".into())));
+    }
+}

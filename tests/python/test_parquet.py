@@ -1,0 +1,294 @@
+"""The Parquet serializer: polars, pandas and pyarrow tables through Rust, on every backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from dagster import AssetIn, asset, materialize
+from polars.testing import assert_frame_equal as assert_polars_equal
+
+from dagster_remote_store import DeserializationError, ParquetSerializer, Store, remote_store_io_manager
+from dagster_remote_store._core import BuiltinSerializer
+from dagster_remote_store.serializers import serializer_names
+
+LIBRARY_KEY = b"dagster_remote_store.library"
+
+
+def polars_frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "price": [1.5, None, -2.25],
+            "name": ["ada", None, "grâce"],
+            "active": [True, False, None],
+            "at": [datetime(2026, 1, 1, 12, tzinfo=timezone.utc), None, datetime(1970, 1, 1, tzinfo=timezone.utc)],
+        },
+        schema_overrides={"id": pl.Int32, "at": pl.Datetime("us", "UTC")},
+    )
+
+
+def pandas_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": pd.array([1, 2, 3], dtype="int64"),
+            "price": [1.5, float("nan"), -2.25],
+            "name": ["ada", None, "grâce"],
+            "active": pd.array([True, False, None], dtype="boolean"),
+            "at": pd.to_datetime(["2026-01-01 12:00", None, "1970-01-01 00:00"], utc=True),
+        },
+        index=pd.Index(["a", "b", "c"], name="key"),
+    )
+
+
+def pyarrow_table() -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "price": pa.array([1.5, None, -2.25]),
+            "name": pa.array(["ada", None, "grâce"]),
+            "active": pa.array([True, False, None]),
+            "at": pa.array([datetime(2026, 1, 1, 12), None, datetime(1970, 1, 1)], pa.timestamp("ms", tz="UTC")),
+        }
+    )
+
+
+def footer_metadata(data: bytes) -> dict[bytes, bytes]:
+    """The file's key-value metadata as pyarrow reads it: an independent Parquet reader."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(io.BytesIO(data)).metadata.metadata
+
+
+def roundtrip(store: Store, obj, path: str = "t.parquet", **deserialize):
+    serializer = ParquetSerializer()
+    store.write(path, serializer.serialize(obj))
+    return serializer.deserialize(store.read_bytes(path), **deserialize)
+
+
+def test_parquet_is_registered_and_exported() -> None:
+    assert "parquet" in serializer_names()
+    serializer = ParquetSerializer()
+    assert isinstance(serializer, BuiltinSerializer)
+    assert (serializer.name, serializer.extension, serializer.compression) == ("parquet", ".parquet", "zstd")
+    assert repr(ParquetSerializer("snappy")) == "ParquetSerializer(compression='snappy')"
+
+
+def test_polars_roundtrip_keeps_values_and_dtypes(store: Store) -> None:
+    df = polars_frame()
+    back = roundtrip(store, df)
+    assert isinstance(back, pl.DataFrame)
+    assert_polars_equal(back, df)
+    assert back.schema == df.schema
+
+
+def test_polars_lazyframe_is_collected(store: Store) -> None:
+    df = polars_frame()
+    back = roundtrip(store, df.lazy().filter(pl.col("id") > 1))
+    assert_polars_equal(back, df.filter(pl.col("id") > 1))
+
+
+def test_pandas_roundtrip_keeps_values_dtypes_and_index(store: Store) -> None:
+    df = pandas_frame()
+    back = roundtrip(store, df)
+    assert isinstance(back, pd.DataFrame)
+    pd.testing.assert_frame_equal(back, df)
+
+
+def test_pyarrow_roundtrip_keeps_values_and_types(store: Store) -> None:
+    table = pyarrow_table()
+    back = roundtrip(store, table)
+    assert isinstance(back, pa.Table)
+    assert back.equals(table)
+    assert back.schema.field("at").type == pa.timestamp("ms", tz="UTC")
+
+
+def test_pyarrow_record_batch_reader_streams_batches(store: Store) -> None:
+    table = pyarrow_table()
+
+    def batches():  # a Python generator: the Rust encoder calls back into Python for each batch
+        for _ in range(5):
+            yield from table.to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+    back = roundtrip(store, reader)
+    assert isinstance(back, pa.Table)
+    assert back.equals(pa.concat_tables([table] * 5))
+
+
+def test_empty_table_keeps_its_schema(store: Store) -> None:
+    df = polars_frame().clear()
+    back = roundtrip(store, df)
+    assert back.schema == df.schema
+    assert back.height == 0
+
+
+@pytest.mark.parametrize(
+    ("into", "expected_type"),
+    [("polars", pl.DataFrame), ("polars_lazy", pl.LazyFrame), ("pandas", pd.DataFrame), ("pyarrow", pa.Table)],
+)
+@pytest.mark.parametrize("make", [polars_frame, pandas_frame, pyarrow_table])
+def test_into_converts_across_libraries(store: Store, make, into: str, expected_type: type) -> None:
+    back = roundtrip(store, make(), into=into)
+    assert isinstance(back, expected_type)
+    as_polars = pl.from_arrow(back) if isinstance(back, pa.Table) else back
+    if isinstance(back, pd.DataFrame):
+        as_polars = pl.from_pandas(back)
+    if isinstance(back, pl.LazyFrame):
+        as_polars = back.collect()
+    assert as_polars["id"].to_list() == [1, 2, 3]
+    assert as_polars["name"].to_list() == ["ada", None, "grâce"]
+
+
+def test_into_rejects_unknown_targets(store: Store) -> None:
+    data = ParquetSerializer().serialize(polars_frame())
+    with pytest.raises(ValueError, match=r"into must be one of 'polars', 'polars_lazy', 'pandas', 'pyarrow' or None, not 'numpy'"):
+        ParquetSerializer().deserialize(data, into="numpy")
+
+
+@pytest.mark.parametrize(
+    ("obj", "library"),
+    [(polars_frame(), b"polars"), (pandas_frame(), b"pandas"), (pyarrow_table(), b"pyarrow")],
+)
+def test_writing_library_is_recorded(obj, library: bytes) -> None:
+    data = ParquetSerializer().serialize(obj)
+    assert footer_metadata(data)[LIBRARY_KEY] == library
+    assert ParquetSerializer.describe(data)["library"] == library.decode()
+
+
+def test_other_arrow_producers_read_back_as_pyarrow() -> None:
+    class Exporter:
+        """Any object with the Arrow PyCapsule stream interface."""
+
+        def __arrow_c_stream__(self, requested_schema=None):
+            return pyarrow_table().__arrow_c_stream__(requested_schema)
+
+    data = ParquetSerializer().serialize(Exporter())
+    assert footer_metadata(data)[LIBRARY_KEY] == __name__.split(".")[0].encode()
+    assert ParquetSerializer().deserialize(data).equals(pyarrow_table())
+
+
+@pytest.mark.parametrize(
+    ("obj", "type_name"),
+    [({"a": [1]}, "dict"), ([1, 2], "list"), (None, "NoneType"), (pl.Series("a", [1, 2]), "Series")],
+)
+def test_a_non_table_is_a_type_error_naming_the_type(obj, type_name: str) -> None:
+    with pytest.raises(TypeError, match=rf"parquet serializer needs a table \(.*\), got {type_name}\b"):
+        ParquetSerializer().serialize(obj)
+
+
+def test_garbage_is_a_deserialization_error() -> None:
+    with pytest.raises(DeserializationError, match="parquet serializer could not decode the data"):
+        ParquetSerializer().deserialize(b"not parquet")
+    with pytest.raises(DeserializationError):
+        ParquetSerializer.describe(b"")
+
+
+@pytest.mark.parametrize("compression", ["zstd", "snappy", "none"])
+def test_compression_is_recorded_in_the_file(store: Store, compression: str) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    df = pl.DataFrame({"x": list(range(10_000)), "s": ["same text"] * 10_000})
+    serializer = ParquetSerializer(compression=compression)
+    data = serializer.serialize(df)
+    assert ParquetSerializer.describe(data)["compression"] == compression
+    written = pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0).column(0).compression
+    assert written == {"zstd": "ZSTD", "snappy": "SNAPPY", "none": "UNCOMPRESSED"}[compression]
+    store.write("c.parquet", data)
+    assert_polars_equal(serializer.deserialize(store.read_bytes("c.parquet")), df)
+
+
+def test_bad_compression_lists_the_accepted_ones() -> None:
+    with pytest.raises(ValueError, match=r'unknown parquet compression "gzip"; accepted: "zstd", "snappy", "none"'):
+        ParquetSerializer(compression="gzip")
+
+
+def test_describe_reads_row_count_and_schema() -> None:
+    big = pl.concat([polars_frame()] * 1000)
+    info = ParquetSerializer.describe(ParquetSerializer().serialize(big))
+    assert info["row_count"] == 3000
+    assert [name for name, _ in info["columns"]] == ["id", "price", "name", "active", "at"]
+    types = dict(info["columns"])
+    assert types["id"] == "Int32"
+    assert types["price"] == "Float64"
+    assert "Utf8" in types["name"]  # polars writes Utf8View
+    assert types["active"] == "Boolean"
+    assert types["at"].startswith("Timestamp(") and "UTC" in types["at"]
+    assert info["compression"] == "zstd"
+
+
+POLARS_ONLY = textwrap.dedent(
+    """
+    import sys
+    sys.modules["pyarrow"] = None  # `import pyarrow` now raises ImportError, as if it were not installed
+    import polars as pl
+    from dagster_remote_store import ParquetSerializer
+
+    df = pl.DataFrame({"id": [1, 2, None], "name": ["a", None, "c"]})
+    serializer = ParquetSerializer()
+    data = serializer.serialize(df)
+    back = serializer.deserialize(data)
+    assert isinstance(back, pl.DataFrame) and back.equals(df), back
+    assert serializer.deserialize(data, into="polars_lazy").collect().equals(df)
+    assert ParquetSerializer.describe(data)["row_count"] == 3
+    for into in ["pyarrow", "pandas"]:
+        try:
+            serializer.deserialize(data, into=into)
+        except ImportError as e:
+            print(into, e)
+        else:
+            raise AssertionError(into)
+    import pandas as pd
+    try:
+        serializer.serialize(pd.DataFrame({"a": [1]}))
+    except ImportError as e:
+        print("write pandas", e)
+    else:
+        raise AssertionError("pandas without pyarrow")
+    assert "pyarrow" not in {m.split(".")[0] for m, v in sys.modules.items() if v is not None}
+    """
+)
+
+
+def test_polars_works_without_pyarrow() -> None:
+    out = subprocess.run([sys.executable, "-c", POLARS_ONLY], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "pyarrow the parquet serializer needs pyarrow for pyarrow Tables: pip install pyarrow",
+        "pandas the parquet serializer needs pyarrow for pandas DataFrames: pip install pyarrow",
+        "write pandas the parquet serializer needs pyarrow for pandas DataFrames: pip install pyarrow",
+    ]
+
+
+def test_io_manager_stores_polars_assets_as_parquet(store: Store, instance) -> None:
+    seen: list[object] = []
+
+    @asset(key_prefix=["sales"])
+    def orders() -> pl.DataFrame:
+        return polars_frame()
+
+    @asset(ins={"orders": AssetIn(key=["sales", "orders"])})
+    def order_count(orders: pl.DataFrame) -> pl.DataFrame:
+        seen.append(orders)
+        return pl.DataFrame({"n": [orders.height]})
+
+    io_manager = remote_store_io_manager(store, serializer="parquet")
+    result = materialize([orders, order_count], resources={"io_manager": io_manager}, instance=instance)
+    assert result.success
+    assert store.list() == ["order_count.parquet", "sales/orders.parquet"]
+    [received] = seen
+    assert isinstance(received, pl.DataFrame)
+    assert_polars_equal(received, polars_frame())
+    stored = ParquetSerializer().deserialize(store.read_bytes("order_count.parquet"))
+    assert_polars_equal(stored, pl.DataFrame({"n": [3]}))
+    assert ParquetSerializer.describe(store.read_bytes("sales/orders.parquet"))["row_count"] == 3
