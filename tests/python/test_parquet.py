@@ -292,3 +292,87 @@ def test_io_manager_stores_polars_assets_as_parquet(store: Store, instance) -> N
     stored = ParquetSerializer().deserialize(store.read_bytes("order_count.parquet"))
     assert_polars_equal(stored, pl.DataFrame({"n": [3]}))
     assert ParquetSerializer.describe(store.read_bytes("sales/orders.parquet"))["row_count"] == 3
+
+
+def test_inputs_load_as_their_annotation_asks(store: Store, instance) -> None:
+    @asset
+    def orders() -> pl.DataFrame:
+        return polars_frame()
+
+    # The readers return plain values, stored through a pickle IO manager.
+    @asset(io_manager_key="values")
+    def as_pandas(orders: pd.DataFrame) -> str:
+        return type(orders).__module__.split(".")[0]
+
+    @asset(io_manager_key="values")
+    def as_lazy(orders: pl.LazyFrame) -> str:
+        return type(orders).__name__
+
+    @asset(io_manager_key="values")
+    def as_arrow(orders: pa.Table) -> int:
+        return orders.num_rows
+
+    @asset(io_manager_key="values")
+    def as_written(orders) -> str:
+        return type(orders).__module__.split(".")[0]
+
+    resources = {
+        "io_manager": remote_store_io_manager(store, serializer="parquet"),
+        "values": remote_store_io_manager(store),
+    }
+    result = materialize([orders, as_pandas, as_lazy, as_arrow, as_written], resources=resources, instance=instance)
+    assert result.success
+    assert result.output_for_node("as_pandas") == "pandas"
+    assert result.output_for_node("as_lazy") == "LazyFrame"
+    assert result.output_for_node("as_arrow") == 3
+    assert result.output_for_node("as_written") == "polars"
+
+
+def test_table_metadata_follows_dagster_conventions(store: Store, instance) -> None:
+    from dagster import DailyPartitionsDefinition
+
+    days = DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-03")
+
+    @asset
+    def whole() -> pl.DataFrame:
+        return polars_frame()
+
+    @asset(partitions_def=days)
+    def daily(context) -> pl.DataFrame:
+        return polars_frame().head(2)
+
+    @asset
+    def both_days(daily: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        return pl.concat(list(daily.values()))
+
+    io = remote_store_io_manager(store, serializer="parquet")
+    result = materialize([whole], resources={"io_manager": io}, instance=instance)
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["dagster/row_count"].value == 3
+    assert [c.name for c in metadata["dagster/column_schema"].value.columns] == ["id", "price", "name", "active", "at"]
+    assert metadata["compression"].value.lower().startswith("zstd")
+    assert metadata["uri"].value == store.uri("whole.parquet")
+    for day in ["2026-01-01", "2026-01-02"]:
+        result = materialize([daily], partition_key=day, resources={"io_manager": io}, instance=instance)
+        [event] = result.get_asset_materialization_events()
+        assert event.materialization.metadata["dagster/partition_row_count"].value == 2
+    result = materialize([daily.to_source_asset(), both_days], resources={"io_manager": io}, instance=instance)
+    assert result.success
+    assert ParquetSerializer().deserialize(store.read_bytes("both_days.parquet")).height == 4
+
+
+def test_a_non_table_output_names_the_asset_and_the_type(store: Store, instance) -> None:
+    @asset
+    def not_a_table() -> dict:
+        return {"a": 1}
+
+    result = materialize(
+        [not_a_table],
+        resources={"io_manager": remote_store_io_manager(store, serializer="parquet")},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = "\n".join(str(e.event_specific_data.error) for e in result.get_step_failure_events())
+    assert "TypeError: asset not_a_table: parquet serializer needs a table" in message and "got dict" in message

@@ -156,7 +156,29 @@ impl<V> IoManager<V> {
         self.fetch_many(paths, true).await
     }
 
+    /// The stored bytes of several objects, fetched concurrently, in the order
+    /// of `paths`; with `missing_ok`, a missing object is `None`.
+    pub async fn read_many(&self, paths: &[StorePath], missing_ok: bool) -> Result<Vec<Option<Bytes>>, Error> {
+        let mut fetched = self.fetches(paths);
+        let mut values = Vec::with_capacity(paths.len());
+        while let Some((_, data)) = fetched.next().await {
+            values.push(found(data, missing_ok)?);
+        }
+        Ok(values)
+    }
+
     async fn fetch_many(&self, paths: &[StorePath], missing_ok: bool) -> Result<Vec<Option<V>>, Error> {
+        let mut fetched = self.fetches(paths);
+        let mut values = Vec::with_capacity(paths.len());
+        // Decoding one result overlaps with the fetches still in flight.
+        while let Some((path, data)) = fetched.next().await {
+            values.push(found(data, missing_ok)?.map(|data| self.decode(&path, data)).transpose()?);
+        }
+        Ok(values)
+    }
+
+    /// Reads of `paths`, at most `max_concurrency` at once, results in order.
+    fn fetches(&self, paths: &[StorePath]) -> impl futures::Stream<Item = (StorePath, store_core::Result<Bytes>)> {
         let reads = paths.iter().cloned().map(|path| {
             let store = self.store.clone();
             async move {
@@ -164,21 +186,20 @@ impl<V> IoManager<V> {
                 (path, data)
             }
         });
-        let mut fetched = stream::iter(reads).buffered(self.max_concurrency);
-        let mut values = Vec::with_capacity(paths.len());
-        // Decoding one result overlaps with the fetches still in flight.
-        while let Some((path, data)) = fetched.next().await {
-            match data {
-                Ok(data) => values.push(Some(self.decode(&path, data)?)),
-                Err(e) if missing_ok && e.kind() == ErrorKind::NotFound => values.push(None),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(values)
+        stream::iter(reads).buffered(self.max_concurrency)
     }
 
     fn decode(&self, path: &StorePath, data: Bytes) -> Result<V, Error> {
         self.serializer.deserialize(data).map_err(|source| Error::Serialize { path: path.clone(), source })
+    }
+}
+
+/// `data`, or `None` for a missing object when that is allowed.
+fn found(data: store_core::Result<Bytes>, missing_ok: bool) -> Result<Option<Bytes>, Error> {
+    match data {
+        Ok(data) => Ok(Some(data)),
+        Err(e) if missing_ok && e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,9 +1,11 @@
 //! The Rust half of the Dagster IO manager: paths, atomic writes and
 //! concurrent loads. The Python half (`io_manager.py`) reads Dagster's context.
 
-use io_manager::IoManager;
+use bytes::Bytes;
+use io_manager::{IoManager, OutputMetadata};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyDict};
 use store_core::StorePath;
 
 use crate::errors::StoreResultExt;
@@ -51,11 +53,31 @@ impl IoManagerCore {
         let path = parse_path(py, path)?;
         let value = PyValue(obj);
         let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;
-        let metadata = PyDict::new(py);
-        metadata.set_item("path", written.path.as_str())?;
-        metadata.set_item("uri", written.uri)?;
-        metadata.set_item("size", written.size)?;
-        Ok(metadata)
+        metadata(py, written)
+    }
+
+    /// Writes already-serialized `data` atomically to `path`; returns
+    /// `{"path", "uri", "size"}`.
+    fn write_bytes<'py>(&self, py: Python<'py>, path: &str, data: PyBackedBytes) -> PyResult<Bound<'py, PyDict>> {
+        let path = parse_path(py, path)?;
+        let written = block_on(py, self.inner.write_bytes(&path, Bytes::from_owner(data))).into_py_result(py)?;
+        metadata(py, written)
+    }
+
+    /// The stored bytes at `paths`, fetched concurrently, in the order given;
+    /// with `missing` given, a missing object is `missing` instead of an error.
+    #[pyo3(signature = (paths, *, missing = None))]
+    fn read_many(&self, py: Python<'_>, paths: Vec<String>, missing: Option<Py<PyAny>>) -> PyResult<Vec<Py<PyAny>>> {
+        let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+        let found = block_on(py, self.inner.read_many(&paths, missing.is_some())).into_py_result(py)?;
+        Ok(found
+            .into_iter()
+            .map(|data| match (data, &missing) {
+                (Some(data), _) => PyBytes::new(py, &data).into_any().unbind(),
+                (None, Some(missing)) => missing.clone_ref(py),
+                (None, None) => unreachable!("missing objects are errors unless `missing` is given"),
+            })
+            .collect())
     }
 
     /// The object stored at `path`.
@@ -87,4 +109,13 @@ impl IoManagerCore {
     fn uri(&self, py: Python<'_>, path: &str) -> PyResult<String> {
         Ok(self.inner.store().uri(&parse_path(py, path)?))
     }
+}
+
+/// What a write reports, as the dict the Python IO manager turns into Dagster metadata.
+fn metadata(py: Python<'_>, written: OutputMetadata) -> PyResult<Bound<'_, PyDict>> {
+    let metadata = PyDict::new(py);
+    metadata.set_item("path", written.path.as_str())?;
+    metadata.set_item("uri", written.uri)?;
+    metadata.set_item("size", written.size)?;
+    Ok(metadata)
 }

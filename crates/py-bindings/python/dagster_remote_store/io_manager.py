@@ -15,10 +15,12 @@ from dagster import (
     LastPartitionMapping,
     MetadataValue,
     OutputContext,
+    TableColumn,
+    TableSchema,
     TimeWindowPartitionMapping,
 )
 
-from ._core import IoManagerCore, Store
+from ._core import IoManagerCore, ParquetSerializer, Store
 from .errors import NotFound
 from .serializers import Serializer
 
@@ -37,9 +39,10 @@ def remote_store_io_manager(
 ) -> IOManager:
     """A Dagster IO manager that keeps outputs in ``store``.
 
-    ``serializer`` is ``"pickle"`` (default, ``.pkl``), ``"json"`` (``.json``) or
-    any object with ``extension``, ``serialize(obj) -> bytes`` and
-    ``deserialize(data)``. Asset ``["foo", "bar"]`` is stored at
+    ``serializer`` is ``"pickle"`` (default, ``.pkl``), ``"json"`` (``.json``),
+    ``"parquet"`` (``.parquet``, tables: polars, pandas, pyarrow; loaded as the
+    input's annotation asks) or any object with ``extension``,
+    ``serialize(obj) -> bytes`` and ``deserialize(data)``. Asset ``["foo", "bar"]`` is stored at
     ``foo/bar.pkl``, its partition ``"2026-01"`` at ``foo/bar/2026-01.pkl``.
     Several partitions of one input load concurrently, at most
     ``max_concurrency`` at a time.
@@ -58,6 +61,11 @@ class _RemoteStoreIOManagerImpl(IOManager):
     def __init__(self, store: Store, serializer: Union[str, Serializer], *, max_concurrency: int) -> None:
         self._store = store
         self._core = IoManagerCore(store, serializer, max_concurrency=max_concurrency)
+        # Tables are encoded here rather than inside the core, so that their row count
+        # and schema become metadata and loads return what the input asks for.
+        self._parquet = serializer if isinstance(serializer, ParquetSerializer) else None
+        if serializer == "parquet":
+            self._parquet = ParquetSerializer()
 
     def __repr__(self) -> str:
         return f"remote_store_io_manager({self._store!r}, serializer={self._core.serializer_name!r})"
@@ -72,8 +80,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         partitions = _asset_partitions(context)
         if partitions is None or len(partitions) == 1:
             path = self._core.path(identifier, _dimensions(partitions[0]) if partitions else [])
-            written = self._core.handle_output(path, obj)
-            context.add_output_metadata(_metadata(written))
+            context.add_output_metadata(self._write(identifier, path, obj, partitioned=partitions is not None))
             return
         # A run that covers several partitions (a single-run backfill): one object each.
         if not isinstance(obj, collections.abc.Mapping) or set(obj) != set(partitions):
@@ -84,9 +91,39 @@ class _RemoteStoreIOManagerImpl(IOManager):
             )
         total = 0
         for key in partitions:
-            written = self._core.handle_output(self._core.path(identifier, _dimensions(key)), obj[key])
-            total += written["size"]
+            written = self._write(identifier, self._core.path(identifier, _dimensions(key)), obj[key], partitioned=True)
+            total += written["size"].value
         context.add_output_metadata({"partitions": len(partitions), "size": MetadataValue.int(total)})
+
+    def _write(self, identifier: list[str], path: str, obj: Any, *, partitioned: bool) -> dict:
+        """Stores `obj` at `path`; returns the output metadata."""
+        if self._parquet is None:
+            return _metadata(self._core.handle_output(path, obj))
+        try:
+            data = self._parquet.serialize(obj)
+        except TypeError as err:
+            raise TypeError(f"{_describe(identifier)}: {err}") from err
+        table = ParquetSerializer.describe(data)
+        columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
+        return {
+            **_metadata(self._core.write_bytes(path, data)),
+            "dagster/partition_row_count" if partitioned else "dagster/row_count": MetadataValue.int(table["row_count"]),
+            "dagster/column_schema": MetadataValue.table_schema(TableSchema(columns=columns)),
+            "compression": MetadataValue.text(table["compression"] or "none"),
+        }
+
+    def _load(self, context: InputContext, path: str) -> Any:
+        if self._parquet is None:
+            return self._core.load_input(path)
+        [data] = self._core.read_many([path])
+        return self._parquet.deserialize(data, _table_kind(context))
+
+    def _load_many(self, context: InputContext, paths: list[str], missing: Any = None) -> list[Any]:
+        if self._parquet is None:
+            return self._core.load_many(paths, missing=missing)
+        into = _table_kind(context)
+        found = self._core.read_many(paths, missing=missing)
+        return [data if data is _MISSING else self._parquet.deserialize(data, into) for data in found]
 
     # Inputs
 
@@ -103,10 +140,10 @@ class _RemoteStoreIOManagerImpl(IOManager):
         # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
         if _input_metadata(context).get("allow_missing_partitions"):
-            values = self._core.load_many(list(paths.values()), missing=_MISSING)
+            values = self._load_many(context, list(paths.values()), missing=_MISSING)
             return {key: value for key, value in zip(paths, values) if value is not _MISSING}
         try:
-            values = self._core.load_many(list(paths.values()))
+            values = self._load_many(context, list(paths.values()))
         except NotFound as missing:
             key = next((k for k, p in paths.items() if p == missing.path), None)
             raise self._not_found(identifier, key, missing) from missing
@@ -115,7 +152,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
     def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
         path = self._core.path(identifier, _dimensions(partition) if partition is not None else [])
         try:
-            return self._core.load_input(path)
+            return self._load(context, path)
         except NotFound as missing:
             if _is_optional(context):
                 return None  # an `Optional[...]` input of something never stored
@@ -189,6 +226,34 @@ def _is_optional(context: InputContext) -> bool:
         return False
     annotation = dagster_type.typing_type
     return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+# Table types an input can ask for, by `module-root.QualifiedName`, as ParquetSerializer names them.
+_TABLE_KINDS = {
+    "polars.DataFrame": "polars",
+    "polars.LazyFrame": "polars_lazy",
+    "pandas.DataFrame": "pandas",
+    "pyarrow.Table": "pyarrow",
+}
+
+
+def _table_kind(context: InputContext) -> str | None:
+    """The table library the input's annotation asks for (also inside `dict[str, ...]` and
+    `Optional[...]`); None for no annotation: the library that wrote the table."""
+    dagster_type = _dagster_type(context)
+    annotation = dagster_type.typing_type if dagster_type is not None else None
+    while True:
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin in (typing.Union, types.UnionType):
+            args = tuple(a for a in args if a is not type(None))
+            annotation = args[0] if len(args) == 1 else None
+        elif isinstance(origin, type) and issubclass(origin, collections.abc.Mapping) and len(args) == 2:
+            annotation = args[1]
+        else:
+            break
+    if not isinstance(annotation, type):
+        return None
+    return _TABLE_KINDS.get(f"{annotation.__module__.split('.')[0]}.{annotation.__qualname__}")
 
 
 def _describe(identifier: list[str]) -> str:
