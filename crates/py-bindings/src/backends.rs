@@ -16,6 +16,19 @@ use crate::runtime::block_on;
 #[pyclass(subclass, frozen, module = "dagster_remote_store.backends")]
 pub struct Backend {
     pub(crate) inner: Arc<dyn store_core::Backend>,
+    /// The `repr`: where the backend stores, never a secret.
+    shown: String,
+}
+
+impl Backend {
+    /// The initializer of a backend class: the Rust backend and its `repr`.
+    fn init<T: pyo3::PyClass<BaseType = Backend>>(
+        backend: impl store_core::Backend,
+        shown: String,
+        class: T,
+    ) -> PyClassInitializer<T> {
+        PyClassInitializer::from(Backend { inner: Arc::new(backend), shown }).add_subclass(class)
+    }
 }
 
 #[pymethods]
@@ -25,6 +38,10 @@ impl Backend {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+
+    fn __repr__(&self) -> &str {
+        &self.shown
+    }
 }
 
 /// Files under a local (or mounted) folder; writes are atomic (temporary file
@@ -32,7 +49,6 @@ impl Backend {
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
 pub struct LocalBackend {
     root: PathBuf,
-    fsync: bool,
 }
 
 #[pymethods]
@@ -46,18 +62,18 @@ impl LocalBackend {
             store_backends::LocalBackend::new(&root)
         };
         let backend = backend.map_err(|e| config_error(py, &e))?;
-        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { root, fsync }))
+        let shown = format!(
+            "LocalBackend(root={:?}, fsync={})",
+            root.display().to_string(),
+            if fsync { "True" } else { "False" }
+        );
+        Ok(Backend::init(backend, shown, Self { root }))
     }
 
     /// The root folder as given.
     #[getter]
     fn root(&self) -> PathBuf {
         self.root.clone()
-    }
-
-    fn __repr__(&self) -> String {
-        let fsync = if self.fsync { "True" } else { "False" };
-        format!("LocalBackend(root={:?}, fsync={fsync})", self.root.display().to_string())
     }
 }
 
@@ -70,11 +86,7 @@ pub struct MemoryBackend;
 impl MemoryBackend {
     #[new]
     fn new() -> PyClassInitializer<Self> {
-        PyClassInitializer::from(Backend { inner: Arc::new(store_backends::MemoryBackend::new()) }).add_subclass(Self)
-    }
-
-    fn __repr__(&self) -> &'static str {
-        "MemoryBackend()"
+        Backend::init(store_backends::MemoryBackend::new(), "MemoryBackend()".into(), Self)
     }
 }
 
@@ -114,9 +126,7 @@ fn repr(class: &str, fields: &[(&str, Option<String>)]) -> String {
 /// Options left out come from the usual `AWS_*` environment variables and then
 /// instance or container credentials. Plain-HTTP endpoints need `allow_http=True`.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
-pub struct S3Backend {
-    shown: String,
-}
+pub struct S3Backend;
 
 #[pymethods]
 impl S3Backend {
@@ -161,11 +171,7 @@ impl S3Backend {
             client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
         };
         let backend = store_backends::S3Backend::new(config).map_err(|e| config_error(py, &e))?;
-        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
-    }
-
-    fn __repr__(&self) -> &str {
-        &self.shown
+        Ok(Backend::init(backend, shown, Self))
     }
 }
 
@@ -175,9 +181,7 @@ impl S3Backend {
 /// then managed identity. `account_url` points at another endpoint (Azurite:
 /// `http://127.0.0.1:10000/devstoreaccount1`, with `allow_http=True`).
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
-pub struct AzureBackend {
-    shown: String,
-}
+pub struct AzureBackend;
 
 #[pymethods]
 impl AzureBackend {
@@ -220,11 +224,7 @@ impl AzureBackend {
             client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
         };
         let backend = store_backends::AzureBackend::new(config).map_err(|e| config_error(py, &e))?;
-        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
-    }
-
-    fn __repr__(&self) -> &str {
-        &self.shown
+        Ok(Backend::init(backend, shown, Self))
     }
 }
 
@@ -235,9 +235,7 @@ impl AzureBackend {
 /// the metadata server. `base_url` points at an emulator; `anonymous=True`
 /// sends unsigned requests.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends", name = "GCSBackend")]
-pub struct GcsBackend {
-    shown: String,
-}
+pub struct GcsBackend;
 
 #[pymethods]
 impl GcsBackend {
@@ -268,11 +266,7 @@ impl GcsBackend {
             client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
         };
         let backend = store_backends::GcsBackend::new(config).map_err(|e| config_error(py, &e))?;
-        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
-    }
-
-    fn __repr__(&self) -> &str {
-        &self.shown
+        Ok(Backend::init(backend, shown, Self))
     }
 }
 
@@ -284,9 +278,7 @@ impl GcsBackend {
 /// `ssh-keygen -lf` prints it); `accept_any_host_key=True` turns the check off
 /// and must be asked for. Everything lives under the absolute `base_path`.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends", name = "SFTPBackend")]
-pub struct SftpBackend {
-    shown: String,
-}
+pub struct SftpBackend;
 
 #[pymethods]
 impl SftpBackend {
@@ -357,10 +349,6 @@ impl SftpBackend {
             ],
         );
         let backend = block_on(py, store_backends::SftpBackend::connect(config)).map_err(|e| config_error(py, &e))?;
-        Ok(PyClassInitializer::from(Backend { inner: Arc::new(backend) }).add_subclass(Self { shown }))
-    }
-
-    fn __repr__(&self) -> &str {
-        &self.shown
+        Ok(Backend::init(backend, shown, Self))
     }
 }
