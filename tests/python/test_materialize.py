@@ -90,6 +90,16 @@ def materialize_days(store: Store, instance, *assets_, days=DAYS) -> None:
         assert result.success
 
 
+def materialize_rolling(store: Store, instance, day: str) -> None:
+    result = materialize(
+        [daily.to_source_asset(), rolling],
+        partition_key=day,
+        resources={"io_manager": remote_store_io_manager(store)},
+        instance=instance,
+    )
+    assert result.success
+
+
 def test_daily_partitions_are_stored_one_object_each(store: Store, instance) -> None:
     materialize_days(store, instance, daily, next_day)
     assert store.list("daily") == [f"daily/{day}.pkl" for day in DAYS]
@@ -100,13 +110,7 @@ def test_partition_mapping_loads_exactly_the_mapped_upstream_partitions_in_order
     materialize_days(store, instance, daily)
     # Poison a partition outside the window: loading it would fail the run.
     store.write("daily/2026-01-02.pkl", b"not a pickle")
-    result = materialize(
-        [daily.to_source_asset(), rolling],
-        partition_key="2026-01-05",
-        resources={"io_manager": remote_store_io_manager(store)},
-        instance=instance,
-    )
-    assert result.success
+    materialize_rolling(store, instance, "2026-01-05")
     assert PickleSerializer().deserialize(store.read_bytes("rolling/2026-01-05.pkl")) == [
         "2026-01-03",
         "2026-01-04",
@@ -116,13 +120,7 @@ def test_partition_mapping_loads_exactly_the_mapped_upstream_partitions_in_order
 
 def test_a_window_clipped_to_one_partition_still_loads_a_dict(store: Store, instance) -> None:
     materialize_days(store, instance, daily, days=["2026-01-01"])
-    result = materialize(
-        [daily.to_source_asset(), rolling],
-        partition_key="2026-01-01",
-        resources={"io_manager": remote_store_io_manager(store)},
-        instance=instance,
-    )
-    assert result.success
+    materialize_rolling(store, instance, "2026-01-01")
     assert PickleSerializer().deserialize(store.read_bytes("rolling/2026-01-01.pkl")) == ["2026-01-01"]
 
 
