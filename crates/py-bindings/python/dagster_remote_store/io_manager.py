@@ -86,7 +86,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         if not isinstance(obj, collections.abc.Mapping) or set(obj) != set(partitions):
             got = sorted(obj) if isinstance(obj, collections.abc.Mapping) else type(obj).__name__
             raise ValueError(
-                f"asset {_describe(identifier)} runs for {len(partitions)} partitions, so its output must be "
+                f"{_describe(identifier)} runs for {len(partitions)} partitions, so its output must be "
                 f"a dict with exactly those partition keys; expected {sorted(partitions)}, got {got}"
             )
         total = 0
@@ -112,19 +112,6 @@ class _RemoteStoreIOManagerImpl(IOManager):
             "compression": MetadataValue.text(table["compression"] or "none"),
         }
 
-    def _load(self, context: InputContext, path: str) -> Any:
-        if self._parquet is None:
-            return self._core.load_input(path)
-        [data] = self._core.read_many([path])
-        return self._parquet.deserialize(data, _table_kind(context))
-
-    def _load_many(self, context: InputContext, paths: list[str], missing: Any = None) -> list[Any]:
-        if self._parquet is None:
-            return self._core.load_many(paths, missing=missing)
-        into = _table_kind(context)
-        found = self._core.read_many(paths, missing=missing)
-        return [data if data is _MISSING else self._parquet.deserialize(data, into) for data in found]
-
     # Inputs
 
     def load_input(self, context: InputContext) -> Any:
@@ -148,6 +135,19 @@ class _RemoteStoreIOManagerImpl(IOManager):
             key = next((k for k, p in paths.items() if p == missing.path), None)
             raise self._not_found(identifier, key, missing) from missing
         return dict(zip(paths, values))
+
+    def _load(self, context: InputContext, path: str) -> Any:
+        if self._parquet is None:
+            return self._core.load_input(path)
+        [data] = self._core.read_many([path])
+        return self._parquet.deserialize(data, _table_kind(context))
+
+    def _load_many(self, context: InputContext, paths: list[str], missing: Any = None) -> list[Any]:
+        if self._parquet is None:
+            return self._core.load_many(paths, missing=missing)
+        into = _table_kind(context)
+        found = self._core.read_many(paths, missing=missing)
+        return [data if data is _MISSING else self._parquet.deserialize(data, into) for data in found]
 
     def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
         path = self._core.path(identifier, _dimensions(partition) if partition is not None else [])
