@@ -164,3 +164,56 @@ def test_io_releases_the_gil(tmp_path) -> None:
         counter.join()
         sys.setswitchinterval(interval)
     assert during >= 10, f"the other thread ran only {during} times during the I/O: the GIL was held"
+
+
+def test_streamed_writes_and_reads(store: Store) -> None:
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    with store.open_writer("big/streamed.bin") as writer:
+        for i in range(20):
+            assert writer.write(chunk[i:] + chunk[:i]) == len(chunk)
+        assert not store.exists("big/streamed.bin"), "nothing is visible before close"
+    assert writer.closed
+    assert store.head("big/streamed.bin").size == 20 * len(chunk)
+    with store.open_reader("big/streamed.bin") as reader:
+        assert reader.read(10) == chunk[:10]
+        rest = reader.read()
+    assert len(rest) == 20 * len(chunk) - 10 and rest[len(chunk) - 10 :][:5] == chunk[1:6]
+    assert sum(len(piece) for piece in store.open_reader("big/streamed.bin")) == 20 * len(chunk)
+
+
+def test_pickle_streams_through_writer_and_reader(store: Store) -> None:
+    import pickle
+
+    value = {"rows": list(range(50_000)), "name": "ünïcode"}
+    with store.open_writer("pickled.pkl") as writer:
+        pickle.dump(value, writer, protocol=pickle.HIGHEST_PROTOCOL)
+    with store.open_reader("pickled.pkl") as reader:
+        assert pickle.load(reader) == value
+
+
+def test_an_exception_inside_the_writer_stores_nothing(store: Store) -> None:
+    store.write("kept.bin", b"old")
+    with pytest.raises(RuntimeError, match="producer failed"):
+        with store.open_writer("kept.bin") as writer:
+            writer.write(b"x" * (9 << 20))
+            raise RuntimeError("producer failed")
+    assert store.read_bytes("kept.bin") == b"old"
+    assert store.list() == ["kept.bin"]
+    with pytest.raises(ValueError, match="closed file"):
+        writer.write(b"more")
+
+
+def test_create_only_writer_and_missing_reader(store: Store) -> None:
+    store.write("taken.bin", b"1")
+    writer = store.open_writer("taken.bin", overwrite=False)
+    writer.write(b"2")
+    with pytest.raises(AlreadyExists):
+        writer.close()
+    assert store.read_bytes("taken.bin") == b"1"
+    with pytest.raises(NotFound):
+        store.open_reader("absent.bin")
+    lines = store.open_writer("lines.txt")
+    lines.write(b"one\ntwo\nthree")
+    lines.close()
+    reader = store.open_reader("lines.txt")
+    assert [reader.readline(), reader.readline(), reader.readline(), reader.readline()] == [b"one\n", b"two\n", b"three", b""]

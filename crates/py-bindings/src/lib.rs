@@ -10,6 +10,7 @@ mod parquet;
 mod runtime;
 mod serializers;
 mod store;
+mod stream;
 mod value;
 
 use pyo3::prelude::*;
@@ -26,6 +27,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<backends::SftpBackend>()?;
     m.add_class::<store::Store>()?;
     m.add_class::<store::FileInfo>()?;
+    m.add_class::<stream::ObjectWriter>()?;
+    m.add_class::<stream::ObjectReader>()?;
     m.add_class::<serializers::BuiltinSerializer>()?;
     m.add_class::<serializers::PickleSerializer>()?;
     m.add_class::<serializers::JsonSerializer>()?;

@@ -34,6 +34,15 @@ fn runtime() -> Arc<Runtime> {
     runtime
 }
 
+/// Starts `future` on the shared runtime, for work that outlives one Python call.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime().spawn(future)
+}
+
 /// Runs `future` to completion on the shared runtime with the GIL released,
 /// so other Python threads run while this one waits on storage.
 pub fn block_on<F>(py: Python<'_>, future: F) -> F::Output

@@ -12,6 +12,7 @@ use store_core::{ListEntry, ObjectMeta, StorePath, WriteMode};
 use crate::backends::Backend;
 use crate::errors::{StoreResultExt, store_error};
 use crate::runtime::block_on;
+use crate::stream::{ObjectReader, ObjectWriter};
 
 /// A path argument, validated; bad ones raise `InvalidPath` (a `ValueError`).
 pub fn parse_path(py: Python<'_>, path: &str) -> PyResult<StorePath> {
@@ -86,6 +87,21 @@ impl Store {
         let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::CreateNew };
         block_on(py, self.inner.write(&path, bytes::Bytes::from_owner(data), mode)).into_py_result(py)?;
         Ok(())
+    }
+
+    /// A file-like writer that streams to `path` as a multipart upload: nothing
+    /// is stored until `close()` (or the end of a `with` block without an
+    /// exception). With `overwrite=False` an existing object raises `AlreadyExists` at close.
+    #[pyo3(signature = (path, *, overwrite = true))]
+    fn open_writer(&self, py: Python<'_>, path: &str, overwrite: bool) -> PyResult<ObjectWriter> {
+        let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::CreateNew };
+        Ok(ObjectWriter::open(&self.inner, parse_path(py, path)?, mode))
+    }
+
+    /// A file-like reader that streams the object: `read(size)`, `readline()`,
+    /// or iteration over chunks. A missing object raises `NotFound` here.
+    fn open_reader(&self, py: Python<'_>, path: &str) -> PyResult<ObjectReader> {
+        ObjectReader::open(py, &self.inner, parse_path(py, path)?)
     }
 
     /// Whether the object exists.

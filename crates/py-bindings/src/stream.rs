@@ -1,0 +1,240 @@
+//! File-like objects that stream one stored object: `Store.open_writer` sends
+//! what is written as a multipart upload while Python keeps writing, and
+//! `Store.open_reader` reads it chunk by chunk. Memory stays bounded by a few
+//! parts, whatever the object's size.
+
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyType};
+use store_core::{Error, ErrorKind, Store, StorePath, WriteMode, WriteResult};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::errors::StoreResultExt;
+use crate::runtime::{block_on, spawn};
+
+fn closed() -> PyErr {
+    PyValueError::new_err("I/O operation on closed file")
+}
+
+/// Writes one object as a stream; nothing is visible at its path until
+/// `close()`, and an exception inside `with` discards everything written.
+#[pyclass(module = "dagster_remote_store")]
+pub struct ObjectWriter {
+    sender: Mutex<Option<mpsc::Sender<store_core::Result<Bytes>>>>,
+    upload: Mutex<Option<JoinHandle<store_core::Result<WriteResult>>>>,
+}
+
+impl ObjectWriter {
+    pub fn open(store: &Store, path: StorePath, mode: WriteMode) -> Self {
+        // Two chunks in the channel: Python fills the next one while the upload sends.
+        let (sender, receiver) = mpsc::channel(2);
+        let chunks = stream::unfold(receiver, |mut receiver| async { receiver.recv().await.map(|c| (c, receiver)) });
+        let store = store.clone();
+        let upload = spawn(async move { store.write_stream(&path, chunks.boxed(), mode).await });
+        Self { sender: Mutex::new(Some(sender)), upload: Mutex::new(Some(upload)) }
+    }
+
+    /// Ends the upload: commits it, or with `abort` makes it fail so nothing is stored.
+    fn finish(&self, py: Python<'_>, abort: bool) -> PyResult<()> {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(upload) = self.upload.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(());
+        };
+        let result = block_on(py, async move {
+            if let (true, Some(sender)) = (abort, &sender) {
+                let _ = sender.send(Err(Error::new(ErrorKind::Other, "the writer was aborted"))).await;
+            }
+            drop(sender);
+            upload.await
+        });
+        match result {
+            Ok(written) if !abort => written.map(|_| ()).into_py_result(py),
+            Ok(_) => Ok(()),
+            Err(panicked) => Err(PyValueError::new_err(format!("the upload task failed: {panicked}"))),
+        }
+    }
+}
+
+#[pymethods]
+impl ObjectWriter {
+    /// Queues `data` for upload; returns its length. Blocks (GIL released) while
+    /// the upload is a few parts behind.
+    fn write(&self, py: Python<'_>, data: PyBackedBytes) -> PyResult<usize> {
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(closed)?;
+        let len = data.len();
+        if block_on(py, sender.send(Ok(Bytes::from_owner(data)))).is_err() {
+            // The upload already failed: its error says why.
+            self.finish(py, false)?;
+            return Err(closed());
+        }
+        Ok(len)
+    }
+
+    /// Commits the object; raises what went wrong if the upload failed.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.finish(py, false)
+    }
+
+    /// Discards everything written; nothing is stored.
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        self.finish(py, true)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.upload.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<Bound<'_, PyType>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _traceback: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        self.finish(py, exc_type.is_some())?;
+        Ok(false)
+    }
+}
+
+/// Reads one object chunk by chunk: `read(size)`, `readline()`, iteration over chunks.
+#[pyclass(module = "dagster_remote_store")]
+pub struct ObjectReader {
+    state: Mutex<Option<ReadState>>,
+}
+
+struct ReadState {
+    chunks: BoxStream<'static, store_core::Result<Bytes>>,
+    /// Fetched but not yet returned.
+    pending: Bytes,
+}
+
+impl ObjectReader {
+    pub fn open(py: Python<'_>, store: &Store, path: StorePath) -> PyResult<Self> {
+        let chunks = block_on(py, store.read_stream(&path)).into_py_result(py)?;
+        Ok(Self { state: Mutex::new(Some(ReadState { chunks, pending: Bytes::new() })) })
+    }
+
+    /// Runs `f` on the open state; a closed reader is a `ValueError`.
+    fn with_state<T>(&self, f: impl FnOnce(&mut ReadState) -> PyResult<T>) -> PyResult<T> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(state.as_mut().ok_or_else(closed)?)
+    }
+}
+
+impl ReadState {
+    /// Fetches the next chunk into `pending`; false at the end of the object.
+    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        match block_on(py, self.chunks.next()) {
+            Some(chunk) => {
+                self.pending = chunk.into_py_result(py)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Up to `size` bytes (all that is left for `None`), as few copies as the chunks allow.
+    fn take(&mut self, py: Python<'_>, size: Option<usize>) -> PyResult<Bytes> {
+        let mut out = BytesMut::new();
+        loop {
+            let wanted = size.map_or(usize::MAX, |size| size - out.len());
+            if wanted == 0 || (self.pending.is_empty() && !self.fill(py)?) {
+                return Ok(out.freeze());
+            }
+            let n = wanted.min(self.pending.len());
+            if out.is_empty() && n == wanted {
+                return Ok(self.pending.split_to(n)); // the whole request from one chunk: no copy
+            }
+            out.extend_from_slice(&self.pending.split_to(n));
+        }
+    }
+}
+
+#[pymethods]
+impl ObjectReader {
+    /// Up to `size` bytes; all the rest for a negative or missing size; `b""` at the end.
+    #[pyo3(signature = (size = -1))]
+    fn read<'py>(&self, py: Python<'py>, size: isize) -> PyResult<Bound<'py, PyBytes>> {
+        let size = usize::try_from(size).ok();
+        let data = self.with_state(|state| state.take(py, size))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// Bytes up to and including the next newline (or the end).
+    fn readline<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let line = self.with_state(|state| {
+            let mut line = BytesMut::new();
+            loop {
+                if state.pending.is_empty() && !state.fill(py)? {
+                    return Ok(line);
+                }
+                match state.pending.iter().position(|b| *b == b'\n') {
+                    Some(at) => {
+                        line.extend_from_slice(&state.pending.split_to(at + 1));
+                        return Ok(line);
+                    }
+                    None => line.extend_from_slice(&std::mem::take(&mut state.pending)),
+                }
+            }
+        })?;
+        Ok(PyBytes::new(py, &line))
+    }
+
+    fn readable(&self) -> bool {
+        true
+    }
+
+    /// Stops reading and releases the connection.
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// The next chunk as the backend delivers it.
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let chunk = self.with_state(|state| {
+            if state.pending.is_empty() && !state.fill(py)? {
+                return Ok(None);
+            }
+            Ok(Some(std::mem::take(&mut state.pending)))
+        })?;
+        Ok(chunk.map(|chunk| PyBytes::new(py, &chunk)))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _exc_type: Option<Bound<'_, PyType>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _traceback: Option<Bound<'_, PyAny>>,
+    ) -> bool {
+        self.close();
+        false
+    }
+}
