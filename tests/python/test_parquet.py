@@ -376,3 +376,27 @@ def test_a_non_table_output_names_the_asset_and_the_type(store: Store, instance)
     assert not result.success
     message = "\n".join(str(e.event_specific_data.error) for e in result.get_step_failure_events())
     assert "TypeError: asset not_a_table: parquet serializer needs a table" in message and "got dict" in message
+
+
+def test_write_to_streams_large_tables_and_reports_what_it_wrote(store: Store) -> None:
+    rows = 3_000_000  # about 30 MiB of Parquet: several multipart parts
+    frame = pl.DataFrame({"n": pl.int_range(rows, eager=True), "s": pl.int_range(rows, eager=True).cast(pl.Utf8)})
+    written = ParquetSerializer(compression="none").write_to(store, "big/table.parquet", frame)
+    assert written["row_count"] == rows and written["size"] == store.head("big/table.parquet").size
+    assert written["uri"] == store.uri("big/table.parquet") and written["columns"][0][0] == "n"
+    assert_polars_equal(ParquetSerializer().deserialize(store.read_bytes("big/table.parquet")), frame)
+
+
+def test_a_table_that_fails_mid_stream_stores_nothing(store: Store) -> None:
+    store.write("kept.parquet", b"old")
+    schema = pa.schema([("n", pa.int64())])
+
+    def batches():
+        yield pa.record_batch([pa.array(range(1_000_000))], schema=schema)
+        raise RuntimeError("the producer failed")
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    with pytest.raises(Exception, match="the producer failed"):
+        ParquetSerializer().write_to(store, "kept.parquet", reader)
+    assert store.read_bytes("kept.parquet") == b"old"
+    assert store.list() == ["kept.parquet"]

@@ -16,8 +16,13 @@ use pyo3_arrow::{PyRecordBatchReader, PyTable};
 use serializers::parquet::{self, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
 
-use crate::errors::serialize_error;
+use store_core::WriteMode;
+
+use crate::errors::{StoreResultExt, serialize_error};
+use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
+use crate::store::{Store, parse_path};
+use crate::stream::{ABORTED, Upload};
 use crate::value::PyValue;
 
 /// Key-value metadata key naming the library that wrote the table.
@@ -81,6 +86,48 @@ fn import<'py>(py: Python<'py>, module: &str, package: &str, what: &str) -> PyRe
         err.set_cause(py, Some(cause));
         err
     })
+}
+
+/// Hands the encoder's output to an upload in chunks of about 1 MiB.
+struct ChunkSink {
+    sender: tokio::sync::mpsc::Sender<store_core::Result<Bytes>>,
+    pending: Vec<u8>,
+    size: u64,
+}
+
+impl ChunkSink {
+    const CHUNK: usize = 1 << 20;
+
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = Bytes::from(std::mem::take(&mut self.pending));
+        self.size += chunk.len() as u64;
+        // Blocks while the upload is behind; runs on a Python thread, never on the runtime.
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    /// Sends what is left; returns the file's size.
+    fn finish(mut self) -> std::io::Result<u64> {
+        if !self.pending.is_empty() {
+            self.send()?;
+        }
+        Ok(self.size)
+    }
+}
+
+impl std::io::Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= Self::CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The Arrow stream of a table, and the library it came from.
@@ -205,6 +252,49 @@ impl ParquetSerializer {
         let (schema, batches, metadata) = decoded.map_err(|e| serialize_error(py, &e, None))?;
         let target = target.unwrap_or_else(|| Target::recorded(&metadata));
         to_python(py, schema, batches, target).map(Bound::unbind)
+    }
+
+    /// Streams `obj` as Parquet to `path` in `store`: row groups go out as
+    /// multipart parts while the table is encoded, so the file is never whole
+    /// in memory, and nothing is stored if encoding fails. Returns `path`,
+    /// `uri`, `size`, `row_count`, `columns` (name and Arrow type) and `compression`.
+    fn write_to<'py>(
+        &self,
+        py: Python<'py>,
+        store: PyRef<'_, Store>,
+        path: &str,
+        obj: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (reader, library) = table_reader(&obj)?;
+        let options =
+            ParquetOptions { compression: self.compression, key_value_metadata: vec![(LIBRARY_KEY.into(), library)] };
+        let path = parse_path(py, path)?;
+        let upload = Upload::start(&store.inner, path.clone(), WriteMode::Overwrite);
+        let sink = ChunkSink { sender: upload.sender(), pending: Vec::new(), size: 0 };
+        let encoded = py.detach(|| {
+            parquet::encode_to(reader, &options, sink).and_then(|(sink, encoded)| {
+                let size = sink.finish().map_err(|e| SerializeError::encode(parquet::NAME, e))?;
+                Ok((size, encoded))
+            })
+        });
+        let uploaded = block_on(py, upload.finish(encoded.is_err()));
+        // When the upload failed first, encoding only saw the channel close: report the upload's error.
+        let (size, encoded) = match (encoded, uploaded) {
+            (Ok(encoded), Ok(_)) => encoded,
+            (Ok(_), Err(e)) => return Err(e).into_py_result(py),
+            (Err(_), Err(upload)) if upload.message() != ABORTED => return Err(upload).into_py_result(py),
+            (Err(e), _) => return Err(serialize_error(py, &e, Some(path.as_str()))),
+        };
+        let columns: Vec<(String, String)> =
+            encoded.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
+        let out = PyDict::new(py);
+        out.set_item("path", path.as_str())?;
+        out.set_item("uri", store.inner.uri(&path))?;
+        out.set_item("size", size)?;
+        out.set_item("row_count", encoded.row_count)?;
+        out.set_item("columns", columns)?;
+        out.set_item("compression", self.compression.to_string())?;
+        Ok(out)
     }
 
     /// From the footer only: `row_count`, `columns` (name and Arrow type),

@@ -22,42 +22,60 @@ fn closed() -> PyErr {
     PyValueError::new_err("I/O operation on closed file")
 }
 
+/// The message of the error an aborted upload's stream ends with.
+pub const ABORTED: &str = "the upload was aborted";
+
+/// A streamed upload in flight: chunks go through a small channel to a task
+/// running the Store's `write_stream` (multipart where the backend has it).
+pub struct Upload {
+    sender: mpsc::Sender<store_core::Result<Bytes>>,
+    task: JoinHandle<store_core::Result<WriteResult>>,
+}
+
+impl Upload {
+    pub fn start(store: &Store, path: StorePath, mode: WriteMode) -> Self {
+        // Two chunks in the channel: the producer fills the next one while the upload sends.
+        let (sender, receiver) = mpsc::channel(2);
+        let chunks = stream::unfold(receiver, |mut receiver| async { receiver.recv().await.map(|c| (c, receiver)) });
+        let store = store.clone();
+        let task = spawn(async move { store.write_stream(&path, chunks.boxed(), mode).await });
+        Self { sender, task }
+    }
+
+    /// Where chunks go; a send fails once the upload has failed.
+    pub fn sender(&self) -> mpsc::Sender<store_core::Result<Bytes>> {
+        self.sender.clone()
+    }
+
+    /// Commits the upload, or with `abort` fails its stream so nothing is stored.
+    pub async fn finish(self, abort: bool) -> store_core::Result<WriteResult> {
+        if abort {
+            let _ = self.sender.send(Err(Error::new(ErrorKind::Other, ABORTED))).await;
+        }
+        drop(self.sender);
+        self.task.await.unwrap_or_else(|e| Err(Error::new(ErrorKind::Other, format!("the upload task failed: {e}"))))
+    }
+}
+
 /// Writes one object as a stream; nothing is visible at its path until
 /// `close()`, and an exception inside `with` discards everything written.
 #[pyclass(module = "dagster_remote_store")]
 pub struct ObjectWriter {
-    sender: Mutex<Option<mpsc::Sender<store_core::Result<Bytes>>>>,
-    upload: Mutex<Option<JoinHandle<store_core::Result<WriteResult>>>>,
+    upload: Mutex<Option<Upload>>,
 }
 
 impl ObjectWriter {
     pub fn open(store: &Store, path: StorePath, mode: WriteMode) -> Self {
-        // Two chunks in the channel: Python fills the next one while the upload sends.
-        let (sender, receiver) = mpsc::channel(2);
-        let chunks = stream::unfold(receiver, |mut receiver| async { receiver.recv().await.map(|c| (c, receiver)) });
-        let store = store.clone();
-        let upload = spawn(async move { store.write_stream(&path, chunks.boxed(), mode).await });
-        Self { sender: Mutex::new(Some(sender)), upload: Mutex::new(Some(upload)) }
+        Self { upload: Mutex::new(Some(Upload::start(store, path, mode))) }
     }
 
     /// Ends the upload: commits it, or with `abort` makes it fail so nothing is stored.
     fn finish(&self, py: Python<'_>, abort: bool) -> PyResult<()> {
-        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(upload) = self.upload.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return Ok(());
         };
-        let result = block_on(py, async move {
-            if let (true, Some(sender)) = (abort, &sender) {
-                let _ = sender.send(Err(Error::new(ErrorKind::Other, "the writer was aborted"))).await;
-            }
-            drop(sender);
-            upload.await
-        });
-        match result {
-            Ok(written) if !abort => written.map(|_| ()).into_py_result(py),
-            Ok(_) => Ok(()),
-            Err(panicked) => Err(PyValueError::new_err(format!("the upload task failed: {panicked}"))),
-        }
+        let result = block_on(py, upload.finish(abort));
+        if abort { Ok(()) } else { result.map(|_| ()).into_py_result(py) }
     }
 }
 
@@ -66,7 +84,8 @@ impl ObjectWriter {
     /// Queues `data` for upload; returns its length. Blocks (GIL released) while
     /// the upload is a few parts behind.
     fn write(&self, py: Python<'_>, data: PyBackedBytes) -> PyResult<usize> {
-        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(closed)?;
+        let sender =
+            self.upload.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(Upload::sender).ok_or_else(closed)?;
         let len = data.len();
         if block_on(py, sender.send(Ok(Bytes::from_owner(data)))).is_err() {
             // The upload already failed: its error says why.

@@ -163,18 +163,60 @@ pub struct ParquetOptions {
 /// An encode error if the reader yields an error or a batch whose schema
 /// differs from `reader.schema()`, or if a type cannot be written to Parquet.
 pub fn encode(reader: impl RecordBatchReader, options: &ParquetOptions) -> Result<Bytes, SerializeError> {
+    encode_to(reader, options, Vec::new()).map(|(file, _)| Bytes::from(file))
+}
+
+/// What [`encode_to`] wrote.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// Rows written.
+    pub row_count: u64,
+    /// The table's Arrow schema.
+    pub schema: SchemaRef,
+}
+
+/// Writes the batches of `reader` as Parquet into `sink` as they arrive, so
+/// only the row group being built is held in memory; returns the sink and
+/// what was written.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use arrow::array::Int64Array;
+/// # use arrow::datatypes::{DataType, Field, Schema};
+/// # use arrow::record_batch::{RecordBatch, RecordBatchIterator};
+/// use serializers::parquet::{ParquetOptions, encode_to};
+/// let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+/// let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+/// let (file, written) = encode_to(RecordBatchIterator::new([Ok(batch)], schema), &ParquetOptions::default(), Vec::new())?;
+/// assert_eq!(written.row_count, 3);
+/// assert_eq!(&file[..4], b"PAR1");
+/// # Ok::<(), serializers::SerializeError>(())
+/// ```
+///
+/// # Errors
+///
+/// An encode error if a batch fails to arrive or the sink refuses bytes.
+pub fn encode_to<W: std::io::Write + Send>(
+    reader: impl RecordBatchReader,
+    options: &ParquetOptions,
+    sink: W,
+) -> Result<(W, Encoded), SerializeError> {
     let encode_error = |e| SerializeError::encode(NAME, e);
     let metadata = options.key_value_metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
     let properties = WriterProperties::builder()
         .set_compression(options.compression.codec()?)
         .set_key_value_metadata(Some(metadata))
         .build();
-    let mut writer = ArrowWriter::try_new(Vec::new(), reader.schema(), Some(properties)).map_err(encode_error)?;
+    let schema = reader.schema();
+    let mut writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties)).map_err(encode_error)?;
+    let mut row_count = 0;
     for batch in reader {
         let batch = batch.map_err(|e| SerializeError::encode(NAME, e))?;
+        row_count += batch.num_rows() as u64;
         writer.write(&batch).map_err(encode_error)?;
     }
-    writer.into_inner().map(Bytes::from).map_err(encode_error)
+    let sink = writer.into_inner().map_err(encode_error)?;
+    Ok((sink, Encoded { row_count, schema }))
 }
 
 /// What [`decode`] returns: the Arrow schema, the batches, and the key-value metadata.

@@ -100,13 +100,13 @@ class _RemoteStoreIOManagerImpl(IOManager):
         if self._parquet is None:
             return _metadata(self._core.handle_output(path, obj))
         try:
-            data = self._parquet.serialize(obj)
+            # Streamed: row groups go out as they are encoded, never the whole file in memory.
+            table = self._parquet.write_to(self._store, path, obj)
         except TypeError as err:
             raise TypeError(f"{_describe(identifier)}: {err}") from err
-        table = ParquetSerializer.describe(data)
         columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
         return {
-            **_metadata(self._core.write_bytes(path, data)),
+            **_metadata(table),
             "dagster/partition_row_count" if partitioned else "dagster/row_count": MetadataValue.int(table["row_count"]),
             "dagster/column_schema": MetadataValue.table_schema(TableSchema(columns=columns)),
             "compression": MetadataValue.text(table["compression"] or "none"),
