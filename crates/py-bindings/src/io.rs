@@ -1,10 +1,8 @@
 //! The Rust half of the Dagster IO manager: paths, atomic writes and
 //! concurrent loads. The Python half (`io_manager.py`) reads Dagster's context.
 
-use bytes::Bytes;
 use io_manager::{IoManager, OutputMetadata};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict};
 use store_core::StorePath;
 
@@ -30,12 +28,6 @@ impl IoManagerCore {
         Ok(Self { inner: IoManager::new(store.inner.clone(), serializer).with_max_concurrency(max_concurrency) })
     }
 
-    /// The serializer's extension, with the dot.
-    #[getter]
-    fn extension(&self) -> &str {
-        self.inner.serializer().extension()
-    }
-
     /// The serializer's name.
     #[getter]
     fn serializer_name(&self) -> &str {
@@ -53,14 +45,6 @@ impl IoManagerCore {
         let path = parse_path(py, path)?;
         let value = PyValue(obj);
         let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;
-        metadata(py, written)
-    }
-
-    /// Writes already-serialized `data` atomically to `path`; returns
-    /// `{"path", "uri", "size"}`.
-    fn write_bytes<'py>(&self, py: Python<'py>, path: &str, data: PyBackedBytes) -> PyResult<Bound<'py, PyDict>> {
-        let path = parse_path(py, path)?;
-        let written = block_on(py, self.inner.write_bytes(&path, Bytes::from_owner(data))).into_py_result(py)?;
         metadata(py, written)
     }
 
@@ -97,12 +81,6 @@ impl IoManagerCore {
         };
         let values = block_on(py, self.inner.load_existing(&paths)).into_py_result(py)?;
         Ok(values.into_iter().map(|v| v.map_or_else(|| missing.clone_ref(py), |v| v.0)).collect())
-    }
-
-    /// Whether an object is stored at `path`.
-    fn exists(&self, py: Python<'_>, path: &str) -> PyResult<bool> {
-        let path = parse_path(py, path)?;
-        block_on(py, self.inner.store().exists(&path)).into_py_result(py)
     }
 
     /// The Store's URI for `path`.
