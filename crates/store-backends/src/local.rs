@@ -53,7 +53,7 @@ impl ObjectStoreBackend<LocalFileSystem> {
             .with_fsync(fsync)
             .with_automatic_cleanup(true);
         let uri_root = format!("file://{}", uri_escape(root.to_string_lossy().trim_end_matches('/')));
-        Ok(Self::from_store(store, "local", uri_root))
+        Ok(Self::from_store(store, "local", uri_root).without_metadata())
     }
 }
 

@@ -11,10 +11,12 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RenameOptions,
-    RenameTargetMode, WriteMultipart,
+    Attribute, AttributeValue, Attributes, CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, RenameOptions, RenameTargetMode, WriteMultipart,
 };
-use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+use store_core::{
+    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, Result, StorePath, WriteMode, WriteResult,
+};
 
 /// A [`Backend`] over an `object_store` store `S`.
 ///
@@ -27,6 +29,8 @@ pub struct ObjectStoreBackend<S> {
     uri_root: String,
     part_size: usize,
     parts_in_flight: usize,
+    /// Whether the store keeps user metadata (attributes); local files do not.
+    stores_metadata: bool,
 }
 
 /// Streamed writes of at least this size go as multipart uploads of parts this large.
@@ -42,7 +46,14 @@ impl<S> ObjectStoreBackend<S> {
             uri_root,
             part_size: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            stores_metadata: true,
         }
+    }
+
+    /// For stores that reject attributes (object_store's local filesystem).
+    pub(crate) fn without_metadata(mut self) -> Self {
+        self.stores_metadata = false;
+        self
     }
 
     /// Sets the multipart part size (at least 5 MiB, S3's minimum) and how many
@@ -63,6 +74,7 @@ impl<S> Clone for ObjectStoreBackend<S> {
             uri_root: self.uri_root.clone(),
             part_size: self.part_size,
             parts_in_flight: self.parts_in_flight,
+            stores_metadata: self.stores_metadata,
         }
     }
 }
@@ -114,26 +126,9 @@ fn object_meta(meta: object_store::ObjectMeta) -> Result<ObjectMeta> {
     })
 }
 
-#[async_trait]
-impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    fn uri(&self, path: &StorePath) -> String {
-        format!("{}/{}", self.uri_root, uri_escape(path.as_str()))
-    }
-
-    async fn read(&self, path: &StorePath) -> Result<Bytes> {
-        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
-        result.bytes().await.map_err(map_error)
-    }
-
-    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        self.store.get_range(&location(path)?, range).await.map_err(map_error)
-    }
-
-    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+impl<S: ObjectStore> ObjectStoreBackend<S> {
+    /// One object with `attributes`; larger than a part, a multipart upload.
+    async fn put(&self, path: &StorePath, data: Bytes, mode: WriteMode, attributes: Attributes) -> Result<WriteResult> {
         if data.len() > self.part_size {
             // Large objects go as a multipart upload, several parts at once; the
             // parts are slices of `data`, not copies.
@@ -141,25 +136,27 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
                 .step_by(self.part_size)
                 .map(|at| Ok(data.slice(at..(at + self.part_size).min(data.len()))))
                 .collect();
-            return self.write_stream(path, stream::iter(parts).boxed(), mode).await;
+            return self.put_multipart(path, stream::iter(parts).boxed(), mode, attributes).await;
         }
         let mode = match mode {
             WriteMode::Overwrite => PutMode::Overwrite,
             WriteMode::CreateNew => PutMode::Create,
         };
-        let options = PutOptions { mode, ..Default::default() };
+        let options = PutOptions { mode, attributes, ..Default::default() };
         let put = self.store.put_opts(&location(path)?, PutPayload::from_bytes(data), options).await;
         let put = put.map_err(map_error)?;
         Ok(WriteResult { e_tag: put.e_tag, version: put.version })
     }
 
-    async fn write_stream(
+    /// What `data` yields, with `attributes`: up to one part in a single
+    /// request, else a multipart upload.
+    async fn put_stream(
         &self,
         path: &StorePath,
         mut data: BoxStream<'static, Result<Bytes>>,
         mode: WriteMode,
+        attributes: Attributes,
     ) -> Result<WriteResult> {
-        // Up to one part: a single request.
         let mut first = Vec::new();
         let mut buffered = 0;
         while buffered < self.part_size {
@@ -168,21 +165,32 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
                     buffered += chunk.len();
                     first.push(chunk);
                 }
-                None => return self.write(path, first.concat().into(), mode).await,
+                None => return self.put(path, first.concat().into(), mode, attributes).await,
             }
         }
-        // Larger: a multipart upload, straight to the target when replacing it, or
-        // to a temporary renamed create-only, since multipart uploads have no
-        // create-only mode.
+        let chunks = stream::iter(first.into_iter().map(Ok)).chain(data).boxed();
+        self.put_multipart(path, chunks, mode, attributes).await
+    }
+
+    /// A multipart upload, straight to the target when replacing it, or to a
+    /// temporary renamed create-only, since multipart uploads have no
+    /// create-only mode.
+    async fn put_multipart(
+        &self,
+        path: &StorePath,
+        mut chunks: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+        attributes: Attributes,
+    ) -> Result<WriteResult> {
         let target = location(path)?;
         let upload_to = match mode {
             WriteMode::Overwrite => target.clone(),
             WriteMode::CreateNew => Path::parse(format!("{target}.upload-{}", unique_suffix()))
                 .map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?,
         };
-        let upload = self.store.put_multipart(&upload_to).await.map_err(map_error)?;
+        let options = PutMultipartOptions { attributes, ..Default::default() };
+        let upload = self.store.put_multipart_opts(&upload_to, options).await.map_err(map_error)?;
         let mut parts = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-        let mut chunks = stream::iter(first.into_iter().map(Ok)).chain(data);
         let sent = loop {
             match chunks.try_next().await {
                 Ok(Some(chunk)) => match parts.wait_for_capacity(self.parts_in_flight).await {
@@ -207,6 +215,73 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
             }
         }
         Ok(WriteResult { e_tag: put.e_tag, version: put.version })
+    }
+}
+
+#[async_trait]
+impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn uri(&self, path: &StorePath) -> String {
+        format!("{}/{}", self.uri_root, uri_escape(path.as_str()))
+    }
+
+    async fn read(&self, path: &StorePath) -> Result<Bytes> {
+        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
+        result.bytes().await.map_err(map_error)
+    }
+
+    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
+        self.store.get_range(&location(path)?, range).await.map_err(map_error)
+    }
+
+    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+        self.put(path, data, mode, Attributes::new()).await
+    }
+
+    async fn write_stream(
+        &self,
+        path: &StorePath,
+        data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        self.put_stream(path, data, mode, Attributes::new()).await
+    }
+
+    fn stores_metadata(&self) -> bool {
+        self.stores_metadata
+    }
+
+    async fn write_with_metadata(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        mode: WriteMode,
+        metadata: &Metadata,
+    ) -> Result<WriteResult> {
+        if !self.stores_metadata && !metadata.is_empty() {
+            let message = format!("the {} backend does not store object metadata", self.kind);
+            return Err(Error::new(ErrorKind::Other, message));
+        }
+        let attributes = metadata
+            .iter()
+            .map(|(key, value)| (Attribute::Metadata(key.clone().into()), AttributeValue::from(value.clone())));
+        self.put(path, data, mode, attributes.collect()).await
+    }
+
+    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
+        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
+        let metadata = result
+            .attributes
+            .iter()
+            .filter_map(|(attribute, value)| match attribute {
+                Attribute::Metadata(key) => Some((key.to_string(), value.to_string())),
+                _ => None,
+            })
+            .collect();
+        Ok((result.bytes().await.map_err(map_error)?, metadata))
     }
 
     async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {

@@ -1,5 +1,6 @@
 //! The narrow async trait a storage backend implements.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::Range;
 use std::time::SystemTime;
@@ -8,7 +9,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::{Result, StorePath};
+use crate::{Error, ErrorKind, Result, StorePath};
+
+/// User metadata kept with an object: keys of ASCII letters, digits and `_`
+/// (names every backend accepts) and short string values.
+pub type Metadata = BTreeMap<String, String>;
 
 /// How a write treats an object that is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,6 +119,35 @@ pub trait Backend: Debug + Send + Sync + 'static {
     async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
         let data = self.read(path).await?;
         Ok(stream::once(async { Ok(data) }).boxed())
+    }
+
+    /// Whether [`write_with_metadata`](Self::write_with_metadata) keeps metadata
+    /// with the object (S3, Azure, GCS, memory). Backends that cannot (local
+    /// files, SFTP) keep the default `false`.
+    fn stores_metadata(&self) -> bool {
+        false
+    }
+
+    /// Like [`write`](Self::write), with `metadata` stored as part of the same
+    /// atomic write; replacing an object replaces its metadata. The default
+    /// refuses non-empty metadata, for backends that cannot store it.
+    async fn write_with_metadata(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        mode: WriteMode,
+        metadata: &Metadata,
+    ) -> Result<WriteResult> {
+        if metadata.is_empty() {
+            return self.write(path, data, mode).await;
+        }
+        Err(Error::new(ErrorKind::Other, format!("the {} backend does not store object metadata", self.kind())))
+    }
+
+    /// The whole object and the metadata stored with it, from one request
+    /// where the backend allows. The default reads the object with no metadata.
+    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
+        Ok((self.read(path).await?, Metadata::new()))
     }
 
     /// Releases connections and other resources. The default does nothing.

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::{ErrorKind, ListEntry, Store, StorePath, WriteMode};
+use crate::{ErrorKind, ListEntry, Metadata, Store, StorePath, WriteMode};
 
 /// Generates one `#[tokio::test]` per conformance check, each on a fresh
 /// child folder of the Store that the async function `$make_store` returns.
@@ -32,7 +32,7 @@ macro_rules! conformance_tests {
     ($make_store:path $(, #[$attr:meta])* $(,)?) => {
         $crate::conformance_tests!(@each $make_store; [$(#[$attr])*];
             put_get, range_reads, head_metadata, exists_and_delete, list_recursive_and_one_level,
-            copy, rename, create_only, large_object, streamed_large_object, failed_stream_leaves_nothing,
+            object_metadata, copy, rename, create_only, large_object, streamed_large_object, failed_stream_leaves_nothing,
             unicode_names, concurrent_writers,
             concurrent_create_only, child_store_scoping, errors_name_operation_path_and_backend);
     };
@@ -120,6 +120,34 @@ pub async fn head_metadata(store: &Store) {
     assert!(meta.last_modified.is_some(), "backends record a modification time");
     let err = store.head(&p("h/none.json")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// Metadata written with an object comes back with it, also for a multipart-sized
+/// object, and is replaced with the object; backends that keep no metadata
+/// refuse it and store nothing.
+pub async fn object_metadata(store: &Store) {
+    let metadata = Metadata::from([("crc32c".into(), "0a1b2c3d".into()), ("owner_team".into(), "data".into())]);
+    let (path, big) = (p("m/with.bin"), p("m/big.bin"));
+    let written = store.write_with_metadata(&path, "v1".into(), WriteMode::Overwrite, &metadata).await;
+    if !store.stores_metadata() {
+        assert!(written.is_err(), "a backend without metadata refuses it");
+        assert!(!store.exists(&path).await.unwrap(), "a refused write stored nothing");
+        assert_eq!(store.read_with_metadata(&p("m/none.bin")).await.unwrap_err().kind(), ErrorKind::NotFound);
+        put(store, "m/plain.bin", "x").await;
+        assert_eq!(store.read_with_metadata(&p("m/plain.bin")).await.unwrap(), (Bytes::from("x"), Metadata::new()));
+        return;
+    }
+    written.expect("write with metadata");
+    assert_eq!(store.read_with_metadata(&path).await.unwrap(), (Bytes::from("v1"), metadata.clone()));
+    let data = pattern(9 << 20, 5);
+    store.write_with_metadata(&big, data.clone(), WriteMode::Overwrite, &metadata).await.expect("large write");
+    let (back, back_metadata) = store.read_with_metadata(&big).await.unwrap();
+    assert!(back == data, "9 MiB object with metadata came back different");
+    assert_eq!(back_metadata, metadata);
+    put(store, "m/with.bin", "v2").await;
+    assert_eq!(store.read_with_metadata(&path).await.unwrap(), (Bytes::from("v2"), Metadata::new()), "replaced");
+    let err = store.read_with_metadata(&p("m/none.bin")).await.unwrap_err();
+    assert_eq!((err.kind(), err.path()), (ErrorKind::NotFound, Some("m/none.bin")));
 }
 
 /// `exists`, `delete`, and the missing-ok choice.

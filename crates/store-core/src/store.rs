@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
-use crate::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+use crate::{Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
 
 /// A backend plus an optional root prefix: every path given to a Store is
 /// relative to its root, and every path it returns or names in an error is too.
@@ -87,6 +87,41 @@ impl Store {
     /// Stores `data` atomically, replacing or refusing an existing object as `mode` says.
     pub async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
         self.backend.write(&self.full(path), data, mode).await.map_err(|e| self.context(e, "write", path))
+    }
+
+    /// Whether the backend keeps metadata with objects (see [`write_with_metadata`](Self::write_with_metadata)).
+    pub fn stores_metadata(&self) -> bool {
+        self.backend.stores_metadata()
+    }
+
+    /// Stores `data` with `metadata` in one atomic write. Backends that cannot
+    /// keep metadata ([`stores_metadata`](Self::stores_metadata) is false) refuse
+    /// non-empty metadata and store nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+    /// # use store_core::{Metadata, Store, StorePath, WriteMode};
+    /// let store = Store::new(store_backends::MemoryBackend::new());
+    /// let path: StorePath = "report.csv".parse()?;
+    /// let metadata = Metadata::from([("owner".to_string(), "finance".to_string())]);
+    /// store.write_with_metadata(&path, "a,b".into(), WriteMode::Overwrite, &metadata).await?;
+    /// assert_eq!(store.read_with_metadata(&path).await?, ("a,b".into(), metadata));
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_with_metadata(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        mode: WriteMode,
+        metadata: &Metadata,
+    ) -> Result<WriteResult> {
+        let written = self.backend.write_with_metadata(&self.full(path), data, mode, metadata).await;
+        written.map_err(|e| self.context(e, "write", path))
+    }
+
+    /// The whole object and the metadata stored with it (empty where the backend keeps none).
+    pub async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
+        self.backend.read_with_metadata(&self.full(path)).await.map_err(|e| self.context(e, "read", path))
     }
 
     /// Stores what `data` yields, atomically, as multipart uploads with bounded
