@@ -21,7 +21,7 @@ from typing import Any
 from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult, materialize
 from dagster_shared.error import SerializableErrorInfo
 
-from dagster_remote_store import PickleSerializer, Store
+from dagster_remote_store import CHECKSUM_SIDECAR_SUFFIX, PickleSerializer, Store
 from dagster_remote_store.backends import LocalBackend
 
 from dagster_project.definitions import ASSETS, DAILY, build_definitions
@@ -54,7 +54,7 @@ def main(argv: Sequence[str]) -> int:
         os.environ["DAGSTER_HOME"] = home
         with Store(LocalBackend(root=str(root))) as store, DagsterInstance.get() as instance:
             removed = _wipe_previous_demo(store)
-            print(f"Store: {root}" + (f" (removed {removed} objects of a previous demo)" if removed else ""))
+            print(f"Store: {root}" + (f" (removed {removed} files of a previous demo)" if removed else ""))
             try:
                 result = _materialize_everything(build_definitions(str(root)), instance)
             except RunFailed as failure:
@@ -67,13 +67,18 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _demo_objects(store: Store) -> list[str]:
-    """The stored objects of the project's assets; anything else in the folder is not ours."""
-    return [path for path in store.list() if _is_demo_object(path)]
+def _demo_objects(store: Store, *, sidecars: bool = False) -> list[str]:
+    """The stored objects of the project's assets (and their checksum sidecars if
+    asked for); anything else in the folder is not ours."""
+    return [path for path in store.list() if _is_demo_object(path, sidecars=sidecars)]
 
 
-def _is_demo_object(path: str) -> bool:
+def _is_demo_object(path: str, *, sidecars: bool) -> bool:
     """``raw_orders.pkl``, ``customer_report.json``, ``daily_orders/<day>.pkl``, ..."""
+    if path.endswith(CHECKSUM_SIDECAR_SUFFIX):
+        if not sidecars:
+            return False
+        path = path.removesuffix(CHECKSUM_SIDECAR_SUFFIX)
     head, _, rest = path.partition("/")
     if rest:
         return head in _ASSET_NAMES
@@ -81,7 +86,7 @@ def _is_demo_object(path: str) -> bool:
 
 
 def _wipe_previous_demo(store: Store) -> int:
-    paths = _demo_objects(store)
+    paths = _demo_objects(store, sidecars=True)
     for path in paths:
         store.delete(path, missing_ok=True)
     return len(paths)
@@ -137,13 +142,14 @@ def _print_stored_objects(store: Store) -> None:
     for path, size in sizes.items():
         print(f"  {path:<{width}}  {size:>6}")
     print(f"  {f'total ({len(paths)} objects)':<{width}}  {sum(sizes.values()):>6}")
+    print(f"  (each with its checksum beside it, in <path>{CHECKSUM_SIDECAR_SUFFIX})")
 
 
 def _print_output_metadata(result: ExecuteInProcessResult, asset_key: list[str]) -> None:
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(asset_key)]
     metadata: dict[str, Any] = {key: value.value for key, value in event.materialization.metadata.items()}
     print(f"\nOutput metadata of {'/'.join(asset_key)}:")
-    for key in ("path", "uri", "size"):
+    for key in ("path", "uri", "size", "checksum"):
         print(f"  {key}: {metadata[key]}")
 
 

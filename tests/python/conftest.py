@@ -13,7 +13,7 @@ import uuid
 import pytest
 from dagster import DagsterInstance
 
-from dagster_remote_store import Store
+from dagster_remote_store import CHECKSUM_SIDECAR_SUFFIX, Store
 from dagster_remote_store.backends import (
     AzureBackend,
     GCSBackend,
@@ -81,6 +81,12 @@ def make_backend(kind: str, tmp_path):
 def make_store(kind: str, tmp_path) -> Store:
     """A Store of `kind` under a folder of its own: remote buckets are shared by every test."""
     return Store(make_backend(kind, tmp_path), root_path=f"tests/{uuid.uuid4().hex}")
+
+
+def stored(store: Store, prefix: str = "") -> list[str]:
+    """What the IO manager stored under `prefix`: the objects, without the
+    checksum sidecars it keeps beside them on backends without object metadata."""
+    return [path for path in store.list(prefix) if not path.endswith(CHECKSUM_SIDECAR_SUFFIX)]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -27,6 +27,8 @@ from dagster_remote_store import (
     remote_store_io_manager,
 )
 
+from conftest import stored
+
 DAILY = DailyPartitionsDefinition(start_date="2026-01-01")
 
 
@@ -79,7 +81,7 @@ def test_dag_004_partitioned_asset_path_includes_the_partition_key(store: Store,
         asset_key=AssetKey(["foo", "bar"]), partition_key="2026-01-03", asset_partitions_def=DAILY, instance=instance
     )
     manager.handle_output(out, "day three")
-    assert store.list() == ["foo/bar/2026-01-03.pkl"]
+    assert stored(store) == ["foo/bar/2026-01-03.pkl"]
     inp = build_input_context(
         asset_key=AssetKey(["foo", "bar"]),
         partition_key="2026-01-03",
@@ -94,13 +96,13 @@ def test_dag_005_multi_segment_asset_keys_map_to_nested_paths(store: Store) -> N
     roundtrip(store, 1, key=["foo", "bar"])
     roundtrip(store, 2, key=["ns", "report"])
     roundtrip(store, 3, key=["single"])
-    assert store.list() == ["foo/bar.pkl", "ns/report.pkl", "single.pkl"]
+    assert stored(store) == ["foo/bar.pkl", "ns/report.pkl", "single.pkl"]
 
 
 def test_unsafe_key_segments_are_encoded_not_escaping_the_root(store: Store) -> None:
     scoped = store.child("root")
     assert roundtrip(scoped, "x", key=["..", "a/b", ".hidden"]) == "x"
-    assert store.list() == ["root/%2E./a%2Fb/%2Ehidden.pkl"]
+    assert stored(store) == ["root/%2E./a%2Fb/%2Ehidden.pkl"]
 
 
 def test_dag_007_missing_object_raises_not_found_naming_asset_partition_and_path(store: Store, instance) -> None:

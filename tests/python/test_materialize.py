@@ -24,6 +24,8 @@ from dagster import (
 
 from dagster_remote_store import PickleSerializer, Store, remote_store_io_manager
 
+from conftest import stored
+
 DAILY = DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-08")
 DAYS = [f"2026-01-0{d}" for d in range(1, 8)]
 
@@ -51,7 +53,7 @@ def test_unpartitioned_chain_with_the_seed_io_manager_factory(store: Store, inst
 
     result = materialize([raw_data, total], resources={"io_manager": my_io_manager}, instance=instance)
     assert result.success
-    assert store.list() == ["sales/raw_data.pkl", "total.pkl"]
+    assert stored(store) == ["sales/raw_data.pkl", "total.pkl"]
     assert PickleSerializer().deserialize(store.read_bytes("total.pkl")) == 6
     [meta] = materialization_metadata(result, ["sales", "raw_data"])
     assert meta["path"] == "sales/raw_data.pkl"
@@ -102,7 +104,7 @@ def materialize_rolling(store: Store, instance, day: str) -> None:
 
 def test_daily_partitions_are_stored_one_object_each(store: Store, instance) -> None:
     materialize_days(store, instance, daily, next_day)
-    assert store.list("daily") == [f"daily/{day}.pkl" for day in DAYS]
+    assert stored(store, "daily") == [f"daily/{day}.pkl" for day in DAYS]
     assert PickleSerializer().deserialize(store.read_bytes("next_day/2026-01-04.pkl")) == 5
 
 
@@ -196,7 +198,7 @@ def test_static_and_multi_dimensional_partitions(store: Store, instance) -> None
     )
     assert result.success
     # One folder level per dimension, dimensions in sorted order (date, then region); '/' encoded.
-    assert store.list() == ["sales/2026-01-02/us%2Fwest.pkl"]
+    assert stored(store) == ["sales/2026-01-02/us%2Fwest.pkl"]
 
 
 def test_op_job_outputs_are_stored_per_run_and_loaded_downstream(store: Store, instance) -> None:
@@ -215,5 +217,5 @@ def test_op_job_outputs_are_stored_per_run_and_loaded_downstream(store: Store, i
     result = pipeline.execute_in_process(instance=instance)
     assert result.success
     run_id = result.run_id
-    assert store.list() == [f"{run_id}/consume/result.pkl", f"{run_id}/produce/result.pkl"]
+    assert stored(store) == [f"{run_id}/consume/result.pkl", f"{run_id}/produce/result.pkl"]
     assert result.output_for_node("consume") == 21

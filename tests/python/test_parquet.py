@@ -18,6 +18,8 @@ from dagster_remote_store import DeserializationError, ParquetSerializer, Store,
 from dagster_remote_store._core import BuiltinSerializer
 from dagster_remote_store.serializers import serializer_names
 
+from conftest import stored
+
 LIBRARY_KEY = b"dagster_remote_store.library"
 
 
@@ -285,12 +287,12 @@ def test_io_manager_stores_polars_assets_as_parquet(store: Store, instance) -> N
     io_manager = remote_store_io_manager(store, serializer="parquet")
     result = materialize([orders, order_count], resources={"io_manager": io_manager}, instance=instance)
     assert result.success
-    assert store.list() == ["order_count.parquet", "sales/orders.parquet"]
+    assert stored(store) == ["order_count.parquet", "sales/orders.parquet"]
     [received] = seen
     assert isinstance(received, pl.DataFrame)
     assert_polars_equal(received, polars_frame())
-    stored = ParquetSerializer().deserialize(store.read_bytes("order_count.parquet"))
-    assert_polars_equal(stored, pl.DataFrame({"n": [3]}))
+    count = ParquetSerializer().deserialize(store.read_bytes("order_count.parquet"))
+    assert_polars_equal(count, pl.DataFrame({"n": [3]}))
     assert ParquetSerializer.describe(store.read_bytes("sales/orders.parquet"))["row_count"] == 3
 
 
@@ -399,4 +401,4 @@ def test_a_table_that_fails_mid_stream_stores_nothing(store: Store) -> None:
     with pytest.raises(Exception, match="the producer failed"):
         ParquetSerializer().write_to(store, "kept.parquet", reader)
     assert store.read_bytes("kept.parquet") == b"old"
-    assert store.list() == ["kept.parquet"]
+    assert stored(store) == ["kept.parquet"]

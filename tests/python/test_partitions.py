@@ -23,6 +23,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from dagster_remote_store import PickleSerializer, Store, remote_store_io_manager
 
+from conftest import stored
+
 DAYS = DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-06")
 WEIRD_KEYS = ["a/b", "..", ".hidden", "with space", "ünïcode ✓", "50%", "back\\slash"]
 
@@ -48,8 +50,8 @@ def test_dynamic_partition_keys_are_encoded_and_round_trip(store: Store, instanc
         assert materialize([profile], partition_key=key, resources={"io_manager": io}, instance=instance).success
     assert materialize([profile.to_source_asset(), every_profile], resources={"io_manager": io}, instance=instance).success
     assert load(store, "every_profile.pkl") == {key: key for key in WEIRD_KEYS}
-    stored = store.list("profile")
-    assert len(stored) == len(WEIRD_KEYS) and all(path.count("/") == 1 for path in stored), stored
+    paths = stored(store, "profile")
+    assert len(paths) == len(WEIRD_KEYS) and all(path.count("/") == 1 for path in paths), paths
 
 
 @asset(partitions_def=DAYS)
@@ -94,7 +96,7 @@ def test_none_annotated_and_materialize_result_assets_are_not_stored(store: Stor
 
     result = materialize([side_effect, reported], resources={"io_manager": remote_store_io_manager(store)}, instance=instance)
     assert result.success
-    assert store.list() == []
+    assert stored(store) == []
 
 
 def test_single_run_backfill_writes_one_object_per_partition(store: Store, instance) -> None:
@@ -105,7 +107,7 @@ def test_single_run_backfill_writes_one_object_per_partition(store: Store, insta
     tags = {ASSET_PARTITION_RANGE_START_TAG: "2026-01-02", ASSET_PARTITION_RANGE_END_TAG: "2026-01-04"}
     result = materialize([ranged], tags=tags, resources={"io_manager": remote_store_io_manager(store)}, instance=instance)
     assert result.success
-    assert store.list() == [f"ranged/2026-01-0{d}.pkl" for d in (2, 3, 4)]
+    assert stored(store) == [f"ranged/2026-01-0{d}.pkl" for d in (2, 3, 4)]
     assert load(store, "ranged/2026-01-03.pkl") == 30
 
 
@@ -121,7 +123,7 @@ def test_single_run_backfill_with_the_wrong_keys_fails_clearly(store: Store, ins
     assert not result.success
     message = "\n".join(str(e.event_specific_data.error) for e in result.get_step_failure_events())
     assert "asset sloppy runs for 2 partitions" in message and "asset asset" not in message and "2026-01-03" in message
-    assert store.list() == [], "nothing is written when the keys do not match"
+    assert stored(store) == [], "nothing is written when the keys do not match"
 
 
 def test_dynamic_op_outputs_are_stored_per_mapping_key(store: Store, instance) -> None:
@@ -145,5 +147,5 @@ def test_dynamic_op_outputs_are_stored_per_mapping_key(store: Store, instance) -
     result = fan.execute_in_process(instance=instance)
     assert result.success and result.output_for_node("add") == 14
     run = result.run_id
-    assert f"{run}/fan_out/result/n2.pkl" in store.list()
-    assert f"{run}/square[n3]/result.pkl" in store.list()
+    assert f"{run}/fan_out/result/n2.pkl" in stored(store)
+    assert f"{run}/square[n3]/result.pkl" in stored(store)

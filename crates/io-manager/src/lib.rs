@@ -3,7 +3,8 @@
 //!
 //! This is the engine behind the Dagster IO manager in the Python wheel, and
 //! usable on its own by any Rust tool that keeps outputs in a Store: writes are
-//! atomic, and several partitions load concurrently with bounded concurrency.
+//! atomic and carry a checksum that every load verifies ([`integrity`]), and
+//! several partitions load concurrently with bounded concurrency.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
@@ -19,10 +20,13 @@
 //! assert_eq!(path.as_str(), "sales/daily/2026-01-01.json");
 //! let written = io.handle_output(&path, &json!({"rows": 3})).await?;
 //! assert_eq!((written.size, written.uri.as_str()), (10, "memory:///sales/daily/2026-01-01.json"));
+//! assert_eq!(written.checksum.to_string(), "crc32c:535ec11c");
 //! assert_eq!(io.load_input(&path).await?, json!({"rows": 3}));
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+
+pub mod integrity;
 
 use std::sync::Arc;
 
@@ -30,6 +34,8 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, Store, StorePath, WriteMode};
+
+use crate::integrity::Checksum;
 
 pub use asset_paths::AssetPathError;
 
@@ -54,6 +60,21 @@ pub enum Error {
     /// The asset key or extension cannot form a path.
     #[error(transparent)]
     AssetPath(#[from] AssetPathError),
+    /// The stored bytes do not match the checksum recorded when they were written.
+    #[error(
+        "checksum mismatch for {path:?} ({uri}): recorded {stored}, but the stored bytes have {actual}; \
+         the object changed after it was written (corrupted, or replaced without its checksum), so it is not loaded"
+    )]
+    ChecksumMismatch {
+        /// Store-relative path of the object.
+        path: StorePath,
+        /// The object's URI.
+        uri: String,
+        /// The checksum recorded at write time (or what was recorded, if unreadable).
+        stored: String,
+        /// The checksum of the bytes read.
+        actual: Checksum,
+    },
 }
 
 /// What [`IoManager::handle_output`] reports about a stored output.
@@ -65,6 +86,8 @@ pub struct OutputMetadata {
     pub uri: String,
     /// Size in bytes.
     pub size: u64,
+    /// Checksum of the stored bytes, verified on every load.
+    pub checksum: Checksum,
 }
 
 /// A Store, a serializer for values of type `V`, and a bound on concurrent fetches.
@@ -130,16 +153,31 @@ impl<V> IoManager<V> {
         self.write_bytes(path, data).await
     }
 
-    /// Writes already-serialized bytes atomically to `path`, replacing what was there.
+    /// Writes already-serialized bytes atomically to `path`, with their
+    /// checksum, replacing what was there.
     pub async fn write_bytes(&self, path: &StorePath, data: Bytes) -> Result<OutputMetadata, Error> {
-        let size = data.len() as u64;
-        self.store.write(path, data, WriteMode::Overwrite).await?;
-        Ok(OutputMetadata { path: path.clone(), uri: self.store.uri(path), size })
+        let written = integrity::write(&self.store, path, data, WriteMode::Overwrite).await?;
+        Ok(self.output_metadata(path, written))
     }
 
-    /// Reads and deserializes the object at `path`.
+    /// Writes what `data` yields atomically to `path`, with its checksum, as a
+    /// multipart upload when large; a stream that fails stores nothing.
+    pub async fn write_stream(
+        &self,
+        path: &StorePath,
+        data: futures::stream::BoxStream<'static, store_core::Result<Bytes>>,
+    ) -> Result<OutputMetadata, Error> {
+        let written = integrity::write_stream(&self.store, path, data, WriteMode::Overwrite).await?;
+        Ok(self.output_metadata(path, written))
+    }
+
+    fn output_metadata(&self, path: &StorePath, written: integrity::Written) -> OutputMetadata {
+        OutputMetadata { path: path.clone(), uri: self.store.uri(path), size: written.size, checksum: written.checksum }
+    }
+
+    /// Reads, verifies and deserializes the object at `path`.
     pub async fn load_input(&self, path: &StorePath) -> Result<V, Error> {
-        let data = self.store.read(path).await?;
+        let data = integrity::read(&self.store, path).await?;
         self.decode(path, data)
     }
 
@@ -156,8 +194,8 @@ impl<V> IoManager<V> {
         self.fetch_many(paths, true).await
     }
 
-    /// The stored bytes of several objects, fetched concurrently, in the order
-    /// of `paths`; with `missing_ok`, a missing object is `None`.
+    /// The stored bytes of several objects, fetched and verified concurrently,
+    /// in the order of `paths`; with `missing_ok`, a missing object is `None`.
     pub async fn read_many(&self, paths: &[StorePath], missing_ok: bool) -> Result<Vec<Option<Bytes>>, Error> {
         let mut fetched = self.fetches(paths);
         let mut values = Vec::with_capacity(paths.len());
@@ -178,11 +216,11 @@ impl<V> IoManager<V> {
     }
 
     /// Reads of `paths`, at most `max_concurrency` at once, results in order.
-    fn fetches(&self, paths: &[StorePath]) -> impl futures::Stream<Item = (StorePath, store_core::Result<Bytes>)> {
+    fn fetches(&self, paths: &[StorePath]) -> impl futures::Stream<Item = (StorePath, Result<Bytes, Error>)> {
         let reads = paths.iter().cloned().map(|path| {
             let store = self.store.clone();
             async move {
-                let data = store.read(&path).await;
+                let data = integrity::read(&store, &path).await;
                 (path, data)
             }
         });
@@ -195,11 +233,11 @@ impl<V> IoManager<V> {
 }
 
 /// `data`, or `None` for a missing object when that is allowed.
-fn found(data: store_core::Result<Bytes>, missing_ok: bool) -> Result<Option<Bytes>, Error> {
+fn found(data: Result<Bytes, Error>, missing_ok: bool) -> Result<Option<Bytes>, Error> {
     match data {
         Ok(data) => Ok(Some(data)),
-        Err(e) if missing_ok && e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(Error::Store(e)) if missing_ok && e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -236,7 +274,8 @@ mod tests {
         let io = manager();
         let path = io.asset_path(&["x"], NO_PARTITION).unwrap();
         let meta = io.handle_output(&path, &json!([1, 2])).await.unwrap();
-        assert_eq!(meta, OutputMetadata { path: path.clone(), uri: "memory:///x.json".into(), size: 5 });
+        let checksum = Checksum::of(b"[1,2]");
+        assert_eq!(meta, OutputMetadata { path: path.clone(), uri: "memory:///x.json".into(), size: 5, checksum });
         assert_eq!(io.load_input(&path).await.unwrap(), json!([1, 2]));
         assert_eq!(io.handle_output(&path, &Value::Null).await.unwrap().size, 4);
         assert_eq!(io.load_input(&path).await.unwrap(), Value::Null);

@@ -54,12 +54,22 @@ pub fn config_error(py: Python<'_>, err: &store_core::Error) -> PyErr {
 }
 
 /// An IO-manager error: store and serializer errors as above, bad asset keys
-/// or extensions as `InvalidPath`.
+/// or extensions as `InvalidPath`, corrupt objects as `ChecksumMismatch`.
 pub fn io_error(py: Python<'_>, err: &io_manager::Error) -> PyErr {
     match err {
         io_manager::Error::Store(e) => store_error(py, e),
         io_manager::Error::Serialize { path, source } => serialize_error(py, source, Some(path.as_str())),
         io_manager::Error::AssetPath(e) => raise(py, "InvalidPath", e.to_string(), &[]),
+        io_manager::Error::ChecksumMismatch { path, uri, stored, actual } => {
+            let actual = actual.to_string();
+            let attrs = [
+                ("path", Some(path.as_str())),
+                ("uri", Some(uri)),
+                ("stored", Some(stored)),
+                ("actual", Some(&actual)),
+            ];
+            raise(py, "ChecksumMismatch", err.to_string(), &attrs)
+        }
     }
 }
 

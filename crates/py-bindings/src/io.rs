@@ -39,8 +39,8 @@ impl IoManagerCore {
         self.inner.asset_path(&asset_key, &partition).into_py_result(py).map(|p| p.to_string())
     }
 
-    /// Serializes `obj` and writes it atomically to `path`; returns
-    /// `{"path", "uri", "size"}`.
+    /// Serializes `obj` and writes it atomically to `path`, with its checksum;
+    /// returns `{"path", "uri", "size", "checksum"}`.
     fn handle_output<'py>(&self, py: Python<'py>, path: &str, obj: Py<PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let path = parse_path(py, path)?;
         let value = PyValue(obj);
@@ -48,7 +48,7 @@ impl IoManagerCore {
         metadata(py, written)
     }
 
-    /// The stored bytes at `paths`, fetched concurrently, in the order given;
+    /// The stored bytes at `paths`, fetched and verified concurrently, in the order given;
     /// with `missing` given, a missing object is `missing` instead of an error.
     #[pyo3(signature = (paths, *, missing = None))]
     fn read_many(&self, py: Python<'_>, paths: Vec<String>, missing: Option<Py<PyAny>>) -> PyResult<Vec<Py<PyAny>>> {
@@ -64,7 +64,7 @@ impl IoManagerCore {
             .collect())
     }
 
-    /// The object stored at `path`.
+    /// The object stored at `path`, verified against its checksum.
     fn load_input(&self, py: Python<'_>, path: &str) -> PyResult<Py<PyAny>> {
         let path = parse_path(py, path)?;
         block_on(py, self.inner.load_input(&path)).into_py_result(py).map(|v| v.0)
@@ -95,5 +95,6 @@ fn metadata(py: Python<'_>, written: OutputMetadata) -> PyResult<Bound<'_, PyDic
     metadata.set_item("path", written.path.as_str())?;
     metadata.set_item("uri", written.uri)?;
     metadata.set_item("size", written.size)?;
+    metadata.set_item("checksum", written.checksum.to_string())?;
     Ok(metadata)
 }

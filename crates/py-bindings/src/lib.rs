@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CHECKSUM_SIDECAR_SUFFIX", io_manager::integrity::SIDECAR_SUFFIX)?;
     m.add_class::<backends::Backend>()?;
     m.add_class::<backends::LocalBackend>()?;
     m.add_class::<backends::MemoryBackend>()?;

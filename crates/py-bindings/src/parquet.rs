@@ -16,13 +16,11 @@ use pyo3_arrow::{PyRecordBatchReader, PyTable};
 use serializers::parquet::{self, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
 
-use store_core::WriteMode;
-
 use crate::errors::{StoreResultExt, serialize_error};
 use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
 use crate::store::{Store, parse_path};
-use crate::stream::{ABORTED, Upload};
+use crate::stream::{Upload, is_aborted};
 use crate::value::PyValue;
 
 /// Key-value metadata key naming the library that wrote the table.
@@ -92,7 +90,6 @@ fn import<'py>(py: Python<'py>, module: &str, package: &str, what: &str) -> PyRe
 struct ChunkSink {
     sender: tokio::sync::mpsc::Sender<store_core::Result<Bytes>>,
     pending: Vec<u8>,
-    size: u64,
 }
 
 impl ChunkSink {
@@ -100,19 +97,15 @@ impl ChunkSink {
 
     fn send(&mut self) -> std::io::Result<()> {
         let chunk = Bytes::from(std::mem::take(&mut self.pending));
-        self.size += chunk.len() as u64;
         // Blocks while the upload is behind; runs on a Python thread, never on the runtime.
         self.sender
             .blocking_send(Ok(chunk))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
 
-    /// Sends what is left; returns the file's size.
-    fn finish(mut self) -> std::io::Result<u64> {
-        if !self.pending.is_empty() {
-            self.send()?;
-        }
-        Ok(self.size)
+    /// Sends what is left.
+    fn finish(mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() { Ok(()) } else { self.send() }
     }
 }
 
@@ -256,8 +249,10 @@ impl ParquetSerializer {
 
     /// Streams `obj` as Parquet to `path` in `store`: row groups go out as
     /// multipart parts while the table is encoded, so the file is never whole
-    /// in memory, and nothing is stored if encoding fails. Returns `path`,
-    /// `uri`, `size`, `row_count`, `columns` (name and Arrow type) and `compression`.
+    /// in memory, and nothing is stored if encoding fails. The object's
+    /// checksum is stored with it, as for every IO-manager output. Returns
+    /// `path`, `uri`, `size`, `checksum`, `row_count`, `columns` (name and
+    /// Arrow type) and `compression`.
     fn write_to<'py>(
         &self,
         py: Python<'py>,
@@ -269,20 +264,20 @@ impl ParquetSerializer {
         let options =
             ParquetOptions { compression: self.compression, key_value_metadata: vec![(LIBRARY_KEY.into(), library)] };
         let path = parse_path(py, path)?;
-        let upload = Upload::start(&store.inner, path.clone(), WriteMode::Overwrite);
-        let sink = ChunkSink { sender: upload.sender(), pending: Vec::new(), size: 0 };
+        let upload = Upload::start_checked(&store.inner, path.clone());
+        let sink = ChunkSink { sender: upload.sender(), pending: Vec::new() };
         let encoded = py.detach(|| {
             parquet::encode_to(reader, &options, sink).and_then(|(sink, encoded)| {
-                let size = sink.finish().map_err(|e| SerializeError::encode(parquet::NAME, e))?;
-                Ok((size, encoded))
+                sink.finish().map_err(|e| SerializeError::encode(parquet::NAME, e))?;
+                Ok(encoded)
             })
         });
         let uploaded = block_on(py, upload.finish(encoded.is_err()));
         // When the upload failed first, encoding only saw the channel close: report the upload's error.
-        let (size, encoded) = match (encoded, uploaded) {
-            (Ok(encoded), Ok(_)) => encoded,
+        let (written, encoded) = match (encoded, uploaded) {
+            (Ok(encoded), Ok(written)) => (written, encoded),
             (Ok(_), Err(e)) => return Err(e).into_py_result(py),
-            (Err(_), Err(upload)) if upload.message() != ABORTED => return Err(upload).into_py_result(py),
+            (Err(_), Err(upload)) if !is_aborted(&upload) => return Err(upload).into_py_result(py),
             (Err(e), _) => return Err(serialize_error(py, &e, Some(path.as_str()))),
         };
         let columns: Vec<(String, String)> =
@@ -290,7 +285,8 @@ impl ParquetSerializer {
         let out = PyDict::new(py);
         out.set_item("path", path.as_str())?;
         out.set_item("uri", store.inner.uri(&path))?;
-        out.set_item("size", size)?;
+        out.set_item("size", written.size)?;
+        out.set_item("checksum", written.checksum.to_string())?;
         out.set_item("row_count", encoded.row_count)?;
         out.set_item("columns", columns)?;
         out.set_item("compression", self.compression.to_string())?;

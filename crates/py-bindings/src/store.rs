@@ -7,7 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyType};
-use store_core::{ListEntry, ObjectMeta, StorePath, WriteMode};
+use store_core::{ListEntry, Metadata, ObjectMeta, StorePath, WriteMode};
 
 use crate::backends::Backend;
 use crate::errors::{StoreResultExt, store_error};
@@ -80,13 +80,31 @@ impl Store {
         Ok(PyBytes::new(py, &data))
     }
 
-    /// Stores `data` atomically. With `overwrite=False` an existing object raises `AlreadyExists`.
-    #[pyo3(signature = (path, data, *, overwrite = true))]
-    fn write(&self, py: Python<'_>, path: &str, data: PyBackedBytes, overwrite: bool) -> PyResult<()> {
+    /// Stores `data` atomically. With `overwrite=False` an existing object
+    /// raises `AlreadyExists`. `metadata` (string keys and values) is stored
+    /// with the object on backends that keep metadata (S3, Azure, GCS, memory);
+    /// the others refuse it.
+    #[pyo3(signature = (path, data, *, overwrite = true, metadata = None))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        data: PyBackedBytes,
+        overwrite: bool,
+        metadata: Option<Metadata>,
+    ) -> PyResult<()> {
         let path = parse_path(py, path)?;
         let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::CreateNew };
-        block_on(py, self.inner.write(&path, bytes::Bytes::from_owner(data), mode)).into_py_result(py)?;
+        let (data, metadata) = (bytes::Bytes::from_owner(data), metadata.unwrap_or_default());
+        block_on(py, self.inner.write_with_metadata(&path, data, mode, &metadata)).into_py_result(py)?;
         Ok(())
+    }
+
+    /// The whole object and the metadata stored with it: `(data, {key: value})`.
+    fn read_with_metadata<'py>(&self, py: Python<'py>, path: &str) -> PyResult<(Bound<'py, PyBytes>, Metadata)> {
+        let path = parse_path(py, path)?;
+        let (data, metadata) = block_on(py, self.inner.read_with_metadata(&path)).into_py_result(py)?;
+        Ok((PyBytes::new(py, &data), metadata))
     }
 
     /// A file-like writer that streams to `path` as a multipart upload: nothing

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
+use io_manager::integrity::{self, Written};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -23,23 +24,44 @@ fn closed() -> PyErr {
 }
 
 /// The message of the error an aborted upload's stream ends with.
-pub const ABORTED: &str = "the upload was aborted";
+const ABORTED: &str = "the upload was aborted";
 
 /// A streamed upload in flight: chunks go through a small channel to a task
 /// running the Store's `write_stream` (multipart where the backend has it).
-pub struct Upload {
+/// `T` is what the upload reports when it completes.
+pub struct Upload<T = WriteResult> {
     sender: mpsc::Sender<store_core::Result<Bytes>>,
-    task: JoinHandle<store_core::Result<WriteResult>>,
+    task: JoinHandle<Result<T, io_manager::Error>>,
 }
 
 impl Upload {
+    /// The object as it is written, nothing added.
     pub fn start(store: &Store, path: StorePath, mode: WriteMode) -> Self {
+        let store = store.clone();
+        Upload::spawn(move |chunks| async move { Ok(store.write_stream(&path, chunks, mode).await?) })
+    }
+}
+
+impl Upload<Written> {
+    /// The object with its checksum, as the IO manager writes every output.
+    pub fn start_checked(store: &Store, path: StorePath) -> Self {
+        let store = store.clone();
+        Upload::spawn(move |chunks| async move {
+            integrity::write_stream(&store, &path, chunks, WriteMode::Overwrite).await
+        })
+    }
+}
+
+impl<T: Send + 'static> Upload<T> {
+    fn spawn<F, Fut>(upload: F) -> Self
+    where
+        F: FnOnce(BoxStream<'static, store_core::Result<Bytes>>) -> Fut,
+        Fut: Future<Output = Result<T, io_manager::Error>> + Send + 'static,
+    {
         // Two chunks in the channel: the producer fills the next one while the upload sends.
         let (sender, receiver) = mpsc::channel(2);
         let chunks = stream::unfold(receiver, |mut receiver| async { receiver.recv().await.map(|c| (c, receiver)) });
-        let store = store.clone();
-        let task = spawn(async move { store.write_stream(&path, chunks.boxed(), mode).await });
-        Self { sender, task }
+        Self { sender, task: spawn(upload(chunks.boxed())) }
     }
 
     /// Where chunks go; a send fails once the upload has failed.
@@ -48,13 +70,19 @@ impl Upload {
     }
 
     /// Commits the upload, or with `abort` fails its stream so nothing is stored.
-    pub async fn finish(self, abort: bool) -> store_core::Result<WriteResult> {
+    pub async fn finish(self, abort: bool) -> Result<T, io_manager::Error> {
         if abort {
             let _ = self.sender.send(Err(Error::new(ErrorKind::Other, ABORTED))).await;
         }
         drop(self.sender);
-        self.task.await.unwrap_or_else(|e| Err(Error::new(ErrorKind::Other, format!("the upload task failed: {e}"))))
+        let failed = |e| Error::new(ErrorKind::Other, format!("the upload task failed: {e}")).into();
+        self.task.await.unwrap_or_else(|e| Err(failed(e)))
     }
+}
+
+/// Whether `err` is the one [`Upload::finish`] with `abort` makes.
+pub fn is_aborted(err: &io_manager::Error) -> bool {
+    matches!(err, io_manager::Error::Store(e) if e.message() == ABORTED)
 }
 
 /// Writes one object as a stream; nothing is visible at its path until

@@ -5,9 +5,10 @@
 >>> io_manager = remote_store_io_manager(Store(LocalBackend(root="/data/dagster")))  # doctest: +SKIP
 """
 
-from ._core import FileInfo, Store, __version__
+from ._core import CHECKSUM_SIDECAR_SUFFIX, FileInfo, Store, __version__
 from .errors import (
     AlreadyExists,
+    ChecksumMismatch,
     DeserializationError,
     InvalidConfig,
     InvalidPath,
@@ -23,6 +24,8 @@ from .serializers import JsonSerializer, ParquetSerializer, PickleSerializer, Se
 
 __all__ = [
     "AlreadyExists",
+    "CHECKSUM_SIDECAR_SUFFIX",
+    "ChecksumMismatch",
     "DeserializationError",
     "FileInfo",
     "InvalidConfig",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExists",
+    "ChecksumMismatch",
     "DeserializationError",
     "InvalidConfig",
     "InvalidPath",
@@ -80,3 +81,16 @@ class SerializationError(RemoteStoreError, TypeError):
 
 class DeserializationError(RemoteStoreError, ValueError):
     """Stored bytes the serializer cannot decode."""
+
+
+class ChecksumMismatch(RemoteStoreError):
+    """Stored bytes that do not match the checksum recorded when they were written:
+    the object was corrupted or replaced behind the IO manager's back, and is not loaded.
+
+    ``stored`` is the recorded checksum and ``actual`` the checksum of the bytes
+    read (``"crc32c:<8 hex digits>"``); ``uri`` is the object's URI.
+    """
+
+    uri: str | None = None
+    stored: str | None = None
+    actual: str | None = None

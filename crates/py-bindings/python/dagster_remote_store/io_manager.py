@@ -265,4 +265,5 @@ def _metadata(written: dict) -> dict:
         "path": MetadataValue.path(written["path"]),
         "uri": MetadataValue.url(written["uri"]),
         "size": MetadataValue.int(written["size"]),
+        "checksum": MetadataValue.text(written["checksum"]),
     }

@@ -1,0 +1,323 @@
+//! Checksums stored with every object the IO manager writes and verified on
+//! every load, so corrupt data is an error, never a value.
+//!
+//! The checksum is CRC-32C (Castagnoli, hardware-accelerated; the checksum
+//! Google Cloud Storage and S3 use for objects). It is kept:
+//! - in the object's own metadata (`crc32c`, 8 hex digits) where the backend
+//!   stores metadata (S3, Azure, GCS, memory): written in the same atomic
+//!   write as the data, so the two never disagree;
+//! - else in a sidecar object beside it, `<path>.crc32c`, written right after
+//!   the object (local files, SFTP). Streams larger than [`SINGLE_WRITE_LIMIT`]
+//!   use the sidecar on every backend: their checksum is known only at the end,
+//!   and multipart uploads take metadata when they start.
+//!
+//! A load reads the object and its recorded checksum and compares. An object
+//! with no recorded checksum (written by another tool) loads unverified. A
+//! sidecar read between a writer's object and sidecar writes can disagree with
+//! the object; a mismatch against a sidecar is therefore read once more before
+//! it is reported.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
+//! use io_manager::integrity::{self, Checksum};
+//! use store_core::{Store, WriteMode};
+//!
+//! let store = Store::new(store_backends::MemoryBackend::new());
+//! let path = "daily/2026-01-01.json".parse()?;
+//! let written = integrity::write(&store, &path, "[1, 2]".into(), WriteMode::Overwrite).await?;
+//! assert_eq!(written.checksum, Checksum::of(b"[1, 2]"));
+//! assert_eq!(integrity::read(&store, &path).await?, "[1, 2]");
+//!
+//! // Bytes changed behind the IO manager's back (the recorded checksum kept) are refused.
+//! let (_, metadata) = store.read_with_metadata(&path).await?;
+//! store.write_with_metadata(&path, "[1, 3]".into(), WriteMode::Overwrite, &metadata).await?;
+//! let err = integrity::read(&store, &path).await.unwrap_err();
+//! assert!(matches!(err, io_manager::Error::ChecksumMismatch { .. }), "{err}");
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use crc_fast::{CrcAlgorithm, Digest};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use store_core::{ErrorKind, Metadata, Store, StorePath, WriteMode, WriteResult};
+
+use crate::Error;
+
+/// Metadata key of the checksum, where the backend keeps object metadata.
+pub const METADATA_KEY: &str = "crc32c";
+
+/// What a sidecar's name adds to the object's.
+pub const SIDECAR_SUFFIX: &str = ".crc32c";
+
+/// Streams up to this size are gathered and written in one request, checksum
+/// in the object's metadata; longer streams are uploaded as they come, with a sidecar.
+pub const SINGLE_WRITE_LIMIT: usize = 8 << 20;
+
+/// The CRC-32C of an object's bytes.
+///
+/// ```
+/// use io_manager::integrity::Checksum;
+/// let checksum = Checksum::of(b"123456789");
+/// assert_eq!(checksum.to_string(), "crc32c:e3069283");
+/// assert_eq!(Checksum::parse_hex("e3069283"), Some(checksum));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Checksum(u32);
+
+impl Checksum {
+    /// The checksum of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Self(crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, data) as u32)
+    }
+
+    /// The 8 lowercase hex digits stored in metadata and sidecars.
+    pub fn hex(&self) -> String {
+        format!("{:08x}", self.0)
+    }
+
+    /// Parses [`hex`](Self::hex) output (surrounding whitespace allowed).
+    pub fn parse_hex(text: &str) -> Option<Self> {
+        let text = text.trim();
+        (text.len() == 8).then(|| u32::from_str_radix(text, 16).ok().map(Self)).flatten()
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "crc32c:{:08x}", self.0)
+    }
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What a checked write stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// What the backend reported.
+    pub result: WriteResult,
+    /// Checksum of the stored bytes.
+    pub checksum: Checksum,
+    /// Size of the stored bytes.
+    pub size: u64,
+}
+
+/// Where the checksum of the object at `path` goes when the object's metadata cannot hold it.
+pub fn sidecar(path: &StorePath) -> StorePath {
+    StorePath::parse(format!("{path}{SIDECAR_SUFFIX}")).expect("a valid path plus a plain suffix is a valid path")
+}
+
+/// Stores `data` at `path` atomically, with its checksum.
+pub async fn write(store: &Store, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<Written, Error> {
+    let checksum = Checksum::of(&data);
+    let size = data.len() as u64;
+    let result = if store.stores_metadata() {
+        let metadata = Metadata::from([(METADATA_KEY.to_owned(), checksum.hex())]);
+        store.write_with_metadata(path, data, mode, &metadata).await?
+    } else {
+        let result = store.write(path, data, mode).await?;
+        write_sidecar(store, path, checksum).await?;
+        result
+    };
+    Ok(Written { result, checksum, size })
+}
+
+/// Stores what `data` yields at `path` atomically, with its checksum; memory
+/// stays bounded by the backend's multipart buffers, whatever the size. A
+/// stream that fails stores nothing.
+pub async fn write_stream(
+    store: &Store,
+    path: &StorePath,
+    mut data: BoxStream<'static, store_core::Result<Bytes>>,
+    mode: WriteMode,
+) -> Result<Written, Error> {
+    let mut first = Vec::new();
+    let mut buffered = 0;
+    while buffered <= SINGLE_WRITE_LIMIT {
+        match data.try_next().await? {
+            Some(chunk) => {
+                buffered += chunk.len();
+                first.push(chunk);
+            }
+            None => return write(store, path, first.concat().into(), mode).await,
+        }
+    }
+    let digest = Arc::new(Mutex::new((Digest::new(CrcAlgorithm::Crc32Iscsi), 0u64)));
+    let hashed = digest.clone();
+    let chunks = stream::iter(first.into_iter().map(Ok)).chain(data).inspect_ok(move |chunk| {
+        let mut state = hashed.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.update(chunk);
+        state.1 += chunk.len() as u64;
+    });
+    let result = store.write_stream(path, chunks.boxed(), mode).await?;
+    let (checksum, size) = {
+        let state = digest.lock().unwrap_or_else(|e| e.into_inner());
+        (Checksum(state.0.finalize() as u32), state.1)
+    };
+    write_sidecar(store, path, checksum).await?;
+    Ok(Written { result, checksum, size })
+}
+
+/// The object at `path`, verified against its recorded checksum.
+///
+/// A mismatch is [`Error::ChecksumMismatch`], naming the path and both
+/// checksums; an object with no recorded checksum is returned unverified.
+pub async fn read(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
+    let mut retried = false;
+    loop {
+        let (data, metadata) = store.read_with_metadata(path).await?;
+        let (recorded, from_sidecar) = match metadata.get(METADATA_KEY) {
+            Some(hex) => (hex.clone(), false),
+            None => match read_sidecar(store, path).await? {
+                Some(hex) => (hex, true),
+                None => return Ok(data),
+            },
+        };
+        let actual = Checksum::of(&data);
+        if Checksum::parse_hex(&recorded) == Some(actual) {
+            return Ok(data);
+        }
+        if from_sidecar && !retried {
+            // A writer may have replaced the object but not yet its sidecar.
+            retried = true;
+            continue;
+        }
+        let stored = match Checksum::parse_hex(&recorded) {
+            Some(checksum) => checksum.to_string(),
+            None => format!("unreadable {recorded:?}"),
+        };
+        return Err(Error::ChecksumMismatch { path: path.clone(), uri: store.uri(path), stored, actual });
+    }
+}
+
+async fn write_sidecar(store: &Store, path: &StorePath, checksum: Checksum) -> Result<(), Error> {
+    let line = Bytes::from(format!("{}\n", checksum.hex()));
+    store.write(&sidecar(path), line, WriteMode::Overwrite).await?;
+    Ok(())
+}
+
+/// The sidecar's text, or `None` when there is no sidecar.
+async fn read_sidecar(store: &Store, path: &StorePath) -> Result<Option<String>, Error> {
+    match store.read(&sidecar(path)).await {
+        Ok(data) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use store_backends::{LocalBackend, MemoryBackend};
+
+    use super::*;
+
+    fn p(path: &str) -> StorePath {
+        path.parse().unwrap()
+    }
+
+    fn chunks(data: &Bytes) -> BoxStream<'static, store_core::Result<Bytes>> {
+        let pieces: Vec<_> = data.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        stream::iter(pieces).boxed()
+    }
+
+    /// Replaces the object's bytes and keeps whatever records its checksum.
+    async fn corrupt(store: &Store, path: &StorePath, data: &'static [u8]) {
+        let (_, metadata) = store.read_with_metadata(path).await.unwrap();
+        store.write_with_metadata(path, Bytes::from_static(data), WriteMode::Overwrite, &metadata).await.unwrap();
+    }
+
+    fn assert_mismatch(err: Error, path: &str, stored: Checksum, actual: Checksum) {
+        let message = err.to_string();
+        match err {
+            Error::ChecksumMismatch { path: p, stored: s, actual: a, .. } => {
+                assert_eq!((p.as_str(), s, a), (path, stored.to_string(), actual));
+            }
+            other => panic!("expected a checksum mismatch, got {other:?}"),
+        }
+        for part in [format!("{path:?}"), stored.to_string(), actual.to_string()] {
+            assert!(message.contains(&part), "{message:?} should name {part}");
+        }
+    }
+
+    #[tokio::test]
+    async fn metadata_backends_keep_the_checksum_in_the_object() {
+        let store = Store::new(MemoryBackend::new());
+        let path = p("a/b.pkl");
+        let written = write(&store, &path, "good".into(), WriteMode::Overwrite).await.unwrap();
+        assert_eq!((written.checksum, written.size), (Checksum::of(b"good"), 4));
+        let (_, metadata) = store.read_with_metadata(&path).await.unwrap();
+        assert_eq!(metadata.get(METADATA_KEY), Some(&written.checksum.hex()));
+        assert!(!store.exists(&sidecar(&path)).await.unwrap(), "no sidecar where metadata holds the checksum");
+        assert_eq!(read(&store, &path).await.unwrap(), "good");
+        corrupt(&store, &path, b"evil").await;
+        assert_mismatch(read(&store, &path).await.unwrap_err(), "a/b.pkl", written.checksum, Checksum::of(b"evil"));
+    }
+
+    #[tokio::test]
+    async fn file_backends_keep_the_checksum_beside_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(LocalBackend::new(dir.path()).unwrap());
+        let path = p("daily/2026-01-01.pkl");
+        let written = write(&store, &path, "good".into(), WriteMode::Overwrite).await.unwrap();
+        let on_disk = dir.path().join("daily/2026-01-01.pkl.crc32c");
+        assert_eq!(std::fs::read_to_string(&on_disk).unwrap(), format!("{}\n", written.checksum.hex()));
+        assert_eq!(read(&store, &path).await.unwrap(), "good");
+        // One flipped byte in the file itself.
+        std::fs::write(dir.path().join("daily/2026-01-01.pkl"), "gooD").unwrap();
+        let err = read(&store, &path).await.unwrap_err();
+        assert_mismatch(err, "daily/2026-01-01.pkl", written.checksum, Checksum::of(b"gooD"));
+        std::fs::write(&on_disk, "not hex\n").unwrap();
+        let err = read(&store, &path).await.unwrap_err();
+        assert!(err.to_string().contains("recorded unreadable \"not hex\\n\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn objects_without_a_recorded_checksum_load_unverified() {
+        let store = Store::new(MemoryBackend::new());
+        store.write(&p("foreign.csv"), "a,b".into(), WriteMode::Overwrite).await.unwrap();
+        assert_eq!(read(&store, &p("foreign.csv")).await.unwrap(), "a,b");
+        let missing = read(&store, &p("none.csv")).await.unwrap_err();
+        assert!(matches!(missing, Error::Store(e) if e.kind() == ErrorKind::NotFound && e.path() == Some("none.csv")));
+    }
+
+    #[tokio::test]
+    async fn large_streams_get_a_sidecar_and_small_ones_metadata() {
+        let store = Store::new(MemoryBackend::new());
+        let big: Bytes = (0..SINGLE_WRITE_LIMIT + (1 << 20)).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
+        let path = p("big.bin");
+        let written = write_stream(&store, &path, chunks(&big), WriteMode::Overwrite).await.unwrap();
+        assert_eq!((written.checksum, written.size), (Checksum::of(&big), big.len() as u64));
+        assert!(store.read_with_metadata(&path).await.unwrap().1.is_empty(), "multipart uploads carry no checksum");
+        assert!(store.exists(&sidecar(&path)).await.unwrap());
+        assert!(read(&store, &path).await.unwrap() == big);
+        corrupt(&store, &path, b"short").await;
+        assert_mismatch(read(&store, &path).await.unwrap_err(), "big.bin", written.checksum, Checksum::of(b"short"));
+
+        let small = p("small.bin");
+        let written = write_stream(&store, &small, chunks(&Bytes::from_static(b"tiny")), WriteMode::Overwrite).await;
+        assert_eq!(written.unwrap().checksum, Checksum::of(b"tiny"));
+        assert!(!store.exists(&sidecar(&small)).await.unwrap());
+        assert_eq!(read(&store, &small).await.unwrap(), "tiny");
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(LocalBackend::new(dir.path()).unwrap());
+        let parts = (0..12).map(|i| match i {
+            11 => Err(store_core::Error::new(ErrorKind::Other, "the producer failed")),
+            _ => Ok(Bytes::from(vec![i as u8; 1 << 20])),
+        });
+        let (path, parts) = (p("x.bin"), stream::iter(parts.collect::<Vec<_>>()).boxed());
+        let err = write_stream(&store, &path, parts, WriteMode::Overwrite).await.unwrap_err();
+        assert!(err.to_string().contains("the producer failed"), "{err}");
+        assert!(!store.exists(&path).await.unwrap());
+        assert!(!store.exists(&sidecar(&path)).await.unwrap());
+    }
+}

@@ -1,0 +1,133 @@
+"""Every output's checksum is stored with it and verified on load; corrupt data fails the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from dagster import AssetIn, DailyPartitionsDefinition, asset, materialize
+
+from dagster_remote_store import CHECKSUM_SIDECAR_SUFFIX, ChecksumMismatch, Store, remote_store_io_manager
+from dagster_remote_store._core import IoManagerCore
+from dagster_remote_store.backends import LocalBackend
+
+DAYS = DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-05")
+
+
+def crc32c(data: bytes) -> str:
+    """CRC-32C written out bit by bit: an independent check of the stored checksum."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return f"crc32c:{crc ^ 0xFFFFFFFF:08x}"
+
+
+def corrupt(store: Store, path: str) -> str:
+    """Changes the stored bytes behind the IO manager's back, keeping the recorded
+    checksum (object metadata, or the sidecar beside it); returns the new checksum."""
+    data, metadata = store.read_with_metadata(path)
+    bad = data[:-1] + bytes([data[-1] ^ 0xFF])
+    store.write(path, bad, metadata=metadata or None)
+    return crc32c(bad)
+
+
+def failure_message(result) -> str:
+    return "\n".join(str(e.event_specific_data.error) for e in result.get_step_failure_events())
+
+
+@asset
+def source() -> dict:
+    return {"rows": list(range(100))}
+
+
+@asset
+def consumer(source: dict) -> int:
+    return len(source["rows"])
+
+
+def test_checksum_is_recorded_in_metadata_and_a_corrupt_object_fails_the_run(store: Store, instance) -> None:
+    io = remote_store_io_manager(store)
+    result = materialize([source], resources={"io_manager": io}, instance=instance)
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    checksum = event.materialization.metadata["checksum"].value
+    assert checksum == crc32c(store.read_bytes("source.pkl"))
+    has_sidecar = store.exists("source.pkl" + CHECKSUM_SIDECAR_SUFFIX)
+    assert has_sidecar == (store.backend.kind in ("local", "sftp")), "metadata where the backend keeps it"
+
+    assert materialize([source.to_source_asset(), consumer], resources={"io_manager": io}, instance=instance).success
+    actual = corrupt(store, "source.pkl")
+    result = materialize(
+        [source.to_source_asset(), consumer], resources={"io_manager": io}, instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    message = failure_message(result)
+    for part in ["checksum mismatch", "'source.pkl'", checksum, actual]:
+        assert part in message.replace('"', "'"), (part, message)
+
+    with pytest.raises(ChecksumMismatch) as raised:
+        IoManagerCore(store, "pickle").load_input("source.pkl")
+    assert (raised.value.path, raised.value.stored, raised.value.actual) == ("source.pkl", checksum, actual)
+    assert raised.value.uri == store.uri("source.pkl")
+
+
+def test_a_corrupt_partition_fails_a_concurrent_load_of_all_partitions(store: Store, instance) -> None:
+    @asset(partitions_def=DAYS)
+    def daily(context) -> str:
+        return context.partition_key
+
+    @asset(ins={"daily": AssetIn(metadata={"allow_missing_partitions": True})})
+    def every_day(daily: dict[str, str]) -> list[str]:
+        return sorted(daily)
+
+    io = remote_store_io_manager(store)
+    for day in DAYS.get_partition_keys():
+        assert materialize([daily], partition_key=day, resources={"io_manager": io}, instance=instance).success
+    assert materialize([daily.to_source_asset(), every_day], resources={"io_manager": io}, instance=instance).success
+    corrupt(store, "daily/2026-01-03.pkl")
+    result = materialize(
+        [daily.to_source_asset(), every_day], resources={"io_manager": io}, instance=instance, raise_on_error=False
+    )
+    assert not result.success, "a corrupt partition is not a missing one"
+    assert "daily/2026-01-03.pkl" in failure_message(result)
+
+
+def test_streamed_parquet_larger_than_one_request_is_verified(store: Store, instance) -> None:
+    # Random floats do not compress: the file is larger than the 8 MiB single
+    # request, so it is uploaded as it is encoded and its checksum goes beside it.
+    rng = np.random.default_rng(7)
+
+    @asset(io_manager_key="tables")
+    def wide() -> pl.DataFrame:
+        return pl.DataFrame({"x": rng.random(1_200_000)})
+
+    @asset
+    def wide_rows(wide: pl.DataFrame) -> int:
+        return wide.height
+
+    io = remote_store_io_manager(store, serializer="parquet")
+    result = materialize([wide], resources={"tables": io}, instance=instance)
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["size"].value > 8 << 20
+    assert store.exists("wide.parquet" + CHECKSUM_SIDECAR_SUFFIX)
+    resources = {"tables": io, "io_manager": remote_store_io_manager(store)}
+    assert materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance).success
+    corrupt(store, "wide.parquet")
+    result = materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance, raise_on_error=False)
+    assert not result.success
+    assert "checksum mismatch" in failure_message(result)
+
+
+def test_one_flipped_byte_in_a_local_file_is_caught(tmp_path, instance) -> None:
+    store = Store(LocalBackend(root=str(tmp_path)))
+    io = remote_store_io_manager(store)
+    assert materialize([source], resources={"io_manager": io}, instance=instance).success
+    file = tmp_path / "source.pkl"
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    file.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatch, match="source.pkl"):
+        IoManagerCore(store, "pickle").load_input("source.pkl")
