@@ -51,6 +51,7 @@ impl<S> ObjectStoreBackend<S> {
     }
 
     /// For stores that reject attributes (object_store's local filesystem).
+    #[cfg(feature = "local")]
     pub(crate) fn without_metadata(mut self) -> Self {
         self.stores_metadata = false;
         self
