@@ -9,6 +9,7 @@
 //! | `azure`  | `AzureBackend`: Azure Blob Storage | `az://`     |
 //! | `gcs`    | `GcsBackend`: Google Cloud Storage | `gs://`     |
 //! | `sftp`   | `SftpBackend`: any SFTP server (OpenSSH), through libssh2 | `sftp://`   |
+//! | `registry` | `registry`: stores by name from a TOML or JSON config, with `${VAR}` interpolation and credentials held as `store_core::Secret` | — |
 //!
 //! Backends built on `object_store` share one adapter,
 //! [`ObjectStoreBackend`], so they map errors and paths the same way; every
@@ -45,6 +46,9 @@ mod local;
 mod memory;
 #[cfg(feature = "sftp")]
 mod sftp;
+
+#[cfg(feature = "registry")]
+pub mod registry;
 
 #[cfg(feature = "azure")]
 pub use azure::{AzureBackend, AzureConfig};

@@ -32,6 +32,7 @@
 mod backend;
 mod error;
 mod path;
+mod secret;
 mod store;
 
 #[cfg(feature = "conformance")]
@@ -40,4 +41,5 @@ pub mod conformance;
 pub use backend::{Backend, ListEntry, Metadata, ObjectMeta, WriteMode, WriteResult};
 pub use error::{Error, ErrorKind, Result};
 pub use path::StorePath;
+pub use secret::Secret;
 pub use store::Store;
