@@ -94,12 +94,19 @@ pub struct OutputMetadata {
 pub struct IoManager<V> {
     store: Store,
     serializer: Arc<dyn Serializer<V>>,
+    /// Replaces the serializer's extension in paths, when set.
+    extension: Option<String>,
     max_concurrency: usize,
 }
 
 impl<V> Clone for IoManager<V> {
     fn clone(&self) -> Self {
-        Self { store: self.store.clone(), serializer: self.serializer.clone(), max_concurrency: self.max_concurrency }
+        Self {
+            store: self.store.clone(),
+            serializer: self.serializer.clone(),
+            extension: self.extension.clone(),
+            max_concurrency: self.max_concurrency,
+        }
     }
 }
 
@@ -108,6 +115,7 @@ impl<V> std::fmt::Debug for IoManager<V> {
         f.debug_struct("IoManager")
             .field("store", &self.store)
             .field("serializer", &self.serializer.name())
+            .field("extension", &self.extension())
             .field("max_concurrency", &self.max_concurrency)
             .finish()
     }
@@ -116,7 +124,31 @@ impl<V> std::fmt::Debug for IoManager<V> {
 impl<V> IoManager<V> {
     /// An IO manager writing through `serializer` into `store`.
     pub fn new(store: Store, serializer: Arc<dyn Serializer<V>>) -> Self {
-        Self { store, serializer, max_concurrency: DEFAULT_MAX_CONCURRENCY }
+        Self { store, serializer, extension: None, max_concurrency: DEFAULT_MAX_CONCURRENCY }
+    }
+
+    /// Stores outputs under `extension` (`".pickle"`, or `""` for none)
+    /// instead of the serializer's own; a bad extension is an error here.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use io_manager::IoManager;
+    /// # let store = store_core::Store::new(store_backends::MemoryBackend::new());
+    /// let io = IoManager::<serde_json::Value>::new(store, Arc::new(serializers::Json)).with_extension(".jsn")?;
+    /// assert_eq!(io.asset_path(&["report"], &[] as &[&str])?.as_str(), "report.jsn");
+    /// assert!(io.clone().with_extension("jsn").is_err(), "an extension starts with a dot");
+    /// # Ok::<(), io_manager::Error>(())
+    /// ```
+    pub fn with_extension(mut self, extension: impl Into<String>) -> Result<Self, Error> {
+        let extension = extension.into();
+        asset_paths::asset_path(&["check"], &[] as &[&str], &extension)?;
+        self.extension = Some(extension);
+        Ok(self)
+    }
+
+    /// The extension stored paths end with.
+    pub fn extension(&self) -> &str {
+        self.extension.as_deref().unwrap_or_else(|| self.serializer.extension())
     }
 
     /// Bounds how many objects [`load_many`](Self::load_many) fetches at once (at least 1).
@@ -142,7 +174,7 @@ impl<V> IoManager<V> {
         asset_key: &[K],
         partition: &[P],
     ) -> Result<StorePath, Error> {
-        let path = asset_paths::asset_path(asset_key, partition, self.serializer.extension())?;
+        let path = asset_paths::asset_path(asset_key, partition, self.extension())?;
         Ok(StorePath::parse(path)?)
     }
 
