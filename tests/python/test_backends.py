@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from conftest import require_server
-from dagster_remote_store import PermissionDenied, Store
+from dagster_remote_store import InvalidConfig, PermissionDenied, Store
 from dagster_remote_store.backends import AzureBackend, GCSBackend, S3Backend, SFTPBackend
 
 
@@ -104,7 +104,7 @@ def test_sftp_host_key_mismatch_is_refused_naming_the_host(sftp_env) -> None:
 def test_sftp_skipping_the_host_key_check_must_be_asked_for(sftp_env) -> None:
     backend = sftp(private_key=env("DRS_TEST_SFTP_KEY"), accept_any_host_key=True)
     assert backend.kind == "sftp"
-    with pytest.raises(TypeError, match="at most one of"):
+    with pytest.raises(InvalidConfig, match="at most one of"):
         sftp(private_key=env("DRS_TEST_SFTP_KEY"), known_hosts="/x", accept_any_host_key=True)
 
 
@@ -115,5 +115,5 @@ def test_sftp_wrong_password_is_permission_denied_without_the_password(sftp_env)
 
 
 def test_sftp_takes_one_way_to_log_in() -> None:
-    with pytest.raises(TypeError, match="exactly one of password= or private_key="):
+    with pytest.raises(InvalidConfig, match="exactly one of password= or private_key="):
         SFTPBackend("127.0.0.1", username="u", base_path="/tmp")

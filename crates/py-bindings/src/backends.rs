@@ -2,12 +2,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
-
-use pyo3::exceptions::{PyTypeError, PyValueError};
-use store_backends::ClientConfig;
+use store_backends::registry::{self, OptionValue, Options};
 
 use crate::errors::config_error;
 use crate::runtime::block_on;
@@ -21,13 +18,18 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// A backend object of no particular class (registry-built or foreign), shown as `shown`.
+    pub(crate) fn base(inner: Arc<dyn store_core::Backend>, shown: String) -> Self {
+        Self { inner, shown }
+    }
+
     /// The initializer of a backend class: the Rust backend and its `repr`.
     fn init<T: pyo3::PyClass<BaseType = Backend>>(
-        backend: impl store_core::Backend,
+        backend: Arc<dyn store_core::Backend>,
         shown: String,
         class: T,
     ) -> PyClassInitializer<T> {
-        PyClassInitializer::from(Backend { inner: Arc::new(backend), shown }).add_subclass(class)
+        PyClassInitializer::from(Backend { inner: backend, shown }).add_subclass(class)
     }
 }
 
@@ -56,17 +58,8 @@ impl LocalBackend {
     #[new]
     #[pyo3(signature = (root, *, fsync = false))]
     fn new(py: Python<'_>, root: PathBuf, fsync: bool) -> PyResult<PyClassInitializer<Self>> {
-        let backend = if fsync {
-            store_backends::LocalBackend::with_fsync(&root)
-        } else {
-            store_backends::LocalBackend::new(&root)
-        };
-        let backend = backend.map_err(|e| config_error(py, &e))?;
-        let shown = format!(
-            "LocalBackend(root={:?}, fsync={})",
-            root.display().to_string(),
-            if fsync { "True" } else { "False" }
-        );
+        let options = vec![("root", Some(root.to_string_lossy().into_owned().into())), ("fsync", Some(fsync.into()))];
+        let (backend, shown) = build(py, "local", options)?;
         Ok(Backend::init(backend, shown, Self { root }))
     }
 
@@ -86,39 +79,26 @@ pub struct MemoryBackend;
 impl MemoryBackend {
     #[new]
     fn new() -> PyClassInitializer<Self> {
-        Backend::init(store_backends::MemoryBackend::new(), "MemoryBackend()".into(), Self)
+        Backend::init(Arc::new(store_backends::MemoryBackend::new()), "MemoryBackend()".into(), Self)
     }
 }
 
-/// Retry and timeout keywords every HTTP backend takes, checked.
-fn client_config(
-    allow_http: bool,
-    max_retries: usize,
-    connect_timeout: f64,
-    timeout: f64,
-    retry_timeout: f64,
-) -> PyResult<ClientConfig> {
-    let seconds = |name: &str, value: f64| {
-        Duration::try_from_secs_f64(value)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| PyValueError::new_err(format!("{name} must be a positive number of seconds, got {value}")))
-    };
-    Ok(ClientConfig {
-        allow_http,
-        max_retries,
-        connect_timeout: seconds("connect_timeout", connect_timeout)?,
-        request_timeout: seconds("timeout", timeout)?,
-        retry_timeout: seconds("retry_timeout", retry_timeout)?,
-        ..ClientConfig::default()
-    })
-}
-
-/// A `repr` that shows the given settings and never a secret.
-fn repr(class: &str, fields: &[(&str, Option<String>)]) -> String {
-    let shown: Vec<String> =
-        fields.iter().filter_map(|(name, value)| Some(format!("{name}={:?}", value.as_ref()?))).collect();
-    format!("{class}({})", shown.join(", "))
+/// A backend of `kind` from its keyword arguments (`None`: left out), checked
+/// and built by the registry's option parsing, so constructors and config files
+/// accept exactly the same options; returns the backend and its `repr`.
+fn build(
+    py: Python<'_>,
+    kind: &str,
+    arguments: Vec<(&str, Option<OptionValue>)>,
+) -> PyResult<(Arc<dyn store_core::Backend>, String)> {
+    let mut options = Options::new();
+    for (name, value) in arguments {
+        if let Some(value) = value {
+            options.insert(name, value).map_err(|e| config_error(py, &e))?;
+        }
+    }
+    let handle = block_on(py, registry::build_backend(kind, &options)).map_err(|e| config_error(py, &e))?;
+    Ok((handle.backend, handle.description))
 }
 
 /// Amazon S3 or an S3-compatible server (MinIO, Ceph, R2, ...).
@@ -152,25 +132,21 @@ impl S3Backend {
         timeout: f64,
         retry_timeout: f64,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let shown = repr(
-            "S3Backend",
-            &[
-                ("bucket", Some(bucket.clone())),
-                ("endpoint_url", endpoint_url.clone()),
-                ("region_name", region_name.clone()),
-            ],
-        );
-        let config = store_backends::S3Config {
-            bucket,
-            endpoint: endpoint_url,
-            region: region_name,
-            access_key_id: key,
-            secret_access_key: secret,
-            session_token: token,
-            virtual_hosted_style,
-            client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
-        };
-        let backend = store_backends::S3Backend::new(config).map_err(|e| config_error(py, &e))?;
+        let options = vec![
+            ("bucket", Some(bucket.into())),
+            ("endpoint_url", endpoint_url.map(Into::into)),
+            ("key", key.map(Into::into)),
+            ("secret", secret.map(Into::into)),
+            ("token", token.map(Into::into)),
+            ("region_name", region_name.map(Into::into)),
+            ("virtual_hosted_style", Some(virtual_hosted_style.into())),
+            ("allow_http", Some(allow_http.into())),
+            ("max_retries", Some((max_retries as i64).into())),
+            ("connect_timeout", Some(connect_timeout.into())),
+            ("timeout", Some(timeout.into())),
+            ("retry_timeout", Some(retry_timeout.into())),
+        ];
+        let (backend, shown) = build(py, "s3", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
 }
@@ -206,24 +182,20 @@ impl AzureBackend {
         timeout: f64,
         retry_timeout: f64,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let shown = repr(
-            "AzureBackend",
-            &[
-                ("container", Some(container.clone())),
-                ("account_name", account_name.clone()),
-                ("account_url", account_url.clone()),
-            ],
-        );
-        let config = store_backends::AzureConfig {
-            container,
-            account_name,
-            account_key,
-            sas_token,
-            connection_string,
-            account_url,
-            client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
-        };
-        let backend = store_backends::AzureBackend::new(config).map_err(|e| config_error(py, &e))?;
+        let options = vec![
+            ("container", Some(container.into())),
+            ("account_name", account_name.map(Into::into)),
+            ("account_key", account_key.map(Into::into)),
+            ("sas_token", sas_token.map(Into::into)),
+            ("connection_string", connection_string.map(Into::into)),
+            ("account_url", account_url.map(Into::into)),
+            ("allow_http", Some(allow_http.into())),
+            ("max_retries", Some((max_retries as i64).into())),
+            ("connect_timeout", Some(connect_timeout.into())),
+            ("timeout", Some(timeout.into())),
+            ("retry_timeout", Some(retry_timeout.into())),
+        ];
+        let (backend, shown) = build(py, "azure", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
 }
@@ -257,15 +229,18 @@ impl GcsBackend {
         timeout: f64,
         retry_timeout: f64,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let shown = repr("GCSBackend", &[("bucket", Some(bucket.clone())), ("base_url", base_url.clone())]);
-        let config = store_backends::GcsConfig {
-            bucket,
-            service_account,
-            base_url,
-            anonymous,
-            client: client_config(allow_http, max_retries, connect_timeout, timeout, retry_timeout)?,
-        };
-        let backend = store_backends::GcsBackend::new(config).map_err(|e| config_error(py, &e))?;
+        let options = vec![
+            ("bucket", Some(bucket.into())),
+            ("service_account", service_account.map(Into::into)),
+            ("base_url", base_url.map(Into::into)),
+            ("anonymous", Some(anonymous.into())),
+            ("allow_http", Some(allow_http.into())),
+            ("max_retries", Some((max_retries as i64).into())),
+            ("connect_timeout", Some(connect_timeout.into())),
+            ("timeout", Some(timeout.into())),
+            ("retry_timeout", Some(retry_timeout.into())),
+        ];
+        let (backend, shown) = build(py, "gcs", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
 }
@@ -307,48 +282,24 @@ impl SftpBackend {
         pool_size: usize,
         max_retries: u32,
     ) -> PyResult<PyClassInitializer<Self>> {
-        use store_backends::{SftpAuth, SftpHostKey};
-        let auth = match (password, private_key) {
-            (Some(password), None) => SftpAuth::Password(password),
-            (None, Some(key)) if key.contains("PRIVATE KEY-----") => SftpAuth::PrivateKeyPem { pem: key, passphrase },
-            (None, Some(path)) => SftpAuth::PrivateKey { path: path.into(), passphrase },
-            _ => return Err(PyTypeError::new_err("SFTPBackend takes exactly one of password= or private_key=")),
-        };
-        let host_key = match (known_hosts, host_key_fingerprint, accept_any_host_key) {
-            (None, None, false) => SftpHostKey::default(),
-            (Some(path), None, false) => SftpHostKey::KnownHosts(path),
-            (None, Some(fingerprint), false) => SftpHostKey::Fingerprint(fingerprint),
-            (None, None, true) => SftpHostKey::AcceptAny,
-            _ => {
-                return Err(PyTypeError::new_err(
-                    "SFTPBackend takes at most one of known_hosts=, host_key_fingerprint= or accept_any_host_key=True",
-                ));
-            }
-        };
-        let seconds = |name: &str, value: f64| {
-            Duration::try_from_secs_f64(value)
-                .map_err(|_| PyValueError::new_err(format!("{name} must be a number of seconds >= 0, got {value}")))
-        };
-        let config = store_backends::SftpConfig {
-            port,
-            host_key,
-            connect_timeout: seconds("connect_timeout", connect_timeout)?,
-            io_timeout: seconds("timeout", timeout)?,
-            keepalive_interval: seconds("keepalive_interval", keepalive_interval)?,
-            pool_size,
-            max_retries,
-            ..store_backends::SftpConfig::new(host.clone(), username.clone(), auth, base_path.clone())
-        };
-        let shown = repr(
-            "SFTPBackend",
-            &[
-                ("host", Some(host)),
-                ("port", Some(port.to_string())),
-                ("username", Some(username)),
-                ("base_path", Some(base_path)),
-            ],
-        );
-        let backend = block_on(py, store_backends::SftpBackend::connect(config)).map_err(|e| config_error(py, &e))?;
+        let options = vec![
+            ("host", Some(host.into())),
+            ("username", Some(username.into())),
+            ("base_path", Some(base_path.into())),
+            ("port", Some(i64::from(port).into())),
+            ("password", password.map(Into::into)),
+            ("private_key", private_key.map(Into::into)),
+            ("passphrase", passphrase.map(Into::into)),
+            ("known_hosts", known_hosts.map(|path| path.to_string_lossy().into_owned().into())),
+            ("host_key_fingerprint", host_key_fingerprint.map(Into::into)),
+            ("accept_any_host_key", Some(accept_any_host_key.into())),
+            ("timeout", Some(timeout.into())),
+            ("connect_timeout", Some(connect_timeout.into())),
+            ("keepalive_interval", Some(keepalive_interval.into())),
+            ("pool_size", Some((pool_size as i64).into())),
+            ("max_retries", Some(i64::from(max_retries).into())),
+        ];
+        let (backend, shown) = build(py, "sftp", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
 }

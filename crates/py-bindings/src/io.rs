@@ -22,10 +22,27 @@ pub struct IoManagerCore {
 #[pymethods]
 impl IoManagerCore {
     #[new]
-    #[pyo3(signature = (store, serializer, *, max_concurrency = io_manager::DEFAULT_MAX_CONCURRENCY))]
-    fn new(store: PyRef<'_, Store>, serializer: &Bound<'_, PyAny>, max_concurrency: usize) -> PyResult<Self> {
+    #[pyo3(signature = (store, serializer, *, max_concurrency = io_manager::DEFAULT_MAX_CONCURRENCY, extension = None))]
+    fn new(
+        py: Python<'_>,
+        store: PyRef<'_, Store>,
+        serializer: &Bound<'_, PyAny>,
+        max_concurrency: usize,
+        extension: Option<String>,
+    ) -> PyResult<Self> {
         let serializer = resolve(serializer)?;
-        Ok(Self { inner: IoManager::new(store.inner.clone(), serializer).with_max_concurrency(max_concurrency) })
+        let inner = IoManager::new(store.inner.clone(), serializer).with_max_concurrency(max_concurrency);
+        let inner = match extension {
+            Some(extension) => inner.with_extension(extension).into_py_result(py)?,
+            None => inner,
+        };
+        Ok(Self { inner })
+    }
+
+    /// The extension stored paths end with.
+    #[getter]
+    fn extension(&self) -> &str {
+        self.inner.extension()
     }
 
     /// The serializer's name.

@@ -5,8 +5,10 @@
 
 mod backends;
 mod errors;
+mod foreign;
 mod io;
 mod parquet;
+mod registry;
 mod runtime;
 mod serializers;
 mod store;
@@ -36,5 +38,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<parquet::ParquetSerializer>()?;
     m.add_class::<io::IoManagerCore>()?;
     m.add_function(wrap_pyfunction!(serializers::serializer_names, m)?)?;
+    m.add_function(wrap_pyfunction!(foreign::foreign_store, m)?)?;
+    m.add_class::<registry::Registry>()?;
+    m.add_class::<registry::Secret>()?;
+    m.add_function(wrap_pyfunction!(registry::redact_secrets, m)?)?;
     Ok(())
 }

@@ -26,6 +26,14 @@ pub struct Store {
     backend: Py<Backend>,
 }
 
+impl Store {
+    /// A Store built in Rust; its backend's `repr` is `shown`.
+    pub(crate) fn from_store(py: Python<'_>, inner: store_core::Store, shown: String) -> PyResult<Self> {
+        let backend = Py::new(py, Backend::base(inner.backend().clone(), shown))?;
+        Ok(Self { inner, backend })
+    }
+}
+
 #[pymethods]
 impl Store {
     #[new]

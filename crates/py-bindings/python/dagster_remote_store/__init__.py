@@ -5,7 +5,7 @@
 >>> io_manager = remote_store_io_manager(Store(LocalBackend(root="/data/dagster")))  # doctest: +SKIP
 """
 
-from ._core import CHECKSUM_SIDECAR_SUFFIX, FileInfo, Store, __version__
+from ._core import CHECKSUM_SIDECAR_SUFFIX, FileInfo, Registry, Secret, Store, __version__
 from .errors import (
     AlreadyExists,
     ChecksumMismatch,
@@ -19,13 +19,15 @@ from .errors import (
     SerializationError,
     Unavailable,
 )
-from .io_manager import remote_store_io_manager
+from .io_manager import dagster_io_manager, remote_store_io_manager
+from .resources import DagsterStoreResource, RemoteStoreIOManager
 from .serializers import JsonSerializer, ParquetSerializer, PickleSerializer, Serializer
 
 __all__ = [
     "AlreadyExists",
     "CHECKSUM_SIDECAR_SUFFIX",
     "ChecksumMismatch",
+    "DagsterStoreResource",
     "DeserializationError",
     "FileInfo",
     "InvalidConfig",
@@ -36,11 +38,15 @@ __all__ = [
     "PermissionDenied",
     "PickleSerializer",
     "PreconditionFailed",
+    "Registry",
     "RemoteStoreError",
+    "RemoteStoreIOManager",
+    "Secret",
     "SerializationError",
     "Serializer",
     "Store",
     "Unavailable",
     "__version__",
+    "dagster_io_manager",
     "remote_store_io_manager",
 ]

@@ -20,11 +20,11 @@ from dagster import (
     TimeWindowPartitionMapping,
 )
 
-from ._core import IoManagerCore, ParquetSerializer, Store
+from ._core import IoManagerCore, ParquetSerializer, Store, foreign_store
 from .errors import NotFound
 from .serializers import Serializer
 
-__all__ = ["remote_store_io_manager"]
+__all__ = ["dagster_io_manager", "remote_store_io_manager"]
 
 _DEFAULT_MAX_CONCURRENCY = 16
 # Stands for a missing partition in concurrent loads, where None is a stored value.
@@ -32,10 +32,11 @@ _MISSING = object()
 
 
 def remote_store_io_manager(
-    store: Store,
+    store: Any,
     serializer: Union[str, Serializer] = "pickle",
     *,
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
+    extension: str | None = None,
 ) -> IOManager:
     """A Dagster IO manager that keeps outputs in ``store``.
 
@@ -43,24 +44,32 @@ def remote_store_io_manager(
     ``"parquet"`` (``.parquet``, tables: polars, pandas, pyarrow; loaded as the
     input's annotation asks) or any object with ``extension``,
     ``serialize(obj) -> bytes`` and ``deserialize(data)``. Asset ``["foo", "bar"]`` is stored at
-    ``foo/bar.pkl``, its partition ``"2026-01"`` at ``foo/bar/2026-01.pkl``.
+    ``foo/bar.pkl``, its partition ``"2026-01"`` at ``foo/bar/2026-01.pkl``;
+    ``extension`` (``".pickle"``, or ``""`` for none) replaces the serializer's.
     Several partitions of one input load concurrently, at most
     ``max_concurrency`` at a time.
+
+    ``store`` is a :class:`Store`, or a store object from another library with
+    ``read_bytes(path)`` and ``write(path, data, overwrite=True)`` (such as a
+    remote-store ``Store``), used through Python: slower, same behaviour.
 
     The caller owns ``store``: the IO manager never closes it.
     """
     if not isinstance(store, Store):
-        raise TypeError(
-            "remote_store_io_manager(store=...) takes a dagster_remote_store.Store, "
-            f"not {type(store).__name__}"
-        )
-    return _RemoteStoreIOManagerImpl(store, serializer, max_concurrency=max_concurrency)
+        store = foreign_store(store)
+    return _RemoteStoreIOManagerImpl(store, serializer, max_concurrency=max_concurrency, extension=extension)
+
+
+# The name remote-store's Dagster extension exports, for teams switching by import.
+dagster_io_manager = remote_store_io_manager
 
 
 class _RemoteStoreIOManagerImpl(IOManager):
-    def __init__(self, store: Store, serializer: Union[str, Serializer], *, max_concurrency: int) -> None:
+    def __init__(
+        self, store: Store, serializer: Union[str, Serializer], *, max_concurrency: int, extension: str | None
+    ) -> None:
         self._store = store
-        self._core = IoManagerCore(store, serializer, max_concurrency=max_concurrency)
+        self._core = IoManagerCore(store, serializer, max_concurrency=max_concurrency, extension=extension)
         # Tables are encoded here rather than inside the core, so that their row count
         # and schema become metadata and loads return what the input asks for.
         self._parquet = serializer if isinstance(serializer, ParquetSerializer) else None

@@ -1,0 +1,187 @@
+"""Config-driven stores for Dagster: :class:`DagsterStoreResource` builds a Store
+from Dagster config, :class:`RemoteStoreIOManager` is the IO manager built from
+config (its own backend fields, a ``DagsterStoreResource``, or a registry profile).
+
+Options are validated when the resource is set up, before any asset runs:
+an unknown backend type or option, or a bad value, raises ``InvalidConfig``
+naming the option and what is accepted. Credentials (``secret``,
+``password``, ``account_key``, ...) never appear in a ``repr``, log line or
+error; pass them as ``EnvVar("...")`` (or ``{"env": "VAR"}``) so they are not
+written into Dagster's run config either.
+"""
+
+# No `from __future__ import annotations`: Dagster reads these field annotations
+# at runtime, and a string `ResourceDependency[Any]` loses its meaning.
+from typing import Any, Optional
+
+from dagster import ConfigurableIOManagerFactory, ConfigurableResource, InitResourceContext, IOManager, ResourceDependency
+from pydantic import PrivateAttr
+
+from ._core import Registry, Store, redact_secrets
+from .errors import InvalidConfig
+from .io_manager import _DEFAULT_MAX_CONCURRENCY, remote_store_io_manager
+
+__all__ = ["DagsterStoreResource", "RemoteStoreIOManager"]
+
+_SERIALIZERS = ("pickle", "json", "parquet")
+
+
+class _StoreConfig:
+    """Building the store from the fields that say where it is (`backend_type`,
+    `backend_options`, `root_path`, `profile`, `registry_path`), shared by the
+    resource and the IO manager, which both declare them."""
+
+    def _build_store(self, owner: str) -> "tuple[Store, Optional[Registry]]":
+        """A Store from the inline fields or the registry profile, and the
+        registry that owns its backend (None when the Store owns it)."""
+        if self.profile is not None:
+            if self.backend_type is not None or self.backend_options:
+                raise InvalidConfig(f"{owner}: give either profile= or backend_type=/backend_options=, not both")
+            if not self.registry_path:
+                raise InvalidConfig(f"{owner}: profile={self.profile!r} needs registry_path= (a TOML or JSON file)")
+            registry = Registry.from_file(self.registry_path)
+            try:
+                return registry.get_store(self.profile, root_path=self.root_path), registry
+            except BaseException:
+                registry.close()
+                raise
+        if self.backend_type is None:
+            raise InvalidConfig(f"{owner}: give backend_type= (and backend_options=), or profile= and registry_path=")
+        registry = Registry(
+            {
+                "backends": {self.backend_type: {"type": self.backend_type, "options": self.backend_options}},
+                "stores": {"store": {"backend": self.backend_type, "root_path": self.root_path}},
+            },
+            context=owner,
+        )
+        try:
+            return registry.get_store("store"), registry
+        except BaseException:
+            registry.close()
+            raise
+
+    def _shown_fields(self) -> "list[tuple[str, Any]]":
+        fields = []
+        if self.profile is not None:
+            fields += [("profile", self.profile), ("registry_path", self.registry_path)]
+        if self.backend_type is not None:
+            fields += [("backend_type", self.backend_type), ("backend_options", redact_secrets(self.backend_options))]
+        if self.root_path:
+            fields.append(("root_path", self.root_path))
+        return fields
+
+
+class DagsterStoreResource(ConfigurableResource, _StoreConfig):
+    """A Store built from Dagster config, once per process when the resource is
+    set up, and closed after execution (no SFTP or HTTP connections leak).
+
+    ``backend_type`` is ``"local"``, ``"memory"``, ``"s3"``, ``"azure"``,
+    ``"gcs"`` or ``"sftp"``; ``backend_options`` are that backend's constructor
+    options (``{"bucket": "lake", "region_name": "eu-west-1"}``); ``root_path``
+    scopes the Store to a folder. Instead of the backend fields, ``profile``
+    names a store of the registry file at ``registry_path``.
+
+    Assets and other resources call :meth:`get_store`.
+    """
+
+    backend_type: Optional[str] = None
+    backend_options: dict[str, Any] = {}
+    root_path: str = ""
+    profile: Optional[str] = None
+    registry_path: Optional[str] = None
+
+    _store: Optional[Store] = PrivateAttr(default=None)
+    _registry: Optional[Registry] = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._store, self._registry = self._build_store(type(self).__name__)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        store, registry = self._store, self._registry
+        self._store = self._registry = None
+        if registry is not None:
+            registry.close()
+        elif store is not None:
+            store.close()
+
+    def get_store(self) -> Store:
+        """The Store; only while the resource is set up (inside a run)."""
+        if self._store is None:
+            raise RuntimeError(
+                "DagsterStoreResource.get_store() was called before the resource was set up: "
+                "use it from an asset or op that requires it, or call setup_for_execution() first"
+            )
+        return self._store
+
+    def __repr_args__(self):
+        return self._shown_fields()
+
+
+class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
+    """The Dagster IO manager, configured rather than built in code.
+
+    The store comes from exactly one of: ``store_resource`` (a
+    :class:`DagsterStoreResource`), the backend fields (``backend_type``,
+    ``backend_options``, ``root_path``, as on the resource), or ``profile`` with
+    ``registry_path``. ``serializer`` is ``"pickle"``, ``"json"`` or
+    ``"parquet"``; ``custom_serializer`` takes any object with ``extension``,
+    ``serialize`` and ``deserialize`` (set in code, not in config) and wins over
+    ``serializer``; ``extension`` replaces the serializer's file extension.
+    """
+
+    store_resource: Optional[DagsterStoreResource] = None
+    backend_type: Optional[str] = None
+    backend_options: dict[str, Any] = {}
+    root_path: str = ""
+    profile: Optional[str] = None
+    registry_path: Optional[str] = None
+    serializer: str = "pickle"
+    custom_serializer: ResourceDependency[Any] = None
+    extension: Optional[str] = None
+    max_concurrency: int = _DEFAULT_MAX_CONCURRENCY
+
+    _store: Optional[Store] = PrivateAttr(default=None)
+    _registry: Optional[Registry] = PrivateAttr(default=None)
+
+    def create_io_manager(self, context: InitResourceContext) -> IOManager:
+        owner = type(self).__name__
+        inline = self.backend_type is not None or self.profile is not None or bool(self.backend_options)
+        if self.store_resource is not None and inline:
+            raise InvalidConfig(
+                f"{owner}: give either store_resource= or the backend fields "
+                "(backend_type=, backend_options=, root_path=, or profile=), not both"
+            )
+        if self.custom_serializer is None and self.serializer not in _SERIALIZERS:
+            raise InvalidConfig(
+                f"{owner}: unknown serializer {self.serializer!r}; accepted: {', '.join(_SERIALIZERS)} "
+                "(or custom_serializer= for your own)"
+            )
+        if self.store_resource is not None:
+            store = self.store_resource.get_store()
+        else:
+            if not inline:
+                raise InvalidConfig(
+                    f"{owner}: no store: give store_resource=DagsterStoreResource(...), "
+                    "backend_type= with backend_options=, or profile= with registry_path="
+                )
+            store, self._registry = self._build_store(owner)
+            self._store = store
+        serializer = self.custom_serializer if self.custom_serializer is not None else self.serializer
+        return remote_store_io_manager(
+            store, serializer, max_concurrency=self.max_concurrency, extension=self.extension
+        )
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        registry, self._registry, self._store = self._registry, None, None
+        if registry is not None:
+            registry.close()
+
+    def __repr_args__(self):
+        fields = []
+        if self.store_resource is not None:
+            fields.append(("store_resource", self.store_resource))
+        fields += self._shown_fields()
+        fields.append(("serializer", type(self.custom_serializer).__name__ if self.custom_serializer else self.serializer))
+        if self.extension is not None:
+            fields.append(("extension", self.extension))
+        return fields
