@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`: plain Rust instead of
 //! shell scripts, so it works wherever cargo does.
 
+mod bench;
 mod python;
 mod run;
 mod servers;
@@ -22,8 +23,11 @@ Commands:
   servers                   start the test servers, print their DRS_TEST_* variables as
                             `export` lines, and keep them up until Ctrl-C or end of stdin
   demo                      build the wheel and run examples/demo.py into demo-output/
+  bench [-- BENCH_ARGS...]  build the wheel for release, start s3s-fs behind two proxies (one
+                            adds 20 ms a round trip), and run benches/bench.py with BENCH_ARGS
 
-The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt.
+The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt;
+the benchmark's in <target dir>/xtask/bench-venv, pinned by benches/requirements.txt.
 The test servers (S3, Azure Blob, GCS, SFTP on 127.0.0.1) keep their state in
 <target dir>/xtask/servers; with CI=true a server that does not start fails the run.";
 
@@ -39,6 +43,8 @@ fn main() {
         ["test", "--", pytest_args @ ..] => test(pytest_args),
         ["servers"] => servers(),
         ["demo"] => demo(),
+        ["bench"] => bench::bench(&[]),
+        ["bench", "--", bench_args @ ..] => bench::bench(bench_args),
         _ => {
             eprintln!("error: unknown arguments: {}\n\n{USAGE}", args.join(" "));
             process::exit(2);
@@ -85,14 +91,15 @@ fn demo() -> Result {
     step("examples/demo.py", || run(dirs.command(&python).arg("examples/demo.py").arg(dirs.root.join("demo-output"))))
 }
 
-/// The pinned venv; returns its python.
+/// The tests' pinned venv; returns its python.
 fn venv(dirs: &Dirs) -> Result<PathBuf> {
-    step("Python venv", || python::ensure_venv(dirs))
+    let venv = dirs.target.join("xtask").join("venv");
+    step("Python venv", || python::ensure_venv(dirs, &venv, &dirs.root.join("tests/python/requirements.txt")))
 }
 
 /// A freshly built wheel in the venv (`test` and `demo` exercise the same build).
 fn wheel(dirs: &Dirs, python: &Path) -> Result {
-    step("build and install the wheel", || python::build_and_install_wheel(dirs, python))
+    step("build and install the wheel", || python::build_and_install_wheel(dirs, python, "dev"))
 }
 
 /// `value` as one word for a POSIX shell: quoted only when it has to be.

@@ -1,5 +1,5 @@
-//! The Python side: a pinned venv under the target dir, and the wheel built
-//! from crates/py-bindings installed into it.
+//! The Python side: pinned venvs under the target dir (the tests' and the
+//! benchmark's), and the wheel built from crates/py-bindings installed into one.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -12,10 +12,9 @@ use crate::run::{Error, Result, run};
 /// Oldest Python the wheel supports (pyo3's `abi3-py310`).
 const MIN_PYTHON: (u32, u32) = (3, 10);
 
-/// Makes sure `<target>/xtask/venv` exists, works, and has exactly the pinned
-/// requirements installed; returns the venv's python.
-pub fn ensure_venv(dirs: &Dirs) -> Result<PathBuf> {
-    let venv = dirs.target.join("xtask").join("venv");
+/// Makes sure the venv at `venv` exists, works, and has exactly the pins of
+/// `requirements` installed; returns the venv's python.
+pub fn ensure_venv(dirs: &Dirs, venv: &Path, requirements: &Path) -> Result<PathBuf> {
     let python = venv.join("bin").join("python");
 
     // A venv whose base interpreter moved or vanished cannot be repaired: recreate it.
@@ -23,28 +22,27 @@ pub fn ensure_venv(dirs: &Dirs) -> Result<PathBuf> {
     if !usable {
         if venv.exists() {
             println!("    venv at {} is broken; recreating it", venv.display());
-            fs::remove_dir_all(&venv).map_err(|e| io_error("remove", &venv, e))?;
+            fs::remove_dir_all(venv).map_err(|e| io_error("remove", venv, e))?;
         }
         let base = base_python()?;
-        run(dirs.command(base).args(["-m", "venv"]).arg(&venv))?;
+        run(dirs.command(base).args(["-m", "venv"]).arg(venv))?;
         run(pip(dirs, &python).args(["install", "-q", "--upgrade", "pip"]))?;
     }
 
     // The stamp holds the requirements last installed, so an unchanged venv
     // costs no pip run at all.
-    let requirements = dirs.root.join("tests/python/requirements.txt");
-    let wanted = fs::read_to_string(&requirements).map_err(|e| io_error("read", &requirements, e))?;
+    let wanted = fs::read_to_string(requirements).map_err(|e| io_error("read", requirements, e))?;
     let stamp = venv.join("xtask-requirements.stamp");
     if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        run(pip(dirs, &python).args(["install", "-q", "-r"]).arg(&requirements))?;
+        run(pip(dirs, &python).args(["install", "-q", "-r"]).arg(requirements))?;
         fs::write(&stamp, &wanted).map_err(|e| io_error("write", &stamp, e))?;
     }
     Ok(python)
 }
 
-/// Builds the py-bindings wheel (dev profile) into `<target>/wheels` with the
-/// venv's maturin and force-installs it into the venv.
-pub fn build_and_install_wheel(dirs: &Dirs, python: &Path) -> Result {
+/// Builds the py-bindings wheel with cargo's `profile` (`dev`, `release`) into
+/// `<target>/wheels` with the venv's maturin and force-installs it into the venv.
+pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Result {
     let wheels = dirs.target.join("wheels");
     // Old wheels would make "the wheel just built" ambiguous.
     for wheel in list_wheels(&wheels)? {
@@ -52,7 +50,7 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path) -> Result {
     }
     run(dirs
         .command(python)
-        .args(["-m", "maturin", "build", "--profile", "dev"])
+        .args(["-m", "maturin", "build", "--profile", profile])
         .arg("--manifest-path")
         .arg(dirs.root.join("crates/py-bindings/Cargo.toml"))
         .arg("--interpreter")

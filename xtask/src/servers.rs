@@ -33,7 +33,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 type Env = Vec<(&'static str, String)>;
 
 /// A step of starting a server; the error is the reason it did not start.
-type Attempt<T = ()> = std::result::Result<T, String>;
+pub(crate) type Attempt<T = ()> = std::result::Result<T, String>;
 
 /// Called once the server's processes run: waits until it answers, prepares it, returns its port and variables.
 type Ready = Box<dyn FnOnce(&mut Servers) -> Attempt<(u16, Env)>>;
@@ -48,15 +48,24 @@ type Install = fn(&Path) -> Attempt;
 const SERVERS: [(&str, Install, Launch); 4] =
     [("s3", in_venv, s3), ("azure", install_azurite, azure), ("gcs", in_venv, gcs), ("sftp", install_sshd, sftp)];
 
-/// The running servers; dropping this stops every process it started (kill, then wait), also when a later
-/// step fails or panics.
+/// The running servers; dropping this stops every process it started (see [`Processes`]).
 pub struct Servers {
     state: PathBuf,
     python: PathBuf,
     scripts: PathBuf,
+    processes: Processes,
+    env: Env,
+}
+
+/// Processes we started, with the ports handed out for them; dropping this stops them all (kill, then wait),
+/// also when a later step fails or panics.
+pub(crate) struct Processes {
+    /// Where their logs go, one file per process.
+    logs: PathBuf,
+    /// What they are, for the line printed once they are stopped.
+    what: &'static str,
     procs: Vec<Proc>,
     ports: Vec<u16>,
-    env: Env,
 }
 
 /// One process we started, with the server it belongs to and the file its output goes to.
@@ -71,13 +80,12 @@ struct Proc {
 pub fn start(dirs: &Dirs, python: &Path) -> Result<Servers> {
     let required = env::var("CI").is_ok_and(|ci| ci == "true");
     let state = dirs.target.join("xtask").join("servers");
-    fs::create_dir_all(state.join("logs")).map_err(|e| Error::new(io_error("create", &state)(e)))?;
+    let processes = Processes::new(&state, "the test servers").map_err(Error::new)?;
     let mut servers = Servers {
         state,
         python: python.to_owned(),
         scripts: dirs.root.join("tests").join("servers"),
-        procs: Vec::new(),
-        ports: Vec::new(),
+        processes,
         env: Vec::new(),
     };
 
@@ -120,20 +128,26 @@ impl Servers {
     }
 
     fn not_started(&mut self, server: &str, reason: &str, required: bool) -> Result {
-        for proc in self.procs.iter_mut().filter(|proc| proc.server == server) {
-            stop(proc);
-        }
-        self.procs.retain(|proc| proc.server != server);
+        self.processes.stop_server(server);
         println!("server {server}: NOT started: {reason}");
         if required {
             return Err(Error::new(format!("test server {server} did not start, and CI=true requires all of them")));
         }
         Ok(())
     }
+}
+
+impl Processes {
+    /// None yet; their logs will go to `<state>/logs`, created here.
+    pub(crate) fn new(state: &Path, what: &'static str) -> Attempt<Self> {
+        let logs = state.join("logs");
+        fs::create_dir_all(&logs).map_err(io_error("create", &logs))?;
+        Ok(Processes { logs, what, procs: Vec::new(), ports: Vec::new() })
+    }
 
     /// Spawns `cmd` as a process of `server`, its output going to `logs/<name>.log`.
-    fn spawn(&mut self, server: &'static str, name: &'static str, cmd: &mut Command) -> Attempt {
-        let log = self.state.join("logs").join(format!("{name}.log"));
+    pub(crate) fn spawn(&mut self, server: &'static str, name: &'static str, cmd: &mut Command) -> Attempt {
+        let log = self.logs.join(format!("{name}.log"));
         let out = File::create(&log).map_err(io_error("create", &log))?;
         let err = out.try_clone().map_err(io_error("open", &log))?;
         // No stdin: `cargo xtask servers` reads it to know when to stop.
@@ -147,7 +161,7 @@ impl Servers {
 
     /// Retries `attempt` until it succeeds; gives up when a process of `server` exits or after READY_TIMEOUT,
     /// with the end of its logs in the reason.
-    fn wait<T>(&mut self, server: &str, mut attempt: impl FnMut() -> Attempt<T>) -> Attempt<T> {
+    pub(crate) fn wait<T>(&mut self, server: &str, mut attempt: impl FnMut() -> Attempt<T>) -> Attempt<T> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let error = match attempt() {
@@ -169,7 +183,7 @@ impl Servers {
     }
 
     /// A free port on 127.0.0.1, never one handed out before in this run.
-    fn free_port(&mut self) -> Attempt<u16> {
+    pub(crate) fn free_port(&mut self) -> Attempt<u16> {
         loop {
             let port = TcpListener::bind(("127.0.0.1", 0))
                 .and_then(|listener| listener.local_addr())
@@ -181,9 +195,17 @@ impl Servers {
             }
         }
     }
+
+    /// Stops the processes of `server`, one that did not start.
+    fn stop_server(&mut self, server: &str) {
+        for proc in self.procs.iter_mut().filter(|proc| proc.server == server) {
+            stop(proc);
+        }
+        self.procs.retain(|proc| proc.server != server);
+    }
 }
 
-impl Drop for Servers {
+impl Drop for Processes {
     fn drop(&mut self) {
         if self.procs.is_empty() {
             return;
@@ -192,7 +214,7 @@ impl Drop for Servers {
         for proc in self.procs.iter_mut().rev() {
             stop(proc);
         }
-        println!("stopped the test servers");
+        println!("stopped {}", self.what);
     }
 }
 
@@ -224,12 +246,12 @@ fn die_with_parent(cmd: &mut Command) {
 
 /// S3: moto, in memory, accepts any credentials.
 fn s3(servers: &mut Servers) -> Attempt<Ready> {
-    let port = servers.free_port()?;
+    let port = servers.processes.free_port()?;
     // A console script of the venv: its shebang execs the venv's python, so the child is the server itself.
     let moto = servers.python.with_file_name("moto_server");
-    servers.spawn("s3", "moto", Command::new(moto).args(["-H", "127.0.0.1", "-p", &port.to_string()]))?;
+    servers.processes.spawn("s3", "moto", Command::new(moto).args(["-H", "127.0.0.1", "-p", &port.to_string()]))?;
     Ok(Box::new(move |servers| {
-        servers.wait("s3", || http(port, "GET", "/moto-api/", ""))?;
+        servers.processes.wait("s3", || http(port, "GET", "/moto-api/", ""))?;
         http(port, "PUT", &format!("/{BUCKET}"), "")?;
         Ok((
             port,
@@ -271,7 +293,7 @@ fn azurite_main(state: &Path) -> PathBuf {
 /// Azure Blob: Azurite's blob service.
 fn azure(servers: &mut Servers) -> Attempt<Ready> {
     let data = fresh_dir(servers.state.join("azure"))?;
-    let port = servers.free_port()?;
+    let port = servers.processes.free_port()?;
     // --disableTelemetry keeps it off the network; --skipApiVersionCheck and --loose accept whatever API
     // version and headers the SDKs send.
     let mut azurite = Command::new("node");
@@ -280,12 +302,12 @@ fn azure(servers: &mut Servers) -> Attempt<Ready> {
         .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
         .arg(data);
     azurite.args(["--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"]);
-    servers.spawn("azure", "azurite", &mut azurite)?;
+    servers.processes.spawn("azure", "azurite", &mut azurite)?;
     let endpoint = format!("http://127.0.0.1:{port}/{AZURE_ACCOUNT}");
     let mut create = Command::new(&servers.python);
     create.arg(servers.scripts.join("azurite_container.py")).args([&endpoint, AZURE_ACCOUNT, AZURE_KEY, BUCKET]);
     Ok(Box::new(move |servers| {
-        servers.wait("azure", || {
+        servers.processes.wait("azure", || {
             TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
             output(&mut create)
         })?;
@@ -310,19 +332,19 @@ fn gcs(servers: &mut Servers) -> Attempt<Ready> {
     ]))?;
     let data = fresh_dir(servers.state.join("gcs"))?;
     let parts = fresh_dir(servers.state.join("gcs-parts"))?;
-    let (port, proxy_port) = (servers.free_port()?, servers.free_port()?);
+    let (port, proxy_port) = (servers.processes.free_port()?, servers.processes.free_port()?);
     let address = format!("127.0.0.1:{port}");
     let mut fake_gcs = Command::new(binary.trim());
     fake_gcs.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "filesystem"]);
     fake_gcs.arg("-filesystem-root").arg(data);
     fake_gcs.args(["-public-host", &address, "-external-url", &format!("http://{address}")]);
-    servers.spawn("gcs", "fake-gcs", &mut fake_gcs)?;
+    servers.processes.spawn("gcs", "fake-gcs", &mut fake_gcs)?;
     let mut proxy = Command::new(&servers.python);
     proxy.arg(servers.scripts.join("gcs_proxy.py")).args([proxy_port.to_string(), port.to_string()]).arg(parts);
-    servers.spawn("gcs", "gcs-proxy", &mut proxy)?;
+    servers.processes.spawn("gcs", "gcs-proxy", &mut proxy)?;
     Ok(Box::new(move |servers| {
         // Through the proxy, so both answer.
-        servers.wait("gcs", || http(proxy_port, "GET", "/_internal/healthcheck", ""))?;
+        servers.processes.wait("gcs", || http(proxy_port, "GET", "/_internal/healthcheck", ""))?;
         http(port, "POST", "/storage/v1/b", &format!(r#"{{"name": "{BUCKET}"}}"#))?;
         Ok((
             proxy_port,
@@ -362,7 +384,7 @@ fn sftp(servers: &mut Servers) -> Attempt<Ready> {
     let root = fresh_dir(home.join("data"))?;
     output(Command::new("chown").args(["-R", &format!("{SFTP_USER}:")]).arg(&ssh).arg(&root))?;
 
-    let port = servers.free_port()?;
+    let port = servers.processes.free_port()?;
     let config = dir.join("sshd_config");
     // MaxStartups: tests open many sessions at once, and the default (10:30:100) drops some while they log in.
     let settings = format!(
@@ -379,12 +401,12 @@ fn sftp(servers: &mut Servers) -> Attempt<Ready> {
     let known_hosts = dir.join("known_hosts");
     fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_public}\n")).map_err(io_error("write", &known_hosts))?;
     // -D: stay in the foreground, so the child is the server; -e: log to the log file.
-    servers.spawn("sftp", "sshd", Command::new(SSHD).arg("-D").arg("-e").arg("-f").arg(&config))?;
+    servers.processes.spawn("sftp", "sshd", Command::new(SSHD).arg("-D").arg("-e").arg("-f").arg(&config))?;
 
     let mut keyscan = Command::new("ssh-keyscan");
     keyscan.args(["-T", "1", "-t", "ed25519", "-p", &port.to_string(), "127.0.0.1"]);
     Ok(Box::new(move |servers| {
-        servers.wait("sftp", || match output(&mut keyscan)?.contains(&host_public) {
+        servers.processes.wait("sftp", || match output(&mut keyscan)?.contains(&host_public) {
             true => Ok(()),
             false => Err("ssh-keyscan did not get the host key".into()),
         })?;
@@ -469,6 +491,15 @@ fn public_key(path: &Path) -> Attempt<String> {
 
 /// One HTTP/1.0 request to 127.0.0.1:`port`, enough for the servers' control APIs; the response on a 2xx status.
 fn http(port: u16, method: &str, path: &str, body: &str) -> Attempt<String> {
+    let response = http_response(port, method, path, body)?;
+    match response.split(' ').nth(1) {
+        Some(status) if status.starts_with('2') => Ok(response),
+        _ => Err(format!("{method} {path}: {}", response.lines().next().unwrap_or("no response"))),
+    }
+}
+
+/// One HTTP/1.0 request to 127.0.0.1:`port`; the whole response, whatever its status.
+pub(crate) fn http_response(port: u16, method: &str, path: &str, body: &str) -> Attempt<String> {
     let exchange = || -> io::Result<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -478,11 +509,7 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Attempt<String> {
         stream.read_to_end(&mut response)?;
         Ok(String::from_utf8_lossy(&response).into_owned())
     };
-    let response = exchange().map_err(|e| format!("{method} {path}: {e}"))?;
-    match response.split(' ').nth(1) {
-        Some(status) if status.starts_with('2') => Ok(response),
-        _ => Err(format!("{method} {path}: {}", response.lines().next().unwrap_or("no response"))),
-    }
+    exchange().map_err(|e| format!("{method} {path}: {e}"))
 }
 
 /// Runs `cmd` to completion; its stdout, or an error with its stderr.
@@ -496,7 +523,7 @@ fn output(cmd: &mut Command) -> Attempt<String> {
 }
 
 /// `path` as a new empty folder: every start begins with no data from the last.
-fn fresh_dir(path: PathBuf) -> Attempt<PathBuf> {
+pub(crate) fn fresh_dir(path: PathBuf) -> Attempt<PathBuf> {
     match fs::remove_dir_all(&path) {
         Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_error("remove", &path)(e)),
         _ => {}
@@ -513,6 +540,6 @@ fn log_tail(log: &Path) -> String {
     tail.iter().fold(format!("\n    last lines of {}:", log.display()), |out, line| out + "\n      " + line)
 }
 
-fn io_error<'a>(action: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -> String + 'a {
+pub(crate) fn io_error<'a>(action: &'a str, path: &'a Path) -> impl FnOnce(io::Error) -> String + 'a {
     move |e| format!("cannot {action} {}: {e}", path.display())
 }

@@ -60,7 +60,7 @@ pub use gcs::{GcsBackend, GcsConfig};
 pub use local::LocalBackend;
 #[cfg(feature = "memory")]
 pub use memory::MemoryBackend;
-pub use object_store_backend::ObjectStoreBackend;
+pub use object_store_backend::{DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, ObjectStoreBackend};
 #[cfg(feature = "s3")]
 pub use s3::{S3Backend, S3Config};
 #[cfg(feature = "sftp")]

@@ -1,0 +1,459 @@
+"""Benchmarks the IO manager side by side with the ones Dagster users have today.
+
+Run by `cargo xtask bench`, which builds the wheel in release mode into a bench
+venv with the comparison implementations, starts an S3 server (s3s-fs) and a
+proxy in front of it that adds network latency, and passes their addresses in
+BENCH_* variables. Every case (workload x storage x implementation) runs in a
+process of its own, so peak memory is the case's own. Contexts are built
+before timing: building them is Dagster's cost, not the IO manager's.
+
+Writes results.json (raw), results.md (medians and ratios) and chart.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+MIB = 1 << 20
+OURS = "dagster-remote-store"
+IMPLEMENTATIONS = {
+    # storage -> the implementations that run on it, ours first
+    "local": [OURS, "dagster FilesystemIOManager", "remote-store 0.33"],
+    "s3": [OURS, "dagster-aws S3PickleIOManager", "remote-store 0.33"],
+    "s3+latency": [OURS, "dagster-aws S3PickleIOManager", "remote-store 0.33"],
+}
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+
+class Sizes:
+    def __init__(self, quick: bool) -> None:
+        self.small_assets = 100 if quick else 500
+        self.partitions = 60 if quick else 365
+        self.large_mib = 32 if quick else 256
+        self.rounds = 3 if quick else 5
+        self.large_rounds = 2 if quick else 3
+
+
+# --- storage and IO managers -------------------------------------------------------------------
+
+
+def s3_env(latency: bool) -> dict[str, str]:
+    env = os.environ
+    return {
+        "endpoint": env["BENCH_S3_LATENCY_ENDPOINT" if latency else "BENCH_S3_ENDPOINT"],
+        "bucket": env["BENCH_S3_BUCKET"],
+        "key": env["BENCH_S3_KEY"],
+        "secret": env["BENCH_S3_SECRET"],
+        "region": env.get("BENCH_S3_REGION", "us-east-1"),
+    }
+
+
+def io_manager(implementation: str, storage: str, root: str, serializer: str = "pickle"):
+    """The IO manager under test, on `storage`, every object under `root`."""
+    if storage == "local":
+        if implementation == OURS:
+            from dagster_remote_store import Store, remote_store_io_manager
+            from dagster_remote_store.backends import LocalBackend
+
+            return remote_store_io_manager(Store(LocalBackend(root=root)), serializer)
+        if implementation == "dagster FilesystemIOManager":
+            from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+
+            return PickledObjectFilesystemIOManager(base_dir=root)
+        if implementation == "remote-store 0.33":
+            import remote_store
+            from remote_store.backends import LocalBackend
+            from remote_store.ext.dagster import ParquetSerializer, dagster_io_manager
+
+            store = remote_store.Store(LocalBackend(root=root))
+            return dagster_io_manager(store, serializer=ParquetSerializer() if serializer == "parquet" else serializer)
+    s3 = s3_env(latency=storage == "s3+latency")
+    if implementation == OURS:
+        from dagster_remote_store import Store, remote_store_io_manager
+        from dagster_remote_store.backends import S3Backend
+
+        backend = S3Backend(
+            s3["bucket"], endpoint_url=s3["endpoint"], key=s3["key"], secret=s3["secret"],
+            region_name=s3["region"], allow_http=True,
+        )
+        return remote_store_io_manager(Store(backend, root_path=root), serializer)
+    if implementation == "dagster-aws S3PickleIOManager":
+        import boto3
+        from dagster_aws.s3 import PickledObjectS3IOManager
+
+        client = boto3.client(
+            "s3", endpoint_url=s3["endpoint"], aws_access_key_id=s3["key"], aws_secret_access_key=s3["secret"],
+            region_name=s3["region"],
+        )
+        return PickledObjectS3IOManager(s3["bucket"], client, s3_prefix=root)
+    if implementation == "remote-store 0.33":
+        import remote_store
+        from remote_store.backends import S3Backend
+        from remote_store.ext.dagster import ParquetSerializer, dagster_io_manager
+
+        backend = S3Backend(
+            s3["bucket"], endpoint_url=s3["endpoint"], key=s3["key"], secret=s3["secret"], region_name=s3["region"]
+        )
+        store = remote_store.Store(backend, root_path=root)
+        return dagster_io_manager(store, serializer=ParquetSerializer() if serializer == "parquet" else serializer)
+    raise ValueError(f"{implementation} on {storage}")
+
+
+def output_context(key: list[str], partition: str | None = None, partitions_def=None):
+    from dagster import build_output_context
+
+    return build_output_context(asset_key=key, partition_key=partition, asset_partitions_def=partitions_def)
+
+
+def input_context(key: list[str], annotation=None, partitions_def=None, key_range=None, upstream=None):
+    from dagster import DagsterType, build_input_context
+
+    kwargs: dict[str, Any] = {}
+    if annotation is not None:
+        kwargs["dagster_type"] = DagsterType(type_check_fn=lambda _, __: True, name="T", typing_type=annotation)
+    return build_input_context(
+        asset_key=key, asset_partitions_def=partitions_def, asset_partition_key_range=key_range,
+        upstream_output=upstream, **kwargs,
+    )
+
+
+# --- memory -----------------------------------------------------------------------------------------
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current, peak since the last reset) resident memory of this process, in MiB."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value
+    kib = lambda name: float(fields[name].split()[0]) / 1024  # noqa: E731
+    return kib("VmRSS"), kib("VmHWM")
+
+
+def reset_peak() -> float:
+    """Resets the peak resident memory to the current one (Linux); returns it."""
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    return rss_mib()[0]
+
+
+# --- workloads (run inside one case process) ---------------------------------------------------
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def small(implementation: str, storage: str, sizes: Sizes) -> dict:
+    """Many small assets: write all, then load all; seconds per asset."""
+    value = {f"field_{i}": "x" * 20 for i in range(40)}  # about 1 KB pickled
+    writes, loads = [], []
+    for _ in range(sizes.rounds):
+        root = fresh_root(storage)
+        io = io_manager(implementation, storage, root)
+        keys = [["small", f"asset_{i}"] for i in range(sizes.small_assets)]
+        outputs = [output_context(k) for k in keys]
+        inputs = [input_context(k, upstream=o) for k, o in zip(keys, outputs)]
+        seconds, _ = timed(lambda: [io.handle_output(c, value) for c in outputs])
+        writes.append(seconds / len(keys))
+        seconds, loaded = timed(lambda: [io.load_input(c) for c in inputs])
+        assert loaded[-1] == value
+        loads.append(seconds / len(keys))
+    return {"write_seconds_per_asset": writes, "load_seconds_per_asset": loads}
+
+
+def fan_in(implementation: str, storage: str, sizes: Sizes) -> dict:
+    """Daily partitions of about 10 KB each, loaded as one input of all of them."""
+    from dagster import DailyPartitionsDefinition, PartitionKeyRange
+
+    days = DailyPartitionsDefinition(start_date="2025-01-01")
+    keys = days.get_partition_keys()[: sizes.partitions]
+    value = {"rows": list(range(1200)), "pad": "y" * 6000}  # about 10 KB pickled
+    root = fresh_root(storage)
+    io = io_manager(implementation, storage, root)
+    for key in keys:
+        io.handle_output(output_context(["daily"], key, days), value)
+    context = input_context(["daily"], partitions_def=days, key_range=PartitionKeyRange(keys[0], keys[-1]))
+    loads = []
+    for _ in range(sizes.rounds):
+        seconds, loaded = timed(lambda: io.load_input(context))
+        assert len(loaded) == len(keys)
+        loads.append(seconds)
+    return {"load_seconds": loads, "partitions": len(keys)}
+
+
+def frame(mib: int):
+    import numpy as np
+    import pandas as pd
+
+    rows = (mib * MIB) // 32  # four 8-byte columns
+    rng = np.random.default_rng(1)
+    return pd.DataFrame({name: rng.random(rows) for name in "abcd"})
+
+
+def large(implementation: str, storage: str, sizes: Sizes, serializer: str) -> dict:
+    """One large pandas DataFrame: write then read; MiB/s and peak memory above the baseline."""
+    import pandas as pd
+
+    writes, reads, write_rss, read_rss = [], [], [], []
+    for _ in range(sizes.large_rounds):
+        root = fresh_root(storage)
+        io = io_manager(implementation, storage, root, serializer)
+        out = output_context(["large"])
+        into = input_context(["large"], annotation=pd.DataFrame, upstream=out)
+        df = frame(sizes.large_mib)
+        size_mib = df.memory_usage(index=False).sum() / MIB
+        base = reset_peak()
+        seconds, _ = timed(lambda: io.handle_output(out, df))
+        writes.append(size_mib / seconds)
+        write_rss.append(rss_mib()[1] - base)
+        del df
+        base = reset_peak()
+        seconds, back = timed(lambda: io.load_input(into))
+        reads.append(size_mib / seconds)
+        # Beyond the loaded frame itself.
+        read_rss.append(rss_mib()[1] - base - size_mib)
+        assert len(back) == (sizes.large_mib * MIB) // 32
+        del back
+    return {
+        "mib": sizes.large_mib,
+        "write_mib_per_s": writes,
+        "read_mib_per_s": reads,
+        "write_extra_rss_mib": write_rss,
+        "read_extra_rss_mib": read_rss,
+    }
+
+
+def fresh_root(storage: str) -> str:
+    if storage == "local":
+        return tempfile.mkdtemp(prefix="bench-", dir=os.environ.get("BENCH_TMP"))
+    return f"bench/{uuid.uuid4().hex}"
+
+
+WORKLOADS: dict[str, Callable[..., dict]] = {
+    "small": small,
+    "fan-in": fan_in,
+    "large pickle": lambda i, s, z: large(i, s, z, "pickle"),
+    "large parquet": lambda i, s, z: large(i, s, z, "parquet"),
+}
+
+# Which workloads run on which storage, and which implementations can do them.
+PLAN = [
+    ("small", "local"),
+    ("small", "s3"),
+    ("fan-in", "local"),
+    ("fan-in", "s3"),
+    ("fan-in", "s3+latency"),
+    ("large pickle", "local"),
+    ("large pickle", "s3"),
+    ("large parquet", "local"),
+    ("large parquet", "s3"),
+]
+# Parquet: only the implementations that have a Parquet serializer.
+PARQUET = {OURS, "remote-store 0.33"}
+
+
+# --- the parent: run cases, summarise -------------------------------------------------------------
+
+
+def run_case(workload: str, storage: str, implementation: str, quick: bool) -> dict:
+    command = [sys.executable, __file__, "--case", workload, storage, implementation]
+    if quick:
+        command.append("--quick")
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
+
+
+def limit(sizes: Sizes) -> dict | None:
+    binary = os.environ.get("BENCH_LIMIT_BIN")
+    if not binary:
+        return None
+    done = subprocess.run([binary, str(sizes.large_mib), str(sizes.large_rounds)], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip()[-500:]}
+    raw = json.loads(done.stdout)
+    return {
+        "mib": raw["mib"],
+        "write_mib_per_s": [raw["mib"] / s for s in raw["put_seconds"]],
+        "read_mib_per_s": [raw["mib"] / s for s in raw["get_seconds"]],
+    }
+
+
+def machine() -> dict:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    memory = next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    versions = {}
+    for package in ("dagster", "dagster-aws", "remote-store", "dagster-remote-store", "pandas", "pyarrow"):
+        try:
+            from importlib.metadata import version
+
+            versions[package] = version(package)
+        except Exception:  # noqa: BLE001 - a package that is not installed has no version
+            versions[package] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(memory) / (1 << 20), 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "latency_ms": float(os.environ.get("BENCH_LATENCY_MS", "0")),
+        "packages": versions,
+    }
+
+
+# The figure each workload is judged by: (result field, "time" (lower is better) or "rate" (higher is better)).
+FIGURES = {
+    "small": [("write_seconds_per_asset", "time"), ("load_seconds_per_asset", "time")],
+    "fan-in": [("load_seconds", "time")],
+    "large pickle": [("write_mib_per_s", "rate"), ("read_mib_per_s", "rate"), ("write_extra_rss_mib", "mem"), ("read_extra_rss_mib", "mem")],
+    "large parquet": [("write_mib_per_s", "rate"), ("read_mib_per_s", "rate"), ("write_extra_rss_mib", "mem"), ("read_extra_rss_mib", "mem")],
+}
+
+
+def summarise(results: list[dict], limits: dict | None, info: dict) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"{info['cores']} cores ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
+        f"S3 = s3s-fs on loopback, latency case +{info['latency_ms']:.0f} ms round trip. Medians of the rounds; "
+        "ratio = how many times better ours is than that implementation, in the same run.",
+        "",
+        "| workload | storage | figure | implementation | median | ours vs it |",
+        "|---|---|---|---|---:|---:|",
+    ]
+    for workload, storage in PLAN:
+        cases = [r for r in results if r["workload"] == workload and r["storage"] == storage]
+        ours = next((c for c in cases if c["implementation"] == OURS), None)
+        for field, kind in FIGURES[workload]:
+            for case in cases:
+                if "error" in case["result"]:
+                    lines.append(f"| {workload} | {storage} | {field} | {case['implementation']} | error: {case['result']['error'][:80]} | |")
+                    continue
+                median = statistics.median(case["result"][field])
+                ratio = ""
+                if ours is not None and case is not ours and "error" not in ours["result"]:
+                    mine = statistics.median(ours["result"][field])
+                    if kind == "time" and mine > 0:
+                        ratio = f"{median / mine:.2f}x"
+                    elif kind == "rate" and median > 0:
+                        ratio = f"{mine / median:.2f}x"
+                    elif kind == "mem" and mine > 0:
+                        ratio = f"{median / mine:.2f}x"
+                lines.append(f"| {workload} | {storage} | {field} | {case['implementation']} | {shown(median, field)} | {ratio} |")
+        if limits and storage == "s3" and workload.startswith("large") and "error" not in limits and ours and "error" not in ours["result"]:
+            for field in ("write_mib_per_s", "read_mib_per_s"):
+                limit_median = statistics.median(limits[field])
+                mine = statistics.median(ours["result"][field])
+                lines.append(
+                    f"| {workload} | {storage} | {field} | object_store alone (the limit) | {shown(limit_median, field)} | "
+                    f"ours at {100 * mine / limit_median:.0f}% |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def shown(value: float, field: str) -> str:
+    if "per_asset" in field:
+        return f"{value * 1e3:.3f} ms"
+    if field.endswith("seconds"):
+        return f"{value:.3f} s"
+    if field.endswith("per_s"):
+        return f"{value:.0f} MiB/s"
+    return f"{value:.0f} MiB"
+
+
+def chart(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars, labels = [], []
+    for workload, storage in PLAN:
+        cases = [r for r in results if r["workload"] == workload and r["storage"] == storage]
+        ours = next((c for c in cases if c["implementation"] == OURS and "error" not in c["result"]), None)
+        if ours is None:
+            continue
+        for field, kind in FIGURES[workload]:
+            if kind == "mem":
+                continue
+            for case in cases:
+                if case is ours or "error" in case["result"]:
+                    continue
+                mine, theirs = statistics.median(ours["result"][field]), statistics.median(case["result"][field])
+                ratio = theirs / mine if kind == "time" else mine / theirs
+                bars.append(ratio)
+                labels.append(f"{workload} {storage} {field.split('_')[0]}\nvs {case['implementation']}")
+    figure, axis = plt.subplots(figsize=(10, 0.42 * len(bars) + 1.5))
+    axis.barh(range(len(bars)), bars, color=["#2a7" if b >= 1 else "#c44" for b in bars])
+    axis.set_yticks(range(len(bars)), labels, fontsize=7)
+    axis.axvline(1, color="black", linewidth=0.8)
+    axis.set_xscale("log")
+    axis.set_xlabel("times faster than the other implementation (median, same run; log scale)")
+    axis.invert_yaxis()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benches/results"))
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds")
+    parser.add_argument("--only", nargs="*", help="workload names to run (default: all)")
+    parser.add_argument("--case", nargs=3, metavar=("WORKLOAD", "STORAGE", "IMPLEMENTATION"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sizes = Sizes(args.quick)
+    if args.case:
+        workload, storage, implementation = args.case
+        print(json.dumps(WORKLOADS[workload](implementation, storage, sizes)))
+        return
+
+    results = []
+    for workload, storage in PLAN:
+        if args.only and workload not in args.only:
+            continue
+        for implementation in IMPLEMENTATIONS[storage]:
+            if workload == "large parquet" and implementation not in PARQUET:
+                continue
+            result = run_case(workload, storage, implementation, args.quick)
+            print(f"{workload:14} {storage:11} {implementation:32} {summary_line(result)}", flush=True)
+            results.append({"workload": workload, "storage": storage, "implementation": implementation, "result": result})
+    limits = limit(sizes) if not args.only or any(w.startswith("large") for w in args.only) else None
+    info = machine()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"machine": info, "quick": args.quick, "results": results, "object_store_limit": limits}, indent=1))
+    (args.out / "results.md").write_text(summarise(results, limits, info))
+    chart(results, args.out / "chart.png")
+    print((args.out / "results.md").read_text())
+
+
+def summary_line(result: dict) -> str:
+    if "error" in result:
+        return f"error: {result['error']}"
+    return ", ".join(
+        f"{key}={shown(statistics.median(value), key)}" for key, value in result.items() if isinstance(value, list)
+    )
+
+
+if __name__ == "__main__":
+    main()

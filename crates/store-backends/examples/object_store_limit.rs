@@ -1,0 +1,60 @@
+//! The storage's own speed: one object put and got back by `object_store`
+//! directly, with no Store, serializer or Python in between. `cargo xtask bench`
+//! runs it against the same S3 server as the IO managers, so their throughput
+//! can be read as a fraction of this limit.
+//!
+//! ```sh
+//! cargo run --release -p store-backends --features s3 --example object_store_limit -- 256 3
+//! ```
+//!
+//! Arguments: the size in MiB and the number of rounds. The server comes from
+//! `BENCH_S3_ENDPOINT`, `BENCH_S3_BUCKET`, `BENCH_S3_KEY`, `BENCH_S3_SECRET` and
+//! `BENCH_S3_REGION`. Prints one JSON object: each round's put and get seconds.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, WriteMultipart};
+
+/// Part size and parts in flight, as the Store's multipart uploads use.
+const PART: usize = store_backends::DEFAULT_PART_SIZE;
+const IN_FLIGHT: usize = store_backends::DEFAULT_PARTS_IN_FLIGHT;
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(256);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `cargo xtask bench`"));
+    let store = AmazonS3Builder::new()
+        .with_endpoint(env("BENCH_S3_ENDPOINT"))
+        .with_bucket_name(env("BENCH_S3_BUCKET"))
+        .with_access_key_id(env("BENCH_S3_KEY"))
+        .with_secret_access_key(env("BENCH_S3_SECRET"))
+        .with_region(env("BENCH_S3_REGION"))
+        .with_client_options(ClientOptions::new().with_allow_http(true))
+        .build()
+        .expect("S3 client");
+    let data = Bytes::from((0..mib << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let path = Path::from("limit/object.bin");
+    let (mut puts, mut gets) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let mut upload = WriteMultipart::new_with_chunk_size(store.put_multipart(&path).await.expect("upload"), PART);
+        for at in (0..data.len()).step_by(PART) {
+            upload.wait_for_capacity(IN_FLIGHT).await.expect("part");
+            upload.put(data.slice(at..(at + PART).min(data.len())));
+        }
+        upload.finish().await.expect("complete");
+        puts.push(started.elapsed().as_secs_f64());
+
+        let started = Instant::now();
+        let back = store.get(&path).await.expect("get").bytes().await.expect("body");
+        gets.push(started.elapsed().as_secs_f64());
+        assert_eq!(back.len(), data.len());
+    }
+    store.delete(&path).await.expect("delete");
+    println!(r#"{{"mib": {mib}, "put_seconds": {puts:?}, "get_seconds": {gets:?}}}"#);
+}

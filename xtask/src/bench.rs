@@ -1,0 +1,326 @@
+//! `cargo xtask bench`: benches/bench.py with its own pinned venv (benches/requirements.txt, in
+//! `<target>/xtask/bench-venv`) and the wheel built for release, against an S3 server on 127.0.0.1 (s3s-fs, on
+//! a local folder), reached through two proxies: one that passes bytes on at once, and one that delays every
+//! byte as a network to a remote store would. State (the s3s-fs build, its data, logs) lives in
+//! `<target>/xtask/bench/`.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::run::{Error, Result, run, step};
+use crate::servers::{Attempt, Processes, fresh_dir, http_response, io_error};
+use crate::{Dirs, python};
+
+/// s3s-fs 0.15 and newer need rustc 1.96.
+const S3S_FS_VERSION: &str = "0.14.1";
+const BUCKET: &str = "bench";
+const KEY: &str = "bench-key";
+const SECRET: &str = "bench-secret";
+const REGION: &str = "us-east-1";
+/// The latency proxy's delay each way: a request and its response cross it twice, so a round trip gains 20 ms.
+const DELAY: Duration = Duration::from_millis(10);
+/// The most the proxy reads at once, and so the largest chunk it queues.
+const CHUNK: usize = 64 << 10;
+/// Chunks queued per direction and connection (at most 64 MiB): when the receiving side falls behind, the
+/// sending side waits, as over a real network, rather than the proxy buffering without bound.
+const QUEUE: usize = 1024;
+
+/// Builds what the benchmark runs, starts s3s-fs and the proxies in front of it, runs benches/bench.py with
+/// `bench_args`, and stops them all (also when a step fails).
+pub fn bench(bench_args: &[&str]) -> Result {
+    let mut dirs = Dirs::new()?;
+    let state = dirs.target.join("xtask").join("bench");
+    let venv = dirs.target.join("xtask").join("bench-venv");
+    let requirements = dirs.root.join("benches").join("requirements.txt");
+    let python = step("benchmark venv", || python::ensure_venv(&dirs, &venv, &requirements))?;
+    step("build and install the wheel (release)", || python::build_and_install_wheel(&dirs, &python, "release"))?;
+    // The wheel's profile, so that the two builds share the dependencies they compile alike.
+    step("build the object_store_limit example (release)", || {
+        let example = ["-p", "store-backends", "--features", "s3", "--example", "object_store_limit"];
+        run(dirs.cargo().args(["build", "--release"]).args(example))
+    })?;
+    let s3s_fs = step("install s3s-fs", || install_s3s_fs(&dirs, &state))?;
+    // Declared in this order, they are dropped the other way round: the proxies stop, then the server.
+    let server = step("start s3s-fs", || start_s3s_fs(&s3s_fs, &state).map_err(Error::new))?;
+    // The direct endpoint is a proxy too, one without delay, for its prompt acknowledgements (see `quickack`).
+    let (direct, delayed) = step("start the proxies", || {
+        let start = |delay| {
+            let proxy = DelayProxy::start(server.port, delay)
+                .map_err(|e| Error::new(format!("cannot start a proxy to s3s-fs: {e}")))?;
+            println!("    127.0.0.1:{} delays each way by {} ms", proxy.port, delay.as_millis());
+            Ok(proxy)
+        };
+        Ok((start(Duration::ZERO)?, start(DELAY)?))
+    })?;
+
+    let endpoint = |proxy: &DelayProxy| format!("http://127.0.0.1:{}", proxy.port);
+    let limit = dirs.target.join("release").join("examples").join("object_store_limit");
+    dirs.env = vec![
+        ("BENCH_S3_ENDPOINT", endpoint(&direct)),
+        ("BENCH_S3_LATENCY_ENDPOINT", endpoint(&delayed)),
+        ("BENCH_S3_BUCKET", BUCKET.into()),
+        ("BENCH_S3_KEY", KEY.into()),
+        ("BENCH_S3_SECRET", SECRET.into()),
+        ("BENCH_S3_REGION", REGION.into()),
+        ("BENCH_LATENCY_MS", (2 * DELAY).as_millis().to_string()),
+        ("BENCH_LIMIT_BIN", limit.to_string_lossy().into_owned()),
+    ];
+    step("benches/bench.py", || {
+        run(dirs.command(&python).args(["benches/bench.py", "--out", "benches/results"]).args(bench_args))
+    })
+}
+
+/// s3s-fs from crates.io, built into `<state>/s3s-fs` unless that version is there already; returns the binary.
+fn install_s3s_fs(dirs: &Dirs, state: &Path) -> Result<PathBuf> {
+    let root = state.join("s3s-fs");
+    let binary = root.join("bin").join("s3s-fs");
+    let version = Command::new(&binary).arg("--version").output();
+    let wanted = format!("s3s-fs {S3S_FS_VERSION}");
+    if version.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == wanted) {
+        return Ok(binary);
+    }
+    println!("    installing {wanted} with cargo into {} (a few minutes)", root.display());
+    let package = format!("s3s-fs@{S3S_FS_VERSION}");
+    run(dirs.cargo().args(["install", &package, "--locked", "--features", "binary", "--root"]).arg(&root))?;
+    Ok(binary)
+}
+
+/// s3s-fs, and the port it answers on; dropping this stops it.
+struct S3Server {
+    /// Kept for its drop.
+    _processes: Processes,
+    port: u16,
+}
+
+/// s3s-fs on a free port, over a fresh `<state>/s3-data` with an empty bucket, once it answers.
+fn start_s3s_fs(binary: &Path, state: &Path) -> Attempt<S3Server> {
+    let mut processes = Processes::new(state, "the benchmark's S3 server")?;
+    let data = fresh_dir(state.join("s3-data"))?;
+    // Each folder of its root is a bucket.
+    let bucket = data.join(BUCKET);
+    fs::create_dir(&bucket).map_err(io_error("create", &bucket))?;
+    let port = processes.free_port()?;
+    let mut s3s_fs = Command::new(binary);
+    s3s_fs.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", KEY, "--secret-key", SECRET]);
+    processes.spawn("s3", "s3s-fs", s3s_fs.arg(&data))?;
+    // Any answer will do: an unsigned request is refused (403), but by a server that is up.
+    processes.wait("s3", || match http_response(port, "GET", "/", "")?.starts_with("HTTP/") {
+        true => Ok(()),
+        false => Err("no HTTP response".into()),
+    })?;
+    println!("    s3s-fs up on 127.0.0.1:{port}");
+    Ok(S3Server { _processes: processes, port })
+}
+
+/// A TCP proxy on a free port of 127.0.0.1 in front of 127.0.0.1:`upstream`, within this process. Each chunk
+/// it reads, from either side, goes on to the other side `delay` after it arrived: a delay line that adds
+/// latency and takes no throughput, so a request and its response take 2 × `delay` longer, and a long transfer
+/// only 2 × `delay` longer too. It acknowledges what it receives at once (see `quickack`). Dropping it stops
+/// taking connections.
+struct DelayProxy {
+    port: u16,
+    stopping: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl DelayProxy {
+    fn start(upstream: u16, delay: Duration) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopping);
+        let acceptor = thread::Builder::new().name("delay-proxy".into()).spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                // A failed accept or connect loses that one connection, not the proxy.
+                let _ = client.and_then(|client| bridge(client, upstream, delay));
+            }
+        })?;
+        Ok(DelayProxy { port, stopping, acceptor: Some(acceptor) })
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // A connection wakes the accept loop, which then sees `stopping`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+/// Bridges `client` to a new connection to 127.0.0.1:`upstream`, with a delay line each way.
+fn bridge(client: TcpStream, upstream: u16, delay: Duration) -> io::Result<()> {
+    let server = TcpStream::connect(("127.0.0.1", upstream))?;
+    // Each chunk goes out as soon as it is due, not held back to be merged with the next.
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    delay_line(client.try_clone()?, server.try_clone()?, delay)?;
+    delay_line(server, client, delay)
+}
+
+/// Forwards what `from` sends to `to`, each chunk `delay` after it arrived. A reader thread stamps each chunk
+/// with its due time and queues it, a writer thread sleeps until it is due and writes it, so reading goes on
+/// while chunks wait. An end of stream is passed on once the queue is written; a failed write ends the
+/// connection both ways.
+fn delay_line(mut from: TcpStream, mut to: TcpStream, delay: Duration) -> io::Result<()> {
+    let (queue, chunks) = mpsc::sync_channel::<(Instant, Vec<u8>)>(QUEUE);
+    let source = from.try_clone()?;
+    thread::Builder::new().name("delay-read".into()).spawn(move || {
+        let mut buffer = vec![0; CHUNK];
+        // Until the end of the stream, an error, or the writer giving up; the writer then sees the queue end.
+        while let Ok(read @ 1..) = quickack(&from).and_then(|()| from.read(&mut buffer)) {
+            if queue.send((Instant::now() + delay, buffer[..read].to_vec())).is_err() {
+                break;
+            }
+        }
+    })?;
+    thread::Builder::new().name("delay-write".into()).spawn(move || {
+        for (due, chunk) in chunks {
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = source.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    })?;
+    Ok(())
+}
+
+/// Makes `stream` acknowledge the next data it receives at once. Linux otherwise holds an acknowledgement back
+/// for up to 40 ms, hoping to send it along with a reply. s3s-fs writes a response's head and body separately,
+/// with Nagle's algorithm on (it does not set TCP_NODELAY), so the body waits for the head's acknowledgement:
+/// without this, every GET takes 40 ms more (44 ms instead of 2.4 ms for 10 kB here). The setting wears off,
+/// so it is made before every read.
+#[cfg(target_os = "linux")]
+fn quickack(stream: &TcpStream) -> io::Result<()> {
+    use std::ffi::{c_int, c_void};
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn setsockopt(socket: c_int, level: c_int, name: c_int, value: *const c_void, length: u32) -> c_int;
+    }
+    const IPPROTO_TCP: c_int = 6;
+    const TCP_QUICKACK: c_int = 12;
+    let on: c_int = 1;
+    // SAFETY: the socket is open while `stream` lives, and `on` is a c_int of the length passed.
+    let done = unsafe {
+        setsockopt(stream.as_raw_fd(), IPPROTO_TCP, TCP_QUICKACK, (&raw const on).cast(), size_of::<c_int>() as u32)
+    };
+    match done {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Elsewhere acknowledgements take their usual course.
+#[cfg(not(target_os = "linux"))]
+fn quickack(_stream: &TcpStream) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long enough to measure, short enough for a fast test.
+    const TEST_DELAY: Duration = Duration::from_millis(20);
+
+    /// An echo server on a free port of 127.0.0.1: each connection gets back what it sends, then the end.
+    fn echo_server() -> u16 {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = stream.try_clone().unwrap();
+                thread::spawn(move || io::copy(&mut reader, &mut stream).unwrap());
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn proxy_delays_round_trips_but_not_throughput() {
+        let proxy = DelayProxy::start(echo_server(), TEST_DELAY).unwrap();
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        client.set_nodelay(true).unwrap();
+
+        // A request and its response each wait once.
+        let start = Instant::now();
+        client.write_all(b"ping").unwrap();
+        let mut answer = [0; 4];
+        client.read_exact(&mut answer).unwrap();
+        let round_trip = start.elapsed();
+        assert_eq!(&answer, b"ping");
+        assert!(round_trip >= 2 * TEST_DELAY, "a round trip took {round_trip:?}, less than 2 × {TEST_DELAY:?}");
+
+        // 32 MiB there and back, intact. Sleeping per chunk would take at least `per_chunk` (as chunks are at
+        // most CHUNK bytes); a delay line takes about 2 × TEST_DELAY plus the copying.
+        let sent: Vec<u8> = (0..32 << 20).map(|i: usize| (i % 251) as u8).collect();
+        let per_chunk = TEST_DELAY * (2 * sent.len() / CHUNK) as u32;
+        let start = Instant::now();
+        let sender = {
+            let (mut client, sent) = (client.try_clone().unwrap(), sent.clone());
+            thread::spawn(move || {
+                client.write_all(&sent).unwrap();
+                client.shutdown(Shutdown::Write).unwrap();
+            })
+        };
+        let mut received = Vec::with_capacity(sent.len());
+        client.read_to_end(&mut received).unwrap();
+        let elapsed = start.elapsed();
+        sender.join().unwrap();
+        assert!(received == sent, "received {} bytes, not the {} sent", received.len(), sent.len());
+        assert!(
+            elapsed < per_chunk / 10,
+            "32 MiB there and back took {elapsed:?}; per chunk it would be {per_chunk:?}"
+        );
+    }
+
+    /// A server that answers each 4-byte request as s3s-fs does: a head and a body in two writes, with Nagle's
+    /// algorithm on.
+    fn split_answer_server() -> u16 {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            let mut stream = listener.accept().unwrap().0;
+            let mut request = [0; 4];
+            while stream.read_exact(&mut request).is_ok() {
+                stream.write_all(b"head").unwrap();
+                stream.write_all(b"body").unwrap();
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn proxy_acknowledges_at_once() {
+        let proxy = DelayProxy::start(split_answer_server(), Duration::ZERO).unwrap();
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        client.set_nodelay(true).unwrap();
+        let start = Instant::now();
+        for _ in 0..10 {
+            client.write_all(b"ping").unwrap();
+            let mut answer = [0; 8];
+            client.read_exact(&mut answer).unwrap();
+            assert_eq!(&answer, b"headbody");
+        }
+        // Each body waiting for a delayed acknowledgement would add about 40 ms.
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_millis(100), "10 requests took {elapsed:?}");
+    }
+}
