@@ -331,9 +331,12 @@ FIGURES = {
 }
 
 
-def summarise(results: list[dict], limits: dict | None, info: dict) -> str:
+def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes, quick: bool) -> str:
     lines = [
-        "# Benchmark results",
+        "# Benchmark results" + (" (quick run: smaller sizes, fewer rounds)" if quick else ""),
+        "",
+        f"small: {sizes.small_assets} assets x {sizes.rounds} rounds; fan-in: {sizes.partitions} partitions x "
+        f"{sizes.rounds} rounds; large: {sizes.large_mib} MiB x {sizes.large_rounds} rounds.",
         "",
         f"{info['cores']} cores ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
         f"S3 = s3s-fs on loopback, latency case +{info['latency_ms']:.0f} ms round trip. Medians of the rounds; "
@@ -442,7 +445,7 @@ def main() -> None:
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"machine": info, "quick": args.quick, "results": results, "object_store_limit": limits}, indent=1))
-    (args.out / "results.md").write_text(summarise(results, limits, info))
+    (args.out / "results.md").write_text(summarise(results, limits, info, sizes, args.quick))
     chart(results, args.out / "chart.png")
     print((args.out / "results.md").read_text())
 

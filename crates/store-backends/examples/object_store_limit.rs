@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{ClientOptions, ObjectStoreExt, WriteMultipart};
 
 /// Part size and parts in flight, as the Store's multipart uploads use.
 const PART: usize = store_backends::DEFAULT_PART_SIZE;
