@@ -189,22 +189,12 @@ impl<V> IoManager<V> {
     /// checksum, replacing what was there.
     pub async fn write_bytes(&self, path: &StorePath, data: Bytes) -> Result<OutputMetadata, Error> {
         let written = integrity::write(&self.store, path, data, WriteMode::Overwrite).await?;
-        Ok(self.output_metadata(path, written))
-    }
-
-    /// Writes what `data` yields atomically to `path`, with its checksum, as a
-    /// multipart upload when large; a stream that fails stores nothing.
-    pub async fn write_stream(
-        &self,
-        path: &StorePath,
-        data: futures::stream::BoxStream<'static, store_core::Result<Bytes>>,
-    ) -> Result<OutputMetadata, Error> {
-        let written = integrity::write_stream(&self.store, path, data, WriteMode::Overwrite).await?;
-        Ok(self.output_metadata(path, written))
-    }
-
-    fn output_metadata(&self, path: &StorePath, written: integrity::Written) -> OutputMetadata {
-        OutputMetadata { path: path.clone(), uri: self.store.uri(path), size: written.size, checksum: written.checksum }
+        Ok(OutputMetadata {
+            path: path.clone(),
+            uri: self.store.uri(path),
+            size: written.size,
+            checksum: written.checksum,
+        })
     }
 
     /// Reads, verifies and deserializes the object at `path`.

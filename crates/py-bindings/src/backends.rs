@@ -101,6 +101,23 @@ fn build(
     Ok((handle.backend, handle.description))
 }
 
+/// The retry and timeout keywords every HTTP backend takes, as options.
+fn client_options(
+    allow_http: bool,
+    max_retries: usize,
+    connect_timeout: f64,
+    timeout: f64,
+    retry_timeout: f64,
+) -> [(&'static str, Option<OptionValue>); 5] {
+    [
+        ("allow_http", Some(allow_http.into())),
+        ("max_retries", Some((max_retries as i64).into())),
+        ("connect_timeout", Some(connect_timeout.into())),
+        ("timeout", Some(timeout.into())),
+        ("retry_timeout", Some(retry_timeout.into())),
+    ]
+}
+
 /// Amazon S3 or an S3-compatible server (MinIO, Ceph, R2, ...).
 ///
 /// Options left out come from the usual `AWS_*` environment variables and then
@@ -132,7 +149,7 @@ impl S3Backend {
         timeout: f64,
         retry_timeout: f64,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let options = vec![
+        let mut options = vec![
             ("bucket", Some(bucket.into())),
             ("endpoint_url", endpoint_url.map(Into::into)),
             ("key", key.map(Into::into)),
@@ -140,12 +157,8 @@ impl S3Backend {
             ("token", token.map(Into::into)),
             ("region_name", region_name.map(Into::into)),
             ("virtual_hosted_style", Some(virtual_hosted_style.into())),
-            ("allow_http", Some(allow_http.into())),
-            ("max_retries", Some((max_retries as i64).into())),
-            ("connect_timeout", Some(connect_timeout.into())),
-            ("timeout", Some(timeout.into())),
-            ("retry_timeout", Some(retry_timeout.into())),
         ];
+        options.extend(client_options(allow_http, max_retries, connect_timeout, timeout, retry_timeout));
         let (backend, shown) = build(py, "s3", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
@@ -182,19 +195,15 @@ impl AzureBackend {
         timeout: f64,
         retry_timeout: f64,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let options = vec![
+        let mut options = vec![
             ("container", Some(container.into())),
             ("account_name", account_name.map(Into::into)),
             ("account_key", account_key.map(Into::into)),
             ("sas_token", sas_token.map(Into::into)),
             ("connection_string", connection_string.map(Into::into)),
             ("account_url", account_url.map(Into::into)),
-            ("allow_http", Some(allow_http.into())),
-            ("max_retries", Some((max_retries as i64).into())),
-            ("connect_timeout", Some(connect_timeout.into())),
-            ("timeout", Some(timeout.into())),
-            ("retry_timeout", Some(retry_timeout.into())),
         ];
+        options.extend(client_options(allow_http, max_retries, connect_timeout, timeout, retry_timeout));
         let (backend, shown) = build(py, "azure", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
@@ -229,17 +238,13 @@ impl GcsBackend {
         timeout: f64,
         retry_timeout: f64,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let options = vec![
+        let mut options = vec![
             ("bucket", Some(bucket.into())),
             ("service_account", service_account.map(Into::into)),
             ("base_url", base_url.map(Into::into)),
             ("anonymous", Some(anonymous.into())),
-            ("allow_http", Some(allow_http.into())),
-            ("max_retries", Some((max_retries as i64).into())),
-            ("connect_timeout", Some(connect_timeout.into())),
-            ("timeout", Some(timeout.into())),
-            ("retry_timeout", Some(retry_timeout.into())),
         ];
+        options.extend(client_options(allow_http, max_retries, connect_timeout, timeout, retry_timeout));
         let (backend, shown) = build(py, "gcs", options)?;
         Ok(Backend::init(backend, shown, Self))
     }

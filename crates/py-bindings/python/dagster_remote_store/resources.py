@@ -31,31 +31,25 @@ class _StoreConfig:
     `backend_options`, `root_path`, `profile`, `registry_path`), shared by the
     resource and the IO manager, which both declare them."""
 
-    def _build_store(self, owner: str) -> "tuple[Store, Optional[Registry]]":
+    def _build_store(self, owner: str) -> "tuple[Store, Registry]":
         """A Store from the inline fields or the registry profile, and the
-        registry that owns its backend (None when the Store owns it)."""
+        registry that owns its backend (closing the registry closes it)."""
         if self.profile is not None:
             if self.backend_type is not None or self.backend_options:
                 raise InvalidConfig(f"{owner}: give either profile= or backend_type=/backend_options=, not both")
             if not self.registry_path:
                 raise InvalidConfig(f"{owner}: profile={self.profile!r} needs registry_path= (a TOML or JSON file)")
-            registry = Registry.from_file(self.registry_path)
-            try:
-                return registry.get_store(self.profile, root_path=self.root_path), registry
-            except BaseException:
-                registry.close()
-                raise
-        if self.backend_type is None:
+            registry, name, root_path = Registry.from_file(self.registry_path), self.profile, self.root_path
+        elif self.backend_type is None:
             raise InvalidConfig(f"{owner}: give backend_type= (and backend_options=), or profile= and registry_path=")
-        registry = Registry(
-            {
+        else:
+            config = {
                 "backends": {self.backend_type: {"type": self.backend_type, "options": self.backend_options}},
                 "stores": {"store": {"backend": self.backend_type, "root_path": self.root_path}},
-            },
-            context=owner,
-        )
+            }
+            registry, name, root_path = Registry(config, context=owner), "store", ""
         try:
-            return registry.get_store("store"), registry
+            return registry.get_store(name, root_path=root_path), registry
         except BaseException:
             registry.close()
             raise
@@ -97,12 +91,9 @@ class DagsterStoreResource(ConfigurableResource, _StoreConfig):
         self._store, self._registry = self._build_store(type(self).__name__)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        store, registry = self._store, self._registry
-        self._store = self._registry = None
+        registry, self._registry, self._store = self._registry, None, None
         if registry is not None:
             registry.close()
-        elif store is not None:
-            store.close()
 
     def get_store(self) -> Store:
         """The Store; only while the resource is set up (inside a run)."""
@@ -140,7 +131,6 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
     extension: Optional[str] = None
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY
 
-    _store: Optional[Store] = PrivateAttr(default=None)
     _registry: Optional[Registry] = PrivateAttr(default=None)
 
     def create_io_manager(self, context: InitResourceContext) -> IOManager:
@@ -165,14 +155,13 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
                     "backend_type= with backend_options=, or profile= with registry_path="
                 )
             store, self._registry = self._build_store(owner)
-            self._store = store
         serializer = self.custom_serializer if self.custom_serializer is not None else self.serializer
         return remote_store_io_manager(
             store, serializer, max_concurrency=self.max_concurrency, extension=self.extension
         )
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        registry, self._registry, self._store = self._registry, None, None
+        registry, self._registry = self._registry, None
         if registry is not None:
             registry.close()
 
