@@ -4,10 +4,11 @@
 //! The checksum is CRC-32C (Castagnoli, hardware-accelerated; the checksum
 //! Google Cloud Storage and S3 use for objects). It is kept:
 //! - in the object's own metadata (`crc32c`, 8 hex digits) where the backend
-//!   stores metadata (S3, Azure, GCS, memory): written in the same atomic
-//!   write as the data, so the two never disagree;
+//!   stores metadata (S3, Azure, GCS, memory, and local files as an extended
+//!   attribute): written in the same atomic write as the data, so the two never
+//!   disagree;
 //! - else in a sidecar object beside it, `<path>.crc32c`, written right after
-//!   the object (local files, SFTP). Streams larger than [`SINGLE_WRITE_LIMIT`]
+//!   the object (SFTP, local filesystems without extended attributes). Streams larger than [`SINGLE_WRITE_LIMIT`]
 //!   use the sidecar on every backend: their checksum is known only at the end,
 //!   and multipart uploads take metadata when they start.
 //!
@@ -172,28 +173,117 @@ pub async fn read(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
     let mut retried = false;
     loop {
         let (data, metadata) = store.read_with_metadata(path).await?;
-        let (recorded, from_sidecar) = match metadata.get(METADATA_KEY) {
-            Some(hex) => (hex.clone(), false),
-            None => match read_sidecar(store, path).await? {
-                Some(hex) => (hex, true),
-                None => return Ok(data),
-            },
+        let Some(recorded) = recorded(store, path, &metadata).await? else {
+            return Ok(data);
         };
         let actual = Checksum::of(&data);
-        if Checksum::parse_hex(&recorded) == Some(actual) {
+        if recorded.matches(actual) {
             return Ok(data);
         }
-        if from_sidecar && !retried {
+        if recorded.from_sidecar && !retried {
             // A writer may have replaced the object but not yet its sidecar.
             retried = true;
             continue;
         }
-        let stored = match Checksum::parse_hex(&recorded) {
-            Some(checksum) => checksum.to_string(),
-            None => format!("unreadable {recorded:?}"),
-        };
-        return Err(Error::ChecksumMismatch { path: path.clone(), uri: store.uri(path), stored, actual });
+        return Err(recorded.mismatch(store, path, actual));
     }
+}
+
+/// The object at `path` as a stream whose checksum is computed on the way;
+/// [`CheckedStream::verify`], once the stream is drained, compares it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
+/// use futures::TryStreamExt;
+/// use io_manager::integrity;
+/// use store_core::{Store, WriteMode};
+///
+/// let store = Store::new(store_backends::MemoryBackend::new());
+/// let path = "big.bin".parse()?;
+/// integrity::write(&store, &path, "0123456789".into(), WriteMode::Overwrite).await?;
+/// let mut object = integrity::read_stream(&store, &path).await?;
+/// assert_eq!(object.size, Some(10));
+/// let chunks: Vec<_> = (&mut object.chunks).try_collect().await?;
+/// assert_eq!(chunks.concat(), b"0123456789");
+/// object.verify().await?;
+/// # Ok(()) }
+/// ```
+pub async fn read_stream(store: &Store, path: &StorePath) -> Result<CheckedStream, Error> {
+    let object = store.read_stream_with_metadata(path).await?;
+    let recorded = recorded(store, path, &object.metadata).await?;
+    let digest = Arc::new(Mutex::new(Digest::new(CrcAlgorithm::Crc32Iscsi)));
+    let hashed = digest.clone();
+    let chunks = object.chunks.inspect_ok(move |chunk| hashed.lock().unwrap_or_else(|e| e.into_inner()).update(chunk));
+    Ok(CheckedStream {
+        size: object.size,
+        chunks: chunks.boxed(),
+        store: store.clone(),
+        path: path.clone(),
+        recorded,
+        digest,
+    })
+}
+
+/// An object being read, its checksum computed as its chunks pass (see [`read_stream`]).
+pub struct CheckedStream {
+    /// Size in bytes, where the backend knows it up front.
+    pub size: Option<u64>,
+    /// The object's bytes; drain them before [`verify`](Self::verify).
+    pub chunks: BoxStream<'static, store_core::Result<Bytes>>,
+    store: Store,
+    path: StorePath,
+    recorded: Option<Recorded>,
+    digest: Arc<Mutex<Digest>>,
+}
+
+impl CheckedStream {
+    /// Compares what passed through [`chunks`](Self::chunks) with the recorded
+    /// checksum; an object with none passes. A sidecar that disagrees is read
+    /// once more, since a writer may have replaced the object but not yet its sidecar.
+    pub async fn verify(self) -> Result<(), Error> {
+        let Some(recorded) = self.recorded else { return Ok(()) };
+        let actual = Checksum(self.digest.lock().unwrap_or_else(|e| e.into_inner()).finalize() as u32);
+        if recorded.matches(actual) {
+            return Ok(());
+        }
+        if recorded.from_sidecar {
+            if let Some(again) = read_sidecar(&self.store, &self.path).await? {
+                let again = Recorded { text: again, from_sidecar: true };
+                if again.matches(actual) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(recorded.mismatch(&self.store, &self.path, actual))
+    }
+}
+
+/// A checksum as recorded with an object, and where.
+struct Recorded {
+    text: String,
+    from_sidecar: bool,
+}
+
+impl Recorded {
+    fn matches(&self, actual: Checksum) -> bool {
+        Checksum::parse_hex(&self.text) == Some(actual)
+    }
+
+    fn mismatch(&self, store: &Store, path: &StorePath, actual: Checksum) -> Error {
+        let stored = match Checksum::parse_hex(&self.text) {
+            Some(checksum) => checksum.to_string(),
+            None => format!("unreadable {:?}", self.text),
+        };
+        Error::ChecksumMismatch { path: path.clone(), uri: store.uri(path), stored, actual }
+    }
+}
+
+/// The checksum recorded for the object at `path`: in its metadata, else in its sidecar.
+async fn recorded(store: &Store, path: &StorePath, metadata: &Metadata) -> Result<Option<Recorded>, Error> {
+    if let Some(text) = metadata.get(METADATA_KEY) {
+        return Ok(Some(Recorded { text: text.clone(), from_sidecar: false }));
+    }
+    Ok(read_sidecar(store, path).await?.map(|text| Recorded { text, from_sidecar: true }))
 }
 
 async fn write_sidecar(store: &Store, path: &StorePath, checksum: Checksum) -> Result<(), Error> {
@@ -263,21 +353,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn file_backends_keep_the_checksum_beside_the_object() {
+    async fn local_files_keep_the_checksum_in_an_extended_attribute() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(LocalBackend::new(dir.path()).unwrap());
         let path = p("daily/2026-01-01.pkl");
         let written = write(&store, &path, "good".into(), WriteMode::Overwrite).await.unwrap();
-        let on_disk = dir.path().join("daily/2026-01-01.pkl.crc32c");
-        assert_eq!(std::fs::read_to_string(&on_disk).unwrap(), format!("{}\n", written.checksum.hex()));
+        assert_eq!(store.read_with_metadata(&path).await.unwrap().1.get(METADATA_KEY), Some(&written.checksum.hex()));
+        assert!(!store.exists(&sidecar(&path)).await.unwrap(), "no sidecar where the file holds the checksum");
         assert_eq!(read(&store, &path).await.unwrap(), "good");
-        // One flipped byte in the file itself.
-        std::fs::write(dir.path().join("daily/2026-01-01.pkl"), "gooD").unwrap();
+        // One flipped byte in the file itself, written in place: the attribute stays.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("daily/2026-01-01.pkl"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"gooD"))
+            .unwrap();
         let err = read(&store, &path).await.unwrap_err();
         assert_mismatch(err, "daily/2026-01-01.pkl", written.checksum, Checksum::of(b"gooD"));
-        std::fs::write(&on_disk, "not hex\n").unwrap();
+        let unreadable = Metadata::from([(METADATA_KEY.to_owned(), "not hex".to_owned())]);
+        store.write_with_metadata(&path, "good".into(), WriteMode::Overwrite, &unreadable).await.unwrap();
         let err = read(&store, &path).await.unwrap_err();
-        assert!(err.to_string().contains("recorded unreadable \"not hex\\n\""), "{err}");
+        assert!(err.to_string().contains("recorded unreadable \"not hex\""), "{err}");
     }
 
     #[tokio::test]
@@ -324,6 +419,32 @@ mod tests {
         assert!(!store.exists(&sidecar(&path)).await.unwrap());
     }
 
+    async fn read_streamed(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
+        let mut object = read_stream(store, path).await?;
+        let chunks: Vec<Bytes> = (&mut object.chunks).try_collect().await?;
+        object.verify().await?;
+        Ok(chunks.concat().into())
+    }
+
+    #[tokio::test]
+    async fn streamed_reads_are_verified_on_every_kind_of_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [
+            Store::new(MemoryBackend::new()),
+            Store::new(LocalBackend::new(dir.path()).unwrap()),
+            Store::new(LaggingSidecar::default()),
+        ];
+        let big: Bytes = (0..(3 << 20)).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
+        for store in &stores {
+            let path = p("s/big.bin");
+            let written = write(store, &path, big.clone(), WriteMode::Overwrite).await.unwrap();
+            assert!(read_streamed(store, &path).await.unwrap() == big, "{store:?}");
+            corrupt(store, &path, b"evil").await;
+            let err = read_streamed(store, &path).await.unwrap_err();
+            assert_mismatch(err, "s/big.bin", written.checksum, Checksum::of(b"evil"));
+        }
+    }
+
     #[tokio::test]
     async fn a_sidecar_lagging_behind_its_object_is_read_again() {
         let backend = LaggingSidecar::default();
@@ -336,6 +457,10 @@ mod tests {
         stale_reads.store(2, Ordering::SeqCst);
         let err = read(&store, &path).await.unwrap_err();
         assert!(matches!(err, Error::ChecksumMismatch { .. }), "a sidecar that stays wrong is reported: {err}");
+        stale_reads.store(1, Ordering::SeqCst);
+        assert_eq!(read_streamed(&store, &path).await.unwrap(), "new", "streamed: the sidecar is read again");
+        stale_reads.store(2, Ordering::SeqCst);
+        assert!(matches!(read_streamed(&store, &path).await.unwrap_err(), Error::ChecksumMismatch { .. }));
     }
 
     /// A backend without metadata whose next `stale_reads` sidecar reads return

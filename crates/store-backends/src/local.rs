@@ -1,12 +1,26 @@
-//! Local (or mounted) filesystem storage with atomic writes.
+//! Local (or mounted) filesystem storage with atomic writes, object metadata
+//! in extended attributes, and small files read and written without a thread hop.
 
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
-use store_core::{Error, ErrorKind, Result};
+use store_core::{
+    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode, WriteResult,
+};
 
 use crate::ObjectStoreBackend;
-use crate::object_store_backend::uri_escape;
+use crate::object_store_backend::{location, uri_escape};
+
+/// Files up to this size are read and written on the calling task: handing a
+/// small file's I/O to a blocking thread costs more than the I/O itself.
+const INLINE_LIMIT: u64 = 1 << 20;
 
 /// Objects as files under a root folder.
 ///
@@ -19,6 +33,11 @@ use crate::object_store_backend::uri_escape;
 /// a write returns. Names ending in `#` plus digits are reserved for those
 /// temporaries and rejected as invalid paths.
 ///
+/// Object metadata lives in the file's `user.` extended attributes, set on the
+/// temporary before the rename, so data and metadata appear together. Where the
+/// filesystem has no user extended attributes (checked once, at the root),
+/// [`stores_metadata`](Backend::stores_metadata) is false.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
 /// use store_core::{Store, WriteMode};
@@ -28,9 +47,15 @@ use crate::object_store_backend::uri_escape;
 /// assert!(dir.path().join("assets/orders.json").is_file());
 /// # Ok(()) }
 /// ```
-pub type LocalBackend = ObjectStoreBackend<LocalFileSystem>;
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    /// Listing, ranges, copies, renames and deletes: object_store's local filesystem.
+    files: ObjectStoreBackend<LocalFileSystem>,
+    fsync: bool,
+    xattrs: bool,
+}
 
-impl ObjectStoreBackend<LocalFileSystem> {
+impl LocalBackend {
     /// A backend rooted at `root`, which is created if missing.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
         Self::with_options(root, false)
@@ -46,14 +71,367 @@ impl ObjectStoreBackend<LocalFileSystem> {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             Error::new(ErrorKind::Other, format!("cannot {what} local root {}: {e}", root.display()))
         };
-        std::fs::create_dir_all(root).map_err(|e| failed("create", &e))?;
+        fs::create_dir_all(root).map_err(|e| failed("create", &e))?;
         let root: PathBuf = root.canonicalize().map_err(|e| failed("resolve", &e))?;
         let store = LocalFileSystem::new_with_prefix(&root)
             .map_err(|e| failed("open", &e))?
             .with_fsync(fsync)
             .with_automatic_cleanup(true);
         let uri_root = format!("file://{}", uri_escape(root.to_string_lossy().trim_end_matches('/')));
-        Ok(Self::from_store(store, "local", uri_root).without_metadata())
+        let files = ObjectStoreBackend::from_store(store, "local", uri_root).without_metadata();
+        Ok(Self { files, fsync, xattrs: xattr::supported(&root) })
+    }
+
+    /// The file behind `path`; names reserved for temporaries are invalid.
+    fn file(&self, path: &StorePath) -> Result<PathBuf> {
+        self.files.inner().path_to_filesystem(&location(path)?).map_err(|_| {
+            let message = format!("{path:?}: names ending in '#' and digits are reserved for temporary files");
+            Error::new(ErrorKind::InvalidPath, message)
+        })
+    }
+
+    async fn put(&self, path: &StorePath, data: Bytes, mode: WriteMode, metadata: &Metadata) -> Result<WriteResult> {
+        if !metadata.is_empty() && !self.xattrs {
+            return Err(Error::new(ErrorKind::Other, "this local filesystem has no extended attributes for metadata"));
+        }
+        let (target, fsync, metadata) = (self.file(path)?, self.fsync, metadata.clone());
+        let small = data.len() as u64 <= INLINE_LIMIT;
+        off_task(small, move || {
+            let mut staged = Staged::create(target, fsync)?;
+            staged.file.write_all(&data)?;
+            for (key, value) in &metadata {
+                xattr::set(&staged.file, key, value)?;
+            }
+            staged.place(mode, fsync)
+        })
+        .await?;
+        Ok(WriteResult::default())
+    }
+
+    /// The open file, its size, and its metadata if asked for.
+    fn open(&self, path: &StorePath, with_metadata: bool) -> Result<(File, u64, Metadata)> {
+        let file = File::open(self.file(path)?).map_err(io_error)?;
+        let meta = file.metadata().map_err(io_error)?;
+        if meta.is_dir() {
+            return Err(io_error(io::ErrorKind::NotFound.into())); // a folder is not an object
+        }
+        let metadata =
+            if with_metadata && self.xattrs { xattr::get_all(&file).map_err(io_error)? } else { Metadata::new() };
+        Ok((file, meta.len(), metadata))
+    }
+
+    async fn get(&self, path: &StorePath, with_metadata: bool) -> Result<(Bytes, Metadata)> {
+        let (file, size, metadata) = self.open(path, with_metadata)?;
+        Ok((read_to_end(file, size).await?, metadata))
+    }
+}
+
+async fn read_to_end(mut file: File, size: u64) -> Result<Bytes> {
+    off_task(size <= INLINE_LIMIT, move || {
+        // One byte more than the size, to see the end in the same call; the file may have grown.
+        let mut data = Vec::with_capacity(size as usize + 1);
+        file.read_to_end(&mut data)?;
+        Ok(data.into())
+    })
+    .await
+}
+
+/// Chunks of this size are read at a time when a file is streamed.
+const READ_CHUNK: usize = 8 << 20;
+
+/// Runs `work` on this task when `small`, else on tokio's blocking pool (or
+/// here, outside a tokio runtime).
+async fn off_task<T: Send + 'static>(small: bool, work: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T> {
+    let runtime = tokio::runtime::Handle::try_current();
+    match runtime {
+        Ok(runtime) if !small => runtime
+            .spawn_blocking(work)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Other, format!("the local I/O task failed: {e}")))?
+            .map_err(io_error),
+        _ => work().map_err(io_error),
+    }
+}
+
+/// Our kinds for filesystem errors; the common kinds get fixed messages, like
+/// the other backends'.
+fn io_error(err: io::Error) -> Error {
+    match err.kind() {
+        io::ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no such object"),
+        io::ErrorKind::AlreadyExists => Error::new(ErrorKind::AlreadyExists, "an object already exists at the target"),
+        io::ErrorKind::PermissionDenied => Error::new(ErrorKind::PermissionDenied, err.to_string()),
+        _ => Error::new(ErrorKind::Other, err.to_string()),
+    }
+}
+
+/// A temporary file beside its target, removed unless it is renamed into place.
+struct Staged {
+    file: File,
+    path: PathBuf,
+    target: PathBuf,
+    renamed: bool,
+}
+
+impl Staged {
+    /// Creates `target#N` (a name no other writer holds), and the target's folders if missing.
+    fn create(target: PathBuf, fsync: bool) -> io::Result<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut created_folders = false;
+        loop {
+            let mut path = target.clone().into_os_string();
+            path.push(format!("#{}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok(Self { file, path: path.into(), target, renamed: false }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !created_folders => {
+                    let parent = target.parent().ok_or(e)?;
+                    fs::create_dir_all(parent)?;
+                    if fsync {
+                        sync_folders(parent)?;
+                    }
+                    created_folders = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Puts the file at its target: replacing what is there, or only if nothing is.
+    fn place(mut self, mode: WriteMode, fsync: bool) -> io::Result<()> {
+        if fsync {
+            self.file.sync_all()?;
+        }
+        match mode {
+            WriteMode::Overwrite => {
+                fs::rename(&self.path, &self.target)?;
+                self.renamed = true;
+            }
+            // A link fails if the target exists, so one of several racing writers wins.
+            WriteMode::CreateNew => fs::hard_link(&self.path, &self.target)?,
+        }
+        if fsync {
+            File::open(self.target.parent().unwrap_or(Path::new("/")))?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Syncs `folder` and its ancestors, so newly created folders survive a crash.
+fn sync_folders(folder: &Path) -> io::Result<()> {
+    for folder in folder.ancestors() {
+        File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn kind(&self) -> &'static str {
+        self.files.kind()
+    }
+
+    fn uri(&self, path: &StorePath) -> String {
+        self.files.uri(path)
+    }
+
+    async fn read(&self, path: &StorePath) -> Result<Bytes> {
+        Ok(self.get(path, false).await?.0)
+    }
+
+    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
+        self.files.read_range(path, range).await
+    }
+
+    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+        self.put(path, data, mode, &Metadata::new()).await
+    }
+
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        self.files.head(path).await
+    }
+
+    async fn delete(&self, path: &StorePath) -> Result<()> {
+        self.files.delete(path).await
+    }
+
+    fn list(&self, prefix: Option<&StorePath>, recursive: bool) -> BoxStream<'static, Result<ListEntry>> {
+        self.files.list(prefix, recursive)
+    }
+
+    async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.files.copy(from, to, overwrite).await
+    }
+
+    async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.files.rename(from, to, overwrite).await
+    }
+
+    /// Written chunk by chunk into the temporary file, so memory holds one chunk.
+    async fn write_stream(
+        &self,
+        path: &StorePath,
+        mut data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        let (target, fsync) = (self.file(path)?, self.fsync);
+        let mut staged = off_task(true, move || Staged::create(target, fsync)).await?;
+        while let Some(chunk) = data.try_next().await? {
+            staged = off_task(chunk.len() as u64 <= INLINE_LIMIT, move || {
+                staged.file.write_all(&chunk)?;
+                Ok(staged)
+            })
+            .await?;
+        }
+        off_task(false, move || staged.place(mode, fsync)).await?;
+        Ok(WriteResult::default())
+    }
+
+    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
+        Ok(self.read_stream_with_metadata(path).await?.chunks)
+    }
+
+    /// A small file in one chunk read right away; a larger one in chunks read as they are polled.
+    async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
+        let (file, size, metadata) = self.open(path, true)?;
+        if size <= INLINE_LIMIT {
+            let data = read_to_end(file, size).await?;
+            return Ok(ObjectStream { size: Some(size), metadata, chunks: stream::once(async { Ok(data) }).boxed() });
+        }
+        let chunks = stream::try_unfold(Some(file), |file| async move {
+            let Some(mut file) = file else { return Ok(None) };
+            let (file, chunk) = off_task(false, move || {
+                let mut chunk = Vec::with_capacity(READ_CHUNK);
+                (&mut file).take(READ_CHUNK as u64).read_to_end(&mut chunk)?;
+                Ok((file, chunk))
+            })
+            .await?;
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some((Bytes::from(chunk), Some(file))))
+        });
+        Ok(ObjectStream { size: Some(size), metadata, chunks: chunks.boxed() })
+    }
+
+    fn stores_metadata(&self) -> bool {
+        self.xattrs
+    }
+
+    async fn write_with_metadata(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        mode: WriteMode,
+        metadata: &Metadata,
+    ) -> Result<WriteResult> {
+        self.put(path, data, mode, metadata).await
+    }
+
+    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
+        self.get(path, true).await
+    }
+}
+
+/// Metadata as `user.<key>` extended attributes (Linux); elsewhere, none.
+#[cfg(target_os = "linux")]
+mod xattr {
+    use std::ffi::CString;
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    use std::path::Path;
+
+    use store_core::Metadata;
+
+    const PREFIX: &str = "user.";
+
+    /// Whether the filesystem at `folder` keeps user extended attributes: asking
+    /// for one that is not there says "no such attribute" only where it does.
+    pub fn supported(folder: &Path) -> bool {
+        let (Ok(path), Ok(name)) =
+            (CString::new(folder.as_os_str().as_bytes()), CString::new("user.dagster_remote_store_probe"))
+        else {
+            return false;
+        };
+        // SAFETY: both pointers are NUL-terminated strings; size 0 asks for the length only.
+        let found = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        found >= 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ENODATA)
+    }
+
+    pub fn set(file: &File, key: &str, value: &str) -> io::Result<()> {
+        let name = CString::new(format!("{PREFIX}{key}")).map_err(io::Error::other)?;
+        // SAFETY: `name` is NUL-terminated; `value` is read for its length only.
+        let done = unsafe { libc::fsetxattr(file.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+        if done == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    }
+
+    /// Every `user.` attribute of `file`, prefix removed.
+    pub fn get_all(file: &File) -> io::Result<Metadata> {
+        let fd = file.as_raw_fd();
+        // SAFETY: each call gets a buffer and its exact length (or 0 to ask for the length).
+        let names = read_sized(|buf, len| unsafe { libc::flistxattr(fd, buf.cast(), len) })?;
+        let mut metadata = Metadata::new();
+        for name in names.split(|b| *b == 0).filter(|n| n.starts_with(PREFIX.as_bytes())) {
+            let cname = CString::new(name).map_err(io::Error::other)?;
+            let value = read_sized(|buf, len| unsafe { libc::fgetxattr(fd, cname.as_ptr(), buf.cast(), len) })?;
+            let key = String::from_utf8_lossy(&name[PREFIX.len()..]).into_owned();
+            metadata.insert(key, String::from_utf8_lossy(&value).into_owned());
+        }
+        Ok(metadata)
+    }
+
+    /// Calls `get` with a buffer, growing it while the value does not fit.
+    fn read_sized(get: impl Fn(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            let n = get(buf.as_mut_ptr(), buf.len());
+            if n >= 0 {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::ERANGE) => {
+                    let needed = get(std::ptr::null_mut(), 0);
+                    if needed < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    buf.resize(needed as usize + 1, 0);
+                }
+                Some(libc::ENOTSUP) => return Ok(Vec::new()),
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod xattr {
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
+
+    use store_core::Metadata;
+
+    pub fn supported(_folder: &Path) -> bool {
+        false
+    }
+
+    pub fn set(_file: &File, _key: &str, _value: &str) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub fn get_all(_file: &File) -> io::Result<Metadata> {
+        Ok(Metadata::new())
     }
 }
 
@@ -87,6 +465,44 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("blocked")).unwrap(), b"not a folder");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["blocked"], "no temporary or partial file is left at the root");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn metadata_is_kept_in_user_extended_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path()).unwrap();
+        assert!(store_core::Backend::stores_metadata(&backend), "the test folder's filesystem has user xattrs");
+        let store = Store::new(backend);
+        let metadata = store_core::Metadata::from([("crc32c".to_owned(), "0a1b2c3d".to_owned())]);
+        let path: StorePath = "m/a.bin".parse().unwrap();
+        store.write_with_metadata(&path, "v1".into(), WriteMode::Overwrite, &metadata).await.unwrap();
+        let file = std::ffi::CString::new(dir.path().join("m/a.bin").into_os_string().into_encoded_bytes()).unwrap();
+        let mut value = [0u8; 16];
+        // SAFETY: NUL-terminated strings and a buffer with its length.
+        let n = unsafe { libc::getxattr(file.as_ptr(), c"user.crc32c".as_ptr(), value.as_mut_ptr().cast(), 16) };
+        assert_eq!(&value[..n.max(0) as usize], b"0a1b2c3d");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("m")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["a.bin"], "no temporary left beside the object");
+    }
+
+    #[tokio::test]
+    async fn temporary_names_are_invalid_paths() {
+        let store = make_store().await;
+        let err = store.write(&"t/a.bin#12".parse().unwrap(), "x".into(), WriteMode::Overwrite).await.unwrap_err();
+        assert_eq!(err.kind(), store_core::ErrorKind::InvalidPath, "{err}");
+        assert!(err.to_string().contains("reserved for temporary files"), "{err}");
+        let err = store.read(&"t/a.bin#12".parse().unwrap()).await.unwrap_err();
+        assert_eq!(err.kind(), store_core::ErrorKind::InvalidPath, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_folder_is_not_an_object() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("folder")).unwrap();
+        let store = Store::new(LocalBackend::new(dir.path()).unwrap());
+        let err = store.read(&"folder".parse().unwrap()).await.unwrap_err();
+        assert_eq!(err.kind(), store_core::ErrorKind::NotFound, "{err}");
     }
 
     #[tokio::test]

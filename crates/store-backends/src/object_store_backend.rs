@@ -15,12 +15,12 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, RenameOptions, RenameTargetMode, WriteMultipart,
 };
 use store_core::{
-    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, Result, StorePath, WriteMode, WriteResult,
+    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode, WriteResult,
 };
 
 /// A [`Backend`] over an `object_store` store `S`.
 ///
-/// The named backends are instantiations of it ([`crate::LocalBackend`],
+/// The named backends are instantiations of it (or, for [`crate::LocalBackend`], wrap one:
 /// [`crate::MemoryBackend`]); they differ only in how they are built.
 pub struct ObjectStoreBackend<S> {
     store: Arc<S>,
@@ -48,6 +48,12 @@ impl<S> ObjectStoreBackend<S> {
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             stores_metadata: true,
         }
+    }
+
+    /// The `object_store` store underneath.
+    #[cfg(feature = "local")]
+    pub(crate) fn inner(&self) -> &S {
+        &self.store
     }
 
     /// For stores that reject attributes (object_store's local filesystem).
@@ -87,7 +93,7 @@ impl<S> fmt::Debug for ObjectStoreBackend<S> {
     }
 }
 
-fn location(path: &StorePath) -> Result<Path> {
+pub(crate) fn location(path: &StorePath) -> Result<Path> {
     // A StorePath is stricter than object_store's Path, so this only fails on a bug.
     Path::parse(path.as_str()).map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))
 }
@@ -115,6 +121,16 @@ fn map_error(err: object_store::Error) -> Error {
         _ => ErrorKind::Other,
     };
     Error::new(kind, redact(&err.to_string()))
+}
+
+fn user_metadata(attributes: &Attributes) -> Metadata {
+    attributes
+        .iter()
+        .filter_map(|(attribute, value)| match attribute {
+            Attribute::Metadata(key) => Some((key.to_string(), value.to_string())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn object_meta(meta: object_store::ObjectMeta) -> Result<ObjectMeta> {
@@ -274,15 +290,14 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
 
     async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
         let result = self.store.get(&location(path)?).await.map_err(map_error)?;
-        let metadata = result
-            .attributes
-            .iter()
-            .filter_map(|(attribute, value)| match attribute {
-                Attribute::Metadata(key) => Some((key.to_string(), value.to_string())),
-                _ => None,
-            })
-            .collect();
+        let metadata = user_metadata(&result.attributes);
         Ok((result.bytes().await.map_err(map_error)?, metadata))
+    }
+
+    async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
+        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
+        let (size, metadata) = (Some(result.meta.size), user_metadata(&result.attributes));
+        Ok(ObjectStream { size, metadata, chunks: result.into_stream().map_err(map_error).boxed() })
     }
 
     async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {

@@ -58,6 +58,25 @@ pub struct WriteResult {
     pub version: Option<String>,
 }
 
+/// An object being read chunk by chunk, with what the backend knows of it up front.
+pub struct ObjectStream {
+    /// Size in bytes, where the backend knows it before the bytes arrive.
+    pub size: Option<u64>,
+    /// Metadata stored with the object (empty where the backend keeps none).
+    pub metadata: Metadata,
+    /// The object's bytes.
+    pub chunks: BoxStream<'static, Result<Bytes>>,
+}
+
+impl Debug for ObjectStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStream")
+            .field("size", &self.size)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A storage backend. Paths here are backend-relative: the [`crate::Store`]
 /// applies its root prefix before calling and adds operation, path and backend
 /// kind to every error after.
@@ -148,6 +167,18 @@ pub trait Backend: Debug + Send + Sync + 'static {
     /// where the backend allows. The default reads the object with no metadata.
     async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
         Ok((self.read(path).await?, Metadata::new()))
+    }
+
+    /// The object as a stream, with its size and metadata, from one request where
+    /// the backend allows. The default reads the whole object where the backend
+    /// keeps metadata, else streams it with no metadata and no size.
+    async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
+        if self.stores_metadata() {
+            let (data, metadata) = self.read_with_metadata(path).await?;
+            let size = Some(data.len() as u64);
+            return Ok(ObjectStream { size, metadata, chunks: stream::once(async { Ok(data) }).boxed() });
+        }
+        Ok(ObjectStream { size: None, metadata: Metadata::new(), chunks: self.read_stream(path).await? })
     }
 
     /// Releases connections and other resources. The default does nothing.

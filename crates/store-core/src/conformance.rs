@@ -135,6 +135,7 @@ pub async fn object_metadata(store: &Store) {
         assert_eq!(store.read_with_metadata(&p("m/none.bin")).await.unwrap_err().kind(), ErrorKind::NotFound);
         put(store, "m/plain.bin", "x").await;
         assert_eq!(store.read_with_metadata(&p("m/plain.bin")).await.unwrap(), (Bytes::from("x"), Metadata::new()));
+        assert_eq!(streamed(store, "m/plain.bin").await, (Bytes::from("x"), Metadata::new()));
         return;
     }
     written.expect("write with metadata");
@@ -144,10 +145,25 @@ pub async fn object_metadata(store: &Store) {
     let (back, back_metadata) = store.read_with_metadata(&big).await.unwrap();
     assert!(back == data, "9 MiB object with metadata came back different");
     assert_eq!(back_metadata, metadata);
+    let (back, back_metadata) = streamed(store, "m/big.bin").await;
+    assert!(back == data, "9 MiB object with metadata streamed back different");
+    assert_eq!(back_metadata, metadata);
+    assert_eq!(streamed(store, "m/with.bin").await, (Bytes::from("v1"), metadata.clone()));
     put(store, "m/with.bin", "v2").await;
     assert_eq!(store.read_with_metadata(&path).await.unwrap(), (Bytes::from("v2"), Metadata::new()), "replaced");
     let err = store.read_with_metadata(&p("m/none.bin")).await.unwrap_err();
     assert_eq!((err.kind(), err.path()), (ErrorKind::NotFound, Some("m/none.bin")));
+}
+
+/// An object read through `read_stream_with_metadata`, its size checked where given.
+async fn streamed(store: &Store, path: &str) -> (Bytes, Metadata) {
+    let object = store.read_stream_with_metadata(&p(path)).await.expect("streamed read with metadata");
+    let chunks: Vec<Bytes> = object.chunks.try_collect().await.expect("stream");
+    let data = Bytes::from(chunks.concat());
+    if let Some(size) = object.size {
+        assert_eq!(size, data.len() as u64, "size given up front");
+    }
+    (data, object.metadata)
 }
 
 /// `exists`, `delete`, and the missing-ok choice.

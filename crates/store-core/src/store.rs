@@ -6,7 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
-use crate::{Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+use crate::{
+    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode, WriteResult,
+};
 
 /// A backend plus an optional root prefix: every path given to a Store is
 /// relative to its root, and every path it returns or names in an error is too.
@@ -141,6 +143,16 @@ impl Store {
         let chunks = self.backend.read_stream(&self.full(path)).await.map_err(|e| self.context(e, "read", path))?;
         let (store, path) = (self.clone(), path.clone());
         Ok(chunks.map_err(move |e| store.context(e, "read", &path)).boxed())
+    }
+
+    /// The object as a stream, with its size (where known up front) and the
+    /// metadata stored with it.
+    pub async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
+        let read = self.backend.read_stream_with_metadata(&self.full(path)).await;
+        let mut object = read.map_err(|e| self.context(e, "read", path))?;
+        let (store, path) = (self.clone(), path.clone());
+        object.chunks = object.chunks.map_err(move |e| store.context(e, "read", &path)).boxed();
+        Ok(object)
     }
 
     /// Metadata of one object; `path` in the result is store-relative.
