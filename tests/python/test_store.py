@@ -179,6 +179,13 @@ def test_streamed_writes_and_reads(store: Store) -> None:
         rest = reader.read()
     assert len(rest) == 20 * len(chunk) - 10 and rest[len(chunk) - 10 :][:5] == chunk[1:6]
     assert sum(len(piece) for piece in store.open_reader("big/streamed.bin")) == 20 * len(chunk)
+    with store.open_reader("big/streamed.bin") as reader:
+        assert reader.read(3) == chunk[:3]
+        buffer = bytearray(len(chunk) + 5)  # spans chunk boundaries wherever they fall
+        assert reader.readinto(buffer) == len(buffer)
+        assert bytes(buffer) == (chunk + chunk[1:] + chunk[:1])[3 : 3 + len(buffer)]
+        assert reader.readinto(memoryview(bytearray(1 << 30))) == 20 * len(chunk) - 3 - len(buffer)
+        assert reader.readinto(bytearray(8)) == 0, "nothing left"
 
 
 def test_pickle_streams_through_writer_and_reader(store: Store) -> None:

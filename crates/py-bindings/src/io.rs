@@ -3,12 +3,13 @@
 
 use io_manager::{IoManager, OutputMetadata};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use store_core::StorePath;
 
 use crate::errors::StoreResultExt;
+use crate::pickle_stream;
 use crate::runtime::block_on;
-use crate::serializers::resolve;
+use crate::serializers::{Pickle, PickleSerializer, resolve};
 use crate::store::{Store, parse_path};
 use crate::value::PyValue;
 
@@ -17,6 +18,8 @@ use crate::value::PyValue;
 #[pyclass(frozen, module = "dagster_remote_store._core")]
 pub struct IoManagerCore {
     inner: IoManager<PyValue>,
+    /// Pickle streams values to and from the store instead of going through bytes.
+    streams_pickle: bool,
 }
 
 #[pymethods]
@@ -30,13 +33,17 @@ impl IoManagerCore {
         max_concurrency: usize,
         extension: Option<String>,
     ) -> PyResult<Self> {
+        let streams_pickle = match serializer.cast::<PyString>() {
+            Ok(name) => name.to_cow()? == Pickle::NAME,
+            Err(_) => serializer.is_instance_of::<PickleSerializer>(),
+        };
         let serializer = resolve(serializer)?;
         let inner = IoManager::new(store.inner.clone(), serializer).with_max_concurrency(max_concurrency);
         let inner = match extension {
             Some(extension) => inner.with_extension(extension).into_py_result(py)?,
             None => inner,
         };
-        Ok(Self { inner })
+        Ok(Self { inner, streams_pickle })
     }
 
     /// The extension stored paths end with.
@@ -60,6 +67,11 @@ impl IoManagerCore {
     /// returns `{"path", "uri", "size", "checksum"}`.
     fn handle_output<'py>(&self, py: Python<'py>, path: &str, obj: Py<PyAny>) -> PyResult<Bound<'py, PyDict>> {
         let path = parse_path(py, path)?;
+        if self.streams_pickle {
+            let written = pickle_stream::dump(py, self.inner.store(), &path, obj.bind(py))?;
+            let uri = self.inner.store().uri(&path);
+            return metadata(py, OutputMetadata { path, uri, size: written.size, checksum: written.checksum });
+        }
         let value = PyValue(obj);
         let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;
         metadata(py, written)
@@ -84,6 +96,9 @@ impl IoManagerCore {
     /// The object stored at `path`, verified against its checksum.
     fn load_input(&self, py: Python<'_>, path: &str) -> PyResult<Py<PyAny>> {
         let path = parse_path(py, path)?;
+        if self.streams_pickle {
+            return pickle_stream::load(py, self.inner.store(), &path);
+        }
         block_on(py, self.inner.load_input(&path)).into_py_result(py).map(|v| v.0)
     }
 

@@ -8,6 +8,7 @@ mod errors;
 mod foreign;
 mod io;
 mod parquet;
+mod pickle_stream;
 mod registry;
 mod runtime;
 mod serializers;

@@ -20,13 +20,13 @@ use crate::value::PyValue;
 pub type PySerializer = Arc<dyn Serializer<PyValue>>;
 
 /// Python's pickle, highest protocol.
-struct Pickle;
+pub struct Pickle;
 
 impl Pickle {
-    const NAME: &'static str = "pickle";
+    pub const NAME: &'static str = "pickle";
     const EXTENSION: &'static str = ".pkl";
 
-    fn module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    pub fn module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
         static PICKLE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
         PICKLE.get_or_try_init(py, || py.import("pickle").map(Bound::unbind)).map(|m| m.bind(py))
     }

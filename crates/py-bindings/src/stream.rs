@@ -7,11 +7,11 @@ use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
-use io_manager::integrity::{self, Written};
+use io_manager::integrity::{self, CheckedStream, Written};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyMemoryView, PySlice, PyType};
 use store_core::{Error, ErrorKind, Store, StorePath, WriteMode, WriteResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -158,10 +158,13 @@ impl ObjectWriter {
     }
 }
 
-/// Reads one object chunk by chunk: `read(size)`, `readline()`, iteration over chunks.
-#[pyclass(module = "dagster_remote_store")]
+/// Reads one object chunk by chunk: `read(size)`, `readinto(buffer)`,
+/// `readline()`, iteration over chunks.
+#[pyclass(frozen, module = "dagster_remote_store")]
 pub struct ObjectReader {
     state: Mutex<Option<ReadState>>,
+    /// The checksum check of a reader opened by the IO manager.
+    check: Mutex<Option<CheckedStream>>,
 }
 
 struct ReadState {
@@ -173,7 +176,28 @@ struct ReadState {
 impl ObjectReader {
     pub fn open(py: Python<'_>, store: &Store, path: StorePath) -> PyResult<Self> {
         let chunks = block_on(py, store.read_stream(&path)).into_py_result(py)?;
-        Ok(Self { state: Mutex::new(Some(ReadState { chunks, pending: Bytes::new() })) })
+        Ok(Self::over(chunks, None))
+    }
+
+    /// A reader of an object whose checksum [`verify`](Self::verify) checks.
+    pub fn checked(mut object: CheckedStream) -> Self {
+        let chunks = std::mem::replace(&mut object.chunks, stream::empty().boxed());
+        Self::over(chunks, Some(object))
+    }
+
+    fn over(chunks: BoxStream<'static, store_core::Result<Bytes>>, check: Option<CheckedStream>) -> Self {
+        Self { state: Mutex::new(Some(ReadState { chunks, pending: Bytes::new() })), check: Mutex::new(check) }
+    }
+
+    /// Reads what is left and compares the object's checksum with the recorded one.
+    pub fn verify(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_state(|state| {
+            state.pending = Bytes::new();
+            while state.fill(py)? {}
+            Ok(())
+        })?;
+        let Some(check) = self.check.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
+        block_on(py, check.verify()).into_py_result(py)
     }
 
     /// Runs `f` on the open state; a closed reader is a `ValueError`.
@@ -220,6 +244,23 @@ impl ObjectReader {
         let size = usize::try_from(size).ok();
         let data = self.with_state(|state| state.take(py, size))?;
         Ok(PyBytes::new(py, &data))
+    }
+
+    /// Fills `buffer` (any writable buffer) as far as the object goes; returns
+    /// how many bytes it filled, 0 at the end.
+    fn readinto(&self, py: Python<'_>, buffer: Bound<'_, PyAny>) -> PyResult<usize> {
+        let view = PyMemoryView::from(&buffer)?.call_method1("cast", ("B",))?;
+        let len = view.len()?;
+        self.with_state(|state| {
+            let mut filled = 0;
+            while filled < len && (!state.pending.is_empty() || state.fill(py)?) {
+                let piece = state.pending.split_to((len - filled).min(state.pending.len()));
+                let range = PySlice::new(py, filled as isize, (filled + piece.len()) as isize, 1);
+                view.set_item(range, PyBytes::new(py, &piece))?;
+                filled += piece.len();
+            }
+            Ok(filled)
+        })
     }
 
     /// Bytes up to and including the next newline (or the end).

@@ -1,0 +1,178 @@
+//! Pickle streamed to and from the store. `pickle.dump` writes into an upload
+//! as it encodes and `pickle.load` reads from the stored object as it decodes,
+//! so a large value (a DataFrame's column buffers) never exists a second time
+//! as one `bytes` object, and memory stays bounded by a few parts. Small values
+//! take one write and one read, as every other serializer's do.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
+use pyo3::exceptions::PyIOError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyMemoryView, PySlice};
+use serializers::SerializeError;
+use store_core::{Store, StorePath, WriteMode};
+
+use crate::errors::StoreResultExt;
+use crate::runtime::block_on;
+use crate::serializers::Pickle;
+use crate::stream::{ObjectReader, Upload};
+
+/// Pickles `value` into the object at `path`, with its checksum.
+pub fn dump(py: Python<'_>, store: &Store, path: &StorePath, value: &Bound<'_, PyAny>) -> PyResult<Written> {
+    let sink = Bound::new(py, PickleSink::new(store, path))?;
+    let pickle = Pickle::module(py)?;
+    let dumped = pickle.call_method1("dump", (value, &sink, pickle.getattr("HIGHEST_PROTOCOL")?));
+    let sink = sink.get();
+    if let Err(err) = dumped {
+        // A store failure inside `write` is reported as itself, not as a pickling error.
+        let failure = sink.failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let _ = sink.finish(py, true);
+        let err = failure.unwrap_or_else(|| serialize_error(path, SerializeError::encode(Pickle::NAME, err)));
+        return Err(crate::errors::io_error(py, &err));
+    }
+    sink.finish(py, false).into_py_result(py)?.ok_or_else(|| PyIOError::new_err("the pickle sink closed twice"))
+}
+
+/// Unpickles the object at `path`; a checksum mismatch is raised instead of the value.
+pub fn load(py: Python<'_>, store: &Store, path: &StorePath) -> PyResult<Py<PyAny>> {
+    let mut object = block_on(py, integrity::read_stream(store, path)).into_py_result(py)?;
+    if object.size.is_some_and(|size| size <= SINGLE_WRITE_LIMIT as u64) {
+        let chunks: Vec<Bytes> = block_on(py, (&mut object.chunks).try_collect()).into_py_result(py)?;
+        block_on(py, object.verify()).into_py_result(py)?;
+        let data = PyBytes::new(py, &chunks.concat());
+        let value = Pickle::module(py)?.call_method1("loads", (data,));
+        return value.map(Bound::unbind).map_err(|e| decode_error(py, path, e));
+    }
+    let reader = Bound::new(py, ObjectReader::checked(object))?;
+    let value = Pickle::module(py)?.call_method1("load", (&reader,));
+    // The checksum first: a corrupt object is the cause of whatever unpickling made of it.
+    reader.get().verify(py)?;
+    value.map(Bound::unbind).map_err(|e| decode_error(py, path, e))
+}
+
+fn serialize_error(path: &StorePath, source: SerializeError) -> io_manager::Error {
+    io_manager::Error::Serialize { path: path.clone(), source }
+}
+
+fn decode_error(py: Python<'_>, path: &StorePath, err: PyErr) -> PyErr {
+    crate::errors::io_error(py, &serialize_error(path, SerializeError::decode(Pickle::NAME, err)))
+}
+
+/// What `pickle.dump` writes into: the first [`SINGLE_WRITE_LIMIT`] bytes are
+/// gathered, and only a longer pickle becomes a streamed upload.
+#[pyclass(frozen, module = "dagster_remote_store._core")]
+struct PickleSink {
+    store: Store,
+    path: StorePath,
+    state: Mutex<Option<SinkState>>,
+    /// Why the upload failed, for `dump` to report.
+    failure: Mutex<Option<io_manager::Error>>,
+}
+
+enum SinkState {
+    Gathering(Vec<Bytes>, usize),
+    Uploading(Upload<Written>),
+}
+
+/// Large buffers are copied into pieces of this size, each sent before the next is made.
+const PIECE: usize = 8 << 20;
+
+impl PickleSink {
+    fn new(store: &Store, path: &StorePath) -> Self {
+        Self {
+            store: store.clone(),
+            path: path.clone(),
+            state: Mutex::new(Some(SinkState::Gathering(Vec::new(), 0))),
+            failure: Mutex::new(None),
+        }
+    }
+
+    fn push(&self, py: Python<'_>, piece: Bytes) -> PyResult<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = match state.as_mut().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))? {
+            SinkState::Gathering(pieces, size) if *size + piece.len() <= SINGLE_WRITE_LIMIT => {
+                *size += piece.len();
+                pieces.push(piece);
+                return Ok(());
+            }
+            SinkState::Gathering(pieces, _) => {
+                let gathered = std::mem::take(pieces);
+                let upload = Upload::start_checked(&self.store, self.path.clone());
+                let sender = upload.sender();
+                *state = Some(SinkState::Uploading(upload));
+                drop(state);
+                for piece in gathered {
+                    self.send(py, &sender, piece)?;
+                }
+                sender
+            }
+            SinkState::Uploading(upload) => {
+                let sender = upload.sender();
+                drop(state);
+                sender
+            }
+        };
+        self.send(py, &sender, piece)
+    }
+
+    fn send(
+        &self,
+        py: Python<'_>,
+        sender: &tokio::sync::mpsc::Sender<store_core::Result<Bytes>>,
+        piece: Bytes,
+    ) -> PyResult<()> {
+        if block_on(py, sender.send(Ok(piece))).is_ok() {
+            return Ok(());
+        }
+        // The upload stopped early: keep its error for `dump`.
+        if let Err(err) = self.finish(py, false) {
+            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
+        }
+        Err(PyIOError::new_err("the upload failed"))
+    }
+
+    /// Stores what was written (or with `abort`, nothing); `None` if already finished.
+    fn finish(&self, py: Python<'_>, abort: bool) -> Result<Option<Written>, io_manager::Error> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match state {
+            None => Ok(None),
+            Some(SinkState::Gathering(..)) if abort => Ok(None),
+            Some(SinkState::Gathering(pieces, _)) => {
+                let data = Bytes::from(pieces.concat());
+                block_on(py, integrity::write(&self.store, &self.path, data, WriteMode::Overwrite)).map(Some)
+            }
+            Some(SinkState::Uploading(upload)) => {
+                let finished = block_on(py, upload.finish(abort));
+                if abort { Ok(None) } else { finished.map(Some) }
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PickleSink {
+    /// Takes `bytes` as they are; any other buffer (pickle hands over a
+    /// `PickleBuffer` of a column's memory) is copied a piece at a time.
+    fn write(&self, py: Python<'_>, data: Bound<'_, PyAny>) -> PyResult<usize> {
+        if let Ok(bytes) = data.cast::<PyBytes>() {
+            let len = bytes.len()?;
+            self.push(py, Bytes::from_owner(PyBackedBytes::from(bytes.clone())))?;
+            return Ok(len);
+        }
+        let view = match data.hasattr("raw")? {
+            true => data.call_method0("raw")?,
+            false => PyMemoryView::from(&data)?.call_method1("cast", ("B",))?,
+        };
+        let len = view.len()?;
+        for start in (0..len).step_by(PIECE) {
+            let slice = view.get_item(PySlice::new(py, start as isize, (start + PIECE).min(len) as isize, 1))?;
+            let piece: PyBackedBytes = py.get_type::<PyBytes>().call1((slice,))?.extract()?;
+            self.push(py, Bytes::from_owner(piece))?;
+        }
+        Ok(len)
+    }
+}
