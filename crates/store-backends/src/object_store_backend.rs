@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    Attribute, AttributeValue, Attributes, CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutMode,
+    Attribute, AttributeValue, Attributes, CopyMode, CopyOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
     PutMultipartOptions, PutOptions, PutPayload, RenameOptions, RenameTargetMode, WriteMultipart,
 };
 use store_core::{
@@ -235,6 +235,92 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
     }
 }
 
+impl<S: ObjectStore> ObjectStoreBackend<S> {
+    /// Starts reading the object at `path`. An object larger than two parts is
+    /// read as its first part from this response, then part-sized ranges,
+    /// `parts_in_flight` at once: several connections move a large object
+    /// faster than one. The ranges are pinned to the first response's e-tag, so
+    /// an object replaced meanwhile fails the read instead of mixing versions.
+    async fn get(&self, path: &StorePath) -> Result<Fetch> {
+        let location = location(path)?;
+        let first = self.store.get(&location).await.map_err(map_error)?;
+        let (size, metadata) = (first.meta.size, user_metadata(&first.attributes));
+        let part = self.part_size as u64;
+        let e_tag = first.meta.e_tag.clone();
+        let (Some(e_tag), true) = (e_tag, size > 2 * part) else {
+            return Ok(Fetch { size, metadata, body: FetchBody::Whole(first) });
+        };
+        let head = truncated(first.into_stream().map_err(map_error).boxed(), part);
+        let store = self.store.clone();
+        let ranges = (part..size).step_by(part as usize).map(move |start| {
+            let (store, location) = (store.clone(), location.clone());
+            let options =
+                GetOptions::new().with_range(Some(start..(start + part).min(size))).with_if_match(Some(e_tag.clone()));
+            async move { store.get_opts(&location, options).await?.bytes().await }
+        });
+        let rest = stream::iter(ranges).buffered(self.parts_in_flight).map_err(|e| match e {
+            object_store::Error::Precondition { .. } => {
+                Error::new(ErrorKind::Precondition, "the object was replaced while it was being read")
+            }
+            other => map_error(other),
+        });
+        Ok(Fetch { size, metadata, body: FetchBody::Parts(head.chain(rest).boxed()) })
+    }
+}
+
+/// An object being read (see `ObjectStoreBackend::get`).
+struct Fetch {
+    size: u64,
+    metadata: Metadata,
+    body: FetchBody,
+}
+
+enum FetchBody {
+    Whole(object_store::GetResult),
+    Parts(BoxStream<'static, Result<Bytes>>),
+}
+
+impl Fetch {
+    async fn bytes(self) -> Result<(Bytes, Metadata)> {
+        let data = match self.body {
+            FetchBody::Whole(result) => result.bytes().await.map_err(map_error)?,
+            FetchBody::Parts(mut parts) => {
+                let mut data = Vec::with_capacity(self.size as usize);
+                while let Some(part) = parts.try_next().await? {
+                    data.extend_from_slice(&part);
+                }
+                data.into()
+            }
+        };
+        Ok((data, self.metadata))
+    }
+
+    fn into_stream(self) -> ObjectStream {
+        let chunks = match self.body {
+            FetchBody::Whole(result) => result.into_stream().map_err(map_error).boxed(),
+            FetchBody::Parts(parts) => parts,
+        };
+        ObjectStream { size: Some(self.size), metadata: self.metadata, chunks }
+    }
+}
+
+/// The first `limit` bytes of `body`; the rest is never read (the connection is dropped).
+fn truncated(body: BoxStream<'static, Result<Bytes>>, limit: u64) -> BoxStream<'static, Result<Bytes>> {
+    stream::unfold((body, limit), |(mut body, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut chunk = match body.next().await? {
+            Ok(chunk) => chunk,
+            Err(e) => return Some((Err(e), (body, 0))),
+        };
+        chunk.truncate(chunk.len().min(left as usize));
+        let left = left - chunk.len() as u64;
+        Some((Ok(chunk), (body, left)))
+    })
+    .boxed()
+}
+
 #[async_trait]
 impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     fn kind(&self) -> &'static str {
@@ -246,8 +332,7 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     }
 
     async fn read(&self, path: &StorePath) -> Result<Bytes> {
-        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
-        result.bytes().await.map_err(map_error)
+        Ok(self.get(path).await?.bytes().await?.0)
     }
 
     async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
@@ -289,20 +374,15 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     }
 
     async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
-        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
-        let metadata = user_metadata(&result.attributes);
-        Ok((result.bytes().await.map_err(map_error)?, metadata))
+        self.get(path).await?.bytes().await
     }
 
     async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
-        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
-        let (size, metadata) = (Some(result.meta.size), user_metadata(&result.attributes));
-        Ok(ObjectStream { size, metadata, chunks: result.into_stream().map_err(map_error).boxed() })
+        Ok(self.get(path).await?.into_stream())
     }
 
     async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
-        let result = self.store.get(&location(path)?).await.map_err(map_error)?;
-        Ok(result.into_stream().map_err(map_error).boxed())
+        Ok(self.get(path).await?.into_stream().chunks)
     }
 
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
@@ -399,6 +479,31 @@ pub(crate) fn uri_escape(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn a_large_object_replaced_while_it_is_read_in_ranges_fails_the_read() {
+        use futures::{StreamExt, TryStreamExt};
+        use store_core::{Backend, ErrorKind, WriteMode};
+
+        let backend = crate::MemoryBackend::new().with_multipart(5 << 20, 2);
+        let path = "big.bin".parse().unwrap();
+        let (old, new) = (vec![1u8; 16 << 20], vec![2u8; 16 << 20]);
+        backend.write(&path, old.clone().into(), WriteMode::Overwrite).await.unwrap();
+        let object = backend.read_stream_with_metadata(&path).await.unwrap();
+        assert_eq!(object.size, Some(16 << 20));
+        let chunks: Vec<_> = object.chunks.try_collect().await.unwrap();
+        assert!(chunks.len() > 1 && chunks.concat() == old, "read back whole, in parts");
+
+        let mut chunks = backend.read_stream(&path).await.unwrap();
+        let first = chunks.next().await.unwrap().unwrap();
+        assert!(first.iter().all(|b| *b == 1));
+        backend.write(&path, new.into(), WriteMode::Overwrite).await.unwrap();
+        let rest: Result<Vec<_>, _> = chunks.try_collect().await;
+        let err = rest.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Precondition, "never a mix of two versions");
+        assert!(err.to_string().contains("replaced while it was being read"), "{err}");
+    }
 
     #[test]
     fn urls_lose_their_query_strings() {
