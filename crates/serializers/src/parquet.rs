@@ -234,7 +234,10 @@ pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(data).map_err(decode_error)?;
     let metadata = key_value_metadata(builder.metadata());
     let schema = arrow_schema(builder.metadata())?;
-    let batches = builder.build().map_err(decode_error)?;
+    // One batch per row group: the default 1024 rows would cut a large table into
+    // thousands of chunks that every consumer (pandas above all) has to stitch together.
+    let rows = builder.metadata().row_groups().iter().map(|group| group.num_rows()).max().unwrap_or(0);
+    let batches = builder.with_batch_size((rows as usize).max(1024)).build().map_err(decode_error)?;
     let batches = batches
         .map(|batch| RecordBatch::try_new(schema.clone(), batch?.columns().to_vec()))
         .collect::<Result<Vec<_>, _>>()
@@ -377,6 +380,14 @@ mod tests {
         assert_same_rows(&batches, &read);
         assert_eq!(concat(&read).num_rows(), 12);
         assert_eq!(concat(&read).column(3).null_count(), 4);
+    }
+
+    #[test]
+    fn decodes_one_batch_per_row_group() {
+        let batches: Vec<_> = (0..1000).map(batch).collect(); // 3000 rows, in one row group
+        let (_, read, _) = decode(encode(reader(batches.clone()), &ParquetOptions::default()).unwrap()).unwrap();
+        assert_eq!(read.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [3000], "not 1024-row slices");
+        assert_same_rows(&batches, &read);
     }
 
     #[test]
