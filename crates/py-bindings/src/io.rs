@@ -3,15 +3,15 @@
 
 use io_manager::{IoManager, OutputMetadata};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyDict, PyString};
 use store_core::StorePath;
 
 use crate::errors::StoreResultExt;
-use crate::pickle_stream;
 use crate::runtime::block_on;
 use crate::serializers::{Pickle, PickleSerializer, resolve};
 use crate::store::{Store, parse_path};
 use crate::value::PyValue;
+use crate::{parquet, pickle_stream};
 
 /// A Store and a serializer composed; every call with the GIL released while
 /// it waits on storage.
@@ -77,20 +77,29 @@ impl IoManagerCore {
         metadata(py, written)
     }
 
-    /// The stored bytes at `paths`, fetched and verified concurrently, in the order given;
-    /// with `missing` given, a missing object is `missing` instead of an error.
-    #[pyo3(signature = (paths, *, missing = None))]
-    fn read_many(&self, py: Python<'_>, paths: Vec<String>, missing: Option<Py<PyAny>>) -> PyResult<Vec<Py<PyAny>>> {
-        let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
-        let found = block_on(py, self.inner.read_many(&paths, missing.is_some())).into_py_result(py)?;
-        Ok(found
+    /// The Parquet tables stored at `paths`, fetched and verified concurrently
+    /// and decoded in Rust (no copy of the file through Python), as `into` asks
+    /// (see `ParquetSerializer.deserialize`); with `missing` given, a missing
+    /// object is `missing` instead of an error.
+    #[pyo3(signature = (paths, *, into = None, missing = None))]
+    fn load_tables(
+        &self,
+        py: Python<'_>,
+        paths: Vec<String>,
+        into: Option<&str>,
+        missing: Option<Py<PyAny>>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let parsed = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+        let found = block_on(py, self.inner.read_many(&parsed, missing.is_some())).into_py_result(py)?;
+        found
             .into_iter()
-            .map(|data| match (data, &missing) {
-                (Some(data), _) => PyBytes::new(py, &data).into_any().unbind(),
-                (None, Some(missing)) => missing.clone_ref(py),
+            .zip(&paths)
+            .map(|(data, path)| match (data, &missing) {
+                (Some(data), _) => parquet::decode_table(py, data, into, Some(path)),
+                (None, Some(missing)) => Ok(missing.clone_ref(py)),
                 (None, None) => unreachable!("missing objects are errors unless `missing` is given"),
             })
-            .collect())
+            .collect()
     }
 
     /// The object stored at `path`, verified against its checksum.

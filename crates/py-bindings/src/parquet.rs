@@ -189,6 +189,16 @@ impl Target {
     }
 }
 
+/// The table Parquet `data` holds, as `into` asks (see `ParquetSerializer.deserialize`),
+/// decoded with the GIL released; errors name `path` when given.
+pub fn decode_table(py: Python<'_>, data: Bytes, into: Option<&str>, path: Option<&str>) -> PyResult<Py<PyAny>> {
+    let target = into.map(Target::parse).transpose()?;
+    let decoded = py.detach(|| parquet::decode(data));
+    let (schema, batches, metadata) = decoded.map_err(|e| serialize_error(py, &e, path))?;
+    let target = target.unwrap_or_else(|| Target::recorded(&metadata));
+    to_python(py, schema, batches, target).map(Bound::unbind)
+}
+
 /// The decoded batches as a `target` object, handed over through the PyCapsule
 /// interface (so polars needs no pyarrow).
 fn to_python<'py>(
@@ -240,11 +250,7 @@ impl ParquetSerializer {
     /// (a pyarrow Table when that was neither polars nor pandas).
     #[pyo3(signature = (data, into = None))]
     fn deserialize(&self, py: Python<'_>, data: PyBackedBytes, into: Option<&str>) -> PyResult<Py<PyAny>> {
-        let target = into.map(Target::parse).transpose()?;
-        let decoded = py.detach(|| parquet::decode(Bytes::from_owner(data)));
-        let (schema, batches, metadata) = decoded.map_err(|e| serialize_error(py, &e, None))?;
-        let target = target.unwrap_or_else(|| Target::recorded(&metadata));
-        to_python(py, schema, batches, target).map(Bound::unbind)
+        decode_table(py, Bytes::from_owner(data), into, None)
     }
 
     /// Streams `obj` as Parquet to `path` in `store`: row groups go out as

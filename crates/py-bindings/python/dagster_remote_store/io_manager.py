@@ -148,15 +148,13 @@ class _RemoteStoreIOManagerImpl(IOManager):
     def _load(self, context: InputContext, path: str) -> Any:
         if self._parquet is None:
             return self._core.load_input(path)
-        [data] = self._core.read_many([path])
-        return self._parquet.deserialize(data, _table_kind(context))
+        [table] = self._core.load_tables([path], into=_table_kind(context))
+        return table
 
     def _load_many(self, context: InputContext, paths: list[str], missing: Any = None) -> list[Any]:
         if self._parquet is None:
             return self._core.load_many(paths, missing=missing)
-        into = _table_kind(context)
-        found = self._core.read_many(paths, missing=missing)
-        return [data if data is _MISSING else self._parquet.deserialize(data, into) for data in found]
+        return self._core.load_tables(paths, into=_table_kind(context), missing=missing)
 
     def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
         path = self._core.path(identifier, _dimensions(partition) if partition is not None else [])
