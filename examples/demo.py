@@ -142,7 +142,9 @@ def _print_stored_objects(store: Store) -> None:
     for path, size in sizes.items():
         print(f"  {path:<{width}}  {size:>6}")
     print(f"  {f'total ({len(paths)} objects)':<{width}}  {sum(sizes.values()):>6}")
-    print(f"  (each with its checksum beside it, in <path>{CHECKSUM_SIDECAR_SUFFIX})")
+    _, metadata = store.read_with_metadata(paths[0])
+    where = "user.crc32c extended attribute" if "crc32c" in metadata else f"<path>{CHECKSUM_SIDECAR_SUFFIX} sidecar"
+    print(f"  (each with its CRC-32C checksum, in its {where})")
 
 
 def _print_output_metadata(result: ExecuteInProcessResult, asset_key: list[str]) -> None:
