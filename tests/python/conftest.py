@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
@@ -81,6 +82,20 @@ def make_backend(kind: str, tmp_path):
 def make_store(kind: str, tmp_path) -> Store:
     """A Store of `kind` under a folder of its own: remote buckets are shared by every test."""
     return Store(make_backend(kind, tmp_path), root_path=f"tests/{uuid.uuid4().hex}")
+
+
+def has_user_xattrs(folder) -> bool:
+    """Whether files under `folder` take user extended attributes, where local
+    stores keep checksums (without them, a sidecar is written instead)."""
+    probe = Path(folder) / f".xattr-probe-{uuid.uuid4().hex}"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
 
 
 def stored(store: Store, prefix: str = "") -> list[str]:

@@ -120,6 +120,29 @@ impl LocalBackend {
         Ok((file, meta.len(), metadata))
     }
 
+    /// A small file in one chunk read right away; a larger one in chunks read as they are polled.
+    async fn stream(&self, path: &StorePath, with_metadata: bool) -> Result<ObjectStream> {
+        let (file, size, metadata) = self.open(path, with_metadata)?;
+        if size <= INLINE_LIMIT {
+            let data = read_to_end(file, size).await?;
+            return Ok(ObjectStream { size: Some(size), metadata, chunks: stream::once(async { Ok(data) }).boxed() });
+        }
+        let chunks = stream::try_unfold(Some(file), |file| async move {
+            let Some(mut file) = file else { return Ok(None) };
+            let (file, chunk) = off_task(false, move || {
+                let mut chunk = Vec::with_capacity(READ_CHUNK);
+                (&mut file).take(READ_CHUNK as u64).read_to_end(&mut chunk)?;
+                Ok((file, chunk))
+            })
+            .await?;
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some((Bytes::from(chunk), Some(file))))
+        });
+        Ok(ObjectStream { size: Some(size), metadata, chunks: chunks.boxed() })
+    }
+
     async fn get(&self, path: &StorePath, with_metadata: bool) -> Result<(Bytes, Metadata)> {
         let (file, size, metadata) = self.open(path, with_metadata)?;
         Ok((read_to_end(file, size).await?, metadata))
@@ -295,30 +318,11 @@ impl Backend for LocalBackend {
     }
 
     async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
-        Ok(self.read_stream_with_metadata(path).await?.chunks)
+        Ok(self.stream(path, false).await?.chunks)
     }
 
-    /// A small file in one chunk read right away; a larger one in chunks read as they are polled.
     async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
-        let (file, size, metadata) = self.open(path, true)?;
-        if size <= INLINE_LIMIT {
-            let data = read_to_end(file, size).await?;
-            return Ok(ObjectStream { size: Some(size), metadata, chunks: stream::once(async { Ok(data) }).boxed() });
-        }
-        let chunks = stream::try_unfold(Some(file), |file| async move {
-            let Some(mut file) = file else { return Ok(None) };
-            let (file, chunk) = off_task(false, move || {
-                let mut chunk = Vec::with_capacity(READ_CHUNK);
-                (&mut file).take(READ_CHUNK as u64).read_to_end(&mut chunk)?;
-                Ok((file, chunk))
-            })
-            .await?;
-            if chunk.is_empty() {
-                return Ok(None);
-            }
-            Ok(Some((Bytes::from(chunk), Some(file))))
-        });
-        Ok(ObjectStream { size: Some(size), metadata, chunks: chunks.boxed() })
+        self.stream(path, true).await
     }
 
     fn stores_metadata(&self) -> bool {
@@ -472,11 +476,26 @@ mod tests {
     async fn metadata_is_kept_in_user_extended_attributes() {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path()).unwrap();
-        assert!(store_core::Backend::stores_metadata(&backend), "the test folder's filesystem has user xattrs");
+        // An independent look at the filesystem: can a file here take a user attribute?
+        let probe = std::ffi::CString::new(dir.path().join("probe").into_os_string().into_encoded_bytes()).unwrap();
+        std::fs::write(dir.path().join("probe"), b"").unwrap();
+        // SAFETY: NUL-terminated strings and a value with its length.
+        let supported =
+            unsafe { libc::setxattr(probe.as_ptr(), c"user.probe".as_ptr(), b"1".as_ptr().cast(), 1, 0) } == 0;
+        assert_eq!(
+            store_core::Backend::stores_metadata(&backend),
+            supported,
+            "the root check agrees with the filesystem"
+        );
         let store = Store::new(backend);
         let metadata = store_core::Metadata::from([("crc32c".to_owned(), "0a1b2c3d".to_owned())]);
         let path: StorePath = "m/a.bin".parse().unwrap();
-        store.write_with_metadata(&path, "v1".into(), WriteMode::Overwrite, &metadata).await.unwrap();
+        let written = store.write_with_metadata(&path, "v1".into(), WriteMode::Overwrite, &metadata).await;
+        if !supported {
+            assert!(written.is_err() && !store.exists(&path).await.unwrap(), "refused, and nothing stored");
+            return;
+        }
+        written.unwrap();
         let file = std::ffi::CString::new(dir.path().join("m/a.bin").into_os_string().into_encoded_bytes()).unwrap();
         let mut value = [0u8; 16];
         // SAFETY: NUL-terminated strings and a buffer with its length.
