@@ -189,12 +189,13 @@ impl<V> IoManager<V> {
     /// checksum, replacing what was there.
     pub async fn write_bytes(&self, path: &StorePath, data: Bytes) -> Result<OutputMetadata, Error> {
         let written = integrity::write(&self.store, path, data, WriteMode::Overwrite).await?;
-        Ok(OutputMetadata {
-            path: path.clone(),
-            uri: self.store.uri(path),
-            size: written.size,
-            checksum: written.checksum,
-        })
+        Ok(self.output_metadata(path, &written))
+    }
+
+    /// What a checked write of `path` reports as output metadata (for outputs
+    /// written by other means than [`handle_output`](Self::handle_output), such as streams).
+    pub fn output_metadata(&self, path: &StorePath, written: &integrity::Written) -> OutputMetadata {
+        OutputMetadata { path: path.clone(), uri: self.store.uri(path), size: written.size, checksum: written.checksum }
     }
 
     /// Reads, verifies and deserializes the object at `path`.

@@ -69,8 +69,7 @@ impl IoManagerCore {
         let path = parse_path(py, path)?;
         if self.streams_pickle {
             let written = pickle_stream::dump(py, self.inner.store(), &path, obj.bind(py))?;
-            let uri = self.inner.store().uri(&path);
-            return metadata(py, OutputMetadata { path, uri, size: written.size, checksum: written.checksum });
+            return metadata(py, self.inner.output_metadata(&path, &written));
         }
         let value = PyValue(obj);
         let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;

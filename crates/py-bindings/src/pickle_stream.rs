@@ -43,7 +43,15 @@ pub fn load(py: Python<'_>, store: &Store, path: &StorePath) -> PyResult<Py<PyAn
     if object.size.is_some_and(|size| size <= SINGLE_WRITE_LIMIT as u64) {
         let chunks: Vec<Bytes> = block_on(py, (&mut object.chunks).try_collect()).into_py_result(py)?;
         block_on(py, object.verify()).into_py_result(py)?;
-        let data = PyBytes::new(py, &chunks.concat());
+        // One copy, straight into the bytes object pickle reads.
+        let data = PyBytes::new_with(py, chunks.iter().map(Bytes::len).sum(), |out| {
+            let mut at = 0;
+            for chunk in &chunks {
+                out[at..at + chunk.len()].copy_from_slice(chunk);
+                at += chunk.len();
+            }
+            Ok(())
+        })?;
         let value = Pickle::module(py)?.call_method1("loads", (data,));
         return value.map(Bound::unbind).map_err(|e| decode_error(py, path, e));
     }
