@@ -306,7 +306,10 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use store_backends::{LocalBackend, MemoryBackend};
-    use store_core::ListEntry;
+
+    use store_core::Backend;
+
+    use crate::test_backend::{Hooked, ReadHook};
 
     use super::*;
 
@@ -439,7 +442,7 @@ mod tests {
         let stores = [
             Store::new(MemoryBackend::new()),
             Store::new(LocalBackend::new(dir.path()).unwrap()),
-            Store::new(LaggingSidecar::default()),
+            Store::new(Hooked::<LaggingSidecar>::default()),
         ];
         let big: Bytes = (0..(3 << 20)).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
         for store in &stores {
@@ -454,8 +457,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_sidecar_lagging_behind_its_object_is_read_again() {
-        let backend = LaggingSidecar::default();
-        let stale_reads = backend.stale_reads.clone();
+        let backend = Hooked::<LaggingSidecar>::default();
+        let stale_reads = backend.hook.stale_reads.clone();
         let store = Store::new(backend);
         let path = p("x.pkl");
         write(&store, &path, "new".into(), WriteMode::Overwrite).await.unwrap();
@@ -470,55 +473,25 @@ mod tests {
         assert!(matches!(read_streamed(&store, &path).await.unwrap_err(), Error::ChecksumMismatch { .. }));
     }
 
-    /// A backend without metadata whose next `stale_reads` sidecar reads return
-    /// an old checksum, as while a writer is between the object and its sidecar.
+    /// Sidecar reads of which the next `stale_reads` return an old checksum, as
+    /// while a writer is between the object and its sidecar.
     #[derive(Debug, Default)]
     struct LaggingSidecar {
-        inner: MemoryBackend,
         stale_reads: Arc<AtomicUsize>,
     }
 
     #[async_trait::async_trait]
-    impl store_core::Backend for LaggingSidecar {
-        fn kind(&self) -> &'static str {
-            "lagging"
-        }
-        fn uri(&self, path: &StorePath) -> String {
-            self.inner.uri(path)
-        }
-        async fn read(&self, path: &StorePath) -> store_core::Result<Bytes> {
+    impl ReadHook for LaggingSidecar {
+        const KIND: &'static str = "lagging";
+
+        async fn read(&self, inner: &MemoryBackend, path: &StorePath) -> store_core::Result<Bytes> {
             let sidecar = path.as_str().ends_with(SIDECAR_SUFFIX);
             if sidecar
                 && self.stale_reads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
             {
                 return Ok(Bytes::from(format!("{}\n", Checksum::of(b"old").hex())));
             }
-            self.inner.read(path).await
-        }
-        async fn read_range(&self, path: &StorePath, range: std::ops::Range<u64>) -> store_core::Result<Bytes> {
-            self.inner.read_range(path, range).await
-        }
-        async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> store_core::Result<WriteResult> {
-            self.inner.write(path, data, mode).await
-        }
-        async fn head(&self, path: &StorePath) -> store_core::Result<store_core::ObjectMeta> {
-            self.inner.head(path).await
-        }
-        async fn delete(&self, path: &StorePath) -> store_core::Result<()> {
-            self.inner.delete(path).await
-        }
-        fn list(
-            &self,
-            prefix: Option<&StorePath>,
-            recursive: bool,
-        ) -> BoxStream<'static, store_core::Result<ListEntry>> {
-            self.inner.list(prefix, recursive)
-        }
-        async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> store_core::Result<()> {
-            self.inner.copy(from, to, overwrite).await
-        }
-        async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> store_core::Result<()> {
-            self.inner.rename(from, to, overwrite).await
+            inner.read(path).await
         }
     }
 }

@@ -27,6 +27,8 @@
 #![deny(missing_docs)]
 
 pub mod integrity;
+#[cfg(test)]
+mod test_backend;
 
 use std::sync::Arc;
 
@@ -266,14 +268,14 @@ fn found(data: Result<Bytes, Error>, missing_ok: bool) -> Result<Option<Bytes>, 
 
 #[cfg(test)]
 mod tests {
-    use std::ops::Range;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    use futures::stream::BoxStream;
     use serde_json::{Value, json};
     use store_backends::MemoryBackend;
-    use store_core::{Backend, ListEntry, ObjectMeta, WriteResult};
+    use store_core::Backend;
+
+    use crate::test_backend::{Hooked, ReadHook};
 
     use super::*;
 
@@ -353,8 +355,8 @@ mod tests {
 
     #[tokio::test]
     async fn load_many_fetches_concurrently_within_the_bound() {
-        let backend = SlowReads::default();
-        let peak = backend.peak.clone();
+        let backend = Hooked::<SlowReads>::default();
+        let peak = backend.hook.peak.clone();
         let io = IoManager::<Value>::new(Store::new(backend), Arc::new(serializers::Json)).with_max_concurrency(3);
         let paths: Vec<StorePath> = (0..12).map(|i| format!("p/{i}.json").parse().unwrap()).collect();
         for path in &paths {
@@ -364,53 +366,23 @@ mod tests {
         assert_eq!(peak.load(Ordering::SeqCst), 3, "reads overlap up to the bound and never beyond it");
     }
 
-    /// A memory backend whose reads take a while and count how many overlap.
+    /// Reads that take a while and count how many overlap.
     #[derive(Debug, Default)]
     struct SlowReads {
-        inner: MemoryBackend,
         in_flight: Arc<AtomicUsize>,
         peak: Arc<AtomicUsize>,
     }
 
     #[async_trait::async_trait]
-    impl Backend for SlowReads {
-        fn kind(&self) -> &'static str {
-            "slow-memory"
-        }
-        fn uri(&self, path: &StorePath) -> String {
-            self.inner.uri(path)
-        }
-        async fn read(&self, path: &StorePath) -> store_core::Result<Bytes> {
+    impl ReadHook for SlowReads {
+        const KIND: &'static str = "slow-memory";
+
+        async fn read(&self, inner: &MemoryBackend, path: &StorePath) -> store_core::Result<Bytes> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            self.inner.read(path).await
-        }
-        async fn read_range(&self, path: &StorePath, range: Range<u64>) -> store_core::Result<Bytes> {
-            self.inner.read_range(path, range).await
-        }
-        async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> store_core::Result<WriteResult> {
-            self.inner.write(path, data, mode).await
-        }
-        async fn head(&self, path: &StorePath) -> store_core::Result<ObjectMeta> {
-            self.inner.head(path).await
-        }
-        async fn delete(&self, path: &StorePath) -> store_core::Result<()> {
-            self.inner.delete(path).await
-        }
-        fn list(
-            &self,
-            prefix: Option<&StorePath>,
-            recursive: bool,
-        ) -> BoxStream<'static, store_core::Result<ListEntry>> {
-            self.inner.list(prefix, recursive)
-        }
-        async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> store_core::Result<()> {
-            self.inner.copy(from, to, overwrite).await
-        }
-        async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> store_core::Result<()> {
-            self.inner.rename(from, to, overwrite).await
+            inner.read(path).await
         }
     }
 }
