@@ -24,11 +24,13 @@ const INLINE_LIMIT: u64 = 1 << 20;
 
 /// Objects as files under a root folder.
 ///
-/// Writes go to a temporary file beside the target (`name#N`) and are renamed
-/// into place, so a reader sees the old or the new file, never a mix, and a
-/// failed or crashed write never leaves a partial file at the target (it may
-/// leave the hidden temporary, which listings skip). Create-only writes use a
-/// hard link, so exactly one of several racing writers wins. With
+/// Writes go to a new file that is linked or renamed into place only when
+/// complete, so a reader sees the old or the new file, never a mix, and a
+/// failed or crashed write never leaves a partial file at the target. On Linux
+/// that file has no name until then (`O_TMPFILE`), so a crashed writer leaves
+/// nothing; elsewhere it is a temporary beside the target (`name#N`), which a
+/// crash may leave behind and listings skip. Create-only writes use a hard
+/// link, so exactly one of several racing writers wins. With
 /// [`with_fsync`](Self::with_fsync) files and their folders are synced before
 /// a write returns. Names ending in `#` plus digits are reserved for those
 /// temporaries and rejected as invalid paths.
@@ -53,6 +55,8 @@ pub struct LocalBackend {
     files: ObjectStoreBackend<LocalFileSystem>,
     fsync: bool,
     xattrs: bool,
+    /// Whether writes start as unnamed files (see [`Staged`]).
+    unnamed: bool,
 }
 
 impl LocalBackend {
@@ -79,7 +83,7 @@ impl LocalBackend {
             .with_automatic_cleanup(true);
         let uri_root = format!("file://{}", uri_escape(root.to_string_lossy().trim_end_matches('/')));
         let files = ObjectStoreBackend::from_store(store, "local", uri_root).without_metadata();
-        Ok(Self { files, fsync, xattrs: xattr::supported(&root) })
+        Ok(Self { files, fsync, xattrs: xattr::supported(&root), unnamed: anonymous::available() })
     }
 
     /// The file behind `path`; names reserved for temporaries are invalid.
@@ -94,10 +98,10 @@ impl LocalBackend {
         if !metadata.is_empty() && !self.xattrs {
             return Err(Error::new(ErrorKind::Other, "this local filesystem has no extended attributes for metadata"));
         }
-        let (target, fsync, metadata) = (self.file(path)?, self.fsync, metadata.clone());
+        let (target, fsync, unnamed, metadata) = (self.file(path)?, self.fsync, self.unnamed, metadata.clone());
         let small = data.len() as u64 <= INLINE_LIMIT;
         off_task(small, move || {
-            let mut staged = Staged::create(target, fsync)?;
+            let mut staged = Staged::create(target, fsync, unnamed)?;
             staged.file.write_all(&data)?;
             for (key, value) in &metadata {
                 xattr::set(&staged.file, key, value)?;
@@ -187,36 +191,46 @@ fn io_error(err: io::Error) -> Error {
     }
 }
 
-/// A temporary file beside its target, removed unless it is renamed into place.
+/// A new file that becomes the target only when placed. Where the filesystem
+/// allows it (Linux `O_TMPFILE`) the file has no name until then, which saves
+/// creating and renaming a directory entry and leaves nothing behind if the
+/// writer dies; elsewhere it is `target#N` beside the target, removed on drop
+/// unless renamed into place.
 struct Staged {
     file: File,
-    path: PathBuf,
+    /// The temporary's name; `None` while the file is unnamed.
+    path: Option<PathBuf>,
     target: PathBuf,
     renamed: bool,
 }
 
 impl Staged {
-    /// Creates `target#N` (a name no other writer holds), and the target's folders if missing.
-    fn create(target: PathBuf, fsync: bool) -> io::Result<Self> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let mut created_folders = false;
-        loop {
-            let mut path = target.clone().into_os_string();
-            path.push(format!("#{}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => return Ok(Self { file, path: path.into(), target, renamed: false }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && !created_folders => {
-                    let parent = target.parent().ok_or(e)?;
-                    fs::create_dir_all(parent)?;
-                    if fsync {
-                        sync_folders(parent)?;
-                    }
-                    created_folders = true;
+    /// Creates the file, and the target's folders if missing.
+    fn create(target: PathBuf, fsync: bool, unnamed: bool) -> io::Result<Self> {
+        let folder = target.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let (file, path) = match Self::open(&target, folder, unnamed) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(folder)?;
+                if fsync {
+                    sync_folders(folder)?;
                 }
-                Err(e) => return Err(e),
+                Self::open(&target, folder, unnamed)?
+            }
+            opened => opened?,
+        };
+        Ok(Self { file, path, target, renamed: false })
+    }
+
+    fn open(target: &Path, folder: &Path, unnamed: bool) -> io::Result<(File, Option<PathBuf>)> {
+        if unnamed {
+            match anonymous::create(folder) {
+                Ok(file) => return Ok((file, None)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+                Err(_) => {} // this filesystem has no unnamed files: a named one instead
             }
         }
+        let (file, path) = claim_name(target, |path| OpenOptions::new().write(true).create_new(true).open(path))?;
+        Ok((file, Some(path)))
     }
 
     /// Puts the file at its target: replacing what is there, or only if nothing is.
@@ -224,25 +238,53 @@ impl Staged {
         if fsync {
             self.file.sync_all()?;
         }
-        match mode {
-            WriteMode::Overwrite => {
-                fs::rename(&self.path, &self.target)?;
-                self.renamed = true;
-            }
-            // A link fails if the target exists, so one of several racing writers wins.
-            WriteMode::CreateNew => fs::hard_link(&self.path, &self.target)?,
+        // A link fails if the target exists, so one of several racing create-only writers wins.
+        match (self.path.clone(), mode) {
+            (None, WriteMode::CreateNew) => anonymous::link(&self.file, &self.target)?,
+            (None, WriteMode::Overwrite) => match anonymous::link(&self.file, &self.target) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // A link cannot replace a file: name this one, then rename it over the target.
+                    let ((), path) = claim_name(&self.target, |path| anonymous::link(&self.file, path))?;
+                    self.path = Some(path.clone());
+                    self.rename_from(&path)?;
+                }
+                linked => linked?,
+            },
+            (Some(path), WriteMode::CreateNew) => fs::hard_link(path, &self.target)?,
+            (Some(path), WriteMode::Overwrite) => self.rename_from(&path)?,
         }
         if fsync {
             File::open(self.target.parent().unwrap_or(Path::new("/")))?.sync_all()?;
         }
         Ok(())
     }
+
+    fn rename_from(&mut self, path: &Path) -> io::Result<()> {
+        fs::rename(path, &self.target)?;
+        self.renamed = true;
+        Ok(())
+    }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.renamed {
-            let _ = fs::remove_file(&self.path);
+        if let (Some(path), false) = (&self.path, self.renamed) {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Runs `create` on `target#N` names until one is free (no other writer holds it).
+fn claim_name<T>(target: &Path, create: impl Fn(&Path) -> io::Result<T>) -> io::Result<(T, PathBuf)> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let mut path = target.as_os_str().to_owned();
+        path.push(format!("#{}{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let path = PathBuf::from(path);
+        match create(&path) {
+            Ok(made) => return Ok((made, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -304,8 +346,8 @@ impl Backend for LocalBackend {
         mut data: BoxStream<'static, Result<Bytes>>,
         mode: WriteMode,
     ) -> Result<WriteResult> {
-        let (target, fsync) = (self.file(path)?, self.fsync);
-        let mut staged = off_task(true, move || Staged::create(target, fsync)).await?;
+        let (target, fsync, unnamed) = (self.file(path)?, self.fsync, self.unnamed);
+        let mut staged = off_task(true, move || Staged::create(target, fsync, unnamed)).await?;
         while let Some(chunk) = data.try_next().await? {
             staged = off_task(chunk.len() as u64 <= INLINE_LIMIT, move || {
                 staged.file.write_all(&chunk)?;
@@ -439,6 +481,59 @@ mod xattr {
     }
 }
 
+/// Files without a name until linked into place (Linux `O_TMPFILE`); elsewhere, none.
+#[cfg(target_os = "linux")]
+mod anonymous {
+    use std::ffi::CString;
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    use std::path::Path;
+
+    /// Whether this process can link unnamed files: through `/proc/self/fd`,
+    /// which needs no privilege (`linkat` with `AT_EMPTY_PATH` does).
+    pub fn available() -> bool {
+        Path::new("/proc/self/fd").is_dir()
+    }
+
+    /// A new file in `folder` with no name; unsupported filesystems say so with an error.
+    pub fn create(folder: &Path) -> io::Result<File> {
+        OpenOptions::new().write(true).mode(0o666).custom_flags(libc::O_TMPFILE).open(folder)
+    }
+
+    /// Gives `file` the name `target`; fails with `AlreadyExists` if it is taken.
+    pub fn link(file: &File, target: &Path) -> io::Result<()> {
+        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io::Error::other)?;
+        let to = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
+        // SAFETY: both paths are NUL-terminated strings.
+        let done = unsafe {
+            libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+        };
+        if done == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod anonymous {
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
+
+    pub fn available() -> bool {
+        false
+    }
+
+    pub fn create(_folder: &Path) -> io::Result<File> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub fn link(_file: &File, _target: &Path) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
@@ -503,6 +598,35 @@ mod tests {
         assert_eq!(&value[..n.max(0) as usize], b"0a1b2c3d");
         let names: Vec<_> = std::fs::read_dir(dir.path().join("m")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["a.bin"], "no temporary left beside the object");
+    }
+
+    /// The same suite where files cannot be created unnamed: writes go through `name#N`.
+    mod named_temporaries {
+        use super::*;
+
+        async fn make_store() -> Store {
+            Store::new(LocalBackend { unnamed: false, ..LocalBackend::new(shared_root().path()).unwrap() })
+        }
+
+        store_core::conformance_tests!(make_store);
+    }
+
+    #[tokio::test]
+    async fn writes_and_overwrites_leave_only_the_object() {
+        for unnamed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::new(LocalBackend { unnamed, ..LocalBackend::new(dir.path()).unwrap() });
+            let path: StorePath = "o/a.bin".parse().unwrap();
+            for (round, size) in [(1u8, 10), (2, 3 << 20), (3, 5)] {
+                store.write(&path, vec![round; size].into(), WriteMode::Overwrite).await.unwrap();
+                assert_eq!(std::fs::read(dir.path().join("o/a.bin")).unwrap(), vec![round; size]);
+            }
+            let err = store.write(&path, "new".into(), WriteMode::CreateNew).await.unwrap_err();
+            assert_eq!(err.kind(), store_core::ErrorKind::AlreadyExists, "{err}");
+            let names: Vec<_> =
+                std::fs::read_dir(dir.path().join("o")).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, ["a.bin"], "unnamed={unnamed}: no temporary left beside the object");
+        }
     }
 
     #[tokio::test]
