@@ -82,8 +82,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
     # Outputs
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        dagster_type = _dagster_type(context)
-        if dagster_type is not None and dagster_type.is_nothing:
+        if obj is None and _is_nothing(context):
             return  # `-> None` / Nothing outputs carry no data to store
         identifier = _identifier(context)
         partitions = _asset_partitions(context)
@@ -101,7 +100,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         total = 0
         for key in partitions:
             written = self._write(identifier, self._core.path(identifier, _dimensions(key)), obj[key], partitioned=True)
-            total += written["size"].value
+            total += written["size"]
         context.add_output_metadata({"partitions": len(partitions), "size": MetadataValue.int(total)})
 
     def _write(self, identifier: list[str], path: str, obj: Any, *, partitioned: bool) -> dict:
@@ -221,6 +220,11 @@ def _dagster_type(context: Union[InputContext, OutputContext]) -> Any:
         return None
 
 
+def _is_nothing(context: OutputContext) -> bool:
+    dagster_type = _dagster_type(context)
+    return dagster_type is not None and dagster_type.is_nothing
+
+
 def _input_metadata(context: InputContext) -> dict:
     """The input's definition metadata (`AssetIn(metadata=...)`, `In(metadata=...)`)."""
     return dict(context.definition_metadata or {})
@@ -268,9 +272,10 @@ def _describe(identifier: list[str]) -> str:
 
 
 def _metadata(written: dict) -> dict:
+    # Dagster makes the plain int and str int and text metadata, with less work than MetadataValue.int/text.
     return {
         "path": MetadataValue.path(written["path"]),
         "uri": MetadataValue.url(written["uri"]),
-        "size": MetadataValue.int(written["size"]),
-        "checksum": MetadataValue.text(written["checksum"]),
+        "size": written["size"],
+        "checksum": written["checksum"],
     }
