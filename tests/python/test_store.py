@@ -188,6 +188,19 @@ def test_streamed_writes_and_reads(store: Store) -> None:
         assert reader.readinto(bytearray(8)) == 0, "nothing left"
 
 
+def test_readinto_fills_any_writable_buffer_and_refuses_read_only_ones(store: Store) -> None:
+    import array
+
+    store.write("r/eight.bin", bytes(range(1, 33)))
+    with store.open_reader("r/eight.bin") as reader:
+        with pytest.raises(TypeError, match="writable"):
+            reader.readinto(b"\0" * 8)
+        doubles = array.array("d", [0.0] * 2)  # items of 8 bytes are filled as bytes
+        assert reader.readinto(doubles) == 16
+        assert doubles.tobytes() == bytes(range(1, 17))
+        assert reader.read() == bytes(range(17, 33)), "the refused call consumed nothing"
+
+
 def test_pickle_streams_through_writer_and_reader(store: Store) -> None:
     import pickle
 

@@ -9,8 +9,8 @@ use std::process::Command;
 use crate::Dirs;
 use crate::run::{Error, Result, run};
 
-/// Oldest Python the wheel supports (pyo3's `abi3-py310`).
-const MIN_PYTHON: (u32, u32) = (3, 10);
+/// Oldest Python the wheel supports (pyo3's `abi3-py311`).
+const MIN_PYTHON: (u32, u32) = (3, 11);
 
 /// Makes sure the venv at `venv` exists, works, and has exactly the pins of
 /// `requirements` installed; returns the venv's python.

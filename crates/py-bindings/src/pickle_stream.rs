@@ -9,17 +9,17 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
-use pyo3::exceptions::PyIOError;
+use pyo3::exceptions::{PyIOError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyMemoryView, PySlice};
+use pyo3::types::PyBytes;
 use serializers::SerializeError;
 use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::StoreResultExt;
 use crate::runtime::block_on;
 use crate::serializers::Pickle;
-use crate::stream::{ObjectReader, Upload};
+use crate::stream::{ObjectReader, Upload, byte_buffer};
 
 /// Pickles `value` into the object at `path`, with its checksum.
 pub fn dump(py: Python<'_>, store: &Store, path: &StorePath, value: &Bound<'_, PyAny>) -> PyResult<Written> {
@@ -171,15 +171,16 @@ impl PickleSink {
             self.push(py, Bytes::from_owner(PyBackedBytes::from(bytes.clone())))?;
             return Ok(len);
         }
-        let view = match data.hasattr("raw")? {
-            true => data.call_method0("raw")?,
-            false => PyMemoryView::from(&data)?.call_method1("cast", ("B",))?,
-        };
-        let len = view.len()?;
-        for start in (0..len).step_by(PIECE) {
-            let slice = view.get_item(PySlice::new(py, start as isize, (start + PIECE).min(len) as isize, 1))?;
-            let piece: PyBackedBytes = py.get_type::<PyBytes>().call1((slice,))?.extract()?;
-            self.push(py, Bytes::from_owner(piece))?;
+        let buffer = byte_buffer(&data)?;
+        if !buffer.is_c_contiguous() {
+            return Err(PyTypeError::new_err("write() needs a contiguous buffer"));
+        }
+        let (start, len) = (buffer.buf_ptr().cast::<u8>().cast_const(), buffer.len_bytes());
+        for at in (0..len).step_by(PIECE) {
+            // SAFETY: the buffer is contiguous and `len` bytes long, and `buffer` holds it
+            // until this call returns; each piece is copied before the GIL is released.
+            let piece = unsafe { std::slice::from_raw_parts(start.add(at), PIECE.min(len - at)) };
+            self.push(py, Bytes::copy_from_slice(piece))?;
         }
         Ok(len)
     }

@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
 use io_manager::integrity::{self, CheckedStream, Written};
-use pyo3::exceptions::PyValueError;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyMemoryView, PySlice, PyType};
+use pyo3::types::{PyBytes, PyMemoryView, PyType};
 use store_core::{Error, ErrorKind, Store, StorePath, WriteMode, WriteResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,6 +22,14 @@ use crate::runtime::{block_on, spawn};
 
 fn closed() -> PyErr {
     PyValueError::new_err("I/O operation on closed file")
+}
+
+/// `object`'s memory as bytes, whatever its item type (an array of floats, say).
+pub(crate) fn byte_buffer(object: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
+    match PyBuffer::<u8>::get(object) {
+        Ok(bytes) => Ok(bytes),
+        Err(_) => PyBuffer::get(&PyMemoryView::from(object)?.call_method1("cast", ("B",))?),
+    }
 }
 
 /// The message of the error an aborted upload's stream ends with.
@@ -249,14 +258,19 @@ impl ObjectReader {
     /// Fills `buffer` (any writable buffer) as far as the object goes; returns
     /// how many bytes it filled, 0 at the end.
     fn readinto(&self, py: Python<'_>, buffer: Bound<'_, PyAny>) -> PyResult<usize> {
-        let view = PyMemoryView::from(&buffer)?.call_method1("cast", ("B",))?;
-        let len = view.len()?;
+        let buffer = byte_buffer(&buffer)?;
+        if buffer.readonly() || !buffer.is_c_contiguous() {
+            return Err(PyTypeError::new_err("readinto() needs a writable, contiguous buffer"));
+        }
+        let (target, len) = (buffer.buf_ptr().cast::<u8>(), buffer.len_bytes());
         self.with_state(|state| {
             let mut filled = 0;
             while filled < len && (!state.pending.is_empty() || state.fill(py)?) {
                 let piece = state.pending.split_to((len - filled).min(state.pending.len()));
-                let range = PySlice::new(py, filled as isize, (filled + piece.len()) as isize, 1);
-                view.set_item(range, PyBytes::new(py, &piece))?;
+                // SAFETY: the buffer is writable, contiguous and `len` bytes long, and
+                // `buffer` holds it (neither freed nor resized) until this call returns;
+                // `filled + piece.len() <= len`, and a chunk never overlaps Python's memory.
+                unsafe { std::ptr::copy_nonoverlapping(piece.as_ptr(), target.add(filled), piece.len()) };
                 filled += piece.len();
             }
             Ok(filled)
