@@ -237,10 +237,11 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
 
 impl<S: ObjectStore> ObjectStoreBackend<S> {
     /// Starts reading the object at `path`. An object larger than two parts is
-    /// read as its first part from this response, then part-sized ranges,
-    /// `parts_in_flight` at once: several connections move a large object
-    /// faster than one. The ranges are pinned to the first response's e-tag, so
-    /// an object replaced meanwhile fails the read instead of mixing versions.
+    /// read as its first part from this response and part-sized ranges,
+    /// `parts_in_flight` at once from the start: several connections move a
+    /// large object faster than one. The ranges are pinned to the first
+    /// response's e-tag, so an object replaced meanwhile fails the read
+    /// instead of mixing versions.
     async fn get(&self, path: &StorePath) -> Result<Fetch> {
         let location = location(path)?;
         let first = self.store.get(&location).await.map_err(map_error)?;
@@ -252,19 +253,44 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
         };
         let head = truncated(first.into_stream().map_err(map_error).boxed(), part);
         let store = self.store.clone();
-        let ranges = (part..size).step_by(part as usize).map(move |start| {
+        let mut ranges = (part..size).step_by(part as usize).map(move |start| {
             let (store, location) = (store.clone(), location.clone());
             let options =
                 GetOptions::new().with_range(Some(start..(start + part).min(size))).with_if_match(Some(e_tag.clone()));
-            async move { store.get_opts(&location, options).await?.bytes().await }
+            // A task of its own, so that the range keeps downloading while the reader
+            // is busy with the previous one, rather than only while it waits.
+            AbortOnDrop(tokio::spawn(async move { store.get_opts(&location, options).await?.bytes().await }))
         });
-        let rest = stream::iter(ranges).buffered(self.parts_in_flight).map_err(|e| match e {
-            object_store::Error::Precondition { .. } => {
-                Error::new(ErrorKind::Precondition, "the object was replaced while it was being read")
-            }
-            other => map_error(other),
-        });
+        // The first ranges start now, alongside the first part, not after it.
+        let started: Vec<_> = ranges.by_ref().take(self.parts_in_flight).collect();
+        let rest =
+            stream::iter(started.into_iter().chain(ranges)).buffered(self.parts_in_flight).map_err(|e| match e {
+                object_store::Error::Precondition { .. } => {
+                    Error::new(ErrorKind::Precondition, "the object was replaced while it was being read")
+                }
+                other => map_error(other),
+            });
         Ok(Fetch { size, metadata, body: FetchBody::Parts(head.chain(rest).boxed()) })
+    }
+}
+
+/// A spawned task, stopped if it is dropped unfinished (a reader that stops early
+/// stops its ranges too); a task that panicked or was stopped is an error.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<object_store::Result<T>>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = object_store::Result<T>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(|e| Err(object_store::Error::JoinError { source: e })))
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
