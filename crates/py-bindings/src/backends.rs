@@ -46,8 +46,8 @@ impl Backend {
     }
 }
 
-/// Files under a local (or mounted) folder; writes are atomic (temporary file
-/// beside the target, then rename), optionally synced to disk.
+/// Files under a local (or mounted) folder; writes are atomic (a new file put
+/// at the target only when complete), optionally synced to disk.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
 pub struct LocalBackend {
     root: PathBuf,

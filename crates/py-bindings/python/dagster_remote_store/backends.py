@@ -1,7 +1,7 @@
 """Storage backends. Pass one to :class:`dagster_remote_store.Store`.
 
 ``LocalBackend(root, *, fsync=False)``: files under a local or mounted folder,
-written atomically (temporary file beside the target, then rename).
+written atomically: a new file put at the target only when complete.
 
 ``MemoryBackend()``: objects in this process's memory, for tests and ephemeral
 runs. Each instance is its own space; other processes (such as steps of
