@@ -27,18 +27,18 @@ const INLINE_LIMIT: u64 = 1 << 20;
 /// Writes go to a new file that is linked or renamed into place only when
 /// complete, so a reader sees the old or the new file, never a mix, and a
 /// failed or crashed write never leaves a partial file at the target. On Linux
-/// that file has no name until then (`O_TMPFILE`), so a crashed writer leaves
-/// nothing; elsewhere it is a temporary beside the target (`name#N`), which a
-/// crash may leave behind and listings skip. Create-only writes use a hard
-/// link, so exactly one of several racing writers wins. With
-/// [`with_fsync`](Self::with_fsync) files and their folders are synced before
-/// a write returns. Names ending in `#` plus digits are reserved for those
-/// temporaries and rejected as invalid paths.
+/// filesystems that allow it, that file has no name until then (`O_TMPFILE`),
+/// so a crashed writer leaves nothing; elsewhere it is a temporary beside the
+/// target (`name#N`), which a crash may leave behind and listings skip.
+/// Create-only writes use a hard link, so exactly one of several racing
+/// writers wins. With [`with_fsync`](Self::with_fsync) files and their folders
+/// are synced before a write returns. Names ending in `#` plus digits are
+/// reserved for those temporaries and rejected as invalid paths.
 ///
 /// Object metadata lives in the file's `user.` extended attributes, set on the
-/// temporary before the rename, so data and metadata appear together. Where the
-/// filesystem has no user extended attributes (checked once, at the root),
-/// [`stores_metadata`](Backend::stores_metadata) is false.
+/// new file before it is put in place, so data and metadata appear together.
+/// Where the filesystem has no user extended attributes (checked once, at the
+/// root), [`stores_metadata`](Backend::stores_metadata) is false.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
@@ -55,7 +55,7 @@ pub struct LocalBackend {
     files: ObjectStoreBackend<LocalFileSystem>,
     fsync: bool,
     xattrs: bool,
-    /// Whether writes start as unnamed files (see [`Staged`]).
+    /// Whether writes start as unnamed files (checked once, at the root; see [`Staged`]).
     unnamed: bool,
 }
 
@@ -83,7 +83,7 @@ impl LocalBackend {
             .with_automatic_cleanup(true);
         let uri_root = format!("file://{}", uri_escape(root.to_string_lossy().trim_end_matches('/')));
         let files = ObjectStoreBackend::from_store(store, "local", uri_root).without_metadata();
-        Ok(Self { files, fsync, xattrs: xattr::supported(&root), unnamed: anonymous::available() })
+        Ok(Self { files, fsync, xattrs: xattr::supported(&root), unnamed: anonymous::available(&root) })
     }
 
     /// The file behind `path`; names reserved for temporaries are invalid.
@@ -226,7 +226,7 @@ impl Staged {
             match anonymous::create(folder) {
                 Ok(file) => return Ok((file, None)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
-                Err(_) => {} // this filesystem has no unnamed files: a named one instead
+                Err(_) => {} // a folder on a filesystem without unnamed files: a named one instead
             }
         }
         let (file, path) = claim_name(target, |path| OpenOptions::new().write(true).create_new(true).open(path))?;
@@ -492,10 +492,11 @@ mod anonymous {
     use std::os::unix::io::AsRawFd;
     use std::path::Path;
 
-    /// Whether this process can link unnamed files: through `/proc/self/fd`,
-    /// which needs no privilege (`linkat` with `AT_EMPTY_PATH` does).
-    pub fn available() -> bool {
-        Path::new("/proc/self/fd").is_dir()
+    /// Whether unnamed files can be made in `root`'s filesystem (one is made
+    /// and dropped, leaving nothing) and linked by this process: through
+    /// `/proc/self/fd`, which needs no privilege (`linkat` with `AT_EMPTY_PATH` does).
+    pub fn available(root: &Path) -> bool {
+        Path::new("/proc/self/fd").is_dir() && create(root).is_ok()
     }
 
     /// A new file in `folder` with no name; unsupported filesystems say so with an error.
@@ -521,7 +522,7 @@ mod anonymous {
     use std::io;
     use std::path::Path;
 
-    pub fn available() -> bool {
+    pub fn available(_root: &Path) -> bool {
         false
     }
 
