@@ -141,8 +141,7 @@ impl Store {
     /// The object as a stream of chunks.
     pub async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
         let chunks = self.backend.read_stream(&self.full(path)).await.map_err(|e| self.context(e, "read", path))?;
-        let (store, path) = (self.clone(), path.clone());
-        Ok(chunks.map_err(move |e| store.context(e, "read", &path)).boxed())
+        Ok(self.reading(chunks, path))
     }
 
     /// The object as a stream, with its size (where known up front) and the
@@ -150,9 +149,18 @@ impl Store {
     pub async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
         let read = self.backend.read_stream_with_metadata(&self.full(path)).await;
         let mut object = read.map_err(|e| self.context(e, "read", path))?;
-        let (store, path) = (self.clone(), path.clone());
-        object.chunks = object.chunks.map_err(move |e| store.context(e, "read", &path)).boxed();
+        object.chunks = self.reading(object.chunks, path);
         Ok(object)
+    }
+
+    /// `chunks` of the object at `path`, their errors in the same context as the read's.
+    fn reading(
+        &self,
+        chunks: BoxStream<'static, Result<Bytes>>,
+        path: &StorePath,
+    ) -> BoxStream<'static, Result<Bytes>> {
+        let (store, path) = (self.clone(), path.clone());
+        chunks.map_err(move |e| store.context(e, "read", &path)).boxed()
     }
 
     /// Metadata of one object; `path` in the result is store-relative.
