@@ -8,9 +8,10 @@
 //!   attribute): written in the same atomic write as the data, so the two never
 //!   disagree;
 //! - else in a sidecar object beside it, `<path>.crc32c`, written right after
-//!   the object (SFTP, local filesystems without extended attributes). Streams larger than [`SINGLE_WRITE_LIMIT`]
-//!   use the sidecar on every backend: their checksum is known only at the end,
-//!   and multipart uploads take metadata when they start.
+//!   the object (SFTP, local filesystems without extended attributes). Streams
+//!   larger than [`SINGLE_WRITE_LIMIT`] use the sidecar on every backend: their
+//!   checksum is known only at the end, and multipart uploads take metadata
+//!   when they start.
 //!
 //! A load reads the object and its recorded checksum and compares. An object
 //! with no recorded checksum (written by another tool) loads unverified. A

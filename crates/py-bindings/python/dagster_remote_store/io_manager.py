@@ -272,7 +272,8 @@ def _describe(identifier: list[str]) -> str:
 
 
 def _metadata(written: dict) -> dict:
-    # Dagster makes the plain int and str int and text metadata, with less work than MetadataValue.int/text.
+    # Size and checksum as plain values: Dagster turns them into int and text metadata
+    # itself, with less work than MetadataValue.int/.text.
     return {
         "path": MetadataValue.path(written["path"]),
         "uri": MetadataValue.url(written["uri"]),
