@@ -201,6 +201,20 @@ def test_readinto_fills_any_writable_buffer_and_refuses_read_only_ones(store: St
         assert reader.read() == bytes(range(17, 33)), "the refused call consumed nothing"
 
 
+def test_readinto_a_large_buffer_leaves_the_bytes_around_it_alone(store: Store) -> None:
+    # Large buffers are advised onto huge pages before they are filled; the
+    # advice covers whole pages inside the buffer and never changes contents.
+    data = bytes(range(251)) * (6 * 4096)  # about 6 MiB, not a multiple of the page size
+    with store.open_writer("r/large.bin") as writer:
+        writer.write(data)
+    memory = bytearray(b"\xaa" * (len(data) + 3 * 4096))
+    with store.open_reader("r/large.bin") as reader:
+        assert reader.readinto(memoryview(memory)[4097 : 4097 + len(data)]) == len(data)
+    assert memory[4097 : 4097 + len(data)] == data
+    assert memory[:4097] == b"\xaa" * 4097
+    assert memory[4097 + len(data) :] == b"\xaa" * (len(memory) - 4097 - len(data))
+
+
 def test_pickle_streams_through_writer_and_reader(store: Store) -> None:
     import pickle
 
