@@ -460,16 +460,24 @@ def main() -> None:
         print(json.dumps(WORKLOADS[workload](implementation, storage, sizes)))
         return
 
+    # Every case's local files go under one folder, removed once the run is over: removing
+    # thousands of files between cases slows the next case's file creation (ext4 scans
+    # recently freed inodes), so which case came first would show in the figures.
+    run_folder = tempfile.mkdtemp(prefix="bench-run-", dir=os.environ.get("BENCH_TMP"))
+    os.environ["BENCH_TMP"] = run_folder
     results = []
-    for workload, storage in PLAN:
-        if args.only and workload not in args.only:
-            continue
-        for implementation in IMPLEMENTATIONS[storage]:
-            if workload == "large parquet" and implementation not in PARQUET:
+    try:
+        for workload, storage in PLAN:
+            if args.only and workload not in args.only:
                 continue
-            result = run_case(workload, storage, implementation, args.quick)
-            print(f"{workload:14} {storage:11} {implementation:32} {summary_line(result)}", flush=True)
-            results.append({"workload": workload, "storage": storage, "implementation": implementation, "result": result})
+            for implementation in IMPLEMENTATIONS[storage]:
+                if workload == "large parquet" and implementation not in PARQUET:
+                    continue
+                result = run_case(workload, storage, implementation, args.quick)
+                print(f"{workload:14} {storage:11} {implementation:32} {summary_line(result)}", flush=True)
+                results.append({"workload": workload, "storage": storage, "implementation": implementation, "result": result})
+    finally:
+        shutil.rmtree(run_folder, ignore_errors=True)
     limits = limit(sizes) if not args.only or any(w.startswith("large") for w in args.only) else None
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
