@@ -386,7 +386,7 @@ def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes
                         ratio = f"{median / mine:.2f}x"
                     elif kind == "rate" and median > 0:
                         ratio = f"{mine / median:.2f}x"
-                    elif kind == "mem" and mine > 0:
+                    elif kind == "mem" and mine >= 1:  # below a MiB, the peak is noise
                         ratio = f"{median / mine:.2f}x"
                 lines.append(f"| {workload} | {storage} | {field} | {case['implementation']} | {shown(median, field)} | {ratio} |")
         if limits and storage == "s3" and workload.startswith("large") and "error" not in limits and ours and "error" not in ours["result"]:
