@@ -32,29 +32,6 @@ pub(crate) fn byte_buffer(object: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
     }
 }
 
-/// Asks the kernel to back a large buffer that is about to be filled with huge
-/// pages, as NumPy does for its own arrays. `pickle.load` hands `readinto` a
-/// fresh, untouched buffer per column; filled page by page, 4 KiB at a time,
-/// its page faults take longer than copying the data does.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(start: *mut u8, len: usize) {
-    const LARGE: usize = 4 << 20;
-    if len < LARGE {
-        return;
-    }
-    // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let first = (start as usize).next_multiple_of(page);
-    let end = (start as usize + len) / page * page;
-    // SAFETY: the range lies inside the caller's buffer, and MADV_HUGEPAGE only
-    // changes how the kernel backs those pages, never their contents. It is a
-    // hint: a kernel without transparent huge pages refuses it, and that is fine.
-    unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_start: *mut u8, _len: usize) {}
-
 /// The message of the error an aborted upload's stream ends with.
 const ABORTED: &str = "the upload was aborted";
 
@@ -286,7 +263,9 @@ impl ObjectReader {
             return Err(PyTypeError::new_err("readinto() needs a writable, contiguous buffer"));
         }
         let (target, len) = (buffer.buf_ptr().cast::<u8>(), buffer.len_bytes());
-        advise_huge_pages(target, len);
+        // `pickle.load` passes each column's fresh, untouched buffer here.
+        // SAFETY: as for the copy below; the view is only advised, not read.
+        store_core::buffer::advise_huge_pages(unsafe { std::slice::from_raw_parts_mut(target.cast(), len) });
         self.with_state(|state| {
             let mut filled = 0;
             while filled < len && (!state.pending.is_empty() || state.fill(py)?) {

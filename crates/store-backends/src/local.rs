@@ -156,7 +156,7 @@ impl LocalBackend {
 async fn read_to_end(mut file: File, size: u64) -> Result<Bytes> {
     off_task(size <= INLINE_LIMIT, move || {
         // One byte more than the size, to see the end in the same call; the file may have grown.
-        let mut data = Vec::with_capacity(size as usize + 1);
+        let mut data = store_core::buffer::with_capacity(size as usize + 1);
         file.read_to_end(&mut data)?;
         Ok(data.into())
     })

@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+pub mod buffer;
 mod error;
 mod path;
 mod secret;
