@@ -311,7 +311,7 @@ impl Fetch {
         let data = match self.body {
             FetchBody::Whole(result) => result.bytes().await.map_err(map_error)?,
             FetchBody::Parts(mut parts) => {
-                let mut data = Vec::with_capacity(self.size as usize);
+                let mut data = store_core::buffer::with_capacity(self.size as usize);
                 while let Some(part) = parts.try_next().await? {
                     data.extend_from_slice(&part);
                 }
