@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
@@ -124,26 +125,26 @@ impl LocalBackend {
         Ok((file, meta.len(), metadata))
     }
 
-    /// A small file in one chunk read right away; a larger one in chunks read as they are polled.
+    /// A small file in one chunk read right away; a larger one in chunks, as
+    /// long as the file was when it was opened.
     async fn stream(&self, path: &StorePath, with_metadata: bool) -> Result<ObjectStream> {
         let (file, size, metadata) = self.open(path, with_metadata)?;
         if size <= INLINE_LIMIT {
             let data = read_to_end(file, size).await?;
             return Ok(ObjectStream { size: Some(size), metadata, chunks: stream::once(async { Ok(data) }).boxed() });
         }
-        let chunks = stream::try_unfold(Some(file), |file| async move {
-            let Some(mut file) = file else { return Ok(None) };
-            let (file, chunk) = off_task(false, move || {
-                let mut chunk = Vec::with_capacity(READ_CHUNK);
-                (&mut file).take(READ_CHUNK as u64).read_to_end(&mut chunk)?;
-                Ok((file, chunk))
+        // Positioned reads, one chunk ahead of the reader: the next chunk comes off the
+        // file on the blocking pool while the reader copies the last one.
+        let file = Arc::new(file);
+        let chunks = stream::iter((0..size).step_by(READ_CHUNK))
+            .map(move |offset| {
+                let file = file.clone();
+                let len = READ_CHUNK.min((size - offset) as usize);
+                off_task(false, move || read_chunk(&file, offset, len))
             })
-            .await?;
-            if chunk.is_empty() {
-                return Ok(None);
-            }
-            Ok(Some((Bytes::from(chunk), Some(file))))
-        });
+            .buffered(2)
+            .try_filter(|chunk| std::future::ready(!chunk.is_empty()))
+            .map_ok(Bytes::from);
         Ok(ObjectStream { size: Some(size), metadata, chunks: chunks.boxed() })
     }
 
@@ -161,6 +162,31 @@ async fn read_to_end(mut file: File, size: u64) -> Result<Bytes> {
         Ok(data.into())
     })
     .await
+}
+
+/// Up to `len` bytes at `offset`: fewer only where the file ends.
+fn read_chunk(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    #[cfg(unix)]
+    use std::os::unix::fs::FileExt;
+    #[cfg(windows)]
+    use std::os::windows::fs::FileExt;
+    #[cfg(windows)]
+    let read_at = |buf: &mut [u8], at: u64| file.seek_read(buf, at);
+    #[cfg(unix)]
+    let read_at = |buf: &mut [u8], at: u64| file.read_at(buf, at);
+
+    let mut chunk = vec![0; len];
+    let mut filled = 0;
+    while filled < len {
+        match read_at(&mut chunk[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    chunk.truncate(filled);
+    Ok(chunk)
 }
 
 /// Chunks of this size are read at a time when a file is streamed.
