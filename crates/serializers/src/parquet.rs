@@ -236,7 +236,8 @@ pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
     let schema = arrow_schema(footer.metadata())?;
     let groups = footer.metadata().num_row_groups();
     // Row groups are decoded on every core, a contiguous run of them each, in file order.
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, groups.max(1));
+    // Asked only for several groups: the answer reads cgroup files, more than a small table costs.
+    let threads = if groups > 1 { std::thread::available_parallelism().map_or(1, usize::from).min(groups) } else { 1 };
     let runs: Vec<Vec<usize>> =
         (0..threads).map(|t| (groups * t / threads..groups * (t + 1) / threads).collect()).collect();
     let decode_run = |groups: Vec<usize>| decode_row_groups(data.clone(), footer.clone(), groups, &schema);
