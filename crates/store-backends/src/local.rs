@@ -578,15 +578,15 @@ mod anonymous {
         #[test]
         fn both_ways_of_linking_name_the_unnamed_file_and_refuse_a_taken_name() {
             let dir = tempfile::tempdir().unwrap();
-            for (name, link) in
+            for (name, link_by) in
                 [("descriptor", link_descriptor as fn(&File, &CStr) -> io::Result<()>), ("proc", link_through_proc)]
             {
                 let mut file = create(dir.path()).unwrap();
                 file.write_all(name.as_bytes()).unwrap();
                 let to = CString::new(dir.path().join(name).as_os_str().as_bytes()).unwrap();
-                link(&file, &to).unwrap();
+                link_by(&file, &to).unwrap();
                 assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), name.as_bytes());
-                let taken = link(&create(dir.path()).unwrap(), &to).unwrap_err();
+                let taken = link_by(&create(dir.path()).unwrap(), &to).unwrap_err();
                 assert_eq!(taken.kind(), io::ErrorKind::AlreadyExists, "{name}");
             }
         }
@@ -705,6 +705,20 @@ mod tests {
                 std::fs::read_dir(dir.path().join("o")).unwrap().map(|e| e.unwrap().file_name()).collect();
             assert_eq!(names, ["a.bin"], "unnamed={unnamed}: no temporary left beside the object");
         }
+    }
+
+    #[tokio::test]
+    async fn a_streamed_file_is_read_as_long_as_it_was_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(LocalBackend::new(dir.path()).unwrap());
+        let path: StorePath = "g/big.bin".parse().unwrap();
+        store.write(&path, vec![1u8; 3 << 20].into(), WriteMode::Overwrite).await.unwrap();
+        let chunks = store.read_stream(&path).await.unwrap();
+        // Another tool appends in place after the read began.
+        let mut file = std::fs::OpenOptions::new().append(true).open(dir.path().join("g/big.bin")).unwrap();
+        std::io::Write::write_all(&mut file, &[2u8; 4096]).unwrap();
+        let read: Vec<bytes::Bytes> = futures::TryStreamExt::try_collect(chunks).await.unwrap();
+        assert_eq!(read.concat(), vec![1u8; 3 << 20]);
     }
 
     #[tokio::test]
