@@ -1,7 +1,7 @@
 //! Pickle streamed to and from the store. `pickle.dump` writes into an upload
 //! as it encodes and `pickle.load` reads from the stored object as it decodes,
-//! so a large value (a DataFrame's column buffers) never exists a second time
-//! as one `bytes` object, and memory stays bounded by a few parts. Small values
+//! so a large value (a DataFrame's column buffers) goes out from its own
+//! memory, never copied into one `bytes` object or into parts. Small values
 //! take one write and one read, as every other serializer's do.
 
 use std::sync::Mutex;
@@ -9,17 +9,18 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIOError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyMemoryView};
 use serializers::SerializeError;
 use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::StoreResultExt;
 use crate::runtime::block_on;
 use crate::serializers::Pickle;
-use crate::stream::{ObjectReader, Upload, byte_buffer};
+use crate::stream::{ObjectReader, Upload};
 
 /// Pickles `value` into the object at `path`, with its checksum.
 pub fn dump(py: Python<'_>, store: &Store, path: &StorePath, value: &Bound<'_, PyAny>) -> PyResult<Written> {
@@ -86,7 +87,7 @@ enum SinkState {
     Uploading(Upload<Written>),
 }
 
-/// Large buffers are copied into pieces of this size, each sent before the next is made.
+/// Large buffers go out in pieces of this size: one multipart part, or one write to a file.
 const PIECE: usize = 8 << 20;
 
 impl PickleSink {
@@ -163,25 +164,54 @@ impl PickleSink {
 
 #[pymethods]
 impl PickleSink {
-    /// Takes `bytes` as they are; any other buffer (pickle hands over a
-    /// `PickleBuffer` of a column's memory) is copied a piece at a time.
+    /// Takes what pickle hands over without copying it: `bytes` as they are,
+    /// and any other buffer (a `PickleBuffer` of a column's memory) in pieces
+    /// of [`PIECE`] that borrow it. `dump` only returns once the upload has
+    /// finished, so the value cannot change under a piece still being sent.
     fn write(&self, py: Python<'_>, data: Bound<'_, PyAny>) -> PyResult<usize> {
         if let Ok(bytes) = data.cast::<PyBytes>() {
             let len = bytes.len()?;
             self.push(py, Bytes::from_owner(PyBackedBytes::from(bytes.clone())))?;
             return Ok(len);
         }
-        let buffer = byte_buffer(&data)?;
-        if !buffer.is_c_contiguous() {
-            return Err(PyTypeError::new_err("write() needs a contiguous buffer"));
+        let whole = Bytes::from_owner(Borrowed::new(&data)?);
+        for at in (0..whole.len()).step_by(PIECE) {
+            self.push(py, whole.slice(at..whole.len().min(at + PIECE)))?;
         }
+        Ok(whole.len())
+    }
+}
+
+/// A Python buffer's bytes, held by a byte-cast `memoryview` of it that
+/// nothing else references: the view keeps the buffer exported (so it is
+/// neither freed nor resized) until the last piece borrowing it is dropped.
+/// A piece dropped off the interpreter, by the upload, leaves the view to
+/// PyO3's pool, which releases it when the thread next attaches.
+struct Borrowed {
+    _view: Py<PyAny>,
+    start: *const u8,
+    len: usize,
+}
+
+// SAFETY: the bytes are only read, and the view that owns them is only
+// dropped through `Py`, which defers the release to an attached thread.
+unsafe impl Send for Borrowed {}
+unsafe impl Sync for Borrowed {}
+
+impl Borrowed {
+    fn new(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let view = PyMemoryView::from(data)?
+            .call_method1("cast", ("B",))
+            .map_err(|_| PyTypeError::new_err("write() needs a contiguous buffer"))?;
+        let buffer = PyBuffer::<u8>::get(&view)?;
         let (start, len) = (buffer.buf_ptr().cast::<u8>().cast_const(), buffer.len_bytes());
-        for at in (0..len).step_by(PIECE) {
-            // SAFETY: the buffer is contiguous and `len` bytes long, and `buffer` holds it
-            // until this call returns; each piece is copied before the GIL is released.
-            let piece = unsafe { std::slice::from_raw_parts(start.add(at), PIECE.min(len - at)) };
-            self.push(py, Bytes::copy_from_slice(piece))?;
-        }
-        Ok(len)
+        Ok(Self { _view: view.unbind(), start, len })
+    }
+}
+
+impl AsRef<[u8]> for Borrowed {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `_view` exports these `len` contiguous bytes for as long as it lives.
+        unsafe { std::slice::from_raw_parts(self.start, self.len) }
     }
 }
