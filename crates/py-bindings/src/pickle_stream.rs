@@ -13,14 +13,14 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIOError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyMemoryView};
+use pyo3::types::PyBytes;
 use serializers::SerializeError;
 use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::StoreResultExt;
 use crate::runtime::block_on;
 use crate::serializers::Pickle;
-use crate::stream::{ObjectReader, Upload};
+use crate::stream::{ObjectReader, Upload, byte_view};
 
 /// Pickles `value` into the object at `path`, with its checksum.
 pub fn dump(py: Python<'_>, store: &Store, path: &StorePath, value: &Bound<'_, PyAny>) -> PyResult<Written> {
@@ -200,9 +200,7 @@ unsafe impl Sync for Borrowed {}
 
 impl Borrowed {
     fn new(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let view = PyMemoryView::from(data)?
-            .call_method1("cast", ("B",))
-            .map_err(|_| PyTypeError::new_err("write() needs a contiguous buffer"))?;
+        let view = byte_view(data).map_err(|_| PyTypeError::new_err("write() needs a contiguous buffer"))?;
         let buffer = PyBuffer::<u8>::get(&view)?;
         let (start, len) = (buffer.buf_ptr().cast::<u8>().cast_const(), buffer.len_bytes());
         Ok(Self { _view: view.unbind(), start, len })

@@ -28,8 +28,13 @@ fn closed() -> PyErr {
 pub(crate) fn byte_buffer(object: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
     match PyBuffer::<u8>::get(object) {
         Ok(bytes) => Ok(bytes),
-        Err(_) => PyBuffer::get(&PyMemoryView::from(object)?.call_method1("cast", ("B",))?),
+        Err(_) => PyBuffer::get(&byte_view(object)?),
     }
+}
+
+/// A `memoryview` of `object`'s memory as bytes; only a C-contiguous buffer has one.
+pub(crate) fn byte_view<'py>(object: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    PyMemoryView::from(object)?.call_method1("cast", ("B",))
 }
 
 /// The message of the error an aborted upload's stream ends with.
