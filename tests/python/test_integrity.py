@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -172,6 +174,26 @@ def test_large_buffers_of_every_layout_are_sent_as_they_are(store: Store) -> Non
         back = core.load_input(f"layouts/{name}.pkl")
         assert type(back) is type(value), name
         assert (np.array_equal(back, value) if isinstance(value, np.ndarray) else back == value), name
+
+
+def _resident_kib(field: str) -> int:
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak memory is read from Linux's /proc")
+def test_a_large_pickle_is_written_from_the_values_own_memory(tmp_path) -> None:
+    core = IoManagerCore(Store(LocalBackend(root=str(tmp_path))), "pickle")
+    column = np.random.default_rng(7).random(8 << 20)  # 64 MiB
+    core.handle_output("first.pkl", column)  # one-time costs (threads, the runtime) out of the figure
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+    before = _resident_kib("VmRSS")
+    core.handle_output("big.pkl", column)
+    extra_mib = (_resident_kib("VmHWM") - before) / 1024
+    # A copy of even the pieces in flight would be 16 MiB or more.
+    assert extra_mib < 8, f"{extra_mib:.1f} MiB beyond the value while writing it"
+    assert np.array_equal(core.load_input("big.pkl"), column)
 
 
 def test_one_flipped_byte_in_a_local_file_is_caught(tmp_path, instance) -> None:
