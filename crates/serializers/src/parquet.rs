@@ -42,13 +42,18 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
 use ::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use ::parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use ::parquet::arrow::{ArrowWriter, parquet_to_arrow_schema};
 use ::parquet::basic::{Compression as Codec, ZstdLevel};
+use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::{KeyValue, ParquetMetaData};
 use ::parquet::file::properties::WriterProperties;
+use ::parquet::file::writer::SerializedFileWriter;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
@@ -152,9 +157,8 @@ pub struct ParquetOptions {
 
 /// Writes the batches of `reader` as one Parquet file.
 ///
-/// Batches are encoded as they arrive, so only the current row group is held
-/// in column-writer buffers besides the output; row groups are cut at the
-/// writer's default size (about a million rows). The Arrow schema is stored in
+/// Batches are encoded as they arrive (see [`encode_to`]); row groups are cut
+/// at the writer's default size (about a million rows). The Arrow schema is stored in
 /// the footer, so [`decode`] gives back the same types (timestamps with their
 /// unit and time zone, dictionaries, ...).
 ///
@@ -176,8 +180,12 @@ pub struct Encoded {
 }
 
 /// Writes the batches of `reader` as Parquet into `sink` as they arrive, so
-/// only the row group being built is held in memory; returns the sink and
-/// what was written.
+/// only the row group being built (and the one before it, while it is written
+/// out) is held in memory; returns the sink and what was written.
+///
+/// The columns of a row group are encoded and compressed on every core, each
+/// core a share of the columns, and the file is the same, byte for byte, as
+/// `parquet`'s own `ArrowWriter` writes with the same properties.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -195,28 +203,179 @@ pub struct Encoded {
 ///
 /// # Errors
 ///
-/// An encode error if a batch fails to arrive or the sink refuses bytes.
+/// An encode error if a batch fails to arrive, does not fit the schema, or the
+/// sink refuses bytes.
 pub fn encode_to<W: std::io::Write + Send>(
     reader: impl RecordBatchReader,
     options: &ParquetOptions,
     sink: W,
 ) -> Result<(W, Encoded), SerializeError> {
-    let encode_error = |e| SerializeError::encode(NAME, e);
     let metadata = options.key_value_metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
     let properties = WriterProperties::builder()
         .set_compression(options.compression.codec()?)
         .set_key_value_metadata(Some(metadata))
         .build();
+    write_row_groups(reader, properties, sink)
+}
+
+/// [`encode_to`] with the writer's `properties` as given.
+fn write_row_groups<W: std::io::Write + Send>(
+    reader: impl RecordBatchReader,
+    properties: WriterProperties,
+    sink: W,
+) -> Result<(W, Encoded), SerializeError> {
+    let encode_error = |e: ParquetError| SerializeError::encode(NAME, e);
     let schema = reader.schema();
-    let mut writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties)).map_err(encode_error)?;
+    // The Arrow writer sets the file up (the Parquet schema, the Arrow schema in the footer);
+    // the row groups are encoded here.
+    let (mut file, factory) = ArrowWriter::try_new(sink, schema.clone(), Some(properties))
+        .and_then(ArrowWriter::into_serialized_writer)
+        .map_err(encode_error)?;
+    let rows_per_group = file.properties().max_row_group_row_count().unwrap_or(usize::MAX);
+    let workers = cores().min(schema.fields().len()).max(1);
+    // The row group taking rows, and the full one before it: that one is appended to the
+    // file while this one encodes, so the cores are not idle while the file is written.
+    let (mut filling, mut full): (Option<RowGroupEncoder>, Option<RowGroupEncoder>) = (None, None);
     let mut row_count = 0;
     for batch in reader {
-        let batch = batch.map_err(|e| SerializeError::encode(NAME, e))?;
+        let mut batch = batch.map_err(|e| SerializeError::encode(NAME, e))?;
+        if batch.num_columns() != schema.fields().len() {
+            return Err(encode_error(ParquetError::General(format!(
+                "a batch has {} columns, the table's schema {}",
+                batch.num_columns(),
+                schema.fields().len()
+            ))));
+        }
         row_count += batch.num_rows() as u64;
-        writer.write(&batch).map_err(encode_error)?;
+        while batch.num_rows() > 0 {
+            if filling.is_none() {
+                let index = file.flushed_row_groups().len() + usize::from(full.is_some());
+                filling = Some(RowGroupEncoder::start(&factory, &file, index, &schema, workers).map_err(encode_error)?);
+            }
+            let encoder = filling.as_mut().expect("started above");
+            let rows = (rows_per_group - encoder.rows).min(batch.num_rows());
+            encoder.rows += rows;
+            let sent = encoder.send(batch.slice(0, rows));
+            if let Some(previous) = full.take() {
+                previous.finish(&mut file).map_err(encode_error)?;
+            }
+            if !sent {
+                // A worker stops early only on an error, which finishing its row group reports.
+                let failed = filling.take().expect("started above").finish(&mut file);
+                return Err(encode_error(failed.err().unwrap_or_else(|| {
+                    ParquetError::General("a column encoder stopped before its row group was complete".into())
+                })));
+            }
+            if encoder.rows == rows_per_group {
+                full = filling.take();
+            }
+            batch = batch.slice(rows, batch.num_rows() - rows);
+        }
     }
-    let sink = writer.into_inner().map_err(encode_error)?;
+    for encoder in [full, filling].into_iter().flatten() {
+        encoder.finish(&mut file).map_err(encode_error)?;
+    }
+    let sink = file.into_inner().map_err(encode_error)?;
     Ok((sink, Encoded { row_count, schema }))
+}
+
+/// The cores to encode and decode on, asked once: the answer reads cgroup files.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// A row group being encoded. Each worker thread owns the column writers of a
+/// share of the table's columns and encodes each batch's part of them as the
+/// batch arrives, so the row group's input is never held whole.
+struct RowGroupEncoder {
+    workers: Vec<ColumnWorker>,
+    /// Rows sent so far.
+    rows: usize,
+}
+
+/// A thread encoding some of a row group's leaf columns.
+struct ColumnWorker {
+    batches: SyncSender<RecordBatch>,
+    /// The file-wide indices of its leaf columns, in the order it encodes them.
+    leaves: Vec<usize>,
+    encoded: JoinHandle<Result<Vec<ArrowColumnChunk>, ParquetError>>,
+}
+
+impl RowGroupEncoder {
+    /// Column writers for row group `index` of `file`, shared out over `workers` threads,
+    /// whole columns each (a nested column's leaves stay together).
+    fn start<W: std::io::Write + Send>(
+        factory: &ArrowRowGroupWriterFactory,
+        file: &SerializedFileWriter<W>,
+        index: usize,
+        schema: &SchemaRef,
+        workers: usize,
+    ) -> Result<Self, ParquetError> {
+        let writers = factory.create_column_writers(index)?;
+        let mut shares: Vec<(Vec<usize>, Vec<usize>, Vec<ArrowColumnWriter>)> =
+            (0..workers).map(|_| Default::default()).collect();
+        for (leaf, writer) in writers.into_iter().enumerate() {
+            let column = file.schema_descr().get_column_root_idx(leaf);
+            let (columns, leaves, writers) = &mut shares[column % workers];
+            if columns.last() != Some(&column) {
+                columns.push(column);
+            }
+            leaves.push(leaf);
+            writers.push(writer);
+        }
+        let workers = shares
+            .into_iter()
+            .map(|(columns, leaves, writers)| {
+                // One batch queued per worker: the reader runs at most a batch ahead of the encoding.
+                let (batches, queue) = sync_channel::<RecordBatch>(1);
+                let schema = schema.clone();
+                let encoded = std::thread::spawn(move || encode_columns(&schema, &columns, writers, queue));
+                ColumnWorker { batches, leaves, encoded }
+            })
+            .collect();
+        Ok(Self { workers, rows: 0 })
+    }
+
+    /// Hands `batch` to every worker; false if one has stopped.
+    fn send(&self, batch: RecordBatch) -> bool {
+        self.workers.iter().all(|worker| worker.batches.send(batch.clone()).is_ok())
+    }
+
+    /// Waits for the workers and appends the encoded columns to `file` as one row group, in schema order.
+    fn finish<W: std::io::Write + Send>(self, file: &mut SerializedFileWriter<W>) -> Result<(), ParquetError> {
+        let mut chunks = Vec::new();
+        for ColumnWorker { batches, leaves, encoded } in self.workers {
+            drop(batches);
+            let encoded = encoded.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            chunks.extend(leaves.into_iter().zip(encoded));
+        }
+        chunks.sort_unstable_by_key(|(leaf, _)| *leaf);
+        let mut row_group = file.next_row_group()?;
+        for (_, chunk) in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        Ok(())
+    }
+}
+
+/// A worker's loop: `columns` of every batch from `queue` into their leaf `writers`, then the encoded chunks.
+fn encode_columns(
+    schema: &SchemaRef,
+    columns: &[usize],
+    mut writers: Vec<ArrowColumnWriter>,
+    queue: std::sync::mpsc::Receiver<RecordBatch>,
+) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
+    for batch in queue {
+        let mut leaf_writers = writers.iter_mut();
+        for &column in columns {
+            for leaf in compute_leaves(schema.field(column), batch.column(column))? {
+                leaf_writers.next().expect("a writer for every leaf").write(&leaf)?;
+            }
+        }
+    }
+    writers.into_iter().map(ArrowColumnWriter::close).collect()
 }
 
 /// What [`decode`] returns: the Arrow schema, the batches, and the key-value metadata.
@@ -236,8 +395,7 @@ pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
     let schema = arrow_schema(footer.metadata())?;
     let groups = footer.metadata().num_row_groups();
     // Row groups are decoded on every core, a contiguous run of them each, in file order.
-    // Asked only for several groups: the answer reads cgroup files, more than a small table costs.
-    let threads = if groups > 1 { std::thread::available_parallelism().map_or(1, usize::from).min(groups) } else { 1 };
+    let threads = cores().min(groups.max(1));
     let runs: Vec<Vec<usize>> =
         (0..threads).map(|t| (groups * t / threads..groups * (t + 1) / threads).collect()).collect();
     let decode_run = |groups: Vec<usize>| decode_row_groups(data.clone(), footer.clone(), groups, &schema);
@@ -342,10 +500,10 @@ fn key_value_metadata(metadata: &ParquetMetaData) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use arrow::array::{
-        Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatchIterator, StringArray,
-        TimestampMicrosecondArray,
+        Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatchIterator,
+        StringArray, StructArray, TimestampMicrosecondArray,
     };
-    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use arrow::datatypes::{DataType, Field, Fields, Int32Type, Schema, TimeUnit};
     use arrow::error::ArrowError;
 
     use super::*;
@@ -436,6 +594,88 @@ mod tests {
         let data = Bytes::from(writer.into_inner().unwrap());
         let (_, read, _) = decode(data).unwrap();
         assert_same_rows(&batches, &read);
+    }
+
+    #[test]
+    fn row_groups_encoded_on_every_core_are_the_files_arrow_writer_writes() {
+        // Nested columns (several leaves each), batches that straddle row groups, a last group part full.
+        let item = Arc::new(Field::new("item", DataType::Int32, true));
+        let point =
+            Fields::from(vec![Field::new("x", DataType::Float64, false), Field::new("y", DataType::Utf8, true)]);
+        let nested = Arc::new(Schema::new(
+            schema()
+                .fields()
+                .iter()
+                .cloned()
+                .chain([
+                    Arc::new(Field::new("tags", DataType::List(item), true)),
+                    Arc::new(Field::new("point", DataType::Struct(point.clone()), true)),
+                ])
+                .collect::<Vec<_>>(),
+        ));
+        let batches: Vec<_> = (0..7)
+            .map(|n| {
+                let mut columns = batch(n).columns().to_vec();
+                let tags = ListArray::from_iter_primitive::<Int32Type, _, _>([
+                    Some(vec![Some(n as i32), None]),
+                    None,
+                    Some(vec![]),
+                ]);
+                let point = StructArray::new(
+                    point.clone(),
+                    vec![
+                        Arc::new(Float64Array::from(vec![n as f64, 0.5, -1.0])),
+                        Arc::new(StringArray::from(vec![None, Some("b"), Some("c")])),
+                    ],
+                    None,
+                );
+                columns.extend([Arc::new(tags) as ArrayRef, Arc::new(point)]);
+                RecordBatch::try_new(nested.clone(), columns).unwrap()
+            })
+            .collect();
+        let properties = || WriterProperties::builder().set_max_row_group_row_count(Some(5)).build();
+
+        let mut writer = ArrowWriter::try_new(Vec::new(), nested.clone(), Some(properties())).unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        let expected = writer.into_inner().unwrap();
+        let iterator = RecordBatchIterator::new(batches.clone().into_iter().map(Ok), nested.clone());
+        let (ours, written) = write_row_groups(iterator, properties(), Vec::new()).unwrap();
+
+        assert_eq!(written.row_count, 21);
+        assert_eq!(ours, expected);
+        let footer = ArrowReaderMetadata::load(&Bytes::from(ours), Default::default()).unwrap();
+        let rows: Vec<i64> = footer.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
+        assert_eq!(rows, [5, 5, 5, 5, 1]);
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_the_schema_is_an_encode_error() {
+        let short = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(vec![1]))],
+        )
+        .unwrap();
+        let err = encode(RecordBatchIterator::new([Ok(short)], schema()), &ParquetOptions::default()).unwrap_err();
+        assert!(!err.is_decode());
+        assert!(err.to_string().contains("a batch has 1 columns, the table's schema 6"), "{err}");
+    }
+
+    #[test]
+    fn a_column_of_another_type_is_an_encode_error() {
+        // Found by a column worker, which stops; the error still reaches the caller.
+        let mut columns = batch(0).columns().to_vec();
+        columns[0] = Arc::new(StringArray::from(vec!["a", "b", "c"]));
+        let fields: Vec<_> = schema().fields().iter().skip(1).cloned().collect();
+        let other = Arc::new(Schema::new(
+            [Arc::new(Field::new("id", DataType::Utf8, false))].into_iter().chain(fields).collect::<Vec<_>>(),
+        ));
+        let wrong = RecordBatch::try_new(other, columns).unwrap();
+        let batches = [Ok(batch(0)), Ok(wrong), Ok(batch(1))];
+        let err = encode(RecordBatchIterator::new(batches, schema()), &ParquetOptions::default()).unwrap_err();
+        assert!(!err.is_decode());
+        assert!(err.to_string().contains("Field 'id' has type Int64, array has type Utf8"), "{err}");
     }
 
     #[test]
