@@ -9,9 +9,10 @@
 //!
 //! Arguments: the size in MiB and the number of rounds. The server comes from
 //! `BENCH_S3_ENDPOINT`, `BENCH_S3_BUCKET`, `BENCH_S3_KEY`, `BENCH_S3_SECRET` and
-//! `BENCH_S3_REGION`. Prints one JSON object: each round's put and get seconds,
-//! and the seconds of a get the way the Store reads large objects: part-sized
-//! ranges, several at once.
+//! `BENCH_S3_REGION`. Prints one JSON object with each round's seconds: a
+//! multipart put as the Store uploads large objects, the same bytes in one
+//! plain PUT (what the server takes without parts to assemble), one get, and a
+//! get the way the Store reads large objects: part-sized ranges, several at once.
 
 use std::time::Instant;
 
@@ -42,8 +43,13 @@ async fn main() {
         .expect("S3 client");
     let data = Bytes::from((0..mib << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let path = Path::from("limit/object.bin");
-    let (mut puts, mut gets, mut ranged_gets) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut puts, mut single_puts, mut gets, mut ranged_gets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
+        // One request with the whole object: what the server takes when it has no parts to put together.
+        let started = Instant::now();
+        store.put(&path, data.clone().into()).await.expect("put");
+        single_puts.push(started.elapsed().as_secs_f64());
+
         let started = Instant::now();
         let mut upload = WriteMultipart::new_with_chunk_size(store.put_multipart(&path).await.expect("upload"), PART);
         for at in (0..data.len()).step_by(PART) {
@@ -67,6 +73,6 @@ async fn main() {
     }
     store.delete(&path).await.expect("delete");
     println!(
-        r#"{{"mib": {mib}, "put_seconds": {puts:?}, "get_seconds": {gets:?}, "ranged_get_seconds": {ranged_gets:?}}}"#
+        r#"{{"mib": {mib}, "put_seconds": {puts:?}, "single_put_seconds": {single_puts:?}, "get_seconds": {gets:?}, "ranged_get_seconds": {ranged_gets:?}}}"#
     );
 }
