@@ -53,12 +53,17 @@ use ::parquet::basic::{Compression as Codec, ZstdLevel};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::{KeyValue, ParquetMetaData};
 use ::parquet::file::properties::WriterProperties;
+use ::parquet::file::reader::ChunkReader;
 use ::parquet::file::writer::SerializedFileWriter;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
 
 use crate::SerializeError;
+
+mod arriving;
+
+pub use arriving::{ArrivingFile, FOOTER_READ, RowGroup};
 
 /// The serializer name used in errors, `"parquet"`.
 pub const NAME: &str = "parquet";
@@ -418,8 +423,8 @@ pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
 }
 
 /// The batches of some row groups, one per group, with the schema as written.
-fn decode_row_groups(
-    data: Bytes,
+fn decode_row_groups<T: ChunkReader + 'static>(
+    data: T,
     footer: ArrowReaderMetadata,
     groups: Vec<usize>,
     schema: &SchemaRef,
@@ -676,6 +681,81 @@ mod tests {
         let err = encode(RecordBatchIterator::new(batches, schema()), &ParquetOptions::default()).unwrap_err();
         assert!(!err.is_decode());
         assert!(err.to_string().contains("Field 'id' has type Int64, array has type Utf8"), "{err}");
+    }
+
+    /// A file of 3-row row groups, one per batch.
+    fn file_of_row_groups(batches: &[RecordBatch]) -> Bytes {
+        let properties = WriterProperties::builder().set_max_row_group_row_count(Some(3)).build();
+        let iterator = RecordBatchIterator::new(batches.iter().cloned().map(Ok), schema());
+        Bytes::from(write_row_groups(iterator, properties, Vec::new()).unwrap().0)
+    }
+
+    fn tail_of(file: &Bytes, length: u64) -> Bytes {
+        file.slice(file.len().saturating_sub(length as usize)..)
+    }
+
+    #[test]
+    fn a_file_arriving_in_pieces_decodes_row_group_by_row_group() {
+        let batches: Vec<_> = (0..6).map(batch).collect();
+        let file = file_of_row_groups(&batches);
+        let mut arriving = ArrivingFile::new(tail_of(&file, FOOTER_READ), file.len() as u64).unwrap().unwrap();
+        let (mut decoded, mut ready_early) = (Vec::new(), 0);
+        let pieces: Vec<&[u8]> = file.chunks(97).collect();
+        for (i, piece) in pieces.iter().enumerate() {
+            let ready = arriving.push(Bytes::copy_from_slice(piece));
+            if i + 1 < pieces.len() {
+                ready_early += ready.len();
+            }
+            decoded.extend(ready.into_iter().map(|group| group.decode().unwrap()));
+        }
+        assert_eq!(ready_early, 6, "every row group is complete before the footer arrives");
+        let (read_schema, read, metadata) = arriving.finish(decoded).unwrap();
+        let (whole_schema, whole, whole_metadata) = decode(file).unwrap();
+        assert_eq!((read_schema, metadata), (whole_schema, whole_metadata));
+        assert_eq!(read.len(), 6, "a batch per row group");
+        assert_same_rows(&whole, &read);
+        assert_same_rows(&batches, &read);
+    }
+
+    #[test]
+    fn a_footer_longer_than_the_tail_asks_for_more() {
+        let file = file_of_row_groups(&[batch(0), batch(1)]);
+        let needed = ArrivingFile::footer_length(&file).unwrap();
+        let size = file.len() as u64;
+        assert!(ArrivingFile::new(tail_of(&file, needed - 1), size).unwrap().is_none());
+        let mut arriving = ArrivingFile::new(tail_of(&file, needed), size).unwrap().unwrap();
+        let groups = arriving.push(file.clone());
+        let decoded = groups.into_iter().map(|group| group.decode().unwrap()).collect();
+        assert_same_rows(&[batch(0), batch(1)], &arriving.finish(decoded).unwrap().1);
+    }
+
+    #[test]
+    fn a_file_that_is_cut_short_or_changed_is_a_decode_error() {
+        let file = file_of_row_groups(&[batch(0), batch(1)]);
+        let size = file.len() as u64;
+        let tail = tail_of(&file, FOOTER_READ);
+
+        let mut short = ArrivingFile::new(tail.clone(), size).unwrap().unwrap();
+        let decoded: Vec<_> =
+            short.push(file.slice(..file.len() - 1)).into_iter().map(|g| g.decode().unwrap()).collect();
+        let err = short.finish(decoded).unwrap_err();
+        assert!(err.is_decode());
+        assert!(err.to_string().contains(&format!("{} of the file's {size} bytes arrived", size - 1)), "{err}");
+
+        let mut changed_file = file.to_vec();
+        changed_file[file.len() - 20] ^= 1;
+        let mut changed = ArrivingFile::new(tail, size).unwrap().unwrap();
+        let decoded = changed.push(Bytes::from(changed_file)).into_iter().map(|g| g.decode().unwrap()).collect();
+        let err = changed.finish(decoded).unwrap_err();
+        assert!(err.to_string().contains("the file's footer changed while it was read"), "{err}");
+    }
+
+    #[test]
+    fn a_tail_that_is_not_parquet_is_a_decode_error() {
+        for tail in [&b"PAR"[..], b"not a parquet file at all"] {
+            let err = ArrivingFile::new(Bytes::from_static(tail), 100).err().expect("an error");
+            assert!(err.is_decode(), "{err}");
+        }
     }
 
     #[test]
