@@ -12,7 +12,13 @@ import polars as pl
 import pytest
 from dagster import AssetIn, DailyPartitionsDefinition, asset, materialize
 
-from dagster_remote_store import CHECKSUM_SIDECAR_SUFFIX, ChecksumMismatch, Store, remote_store_io_manager
+from dagster_remote_store import (
+    CHECKSUM_SIDECAR_SUFFIX,
+    ChecksumMismatch,
+    ParquetSerializer,
+    Store,
+    remote_store_io_manager,
+)
 from dagster_remote_store._core import IoManagerCore
 from dagster_remote_store.backends import LocalBackend
 
@@ -129,6 +135,18 @@ def test_streamed_parquet_larger_than_one_request_is_verified(store: Store, inst
     result = materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
     assert "checksum mismatch" in failure_message(result)
+
+
+def test_a_large_table_changed_in_the_middle_is_caught(store: Store) -> None:
+    # Decoded row group by row group as it arrives, an uncompressed table with one bit
+    # flipped would decode to other numbers: the checksum is what catches it.
+    frame = pl.DataFrame({"x": np.random.default_rng(3).random(2_500_000)})
+    ParquetSerializer(compression="none").write_to(store, "t.parquet", frame)
+    data, metadata = store.read_with_metadata("t.parquet")
+    middle = len(data) // 2
+    store.write("t.parquet", data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :], metadata=metadata or None)
+    with pytest.raises(ChecksumMismatch, match="t.parquet"):
+        IoManagerCore(store, ParquetSerializer()).load_tables(["t.parquet"])
 
 
 class Unpicklable:

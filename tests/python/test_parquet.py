@@ -15,7 +15,7 @@ from dagster import AssetIn, asset, materialize
 from polars.testing import assert_frame_equal as assert_polars_equal
 
 from dagster_remote_store import DeserializationError, ParquetSerializer, Store, remote_store_io_manager
-from dagster_remote_store._core import BuiltinSerializer
+from dagster_remote_store._core import BuiltinSerializer, IoManagerCore
 from dagster_remote_store.serializers import serializer_names
 
 from conftest import stored
@@ -387,6 +387,15 @@ def test_write_to_streams_large_tables_and_reports_what_it_wrote(store: Store) -
     assert written["row_count"] == rows and written["size"] == store.head("big/table.parquet").size
     assert written["uri"] == store.uri("big/table.parquet") and written["columns"][0][0] == "n"
     assert_polars_equal(ParquetSerializer().deserialize(store.read_bytes("big/table.parquet")), frame)
+    # Over 16 MiB a load decodes row groups (three here) while the rest of the file arrives.
+    [loaded] = IoManagerCore(store, ParquetSerializer()).load_tables(["big/table.parquet"], into="polars")
+    assert_polars_equal(loaded, frame)
+
+
+def test_a_large_object_that_is_not_parquet_names_its_path(store: Store) -> None:
+    store.write("junk.parquet", b"x" * (20 << 20))
+    with pytest.raises(DeserializationError, match="junk.parquet"):
+        IoManagerCore(store, ParquetSerializer()).load_tables(["junk.parquet"])
 
 
 def test_a_table_that_fails_mid_stream_stores_nothing(store: Store) -> None:

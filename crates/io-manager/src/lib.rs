@@ -159,6 +159,11 @@ impl<V> IoManager<V> {
         self
     }
 
+    /// How many objects [`load_many`](Self::load_many) fetches at once.
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
     /// The Store outputs go to.
     pub fn store(&self) -> &Store {
         &self.store
@@ -217,17 +222,6 @@ impl<V> IoManager<V> {
     /// instead of an error (inputs that allow missing partitions).
     pub async fn load_existing(&self, paths: &[StorePath]) -> Result<Vec<Option<V>>, Error> {
         self.fetch_many(paths, true).await
-    }
-
-    /// The stored bytes of several objects, fetched and verified concurrently,
-    /// in the order of `paths`; with `missing_ok`, a missing object is `None`.
-    pub async fn read_many(&self, paths: &[StorePath], missing_ok: bool) -> Result<Vec<Option<Bytes>>, Error> {
-        let mut fetched = self.fetches(paths);
-        let mut values = Vec::with_capacity(paths.len());
-        while let Some((_, data)) = fetched.next().await {
-            values.push(found(data, missing_ok)?);
-        }
-        Ok(values)
     }
 
     async fn fetch_many(&self, paths: &[StorePath], missing_ok: bool) -> Result<Vec<Option<V>>, Error> {

@@ -77,9 +77,10 @@ impl IoManagerCore {
     }
 
     /// The Parquet tables stored at `paths`, fetched and verified concurrently
-    /// and decoded in Rust (no copy of the file through Python), as `into` asks
-    /// (see `ParquetSerializer.deserialize`); with `missing` given, a missing
-    /// object is `missing` instead of an error.
+    /// and decoded in Rust (no copy of the file through Python; a large file's
+    /// row groups while the rest of it arrives), as `into` asks (see
+    /// `ParquetSerializer.deserialize`); with `missing` given, a missing object
+    /// is `missing` instead of an error.
     #[pyo3(signature = (paths, *, into = None, missing = None))]
     fn load_tables(
         &self,
@@ -89,16 +90,7 @@ impl IoManagerCore {
         missing: Option<Py<PyAny>>,
     ) -> PyResult<Vec<Py<PyAny>>> {
         let parsed = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
-        let found = block_on(py, self.inner.read_many(&parsed, missing.is_some())).into_py_result(py)?;
-        found
-            .into_iter()
-            .zip(&paths)
-            .map(|(data, path)| match (data, &missing) {
-                (Some(data), _) => parquet::decode_table(py, data, into, Some(path)),
-                (None, Some(missing)) => Ok(missing.clone_ref(py)),
-                (None, None) => unreachable!("missing objects are errors unless `missing` is given"),
-            })
-            .collect()
+        parquet::load_tables(py, self.inner.store(), &parsed, into, missing, self.inner.max_concurrency())
     }
 
     /// The object stored at `path`, verified against its checksum.

@@ -3,22 +3,27 @@
 //! and decoded in Rust with the GIL released. Reading gives back the library the
 //! table was written with, recorded in the file's key-value metadata.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, stream};
+use io_manager::integrity;
 use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyDict;
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
-use serializers::parquet::{self, Compression, ParquetOptions};
+use serializers::parquet::{self, ArrivingFile, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
 
 use crate::errors::{StoreResultExt, serialize_error};
 use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
+use store_core::{ErrorKind, StorePath};
+
 use crate::store::{Store, parse_path};
 use crate::stream::{Upload, is_aborted};
 use crate::value::PyValue;
@@ -187,6 +192,101 @@ impl Target {
             _ => Self::PyArrow,
         }
     }
+}
+
+/// Files larger than this are decoded row group by row group while the rest of them arrives.
+const DECODE_WHILE_ARRIVING: u64 = 16 << 20;
+
+/// The tables stored at `paths`, fetched and verified at most `max_concurrency` at once and
+/// decoded as they arrive with the GIL released, as `into` asks (see
+/// `ParquetSerializer.deserialize`); with `missing` given, a missing object is `missing`.
+pub fn load_tables(
+    py: Python<'_>,
+    store: &store_core::Store,
+    paths: &[StorePath],
+    into: Option<&str>,
+    missing: Option<Py<PyAny>>,
+    max_concurrency: usize,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let target = into.map(Target::parse).transpose()?;
+    let fetches = paths.iter().map(|path| fetch_table(store, path));
+    let fetched: Vec<_> = block_on(py, stream::iter(fetches).buffered(max_concurrency).collect());
+    fetched
+        .into_iter()
+        .map(|table| match (table, &missing) {
+            (Ok((schema, batches, metadata)), _) => {
+                let target = target.unwrap_or_else(|| Target::recorded(&metadata));
+                to_python(py, schema, batches, target).map(Bound::unbind)
+            }
+            (Err(io_manager::Error::Store(e)), Some(missing)) if e.kind() == ErrorKind::NotFound => {
+                Ok(missing.clone_ref(py))
+            }
+            (Err(e), _) => Err(e).into_py_result(py),
+        })
+        .collect()
+}
+
+/// The table stored at `path`, verified against its checksum. A large file's row groups
+/// are decoded, on every core, while the rest of the file is still arriving; its footer is
+/// read first, from the end.
+async fn fetch_table(store: &store_core::Store, path: &StorePath) -> Result<parquet::Decoded, io_manager::Error> {
+    let mut object = integrity::read_stream(store, path).await?;
+    let Some(size) = object.size.filter(|&size| size > DECODE_WHILE_ARRIVING) else {
+        let chunks: Vec<Bytes> = (&mut object.chunks).try_collect().await?;
+        object.verify().await?;
+        return decode_whole(path, chunks).await;
+    };
+    let tail = store.read_range(path, size - parquet::FOOTER_READ.min(size)..size).await?;
+    let arriving = match ArrivingFile::new(tail.clone(), size) {
+        Ok(None) => match ArrivingFile::footer_length(&tail) {
+            Ok(needed) => ArrivingFile::new(store.read_range(path, size - needed.min(size)..size).await?, size),
+            Err(e) => Err(e),
+        },
+        found => found,
+    };
+    let mut arriving = arriving.ok().flatten();
+    let decoders = std::thread::available_parallelism().map_or(1, usize::from);
+    let (mut chunks, mut running, mut decoded) = (Vec::new(), VecDeque::new(), Vec::new());
+    while let Some(chunk) = object.chunks.try_next().await? {
+        chunks.push(chunk.clone());
+        for group in arriving.as_mut().map(|file| file.push(chunk.clone())).unwrap_or_default() {
+            if running.len() == decoders {
+                decoded.push(join(running.pop_front().expect("as many as decoders")).await);
+            }
+            running.push_back(tokio::task::spawn_blocking(move || group.decode()));
+        }
+    }
+    // A corrupt file is reported as such, whatever decoding made of it.
+    object.verify().await?;
+    for task in running {
+        decoded.push(join(task).await);
+    }
+    let table = arriving.ok_or(()).and_then(|file| {
+        let decoded = decoded.into_iter().collect::<Result<_, _>>().map_err(drop)?;
+        file.finish(decoded).map_err(drop)
+    });
+    match table {
+        Ok(table) => Ok(table),
+        // A footer that was not Parquet, or one that changed after it was read: the verified
+        // bytes decode as they are, or say what is wrong with them.
+        Err(()) => decode_whole(path, chunks).await,
+    }
+}
+
+/// `chunks`, one whole file, decoded on a blocking thread.
+async fn decode_whole(path: &StorePath, chunks: Vec<Bytes>) -> Result<parquet::Decoded, io_manager::Error> {
+    let data = match <[Bytes; 1]>::try_from(chunks) {
+        Ok([data]) => data,
+        Err(chunks) => Bytes::from(chunks.concat()),
+    };
+    join(tokio::task::spawn_blocking(move || parquet::decode(data)))
+        .await
+        .map_err(|source| io_manager::Error::Serialize { path: path.clone(), source })
+}
+
+/// A decode task's result; one that panicked panics here too.
+async fn join<T>(task: tokio::task::JoinHandle<T>) -> T {
+    task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// The table Parquet `data` holds, as `into` asks (see `ParquetSerializer.deserialize`),
