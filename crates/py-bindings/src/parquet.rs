@@ -18,12 +18,11 @@ use pyo3::types::PyDict;
 use pyo3_arrow::{PyRecordBatchReader, PyTable};
 use serializers::parquet::{self, ArrivingFile, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
+use store_core::{ErrorKind, StorePath};
 
 use crate::errors::{StoreResultExt, serialize_error};
 use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
-use store_core::{ErrorKind, StorePath};
-
 use crate::store::{Store, parse_path};
 use crate::stream::{Upload, is_aborted};
 use crate::value::PyValue;
