@@ -227,28 +227,24 @@ pub fn load_tables(
 
 /// The table stored at `path`, verified against its checksum. A large file's row groups
 /// are decoded, on every core, while the rest of the file is still arriving; its footer is
-/// read first, from the end.
+/// read first, from the end, and the bytes of the row groups already decoded are let go.
 async fn fetch_table(store: &store_core::Store, path: &StorePath) -> Result<parquet::Decoded, io_manager::Error> {
     let mut object = integrity::read_stream(store, path).await?;
-    let Some(size) = object.size.filter(|&size| size > DECODE_WHILE_ARRIVING) else {
+    let size = object.size.filter(|&size| size > DECODE_WHILE_ARRIVING);
+    let arriving = match size {
+        Some(size) => arriving_file(store, path, size).await?,
+        None => None,
+    };
+    let Some(mut arriving) = arriving else {
+        // Small, or with an end that is not a Parquet footer: decoded whole, which says what is wrong.
         let chunks: Vec<Bytes> = (&mut object.chunks).try_collect().await?;
         object.verify().await?;
         return decode_whole(path, chunks).await;
     };
-    let tail = store.read_range(path, size - parquet::FOOTER_READ.min(size)..size).await?;
-    let arriving = match ArrivingFile::new(tail.clone(), size) {
-        Ok(None) => match ArrivingFile::footer_length(&tail) {
-            Ok(needed) => ArrivingFile::new(store.read_range(path, size - needed.min(size)..size).await?, size),
-            Err(e) => Err(e),
-        },
-        found => found,
-    };
-    let mut arriving = arriving.ok().flatten();
     let decoders = std::thread::available_parallelism().map_or(1, usize::from);
-    let (mut chunks, mut running, mut decoded) = (Vec::new(), VecDeque::new(), Vec::new());
+    let (mut running, mut decoded) = (VecDeque::new(), Vec::new());
     while let Some(chunk) = object.chunks.try_next().await? {
-        chunks.push(chunk.clone());
-        for group in arriving.as_mut().map(|file| file.push(chunk.clone())).unwrap_or_default() {
+        for group in arriving.push(chunk) {
             if running.len() == decoders {
                 decoded.push(join(running.pop_front().expect("as many as decoders")).await);
             }
@@ -260,16 +256,33 @@ async fn fetch_table(store: &store_core::Store, path: &StorePath) -> Result<parq
     for task in running {
         decoded.push(join(task).await);
     }
-    let table = arriving.ok_or(()).and_then(|file| {
-        let decoded = decoded.into_iter().collect::<Result<_, _>>().map_err(drop)?;
-        file.finish(decoded).map_err(drop)
-    });
-    match table {
+    match decoded.into_iter().collect::<Result<_, _>>().and_then(|decoded| arriving.finish(decoded)) {
         Ok(table) => Ok(table),
-        // A footer that was not Parquet, or one that changed after it was read: the verified
-        // bytes decode as they are, or say what is wrong with them.
-        Err(()) => decode_whole(path, chunks).await,
+        // A row group that would not decode, or a file replaced after its footer was read:
+        // the object as it is now, verified, decoded whole, says what is wrong.
+        Err(_) => decode_whole(path, vec![integrity::read(store, path).await?]).await,
     }
+}
+
+/// The decoder for the Parquet file of `size` bytes at `path`, from its footer; `None` when
+/// the file does not end in one.
+async fn arriving_file(
+    store: &store_core::Store,
+    path: &StorePath,
+    size: u64,
+) -> Result<Option<ArrivingFile>, io_manager::Error> {
+    let tail = store.read_range(path, size - parquet::FOOTER_READ.min(size)..size).await?;
+    Ok(match ArrivingFile::new(tail.clone(), size) {
+        Ok(Some(file)) => Some(file),
+        Ok(None) => match ArrivingFile::footer_length(&tail) {
+            Ok(needed) if needed <= size => {
+                let tail = store.read_range(path, size - needed.min(size)..size).await?;
+                ArrivingFile::new(tail, size).ok().flatten()
+            }
+            _ => None,
+        },
+        Err(_) => None,
+    })
 }
 
 /// `chunks`, one whole file, decoded on a blocking thread.

@@ -48,8 +48,8 @@ pub struct ArrivingFile {
     /// The file's last bytes, as read for the footer.
     tail: Bytes,
     size: u64,
-    /// Where each row group's bytes end, in file order.
-    ends: Vec<u64>,
+    /// Where each row group's bytes start and end, in file order.
+    groups: Vec<(u64, u64)>,
     received: Received,
     /// Row groups handed out so far.
     handed_out: usize,
@@ -80,13 +80,17 @@ impl ArrivingFile {
         let footer =
             ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::default()).map_err(decode_error)?;
         let schema = arrow_schema(footer.metadata())?;
-        let ends = footer
+        let groups = footer
             .metadata()
             .row_groups()
             .iter()
-            .map(|group| group.columns().iter().map(|c| c.byte_range()).map(|(at, len)| at + len).max().unwrap_or(0))
+            .map(|group| {
+                let ranges = group.columns().iter().map(|column| column.byte_range());
+                let start = ranges.clone().map(|(at, _)| at).min().unwrap_or(0);
+                (start, ranges.map(|(at, len)| at + len).max().unwrap_or(0))
+            })
             .collect();
-        Ok(Some(Self { footer, schema, tail, size, ends, received: Received::new(size), handed_out: 0 }))
+        Ok(Some(Self { footer, schema, tail, size, groups, received: Received::new(size), handed_out: 0 }))
     }
 
     /// How many bytes from the end of the file its footer takes, from the file's
@@ -105,9 +109,13 @@ impl ArrivingFile {
     }
 
     /// Takes the next bytes of the file; returns the row groups that are now complete, in file order.
+    ///
+    /// Bytes that no row group still to come needs are let go of: each row group
+    /// handed out keeps its own, until it is decoded.
     pub fn push(&mut self, chunk: Bytes) -> Vec<RowGroup> {
         self.received.push(chunk);
-        let complete = self.ends[self.handed_out..].iter().take_while(|&&end| end <= self.received.arrived).count();
+        let arrived = self.received.arrived;
+        let complete = self.groups[self.handed_out..].iter().take_while(|&&(_, end)| end <= arrived).count();
         let groups = (self.handed_out..self.handed_out + complete)
             .map(|index| RowGroup {
                 index,
@@ -117,7 +125,17 @@ impl ArrivingFile {
             })
             .collect();
         self.handed_out += complete;
+        // The tail stays for `finish` to compare with the footer it was read from.
+        let tail_start = self.size - self.tail.len() as u64;
+        let next_start = self.groups.get(self.handed_out).map_or(tail_start, |&(start, _)| start);
+        self.received.drop_before(next_start.min(tail_start));
         groups
+    }
+
+    /// How many bytes of the file it holds.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> u64 {
+        self.received.chunks.iter().map(|(_, chunk)| chunk.len() as u64).sum()
     }
 
     /// The whole file, from the row groups `decoded` (in file order) once every
@@ -137,8 +155,8 @@ impl ArrivingFile {
         if tail != self.tail {
             return Err(decode_error("the file's footer changed while it was read".into()));
         }
-        if decoded.len() != self.ends.len() {
-            return Err(decode_error(format!("{} of {} row groups decoded", decoded.len(), self.ends.len())));
+        if decoded.len() != self.groups.len() {
+            return Err(decode_error(format!("{} of {} row groups decoded", decoded.len(), self.groups.len())));
         }
         let metadata = key_value_metadata(self.footer.metadata());
         Ok((self.schema, decoded.into_iter().flatten().collect(), metadata))
@@ -188,7 +206,13 @@ impl Received {
         }
     }
 
-    /// The index of the chunk holding byte `at`, if it has arrived.
+    /// Lets go of the chunks that end before byte `at`.
+    fn drop_before(&mut self, at: u64) {
+        let ended = self.chunks.partition_point(|(start, chunk)| start + chunk.len() as u64 <= at);
+        self.chunks.drain(..ended);
+    }
+
+    /// The index of the chunk holding byte `at`, if it is still held.
     fn chunk_at(&self, at: u64) -> Option<usize> {
         let index = self.chunks.partition_point(|(start, _)| *start <= at).checked_sub(1)?;
         let (start, chunk) = &self.chunks[index];
