@@ -276,7 +276,7 @@ async fn arriving_file(
         Ok(Some(file)) => Some(file),
         Ok(None) => match ArrivingFile::footer_length(&tail) {
             Ok(needed) if needed <= size => {
-                let tail = store.read_range(path, size - needed.min(size)..size).await?;
+                let tail = store.read_range(path, size - needed..size).await?;
                 ArrivingFile::new(tail, size).ok().flatten()
             }
             _ => None,
