@@ -392,6 +392,15 @@ def test_write_to_streams_large_tables_and_reports_what_it_wrote(store: Store) -
     assert_polars_equal(loaded, frame)
 
 
+def test_a_large_table_whose_row_groups_do_not_decode_names_its_path(store: Store) -> None:
+    # Its footer reads, so decoding starts as the file arrives; the first page headers are
+    # garbage, and nothing records a checksum that would catch it first.
+    data = ParquetSerializer(compression="none").serialize(pl.DataFrame({"x": pl.int_range(3_000_000, eager=True)}))
+    store.write("broken.parquet", data[:4] + b"\xff" * 4096 + data[4 + 4096 :])
+    with pytest.raises(DeserializationError, match="broken.parquet"):
+        IoManagerCore(store, ParquetSerializer()).load_tables(["broken.parquet"])
+
+
 def test_a_large_object_that_is_not_parquet_names_its_path(store: Store) -> None:
     store.write("junk.parquet", b"x" * (20 << 20))
     with pytest.raises(DeserializationError, match="junk.parquet"):
