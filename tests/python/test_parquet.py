@@ -401,6 +401,47 @@ def test_a_large_table_whose_row_groups_do_not_decode_names_its_path(store: Stor
         IoManagerCore(store, ParquetSerializer()).load_tables(["broken.parquet"])
 
 
+PANDAS_LOAD_PEAK = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import pandas, pyarrow  # imported before the peak starts: a first import takes memory too
+    from dagster_remote_store import ParquetSerializer, Store
+    from dagster_remote_store._core import IoManagerCore
+    from dagster_remote_store.backends import MemoryBackend
+
+    def status(field):
+        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
+        return int(line.split()[1]) / 1024
+
+    store = Store(MemoryBackend())
+    store.write("t.parquet", Path(sys.argv[1]).read_bytes())
+    Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+    base = status("VmRSS:")
+    [frame] = IoManagerCore(store, ParquetSerializer()).load_tables(["t.parquet"], into="pandas")
+    frame.iloc[0, 0] = 0.5  # writable, as pyarrow's to_pandas() makes frames
+    print(status("VmHWM:") - base - frame.memory_usage(index=False).sum() / 2**20)
+    """
+)
+
+
+def test_a_large_pandas_load_never_holds_the_table_and_the_frame_whole(tmp_path) -> None:
+    # 128 MiB in 8 columns and 2 row groups. The Arrow table and the frame it becomes
+    # would both be whole if pyarrow could not let go of each column as it copies it.
+    # A fresh process: nothing before the load left memory it could reuse.
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    table = pa.table({name: rng.random(2 << 20) for name in "abcdefgh"})
+    pq.write_table(table, tmp_path / "t.parquet", compression="none", use_dictionary=False, row_group_size=1 << 20)
+    command = [sys.executable, "-c", PANDAS_LOAD_PEAK, str(tmp_path / "t.parquet")]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) < 64, f"{float(out.stdout):.0f} MiB beyond the 128 MiB frame"
+
+
 def test_a_large_object_that_is_not_parquet_names_its_path(store: Store) -> None:
     store.write("junk.parquet", b"x" * (20 << 20))
     with pytest.raises(DeserializationError, match="junk.parquet"):

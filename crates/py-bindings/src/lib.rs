@@ -18,6 +18,11 @@ mod value;
 
 use pyo3::prelude::*;
 
+/// Tables freed by this extension go back to the kernel at once (see `LargeMappings`):
+/// a Parquet load lets go of each column as pandas copies it.
+#[global_allocator]
+static ALLOCATOR: store_core::buffer::LargeMappings = store_core::buffer::LargeMappings;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyDict;
-use pyo3_arrow::{PyRecordBatchReader, PyTable};
+use pyo3_arrow::{PyChunkedArray, PyRecordBatchReader, PySchema, PyTable};
 use serializers::parquet::{self, ArrivingFile, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, StorePath};
@@ -319,18 +319,56 @@ fn to_python<'py>(
     batches: Vec<RecordBatch>,
     target: Target,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let table = Bound::new(py, PyTable::try_new(batches, schema)?)?;
-    let polars = || import(py, "polars", "polars", "polars DataFrames")?.getattr("DataFrame")?.call1((&table,));
+    let table = |batches, schema| Bound::new(py, PyTable::try_new(batches, schema)?);
     match target {
-        Target::Polars => polars(),
-        Target::PolarsLazy => polars()?.call_method0("lazy"),
-        Target::PyArrow => import(py, "pyarrow", "pyarrow", "pyarrow Tables")?.call_method1("table", (&table,)),
+        Target::Polars | Target::PolarsLazy => {
+            let polars = import(py, "polars", "polars", "polars DataFrames")?;
+            let frame = polars.getattr("DataFrame")?.call1((table(batches, schema)?,))?;
+            if matches!(target, Target::PolarsLazy) { frame.call_method0("lazy") } else { Ok(frame) }
+        }
+        Target::PyArrow => {
+            let pyarrow = import(py, "pyarrow", "pyarrow", "pyarrow Tables")?;
+            pyarrow.call_method1("table", (table(batches, schema)?,))
+        }
         Target::Pandas => {
             import(py, "pandas", "pandas pyarrow", "pandas DataFrames")?;
-            let pyarrow = import(py, "pyarrow", "pyarrow", "pandas DataFrames")?;
-            pyarrow.call_method1("table", (&table,))?.call_method0("to_pandas")
+            pandas_frame(py, &import(py, "pyarrow", "pyarrow", "pandas DataFrames")?, schema, batches)
         }
     }
+}
+
+/// The batches as a pandas DataFrame, by pyarrow's `to_pandas(self_destruct=True)`, which lets
+/// go of each column as soon as it is copied into the frame. Each column's chunks are handed
+/// over on their own for that: pyarrow frees a batch handed over whole only once all of its
+/// columns are copied, so the table and the frame would both be whole at the end.
+fn pandas_frame<'py>(
+    py: Python<'py>,
+    pyarrow: &Bound<'py, PyModule>,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut columns = vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (column, array) in columns.iter_mut().zip(batch.columns()) {
+            column.push(array.clone());
+        }
+    }
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(chunks, field)| {
+            // Only pyarrow holds the arrays once this wrapper is gone.
+            let chunks = Bound::new(py, PyChunkedArray::try_new(chunks, field.clone())?)?;
+            pyarrow.call_method1("chunked_array", (chunks,))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("schema", pyarrow.call_method1("schema", (PySchema::new(schema),))?)?;
+    let table = pyarrow.getattr("Table")?.call_method("from_arrays", (columns,), Some(&kwargs))?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("self_destruct", true)?;
+    kwargs.set_item("use_threads", false)?;
+    table.call_method("to_pandas", (), Some(&kwargs))
 }
 
 /// Parquet (`.parquet`), encoded and decoded in Rust: polars and pandas
