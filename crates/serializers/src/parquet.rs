@@ -238,9 +238,10 @@ fn write_row_groups<W: std::io::Write + Send>(
         .map_err(encode_error)?;
     let rows_per_group = file.properties().max_row_group_row_count().unwrap_or(usize::MAX);
     let workers = cores().min(schema.fields().len()).max(1);
-    // The row group taking rows, and the full one before it: that one is appended to the
-    // file while this one encodes, so the cores are not idle while the file is written.
-    let (mut filling, mut full): (Option<RowGroupEncoder>, Option<RowGroupEncoder>) = (None, None);
+    // Each row group is appended to the file as soon as it is full, before the next one
+    // starts: encoding ahead while it is written out held a second row group's pages and
+    // was no faster, since the appending competes for the same cores.
+    let mut filling: Option<RowGroupEncoder> = None;
     let mut row_count = 0;
     for batch in reader {
         let mut batch = batch.map_err(|e| SerializeError::encode(NAME, e))?;
@@ -253,17 +254,17 @@ fn write_row_groups<W: std::io::Write + Send>(
         }
         row_count += batch.num_rows() as u64;
         while batch.num_rows() > 0 {
-            if filling.is_none() {
-                let index = file.flushed_row_groups().len() + usize::from(full.is_some());
-                filling = Some(RowGroupEncoder::start(&factory, &file, index, &schema, workers).map_err(encode_error)?);
-            }
-            let encoder = filling.as_mut().expect("started above");
+            let encoder = match &mut filling {
+                Some(encoder) => encoder,
+                None => {
+                    let index = file.flushed_row_groups().len();
+                    let started = RowGroupEncoder::start(&factory, &file, index, &schema, workers);
+                    filling.insert(started.map_err(encode_error)?)
+                }
+            };
             let rows = (rows_per_group - encoder.rows).min(batch.num_rows());
             encoder.rows += rows;
             let sent = encoder.send(batch.slice(0, rows));
-            if let Some(previous) = full.take() {
-                previous.finish(&mut file).map_err(encode_error)?;
-            }
             if !sent {
                 // A worker stops early only on an error, which finishing its row group reports.
                 let failed = filling.take().expect("started above").finish(&mut file);
@@ -272,12 +273,12 @@ fn write_row_groups<W: std::io::Write + Send>(
                 })));
             }
             if encoder.rows == rows_per_group {
-                full = filling.take();
+                filling.take().expect("started above").finish(&mut file).map_err(encode_error)?;
             }
             batch = batch.slice(rows, batch.num_rows() - rows);
         }
     }
-    for encoder in [full, filling].into_iter().flatten() {
+    if let Some(encoder) = filling {
         encoder.finish(&mut file).map_err(encode_error)?;
     }
     let sink = file.into_inner().map_err(encode_error)?;
