@@ -336,14 +336,14 @@ def run_case(workload: str, storage: str, implementation: str, quick: bool) -> d
 
 
 def wait_for_quiet_disk(folder: str, limit_us: float = 100, patience_s: float = 600) -> None:
-    """Waits until creating a small file in `folder` takes under `limit_us` µs, twice 15 s apart.
+    """Waits until creating a small file in `folder` takes under `limit_us` µs, three times 15 s apart.
     After thousands of files are removed (the last run's cleanup, the S3 server's old data,
     `cargo xtask test`), creating files on this machine's ext4 takes 300-900 µs each instead of
     25-40, for minutes, whichever implementation creates them, starting some seconds after the
     removal: small writes measured then would measure that. The probe's files stay until the
     run ends, as every case's do."""
     started, quiet, slow = time.monotonic(), 0, False
-    while quiet < 2:
+    while quiet < 3:
         probe = Path(tempfile.mkdtemp(prefix="probe-", dir=folder))
         began = time.perf_counter()
         for i in range(200):
@@ -357,7 +357,7 @@ def wait_for_quiet_disk(folder: str, limit_us: float = 100, patience_s: float = 
                 return
             print(f"file creation takes {per_file_us:.0f} µs a file, as after mass removals: waiting", flush=True)
             slow = True
-        if quiet < 2:
+        if quiet < 3:
             time.sleep(15)
     if slow:
         print(f"file creation back to {per_file_us:.0f} µs after {waited:.0f} s", flush=True)

@@ -73,9 +73,18 @@ pub fn bench(bench_args: &[&str]) -> Result {
         ("BENCH_LATENCY_MS", (2 * DELAY).as_millis().to_string()),
         ("BENCH_LIMIT_BIN", limit.to_string_lossy().into_owned()),
     ];
-    step("benches/bench.py", || {
+    let ran = step("benches/bench.py", || {
         run(dirs.command(&python).args(["benches/bench.py", "--out", "benches/results"]).args(bench_args))
-    })
+    });
+    // The server's objects go now rather than at the next run's start: removing thousands of
+    // files slows creating files for minutes after (see bench.py's `wait_for_quiet_disk`).
+    drop((direct, delayed));
+    let data = server.data.clone();
+    drop(server);
+    if let Err(e) = fs::remove_dir_all(&data) {
+        println!("    could not remove {}: {e}", data.display());
+    }
+    ran
 }
 
 /// s3s-fs from crates.io, built into `<state>/s3s-fs` unless that version is there already; returns the binary.
@@ -98,6 +107,8 @@ struct S3Server {
     /// Kept for its drop.
     _processes: Processes,
     port: u16,
+    /// Where it keeps the objects.
+    data: PathBuf,
 }
 
 /// s3s-fs on a free port, over a fresh `<state>/s3-data` with an empty bucket, once it answers.
@@ -117,7 +128,7 @@ fn start_s3s_fs(binary: &Path, state: &Path) -> Attempt<S3Server> {
         false => Err("no HTTP response".into()),
     })?;
     println!("    s3s-fs up on 127.0.0.1:{port}");
-    Ok(S3Server { _processes: processes, port })
+    Ok(S3Server { _processes: processes, port, data })
 }
 
 /// A TCP proxy on a free port of 127.0.0.1 in front of 127.0.0.1:`upstream`, within this process. Each chunk
