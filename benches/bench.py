@@ -335,20 +335,17 @@ def run_case(workload: str, storage: str, implementation: str, quick: bool) -> d
     return result
 
 
-def wait_for_quiet_disk(folder: str, limit_us: float = 100, patience_s: float = 600) -> None:
-    """Waits until creating a small file in `folder` takes under `limit_us` µs, three times 15 s apart.
+def wait_for_quiet_disk(folders: list[str], limit_us: float = 100, patience_s: float = 600) -> None:
+    """Waits until creating a small file in each of `folders` takes under `limit_us` µs, three times 15 s apart.
     After thousands of files are removed (the last run's cleanup, the S3 server's old data,
     `cargo xtask test`), creating files on this machine's ext4 takes 300-900 µs each instead of
     25-40, for minutes, whichever implementation creates them, starting some seconds after the
-    removal: small writes measured then would measure that. The probe's files stay until the
-    run ends, as every case's do."""
+    removal: small writes measured then would measure that. It does not stall everywhere at
+    once, so the probe creates files where the cases will: in the run's folder and among the
+    S3 server's files. The probe's files stay until the run ends, as every case's do."""
     started, quiet, slow = time.monotonic(), 0, False
     while quiet < 3:
-        probe = Path(tempfile.mkdtemp(prefix="probe-", dir=folder))
-        began = time.perf_counter()
-        for i in range(200):
-            (probe / str(i)).write_bytes(b"x" * 1000)
-        per_file_us = (time.perf_counter() - began) / 200 * 1e6
+        per_file_us = max(creation_us(folder) for folder in folders)
         waited = time.monotonic() - started
         quiet = quiet + 1 if per_file_us < limit_us else 0
         if quiet == 0:
@@ -361,6 +358,15 @@ def wait_for_quiet_disk(folder: str, limit_us: float = 100, patience_s: float = 
             time.sleep(15)
     if slow:
         print(f"file creation back to {per_file_us:.0f} µs after {waited:.0f} s", flush=True)
+
+
+def creation_us(folder: str, files: int = 200) -> float:
+    """µs to create a 1 KB file, over `files` files in a new folder under `folder`."""
+    probe = Path(tempfile.mkdtemp(prefix="probe-", dir=folder))
+    began = time.perf_counter()
+    for i in range(files):
+        (probe / str(i)).write_bytes(b"x" * 1000)
+    return (time.perf_counter() - began) / files * 1e6
 
 
 def limit(sizes: Sizes) -> dict | None:
@@ -536,7 +542,7 @@ def main() -> None:
     os.environ["BENCH_TMP"] = run_folder
     results, limits = [], None
     try:
-        wait_for_quiet_disk(run_folder)
+        wait_for_quiet_disk([run_folder] + ([os.environ["BENCH_S3_DATA"]] if "BENCH_S3_DATA" in os.environ else []))
         for workload, storage in PLAN:
             if args.only and workload not in args.only:
                 continue

@@ -72,6 +72,8 @@ pub fn bench(bench_args: &[&str]) -> Result {
         ("BENCH_S3_REGION", REGION.into()),
         ("BENCH_LATENCY_MS", (2 * DELAY).as_millis().to_string()),
         ("BENCH_LIMIT_BIN", limit.to_string_lossy().into_owned()),
+        // Where the server creates its files, for the benchmark's quiet-disk wait.
+        ("BENCH_S3_DATA", server.data.join(BUCKET).to_string_lossy().into_owned()),
     ];
     let ran = step("benches/bench.py", || {
         run(dirs.command(&python).args(["benches/bench.py", "--out", "benches/results"]).args(bench_args))
