@@ -338,9 +338,11 @@ fn to_python<'py>(
 }
 
 /// The batches as a pandas DataFrame, by pyarrow's `to_pandas(self_destruct=True)`, which lets
-/// go of each column as soon as it is copied into the frame. Each column's chunks are handed
-/// over on their own for that: pyarrow frees a batch handed over whole only once all of its
-/// columns are copied, so the table and the frame would both be whole at the end.
+/// go of each column as soon as it is copied into the frame, one column at a time (two at once
+/// would hold two columns beside the frame). Each column's chunks are handed over on their own
+/// for that: pyarrow frees a batch handed over whole only once all of its columns are copied,
+/// so the table and the frame would both be whole at the end. The frame is the one pyarrow's
+/// plain `to_pandas()` makes: consolidated and writable.
 fn pandas_frame<'py>(
     py: Python<'py>,
     pyarrow: &Bound<'py, PyModule>,
