@@ -536,8 +536,8 @@ def main() -> None:
         return
 
     # Every case's local files go under one folder, removed once the run is over: removing
-    # thousands of files between cases slows the next case's file creation (ext4 scans
-    # recently freed inodes), so which case came first would show in the figures.
+    # thousands of files between cases slows the next case's file creation for minutes
+    # (see `wait_for_quiet_disk`), so which case came first would show in the figures.
     run_folder = tempfile.mkdtemp(prefix="bench-run-", dir=os.environ.get("BENCH_TMP"))
     os.environ["BENCH_TMP"] = run_folder
     results, limits = [], None

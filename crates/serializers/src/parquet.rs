@@ -185,8 +185,8 @@ pub struct Encoded {
 }
 
 /// Writes the batches of `reader` as Parquet into `sink` as they arrive, so
-/// only the row group being built (and the one before it, while it is written
-/// out) is held in memory; returns the sink and what was written.
+/// only the row group being built is held in memory; returns the sink and what
+/// was written.
 ///
 /// The columns of a row group are encoded and compressed on every core, each
 /// core a share of the columns, and the file is the same, byte for byte, as
