@@ -18,10 +18,10 @@ mod value;
 
 use pyo3::prelude::*;
 
-/// Tables freed by this extension go back to the kernel at once (see `LargeMappings`):
-/// a Parquet load lets go of each column as pandas copies it.
+/// Tables freed by this extension go back to the kernel (see `LargeMappings`): a Parquet
+/// load lets go of each column as pandas copies it, and streams reuse their parts' memory.
 #[global_allocator]
-static ALLOCATOR: store_core::buffer::LargeMappings = store_core::buffer::LargeMappings;
+static ALLOCATOR: store_core::buffer::LargeMappings = store_core::buffer::LargeMappings::new();
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -5,10 +5,12 @@
 //! takes 128. NumPy does the same for its arrays.
 //!
 //! [`LargeMappings`] is an allocator that gives large blocks mappings of their
-//! own, so that memory freed goes back to the kernel at once.
+//! own, so that memory freed goes back to the kernel, all but the last few
+//! blocks, which the next large allocations reuse.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::mem::MaybeUninit;
+use std::sync::Mutex;
 
 /// Buffers from this size on are advised; NumPy's threshold too.
 const LARGE: usize = 4 << 20;
@@ -55,8 +57,8 @@ pub fn advise_huge_pages(buffer: &mut [MaybeUninit<u8>]) {
 
 /// A global allocator for processes that hold large tables for a while and then
 /// let go of them: allocations of 4 MiB and more are mappings of their own,
-/// advised onto huge pages and handed back to the kernel as soon as they are
-/// freed; smaller ones are [`System`]'s.
+/// advised onto huge pages and handed back to the kernel when they are freed;
+/// smaller ones are [`System`]'s.
 ///
 /// glibc's malloc maps large blocks on its own too, but raises that threshold to
 /// the size of every mapped block freed, up to 32 MiB. After the first table, the
@@ -65,33 +67,105 @@ pub fn advise_huge_pages(buffer: &mut [MaybeUninit<u8>]) {
 /// still hold the whole table's worth. Growing a large block moves its pages
 /// (`mremap`) instead of copying them. Elsewhere than Linux, it is [`System`].
 ///
+/// The last few blocks freed, 16 MiB at most, are kept for the next
+/// large allocations: a stream of equal parts or ranges (an upload, a ranged
+/// read) then reuses pages the process already has, where fresh ones would each
+/// be faulted in and zeroed by the kernel, which takes as long as moving the data.
+///
 /// ```
 /// use store_core::buffer::LargeMappings;
 ///
 /// #[global_allocator]
-/// static ALLOCATOR: LargeMappings = LargeMappings;
+/// static ALLOCATOR: LargeMappings = LargeMappings::new();
 ///
 /// let mut column = vec![1.5_f64; 1 << 20]; // 8 MiB: a mapping of its own
 /// column.resize(3 << 20, 0.5); // moved by the kernel, not copied
 /// assert_eq!((column[0], column[(3 << 20) - 1]), (1.5, 0.5));
 /// ```
-pub struct LargeMappings;
+pub struct LargeMappings {
+    kept: Mutex<Kept>,
+}
+
+/// Freed large blocks kept for reuse, in bytes at most: two multipart parts or read ranges.
+const KEPT: usize = 16 << 20;
+
+/// Blocks freed and not yet unmapped: (address, page-rounded size); a size of 0 is a free slot.
+struct Kept {
+    blocks: [(usize, usize); 4],
+    bytes: usize,
+}
 
 impl LargeMappings {
+    /// The allocator, keeping nothing yet.
+    pub const fn new() -> Self {
+        Self { kept: Mutex::new(Kept { blocks: [(0, 0); 4], bytes: 0 }) }
+    }
+
     /// Whether a block of `layout` is a mapping: large, and aligned no more than
     /// a page, which every mapping is.
     fn maps(layout: Layout) -> bool {
         cfg!(target_os = "linux") && layout.size() >= LARGE && layout.align() <= 4096
     }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A block of `size` bytes: the smallest kept one that holds them, cut to
+    /// size, or else a fresh mapping (which is zeroed: `fresh` says which it is).
+    fn take(&self, size: usize) -> (*mut u8, bool) {
+        let size = mapping::rounded(size);
+        let reused = {
+            let mut kept = self.kept();
+            let fits = (0..kept.blocks.len()).filter(|&slot| kept.blocks[slot].1 >= size);
+            fits.min_by_key(|&slot| kept.blocks[slot].1).map(|slot| {
+                let block = std::mem::take(&mut kept.blocks[slot]);
+                kept.bytes -= block.1;
+                block
+            })
+        };
+        match reused {
+            // SAFETY: a kept block is a mapping of its size that nothing else uses.
+            Some((at, kept_size)) => (unsafe { mapping::shrink(at as *mut u8, kept_size, size) }, false),
+            None => (mapping::map(size), true),
+        }
+    }
+
+    /// Keeps the freed block at `at` for reuse if there is room, or unmaps it.
+    ///
+    /// # Safety
+    ///
+    /// `at` is a mapping of `size` bytes made by this allocator, not used after this.
+    unsafe fn give_back(&self, at: *mut u8, size: usize) {
+        let size = mapping::rounded(size);
+        {
+            let mut kept = self.kept();
+            let room = kept.bytes + size <= KEPT;
+            if let Some(slot) = kept.blocks.iter_mut().find(|(_, kept_size)| *kept_size == 0).filter(|_| room) {
+                *slot = (at as usize, size);
+                kept.bytes += size;
+                return;
+            }
+        }
+        // SAFETY: as the caller guarantees.
+        unsafe { mapping::unmap(at, size) }
+    }
 }
 
-// SAFETY: a block `maps` accepts is a whole mapping of its size made by `mapping::map`,
-// page aligned, and unmapped exactly once, by `dealloc` or by `realloc` moving it;
-// every other block is `System`'s, with the caller's guarantees passed on.
+impl Default for LargeMappings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: a block `maps` accepts is a whole mapping of its size made by `mapping::map`
+// (possibly kept and cut to size since), page aligned, and unmapped exactly once, by
+// `give_back` or by `realloc` moving it, or kept by `give_back` and used by one block
+// at a time; every other block is `System`'s, with the caller's guarantees passed on.
 unsafe impl GlobalAlloc for LargeMappings {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if Self::maps(layout) {
-            return mapping::map(layout.size());
+            return self.take(layout.size()).0;
         }
         // SAFETY: see the impl.
         unsafe { System.alloc(layout) }
@@ -99,7 +173,12 @@ unsafe impl GlobalAlloc for LargeMappings {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if Self::maps(layout) {
-            return mapping::map(layout.size()); // fresh mappings are zero already
+            let (block, fresh) = self.take(layout.size());
+            if !fresh && !block.is_null() {
+                // SAFETY: the block is `layout.size()` bytes, this allocation's alone.
+                unsafe { block.write_bytes(0, layout.size()) };
+            }
+            return block;
         }
         // SAFETY: see the impl.
         unsafe { System.alloc_zeroed(layout) }
@@ -108,7 +187,7 @@ unsafe impl GlobalAlloc for LargeMappings {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if Self::maps(layout) {
             // SAFETY: see the impl.
-            unsafe { mapping::unmap(ptr, layout.size()) }
+            unsafe { self.give_back(ptr, layout.size()) }
         } else {
             // SAFETY: see the impl.
             unsafe { System.dealloc(ptr, layout) }
@@ -138,6 +217,16 @@ unsafe impl GlobalAlloc for LargeMappings {
 
 /// The system calls behind [`LargeMappings`]; never called elsewhere than Linux.
 mod mapping {
+    /// `size` rounded up to whole pages: what a mapping of `size` bytes takes.
+    pub fn rounded(size: usize) -> usize {
+        #[cfg(target_os = "linux")]
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        #[cfg(not(target_os = "linux"))]
+        let page = 4096;
+        size.next_multiple_of(page)
+    }
+
     #[cfg(target_os = "linux")]
     pub fn map(size: usize) -> *mut u8 {
         // SAFETY: a private anonymous mapping where the kernel chooses touches no existing memory.
@@ -167,6 +256,21 @@ mod mapping {
         advised(moved, new_size)
     }
 
+    /// The mapping at `at` cut to its first `new_size` bytes, in place; the rest is unmapped.
+    ///
+    /// # Safety
+    ///
+    /// As for [`unmap`]; `new_size` is at most `size`.
+    #[cfg(target_os = "linux")]
+    pub unsafe fn shrink(at: *mut u8, size: usize, new_size: usize) -> *mut u8 {
+        if new_size == size {
+            return at;
+        }
+        // SAFETY: as the caller guarantees; shrinking never moves a mapping.
+        let cut = unsafe { libc::mremap(at.cast(), size, new_size, 0) };
+        if cut == libc::MAP_FAILED { std::ptr::null_mut() } else { cut.cast() }
+    }
+
     /// The new mapping at `at`, advised onto huge pages; null if there is none.
     #[cfg(target_os = "linux")]
     fn advised(at: *mut libc::c_void, size: usize) -> *mut u8 {
@@ -190,6 +294,11 @@ mod mapping {
     }
 
     #[cfg(not(target_os = "linux"))]
+    pub unsafe fn shrink(_: *mut u8, _: usize, _: usize) -> *mut u8 {
+        unreachable!("LargeMappings maps nothing elsewhere than Linux")
+    }
+
+    #[cfg(not(target_os = "linux"))]
     pub unsafe fn remap(_: *mut u8, _: usize, _: usize) -> *mut u8 {
         unreachable!("LargeMappings maps nothing elsewhere than Linux")
     }
@@ -206,16 +315,45 @@ mod tests {
     }
 
     #[test]
-    fn large_blocks_are_mappings_of_their_own_and_go_when_freed() {
-        let layout = Layout::from_size_align(8 << 20, 64).unwrap();
+    fn large_blocks_are_mappings_of_their_own_and_go_when_freed_beyond_what_is_kept() {
+        let allocator = LargeMappings::new();
+        let layout = Layout::from_size_align(KEPT + (1 << 20), 64).unwrap();
         // SAFETY: a valid non-zero layout; the block is freed once, with it.
         unsafe {
-            let block = LargeMappings.alloc_zeroed(layout);
+            let block = allocator.alloc_zeroed(layout);
             assert_eq!(block as usize % 4096, 0, "a mapping starts on a page");
             assert!(std::slice::from_raw_parts(block, layout.size()).iter().all(|&b| b == 0));
             block.write_bytes(7, layout.size());
-            LargeMappings.dealloc(block, layout);
+            allocator.dealloc(block, layout);
             assert!(!mapped(block, layout.size()), "freed memory is handed back");
+        }
+    }
+
+    #[test]
+    fn freed_blocks_are_kept_for_reuse_cut_to_size_and_zeroed_when_asked() {
+        let allocator = LargeMappings::new();
+        let part = Layout::from_size_align(KEPT / 2, 64).unwrap();
+        let smaller = Layout::from_size_align(KEPT / 4, 64).unwrap();
+        let bytes = |at: *mut u8, size| unsafe { std::slice::from_raw_parts(at, size) };
+        // SAFETY: valid layouts; each block is used within its size and freed once, with its layout.
+        unsafe {
+            let parts = [allocator.alloc(part), allocator.alloc(part), allocator.alloc(part)];
+            for block in parts {
+                block.write_bytes(7, part.size());
+                allocator.dealloc(block, part);
+            }
+            assert!(mapped(parts[0], part.size()) && mapped(parts[1], part.size()), "two parts are kept");
+            assert!(!mapped(parts[2], part.size()), "a third would be more than KEPT: handed back");
+            let reused = allocator.alloc_zeroed(smaller);
+            assert!(parts[..2].contains(&reused), "a kept block serves the next allocation");
+            assert!(bytes(reused, smaller.size()).iter().all(|&b| b == 0), "and is zeroed when asked");
+            let other = allocator.alloc(part);
+            assert!(parts[..2].contains(&other) && other != reused);
+            allocator.dealloc(reused, smaller);
+            let fresh = allocator.alloc(part);
+            assert_ne!(fresh, reused, "the block kept again is only as large as its last use");
+            allocator.dealloc(other, part);
+            allocator.dealloc(fresh, part);
         }
     }
 
@@ -225,14 +363,15 @@ mod tests {
         let pattern = |i: usize| (i % 251) as u8;
         // SAFETY: each block is used within its size and freed once, by realloc or at the end.
         unsafe {
-            let mut block = LargeMappings.alloc(small);
+            let allocator = LargeMappings::new();
+            let mut block = allocator.alloc(small);
             for i in 0..small.size() {
                 *block.add(i) = pattern(i);
             }
             let mut size = small.size();
             // Up into a mapping, within mappings (moved by the kernel), and back down to System.
             for new_size in [5 << 20, 40 << 20, 6 << 20, 64 << 10] {
-                block = LargeMappings.realloc(block, Layout::from_size_align(size, 8).unwrap(), new_size);
+                block = allocator.realloc(block, Layout::from_size_align(size, 8).unwrap(), new_size);
                 assert!(!block.is_null());
                 let kept = size.min(new_size).min(small.size());
                 assert!((0..kept).all(|i| *block.add(i) == pattern(i)), "{size} -> {new_size} lost bytes");
@@ -241,7 +380,7 @@ mod tests {
                 }
                 size = new_size;
             }
-            LargeMappings.dealloc(block, Layout::from_size_align(size, 8).unwrap());
+            allocator.dealloc(block, Layout::from_size_align(size, 8).unwrap());
         }
     }
 
@@ -250,9 +389,10 @@ mod tests {
         let layout = Layout::from_size_align(LARGE, 1 << 16).unwrap();
         // SAFETY: a valid layout, freed once with it.
         unsafe {
-            let block = LargeMappings.alloc(layout);
+            let allocator = LargeMappings::new();
+            let block = allocator.alloc(layout);
             assert_eq!(block as usize % layout.align(), 0);
-            LargeMappings.dealloc(block, layout);
+            allocator.dealloc(block, layout);
         }
     }
 }
