@@ -426,20 +426,91 @@ PANDAS_LOAD_PEAK = textwrap.dedent(
 )
 
 
-def test_a_large_pandas_load_never_holds_the_table_and_the_frame_whole(tmp_path) -> None:
-    # 128 MiB in 8 columns and 2 row groups. The Arrow table and the frame it becomes
-    # would both be whole if pyarrow could not let go of each column as it copies it.
-    # A fresh process: nothing before the load left memory it could reuse.
-    import numpy as np
+def pandas_load_peak(tmp_path, table: pa.Table) -> float:
+    """MiB a fresh process holds at its peak, beyond the frame, while it loads `table` as pandas.
+    A fresh process: nothing before the load left memory it could reuse."""
     import pyarrow.parquet as pq
 
-    rng = np.random.default_rng(0)
-    table = pa.table({name: rng.random(2 << 20) for name in "abcdefgh"})
     pq.write_table(table, tmp_path / "t.parquet", compression="none", use_dictionary=False, row_group_size=1 << 20)
     command = [sys.executable, "-c", PANDAS_LOAD_PEAK, str(tmp_path / "t.parquet")]
     out = subprocess.run(command, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    assert float(out.stdout) < 64, f"{float(out.stdout):.0f} MiB beyond the 128 MiB frame"
+    return float(out.stdout)
+
+
+def test_a_large_pandas_load_never_holds_the_table_and_the_frame_whole(tmp_path) -> None:
+    # 128 MiB in 8 columns of two types (two blocks in the frame, so through pyarrow's
+    # to_pandas) and 2 row groups. The Arrow table and the frame it becomes would both be
+    # whole if pyarrow could not let go of each column as it copies it.
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    columns = {name: rng.random(2 << 20) for name in "abcdefg"}
+    table = pa.table({**columns, "h": rng.integers(0, 1 << 60, 2 << 20)})
+    peak = pandas_load_peak(tmp_path, table)
+    assert peak < 64, f"{peak:.0f} MiB beyond the 128 MiB frame"
+
+
+def test_a_large_pandas_load_of_one_block_is_decoded_into_the_frame(tmp_path) -> None:
+    # 128 MiB in 2 float columns: pandas holds them in one block, which the row groups are
+    # decoded into as they arrive. Through an Arrow table, a whole 64 MiB column would be
+    # held beside the frame while pyarrow copies it.
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    peak = pandas_load_peak(tmp_path, pa.table({name: rng.random(8 << 20) for name in "ab"}))
+    assert peak < 40, f"{peak:.0f} MiB beyond the 128 MiB frame"
+
+
+def one_block_frames():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = 3 << 20  # 24 MiB a float column: decoded as it arrives
+    named_range = pd.RangeIndex(10, 10 + 2 * rows, 2, name="i")
+    with_attrs = pd.DataFrame({"a": rng.random(rows), "b": rng.random(rows)})
+    with_attrs.attrs["source"] = "sensor"
+    return {
+        "float64": pd.DataFrame({name: rng.random(rows) for name in "abc"}),
+        "int32, a named range index": pd.DataFrame(
+            {name: rng.integers(-(1 << 31), 1 << 31, rows, dtype="int32") for name in "ab"}, index=named_range
+        ),
+        "uint8": pd.DataFrame({name: rng.integers(0, 256, 8 * rows, dtype="uint8") for name in "ab"}),
+        "attrs": with_attrs,
+        "NaN, not null": pd.DataFrame({"a": rng.random(rows), "b": np.where(rng.random(rows) < 0.1, np.nan, 1.0)}),
+        "integer labels": pd.DataFrame(rng.random((rows, 2))),
+        # Not one block, or with an index that is not a range: through to_pandas.
+        "two dtypes": pd.DataFrame({"a": rng.random(rows), "b": rng.integers(0, 1 << 60, rows)}),
+        "nulls": pd.DataFrame({"a": pd.array(np.where(rng.random(rows) < 0.1, None, 1), dtype="Int64")}),
+        "an index of its own": pd.DataFrame({"a": rng.random(rows)}, index=pd.Index(np.arange(rows) * 3)),
+        "pyarrow, no pandas metadata": pa.table({name: rng.random(rows) for name in "ab"}),
+    }
+
+
+@pytest.mark.parametrize("case", list(one_block_frames()))
+def test_a_large_pandas_load_is_the_frame_pyarrow_makes(case: str) -> None:
+    import pyarrow.parquet as pq
+
+    from dagster_remote_store.backends import MemoryBackend
+
+    store = Store(MemoryBackend())
+    ParquetSerializer(compression="none").write_to(store, "t.parquet", one_block_frames()[case])
+    [frame] = IoManagerCore(store, ParquetSerializer()).load_tables(["t.parquet"], into="pandas")
+    expected = pq.read_table(pa.BufferReader(store.read_bytes("t.parquet"))).to_pandas()
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert frame.attrs == expected.attrs
+    assert frame._mgr.nblocks == expected._mgr.nblocks, "consolidated as pyarrow consolidates"
+    frame.iloc[0, 0] = 1  # writable
+
+
+def test_a_large_pandas_load_over_every_backend_is_the_frame_written(store: Store) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    written = pd.DataFrame({name: rng.random(1 << 21) for name in "ab"}, index=pd.RangeIndex(5, 5 + (1 << 21)))
+    ParquetSerializer(compression="none").write_to(store, "t.parquet", written)
+    [frame] = IoManagerCore(store, ParquetSerializer()).load_tables(["t.parquet"])
+    pd.testing.assert_frame_equal(frame, written, check_exact=True)
 
 
 def test_a_large_object_that_is_not_parquet_names_its_path(store: Store) -> None:

@@ -6,6 +6,7 @@
 mod backends;
 mod errors;
 mod foreign;
+mod frame;
 mod io;
 mod parquet;
 mod pickle_stream;

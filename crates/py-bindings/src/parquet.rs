@@ -21,6 +21,7 @@ use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, StorePath};
 
 use crate::errors::{StoreResultExt, serialize_error};
+use crate::frame::FrameBlock;
 use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
 use crate::store::{Store, parse_path};
@@ -208,15 +209,16 @@ pub fn load_tables(
     max_concurrency: usize,
 ) -> PyResult<Vec<Py<PyAny>>> {
     let target = into.map(Target::parse).transpose()?;
-    let fetches = paths.iter().map(|path| fetch_table(store, path));
+    let fetches = paths.iter().map(|path| fetch_table(store, path, target));
     let fetched: Vec<_> = block_on(py, stream::iter(fetches).buffered(max_concurrency).collect());
     fetched
         .into_iter()
         .map(|table| match (table, &missing) {
-            (Ok((schema, batches, metadata)), _) => {
+            (Ok(Fetched::Table((schema, batches, metadata))), _) => {
                 let target = target.unwrap_or_else(|| Target::recorded(&metadata));
                 to_python(py, schema, batches, target).map(Bound::unbind)
             }
+            (Ok(Fetched::Frame(frame)), _) => frame.into_frame(py).map(Bound::unbind),
             (Err(io_manager::Error::Store(e)), Some(missing)) if e.kind() == ErrorKind::NotFound => {
                 Ok(missing.clone_ref(py))
             }
@@ -225,10 +227,22 @@ pub fn load_tables(
         .collect()
 }
 
+/// A table as fetched: decoded, or already a pandas frame's block (see `frame.rs`).
+enum Fetched {
+    Table(parquet::Decoded),
+    Frame(FrameBlock),
+}
+
 /// The table stored at `path`, verified against its checksum. A large file's row groups
 /// are decoded, on every core, while the rest of the file is still arriving; its footer is
 /// read first, from the end, and the bytes of the row groups already decoded are let go.
-async fn fetch_table(store: &store_core::Store, path: &StorePath) -> Result<parquet::Decoded, io_manager::Error> {
+/// Read into pandas (`target`, or the library recorded), a table that pandas holds in one
+/// block is decoded into that block.
+async fn fetch_table(
+    store: &store_core::Store,
+    path: &StorePath,
+    target: Option<Target>,
+) -> Result<Fetched, io_manager::Error> {
     let mut object = integrity::read_stream(store, path).await?;
     let size = object.size.filter(|&size| size > DECODE_WHILE_ARRIVING);
     let arriving = match size {
@@ -239,8 +253,11 @@ async fn fetch_table(store: &store_core::Store, path: &StorePath) -> Result<parq
         // Small, or with an end that is not a Parquet footer: decoded whole, which says what is wrong.
         let chunks: Vec<Bytes> = (&mut object.chunks).try_collect().await?;
         object.verify().await?;
-        return decode_whole(path, chunks).await;
+        return decode_whole(path, chunks).await.map(Fetched::Table);
     };
+    let pandas = target.unwrap_or_else(|| Target::recorded(&arriving.key_value_metadata()));
+    // Shared with the decode tasks, which outlive this function if it returns early.
+    let frame = matches!(pandas, Target::Pandas).then(|| FrameBlock::for_file(&arriving)).flatten().map(Arc::new);
     let decoders = std::thread::available_parallelism().map_or(1, usize::from);
     let (mut running, mut decoded) = (VecDeque::new(), Vec::new());
     while let Some(chunk) = object.chunks.try_next().await? {
@@ -248,7 +265,11 @@ async fn fetch_table(store: &store_core::Store, path: &StorePath) -> Result<parq
             if running.len() == decoders {
                 decoded.push(join(running.pop_front().expect("as many as decoders")).await);
             }
-            running.push_back(tokio::task::spawn_blocking(move || group.decode()));
+            let frame = frame.clone();
+            running.push_back(tokio::task::spawn_blocking(move || match frame {
+                Some(frame) => frame.fill(group).map(|()| Vec::new()),
+                None => group.decode(),
+            }));
         }
     }
     // A corrupt file is reported as such, whatever decoding made of it.
@@ -257,10 +278,14 @@ async fn fetch_table(store: &store_core::Store, path: &StorePath) -> Result<parq
         decoded.push(join(task).await);
     }
     match decoded.into_iter().collect::<Result<_, _>>().and_then(|decoded| arriving.finish(decoded)) {
-        Ok(table) => Ok(table),
+        Ok(table) => Ok(match frame {
+            // Every decode task has finished, and let go of its share.
+            Some(frame) => Fetched::Frame(Arc::into_inner(frame).expect("no decode task still running")),
+            None => Fetched::Table(table),
+        }),
         // A row group that would not decode, or a file replaced after its footer was read:
         // the object as it is now, verified, decoded whole, says what is wrong.
-        Err(_) => decode_whole(path, vec![integrity::read(store, path).await?]).await,
+        Err(_) => decode_whole(path, vec![integrity::read(store, path).await?]).await.map(Fetched::Table),
     }
 }
 

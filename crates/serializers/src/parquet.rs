@@ -430,17 +430,30 @@ fn decode_row_groups<T: ChunkReader + 'static>(
     groups: Vec<usize>,
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, SerializeError> {
-    let decode_error = |e| SerializeError::decode(NAME, e);
     // Batches as large as the largest row group: the default 1024 rows would cut a large
     // table into thousands of chunks that every consumer (pandas above all) has to stitch together.
     let rows = groups.iter().map(|&g| footer.metadata().row_group(g).num_rows()).max().unwrap_or(0);
+    row_group_batches(data, footer, groups, schema, (rows as usize).max(1024))?.collect()
+}
+
+/// The batches of some row groups, `batch_rows` rows at most each, decoded as they are
+/// taken, with the schema as written.
+fn row_group_batches<T: ChunkReader + 'static>(
+    data: T,
+    footer: ArrowReaderMetadata,
+    groups: Vec<usize>,
+    schema: &SchemaRef,
+    batch_rows: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch, SerializeError>> + use<T>, SerializeError> {
+    let decode_error = |e: ParquetError| SerializeError::decode(NAME, e);
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(data, footer);
-    let batches =
-        builder.with_row_groups(groups).with_batch_size((rows as usize).max(1024)).build().map_err(decode_error)?;
-    batches
-        .map(|batch| RecordBatch::try_new(schema.clone(), batch?.columns().to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SerializeError::decode(NAME, e))
+    let batches = builder.with_row_groups(groups).with_batch_size(batch_rows).build().map_err(decode_error)?;
+    let schema = schema.clone();
+    Ok(batches.map(move |batch| {
+        batch
+            .and_then(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
+            .map_err(|e| SerializeError::decode(NAME, e))
+    }))
 }
 
 /// The Arrow schema as it was written. The reader's own schema also carries
@@ -718,6 +731,28 @@ mod tests {
         assert_eq!(read.len(), 6, "a batch per row group");
         assert_same_rows(&whole, &read);
         assert_same_rows(&batches, &read);
+    }
+
+    #[test]
+    fn a_row_group_decodes_in_batches_and_knows_its_first_row() {
+        let batches: Vec<_> = (0..4).map(batch).collect();
+        let file = file_of_row_groups(&batches);
+        let mut arriving = ArrivingFile::new(file.clone(), file.len() as u64).unwrap().unwrap();
+        assert_eq!(arriving.row_count(), 12);
+        assert!(!arriving.has_no_nulls(), "every batch has nulls");
+        let groups = arriving.push(file.clone());
+        assert_eq!(groups.iter().map(RowGroup::first_row).collect::<Vec<_>>(), [0, 3, 6, 9]);
+        let third = groups.into_iter().nth(2).unwrap();
+        let pieces: Vec<_> = third.decode_in_batches(2).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(pieces.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), [2, 1]);
+        assert_same_rows(&batches[2..3], &pieces);
+
+        let ids = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+        let ids = RecordBatch::try_new(ids, vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        let file =
+            encode(RecordBatchIterator::new([Ok(ids.clone())], ids.schema()), &ParquetOptions::default()).unwrap();
+        let arriving = ArrivingFile::new(file.clone(), file.len() as u64).unwrap().unwrap();
+        assert!(arriving.has_no_nulls(), "a nullable column without nulls");
     }
 
     #[test]

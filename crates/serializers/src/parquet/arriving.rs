@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::{Bytes, BytesMut};
 
-use super::{Decoded, NAME, arrow_schema, decode_row_groups, key_value_metadata};
+use super::{Decoded, NAME, arrow_schema, decode_row_groups, key_value_metadata, row_group_batches};
 use crate::SerializeError;
 
 /// A Parquet file being decoded as it arrives from the front, its footer
@@ -50,6 +50,8 @@ pub struct ArrivingFile {
     size: u64,
     /// Where each row group's bytes start and end, in file order.
     groups: Vec<(u64, u64)>,
+    /// The row each row group starts at.
+    first_rows: Vec<u64>,
     received: Received,
     /// Row groups handed out so far.
     handed_out: usize,
@@ -90,7 +92,11 @@ impl ArrivingFile {
                 (start, ranges.map(|(at, len)| at + len).max().unwrap_or(0))
             })
             .collect();
-        Ok(Some(Self { footer, schema, tail, size, groups, received: Received::new(size), handed_out: 0 }))
+        let first_rows = (footer.metadata().row_groups().iter())
+            .scan(0, |row, group| Some(std::mem::replace(row, *row + group.num_rows() as u64)))
+            .collect();
+        let received = Received::new(size);
+        Ok(Some(Self { footer, schema, tail, size, groups, first_rows, received, handed_out: 0 }))
     }
 
     /// How many bytes from the end of the file its footer takes, from the file's
@@ -108,6 +114,28 @@ impl ArrivingFile {
         Ok((footer.metadata_length() + FOOTER_SIZE) as u64)
     }
 
+    /// The Arrow schema the file decodes to, as written (its metadata included).
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The file's key-value metadata, as [`decode`](super::decode) returns it.
+    pub fn key_value_metadata(&self) -> Vec<(String, String)> {
+        key_value_metadata(self.footer.metadata())
+    }
+
+    /// Rows in all row groups.
+    pub fn row_count(&self) -> u64 {
+        self.footer.metadata().file_metadata().num_rows() as u64
+    }
+
+    /// Whether the footer's statistics say that no column chunk holds a null; a
+    /// chunk without statistics might.
+    pub fn has_no_nulls(&self) -> bool {
+        let columns = self.footer.metadata().row_groups().iter().flat_map(|group| group.columns());
+        columns.into_iter().all(|column| column.statistics().and_then(|s| s.null_count_opt()) == Some(0))
+    }
+
     /// Takes the next bytes of the file; returns the row groups that are now complete, in file order.
     ///
     /// Bytes that no row group still to come needs are let go of: each row group
@@ -119,6 +147,7 @@ impl ArrivingFile {
         let groups = (self.handed_out..self.handed_out + complete)
             .map(|index| RowGroup {
                 index,
+                first_row: self.first_rows[index],
                 received: self.received.clone(),
                 footer: self.footer.clone(),
                 schema: self.schema.clone(),
@@ -166,6 +195,7 @@ impl ArrivingFile {
 /// A complete row group of an [`ArrivingFile`], ready to decode.
 pub struct RowGroup {
     index: usize,
+    first_row: u64,
     received: Received,
     footer: ArrowReaderMetadata,
     schema: SchemaRef,
@@ -179,6 +209,24 @@ impl RowGroup {
     /// A decode error if its bytes are not valid Parquet.
     pub fn decode(self) -> Result<Vec<RecordBatch>, SerializeError> {
         decode_row_groups(self.received, self.footer, vec![self.index], &self.schema)
+    }
+
+    /// Its batches, `batch_rows` rows at most each, each decoded only when the one
+    /// before has been taken: a caller that copies each elsewhere holds one at a time.
+    ///
+    /// # Errors
+    ///
+    /// A decode error if its bytes are not valid Parquet, when it starts or at the batch it hits.
+    pub fn decode_in_batches(
+        self,
+        batch_rows: usize,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch, SerializeError>>, SerializeError> {
+        row_group_batches(self.received, self.footer, vec![self.index], &self.schema, batch_rows.max(1))
+    }
+
+    /// The row of the file it starts at.
+    pub fn first_row(&self) -> u64 {
+        self.first_row
     }
 }
 
