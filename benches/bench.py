@@ -335,7 +335,7 @@ def run_case(workload: str, storage: str, implementation: str, quick: bool) -> d
     return result
 
 
-def wait_for_quiet_disk(folders: list[str], limit_us: float = 100, patience_s: float = 600) -> None:
+def wait_for_quiet_disk(folders: list[str], limit_us: float = 50, patience_s: float = 600) -> None:
     """Waits until creating a small file in each of `folders` takes under `limit_us` µs, three times 15 s apart.
     After thousands of files are removed (the last run's cleanup, the S3 server's old data,
     `cargo xtask test`), creating files on this machine's ext4 takes 300-900 µs each instead of
