@@ -236,7 +236,8 @@ fn write_row_groups<W: std::io::Write + Send>(
     let (mut file, factory) = ArrowWriter::try_new(sink, schema.clone(), Some(properties))
         .and_then(ArrowWriter::into_serialized_writer)
         .map_err(encode_error)?;
-    let rows_per_group = file.properties().max_row_group_row_count().unwrap_or(usize::MAX);
+    let max_rows_per_group = file.properties().max_row_group_row_count().unwrap_or(usize::MAX);
+    let mut rows_per_group = None;
     let workers = cores().min(schema.fields().len()).max(1);
     // Each row group is appended to the file as soon as it is full, before the next one
     // starts: encoding ahead while it is written out held a second row group's pages and
@@ -253,6 +254,7 @@ fn write_row_groups<W: std::io::Write + Send>(
             ))));
         }
         row_count += batch.num_rows() as u64;
+        let rows_per_group = *rows_per_group.get_or_insert_with(|| max_rows_per_group.min(rows_in(&batch)));
         while batch.num_rows() > 0 {
             let encoder = match &mut filling {
                 Some(encoder) => encoder,
@@ -283,6 +285,18 @@ fn write_row_groups<W: std::io::Write + Send>(
     }
     let sink = file.into_inner().map_err(encode_error)?;
     Ok((sink, Encoded { row_count, schema }))
+}
+
+/// A row group's size in memory, before encoding, at most: its pages are held until it is
+/// complete, and a reader needs all of its bytes before it decodes it, so rows of a wide
+/// table make smaller row groups.
+const ROW_GROUP_BYTES: usize = 32 << 20;
+
+/// How many rows like those of `batch` fill [`ROW_GROUP_BYTES`]; at least 1024.
+fn rows_in(batch: &RecordBatch) -> usize {
+    let bytes: usize = batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0)).sum();
+    let bytes_per_row = bytes.div_ceil(batch.num_rows().max(1)).max(1);
+    (ROW_GROUP_BYTES / bytes_per_row).max(1024)
 }
 
 /// The cores to encode and decode on, asked once: the answer reads cgroup files.
@@ -591,6 +605,29 @@ mod tests {
         assert_same_rows(&batches, &read);
         assert_eq!(concat(&read).num_rows(), 12);
         assert_eq!(concat(&read).column(3).null_count(), 4);
+    }
+
+    /// A table of `columns` Int64 columns and `rows` rows.
+    fn wide(columns: usize, rows: usize) -> RecordBatch {
+        let fields: Vec<Field> = (0..columns).map(|c| Field::new(format!("c{c}"), DataType::Int64, false)).collect();
+        let values: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows as i64));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), vec![values; columns]).unwrap()
+    }
+
+    #[test]
+    fn row_groups_hold_rows_for_a_few_mib_whatever_the_width() {
+        assert_eq!(rows_in(&wide(256, 10)), ROW_GROUP_BYTES / 2048);
+        assert_eq!(rows_in(&wide(256, 100_000).slice(5, 10)), ROW_GROUP_BYTES / 2048, "a slice counts its rows only");
+        assert_eq!(rows_in(&wide(1 << 16, 1)), 1024, "never fewer than 1024 rows");
+        let table = wide(256, 20_000); // 2048 bytes a row
+        let options = ParquetOptions { compression: Compression::None, ..Default::default() };
+        let file = encode(RecordBatchIterator::new([Ok(table.clone())], table.schema()), &options).unwrap();
+        let footer = ArrowReaderMetadata::load(&file, Default::default()).unwrap();
+        let rows: Vec<i64> = footer.metadata().row_groups().iter().map(|group| group.num_rows()).collect();
+        let full = (ROW_GROUP_BYTES / 2048) as i64;
+        assert_eq!(rows, [full, 20_000 - full]);
+        let read = arrow::compute::concat_batches(&table.schema(), &decode(file).unwrap().1).unwrap();
+        assert!(read == table);
     }
 
     #[test]
