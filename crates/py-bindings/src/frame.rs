@@ -1,7 +1,7 @@
 //! Pandas frames filled while a Parquet file arrives. A table whose columns share
 //! one numeric type and hold no nulls (what pandas keeps in one NumPy block) gets
 //! that block before its first row group is in, and each row group is decoded
-//! straight into it, a few thousand rows at a time. So the decoded table is never
+//! straight into it, 64 Ki rows at a time. So the decoded table is never
 //! held beside the frame, its memory is reused from one batch to the next rather
 //! than faulted in afresh, and no copy of the whole table is left for after the
 //! last byte. Every other table goes through pyarrow's `to_pandas()`.
