@@ -107,28 +107,40 @@ impl LargeMappings {
         cfg!(target_os = "linux") && layout.size() >= LARGE && layout.align() <= 4096
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    /// The kept blocks, unless another thread is using them: then the block is
+    /// mapped or unmapped as if nothing were kept. So the allocator never waits,
+    /// and a child forked while another thread held the lock never deadlocks.
+    fn kept(&self) -> Option<std::sync::MutexGuard<'_, Kept>> {
+        match self.kept.try_lock() {
+            Ok(kept) => Some(kept),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// A block of `size` bytes: the smallest kept one that holds them, cut to
     /// size, or else a fresh mapping (which is zeroed: `fresh` says which it is).
     fn take(&self, size: usize) -> (*mut u8, bool) {
         let size = mapping::rounded(size);
-        let reused = {
-            let mut kept = self.kept();
+        let reused = self.kept().and_then(|mut kept| {
             let fits = (0..kept.blocks.len()).filter(|&slot| kept.blocks[slot].1 >= size);
             fits.min_by_key(|&slot| kept.blocks[slot].1).map(|slot| {
                 let block = std::mem::take(&mut kept.blocks[slot]);
                 kept.bytes -= block.1;
                 block
             })
-        };
-        match reused {
+        });
+        if let Some((at, kept_size)) = reused {
+            let at = at as *mut u8;
             // SAFETY: a kept block is a mapping of its size that nothing else uses.
-            Some((at, kept_size)) => (unsafe { mapping::shrink(at as *mut u8, kept_size, size) }, false),
-            None => (mapping::map(size), true),
+            let cut = unsafe { mapping::shrink(at, kept_size, size) };
+            if !cut.is_null() {
+                return (cut, false);
+            }
+            // SAFETY: as above; the kernel left the mapping as it was.
+            unsafe { mapping::unmap(at, kept_size) };
         }
+        (mapping::map(size), true)
     }
 
     /// Keeps the freed block at `at` for reuse if there is room, or unmaps it.
@@ -138,8 +150,7 @@ impl LargeMappings {
     /// `at` is a mapping of `size` bytes made by this allocator, not used after this.
     unsafe fn give_back(&self, at: *mut u8, size: usize) {
         let size = mapping::rounded(size);
-        {
-            let mut kept = self.kept();
+        if let Some(mut kept) = self.kept() {
             let room = kept.bytes + size <= KEPT;
             if let Some(slot) = kept.blocks.iter_mut().find(|(_, kept_size)| *kept_size == 0).filter(|_| room) {
                 *slot = (at as usize, size);
@@ -355,6 +366,21 @@ mod tests {
             allocator.dealloc(other, part);
             allocator.dealloc(fresh, part);
         }
+    }
+
+    #[test]
+    fn a_thread_holding_the_kept_blocks_never_makes_another_wait() {
+        let allocator = LargeMappings::new();
+        let part = Layout::from_size_align(8 << 20, 64).unwrap();
+        let held = allocator.kept.lock().unwrap();
+        // SAFETY: a valid layout; the block is used within its size and freed once, with it.
+        unsafe {
+            let block = allocator.alloc(part);
+            block.write_bytes(7, part.size());
+            allocator.dealloc(block, part);
+            assert!(!mapped(block, part.size()), "not kept while the lock is held elsewhere");
+        }
+        drop(held);
     }
 
     #[test]
