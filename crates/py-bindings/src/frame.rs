@@ -11,11 +11,11 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3_arrow::PySchema;
 use serde_json::Value;
 use serializers::SerializeError;
 use serializers::parquet::{self, ArrivingFile, RowGroup};
 
+use crate::parquet::pyarrow_schema;
 use crate::stream::byte_buffer;
 
 /// Rows decoded at a time: a column's batch (512 KiB of 8-byte values) stays among
@@ -140,7 +140,7 @@ impl FrameBlock {
 
 /// pyarrow's frame of `schema` with no rows.
 fn empty_frame<'py>(py: Python<'py>, schema: &SchemaRef) -> PyResult<Bound<'py, PyAny>> {
-    let schema = py.import("pyarrow")?.call_method1("schema", (PySchema::new(schema.clone()),))?;
+    let schema = pyarrow_schema(&py.import("pyarrow")?, schema.clone())?;
     schema.call_method0("empty_table")?.call_method0("to_pandas")
 }
 

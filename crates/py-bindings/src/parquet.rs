@@ -255,9 +255,9 @@ async fn fetch_table(
         object.verify().await?;
         return decode_whole(path, chunks).await.map(Fetched::Table);
     };
-    let pandas = target.unwrap_or_else(|| Target::recorded(&arriving.key_value_metadata()));
+    let read_as = target.unwrap_or_else(|| Target::recorded(&arriving.key_value_metadata()));
     // Shared with the decode tasks, which outlive this function if it returns early.
-    let frame = matches!(pandas, Target::Pandas).then(|| FrameBlock::for_file(&arriving)).flatten().map(Arc::new);
+    let frame = matches!(read_as, Target::Pandas).then(|| FrameBlock::for_file(&arriving)).flatten().map(Arc::new);
     let decoders = std::thread::available_parallelism().map_or(1, usize::from);
     let (mut running, mut decoded) = (VecDeque::new(), Vec::new());
     while let Some(chunk) = object.chunks.try_next().await? {
@@ -390,12 +390,17 @@ fn pandas_frame<'py>(
         })
         .collect::<PyResult<Vec<_>>>()?;
     let kwargs = PyDict::new(py);
-    kwargs.set_item("schema", pyarrow.call_method1("schema", (PySchema::new(schema),))?)?;
+    kwargs.set_item("schema", pyarrow_schema(pyarrow, schema)?)?;
     let table = pyarrow.getattr("Table")?.call_method("from_arrays", (columns,), Some(&kwargs))?;
     let kwargs = PyDict::new(py);
     kwargs.set_item("self_destruct", true)?;
     kwargs.set_item("use_threads", false)?;
     table.call_method("to_pandas", (), Some(&kwargs))
+}
+
+/// `schema` as a `pyarrow.Schema`, its metadata included.
+pub fn pyarrow_schema<'py>(pyarrow: &Bound<'py, PyModule>, schema: SchemaRef) -> PyResult<Bound<'py, PyAny>> {
+    pyarrow.call_method1("schema", (PySchema::new(schema),))
 }
 
 /// Parquet (`.parquet`), encoded and decoded in Rust: polars and pandas

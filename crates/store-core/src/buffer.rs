@@ -45,14 +45,22 @@ pub fn advise_huge_pages(buffer: &mut [MaybeUninit<u8>]) {
     }
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = page_size();
         let start = buffer.as_mut_ptr() as usize;
         let (first, end) = (start.next_multiple_of(page), (start + buffer.len()) / page * page);
         // SAFETY: the range lies inside `buffer`, which this call borrows mutably, and
         // MADV_HUGEPAGE never changes contents. A kernel that refuses the hint is fine.
         unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
     }
+}
+
+/// The kernel's page size.
+fn page_size() -> usize {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sysconf has no preconditions.
+    return usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    #[cfg(not(target_os = "linux"))]
+    4096
 }
 
 /// A global allocator for processes that hold large tables for a while and then
@@ -230,12 +238,7 @@ unsafe impl GlobalAlloc for LargeMappings {
 mod mapping {
     /// `size` rounded up to whole pages: what a mapping of `size` bytes takes.
     pub fn rounded(size: usize) -> usize {
-        #[cfg(target_os = "linux")]
-        // SAFETY: sysconf has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-        #[cfg(not(target_os = "linux"))]
-        let page = 4096;
-        size.next_multiple_of(page)
+        size.next_multiple_of(super::page_size())
     }
 
     #[cfg(target_os = "linux")]
