@@ -53,10 +53,11 @@ use ::parquet::basic::{Compression as Codec, ZstdLevel};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::{KeyValue, ParquetMetaData};
 use ::parquet::file::properties::WriterProperties;
+use ::parquet::schema::types::ColumnPath;
 use ::parquet::file::reader::ChunkReader;
 use ::parquet::file::writer::SerializedFileWriter;
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use bytes::Bytes;
 
 use crate::SerializeError;
@@ -162,8 +163,8 @@ pub struct ParquetOptions {
 
 /// Writes the batches of `reader` as one Parquet file.
 ///
-/// Batches are encoded as they arrive (see [`encode_to`]); row groups are cut
-/// at the writer's default size (about a million rows). The Arrow schema is stored in
+/// Batches are encoded as they arrive (see [`encode_to`]); a row group holds
+/// 32 MiB of rows at most. The Arrow schema is stored in
 /// the footer, so [`decode`] gives back the same types (timestamps with their
 /// unit and time zone, dictionaries, ...).
 ///
@@ -190,7 +191,9 @@ pub struct Encoded {
 ///
 /// The columns of a row group are encoded and compressed on every core, each
 /// core a share of the columns, and the file is the same, byte for byte, as
-/// `parquet`'s own `ArrowWriter` writes with the same properties.
+/// `parquet`'s own `ArrowWriter` writes with the same properties. Those are the
+/// writer's defaults, with `options`, except that a column of numbers whose first
+/// batch shows too few repeats for a dictionary to pay is written without one.
 ///
 /// ```
 /// # use std::sync::Arc;
@@ -216,11 +219,71 @@ pub fn encode_to<W: std::io::Write + Send>(
     sink: W,
 ) -> Result<(W, Encoded), SerializeError> {
     let metadata = options.key_value_metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
-    let properties = WriterProperties::builder()
+    let mut properties = WriterProperties::builder()
         .set_compression(options.compression.codec()?)
-        .set_key_value_metadata(Some(metadata))
-        .build();
-    write_row_groups(reader, properties, sink)
+        .set_key_value_metadata(Some(metadata));
+    let schema = reader.schema();
+    let mut batches = reader.peekable();
+    if let Some(Ok(first)) = batches.peek() {
+        for column in columns_without_dictionary(first) {
+            properties = properties.set_column_dictionary_enabled(column, false);
+        }
+    }
+    write_row_groups(RecordBatchIterator::new(batches, schema), properties.build(), sink)
+}
+
+/// How many of a column's first values [`columns_without_dictionary`] looks at.
+const DICTIONARY_SAMPLE: usize = 1 << 16;
+
+/// The top-level columns of 4- or 8-byte values whose first values in `batch` are so
+/// varied that a dictionary would be larger than the values themselves. The writer
+/// would otherwise hash every value into a dictionary until it outgrows its page
+/// (1 MiB) and only then fall back to plain values, having written the dictionary
+/// and its indices for nothing: for random floats that costs about 3% more bytes
+/// and half the encoding and decoding time.
+fn columns_without_dictionary(batch: &RecordBatch) -> Vec<ColumnPath> {
+    let schema = batch.schema();
+    schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(field, column)| {
+            let Some(width) = plain_width(field.data_type()) else { return false };
+            let data = column.to_data();
+            let values = &data.buffers()[0].as_slice()[data.offset() * width..];
+            let mut sample: Vec<u64> = (0..data.len().min(DICTIONARY_SAMPLE))
+                .filter(|&i| data.is_valid(i))
+                .map(|i| {
+                    let mut value = [0; 8];
+                    value[..width].copy_from_slice(&values[i * width..(i + 1) * width]);
+                    u64::from_le_bytes(value)
+                })
+                .collect();
+            let count = sample.len();
+            sample.sort_unstable();
+            sample.dedup();
+            let distinct = sample.len();
+            let index_bits = usize::BITS - distinct.saturating_sub(1).leading_zeros();
+            distinct > 0 && distinct * width + (count * index_bits as usize).div_ceil(8) >= count * width
+        })
+        .map(|(field, _)| ColumnPath::new(vec![field.name().clone()]))
+        .collect()
+}
+
+/// The bytes a value of `data_type` takes as a plain Parquet value, for the types
+/// stored as 4- or 8-byte numbers.
+fn plain_width(data_type: &DataType) -> Option<usize> {
+    match data_type {
+        DataType::Int32 | DataType::UInt32 | DataType::Float32 | DataType::Date32 | DataType::Time32(_) => Some(4),
+        DataType::Int64
+        | DataType::UInt64
+        | DataType::Float64
+        | DataType::Date64
+        | DataType::Time64(_)
+        | DataType::Timestamp(..)
+        | DataType::Duration(_) => Some(8),
+        _ => None,
+    }
 }
 
 /// [`encode_to`] with the writer's `properties` as given.
@@ -573,7 +636,7 @@ mod tests {
     }
 
     fn concat(batches: &[RecordBatch]) -> RecordBatch {
-        arrow::compute::concat_batches(&schema(), batches).unwrap()
+        arrow::compute::concat_batches(&batches.first().map_or_else(schema, RecordBatch::schema), batches).unwrap()
     }
 
     /// The same rows, however they are split into batches. NaN != NaN in
@@ -650,6 +713,38 @@ mod tests {
         let data = Bytes::from(writer.into_inner().unwrap());
         let (_, read, _) = decode(data).unwrap();
         assert_same_rows(&batches, &read);
+    }
+
+    #[test]
+    fn columns_of_varied_numbers_are_written_without_a_dictionary() {
+        let rows = 100_000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("varied", DataType::Float64, false),
+            Field::new("repeated", DataType::Float64, false),
+            Field::new("ids", DataType::Int32, true),
+            Field::new("names", DataType::Utf8, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from_iter_values((0..rows).map(|i| f64::from(i).sqrt()))),
+            Arc::new(Float64Array::from_iter_values((0..rows).map(|i| f64::from(i % 100)))),
+            Arc::new(Int32Array::from_iter((0..rows).map(|i| (i % 7 != 0).then_some(i)))),
+            Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("n{}", i % 3)))),
+        ];
+        // A slice, so that the values are read from the array's offset.
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap().slice(1, rows as usize - 1);
+        let ours = encode(RecordBatchIterator::new([Ok(batch.clone())], schema.clone()), &Default::default()).unwrap();
+
+        let footer = ArrowReaderMetadata::load(&ours, Default::default()).unwrap();
+        let with_dictionary: Vec<bool> =
+            footer.metadata().row_group(0).columns().iter().map(|c| c.dictionary_page_offset().is_some()).collect();
+        assert_eq!(with_dictionary, [false, true, false, true]);
+        let (_, read, _) = decode(ours.clone()).unwrap();
+        assert_same_rows(&[batch.clone()], &read);
+
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(WriterProperties::default())).unwrap();
+        writer.write(&batch).unwrap();
+        let with_every_dictionary = writer.into_inner().unwrap();
+        assert!(ours.len() < with_every_dictionary.len(), "{} against {}", ours.len(), with_every_dictionary.len());
     }
 
     #[test]
