@@ -505,6 +505,50 @@ def test_a_large_pandas_load_is_the_frame_pyarrow_makes(case: str) -> None:
     frame.iloc[0, 0] = 1  # writable
 
 
+def with_a_footer_that_hides_its_null(data: bytes) -> bytes:
+    """`data`, a file with one null, with that column chunk's null count in the footer
+    changed from 1 to 0. Thrift's compact encoding writes a count of 1 as 0x02 and 0 as 0x00
+    after a field header ending in 6 (an i64), so one byte changes and the footer keeps its
+    length; each place that could be it is tried until pyarrow reads the footer as intended."""
+    import pyarrow.parquet as pq
+
+    footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    for at in range(footer, len(data) - 9):
+        if data[at] not in (0x16, 0x26, 0x36) or data[at + 1] != 0x02:
+            continue
+        lie = data[: at + 1] + b"\x00" + data[at + 2 :]
+        try:
+            meta = pq.ParquetFile(pa.BufferReader(lie)).metadata
+        except (OSError, ValueError):
+            continue
+        chunks = [meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns)]
+        if all(chunk.statistics.null_count == 0 for chunk in chunks):
+            return lie
+    raise AssertionError("no null count of 1 in the footer")
+
+
+def test_a_large_pandas_load_whose_footer_hides_a_null_is_the_frame_pyarrow_makes() -> None:
+    # The footer says one float block without nulls, so the frame is filled as the row
+    # groups arrive, until the second one holds a null: then the file is read again
+    # through pyarrow, and the null is NaN, not whatever value its slot held.
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from dagster_remote_store.backends import MemoryBackend
+
+    rows = 3 << 20
+    written = pd.DataFrame({name: np.random.default_rng(3).random(rows) for name in "ab"})
+    written.loc[(1 << 20) + 5, "b"] = np.nan  # a null once in Arrow
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(written), sink, compression="none", row_group_size=1 << 20)
+    lie = with_a_footer_that_hides_its_null(sink.getvalue().to_pybytes())
+    assert pq.read_table(pa.BufferReader(lie)).column("b").null_count == 1
+    store = Store(MemoryBackend())
+    store.write("lie.parquet", lie)
+    [frame] = IoManagerCore(store, ParquetSerializer()).load_tables(["lie.parquet"], into="pandas")
+    pd.testing.assert_frame_equal(frame, written, check_exact=True)
+
+
 def test_a_large_pandas_load_over_every_backend_is_the_frame_written(store: Store) -> None:
     import numpy as np
 
