@@ -53,9 +53,9 @@ use ::parquet::basic::{Compression as Codec, ZstdLevel};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::{KeyValue, ParquetMetaData};
 use ::parquet::file::properties::WriterProperties;
-use ::parquet::schema::types::ColumnPath;
 use ::parquet::file::reader::ChunkReader;
 use ::parquet::file::writer::SerializedFileWriter;
+use ::parquet::schema::types::ColumnPath;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use bytes::Bytes;
@@ -739,7 +739,7 @@ mod tests {
             footer.metadata().row_group(0).columns().iter().map(|c| c.dictionary_page_offset().is_some()).collect();
         assert_eq!(with_dictionary, [false, true, false, true]);
         let (_, read, _) = decode(ours.clone()).unwrap();
-        assert_same_rows(&[batch.clone()], &read);
+        assert_same_rows(std::slice::from_ref(&batch), &read);
 
         let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(WriterProperties::default())).unwrap();
         writer.write(&batch).unwrap();

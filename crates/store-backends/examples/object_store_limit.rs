@@ -10,7 +10,8 @@
 //! Arguments: the size in MiB and the number of rounds. The server comes from
 //! `BENCH_S3_ENDPOINT`, `BENCH_S3_BUCKET`, `BENCH_S3_KEY`, `BENCH_S3_SECRET` and
 //! `BENCH_S3_REGION`. Prints one JSON object with each round's seconds: a
-//! multipart put as the Store uploads large objects, the same bytes in one
+//! multipart put as the Store uploads large objects (and, of it, the time the
+//! server took to complete the upload once every part was in), the same bytes in one
 //! plain PUT (what the server takes without parts to assemble), one get, a get
 //! the way the Store reads large objects (part-sized ranges, several at once),
 //! and that ranged get copied into one new buffer of the object's size, as a
@@ -50,7 +51,7 @@ async fn main() {
     let store = std::sync::Arc::new(store);
     let data = Bytes::from((0..mib << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let path = Path::from("limit/object.bin");
-    let (mut puts, mut single_puts, mut gets) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut puts, mut completes, mut single_puts, mut gets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut ranged_gets, mut kept_gets) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         // One request with the whole object: what the server takes when it has no parts to put together.
@@ -64,7 +65,12 @@ async fn main() {
             upload.wait_for_capacity(IN_FLIGHT).await.expect("part");
             upload.put(data.slice(at..(at + PART).min(data.len())));
         }
+        // Every part acknowledged, what is left is the server's alone: it puts the parts
+        // together, and no client can overlap anything with that.
+        upload.wait_for_capacity(0).await.expect("part");
+        let completing = Instant::now();
         upload.finish().await.expect("complete");
+        completes.push(completing.elapsed().as_secs_f64());
         puts.push(started.elapsed().as_secs_f64());
 
         let started = Instant::now();
@@ -98,6 +104,6 @@ async fn main() {
     }
     store.delete(&path).await.expect("delete");
     println!(
-        r#"{{"mib": {mib}, "put_seconds": {puts:?}, "single_put_seconds": {single_puts:?}, "get_seconds": {gets:?}, "ranged_get_seconds": {ranged_gets:?}, "kept_ranged_get_seconds": {kept_gets:?}}}"#
+        r#"{{"mib": {mib}, "put_seconds": {puts:?}, "complete_seconds": {completes:?}, "single_put_seconds": {single_puts:?}, "get_seconds": {gets:?}, "ranged_get_seconds": {ranged_gets:?}, "kept_ranged_get_seconds": {kept_gets:?}}}"#
     );
 }
