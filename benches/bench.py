@@ -499,8 +499,7 @@ def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes
 
 def typical(rounds: list[float], kind: str) -> float:
     """The figure a case is summed up by: the median of its rounds, but for memory the worst
-    round. Memory a round frees can stay with the process and serve the next round, so later
-    rounds can look leaner than the first, which is the one a Dagster step (its own process) has."""
+    round, the peak a Dagster step (a process of its own) has to have room for."""
     return max(rounds) if kind == "mem" else statistics.median(rounds)
 
 
