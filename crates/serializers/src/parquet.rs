@@ -163,8 +163,9 @@ pub struct ParquetOptions {
 
 /// Writes the batches of `reader` as one Parquet file.
 ///
-/// Batches are encoded as they arrive (see [`encode_to`]); a row group holds
-/// 32 MiB of rows at most. The Arrow schema is stored in
+/// Batches are encoded as they arrive (see [`encode_to`]); a row group holds a
+/// million rows, or fewer where rows like the first batch's would take more than
+/// 32 MiB in memory. The Arrow schema is stored in
 /// the footer, so [`decode`] gives back the same types (timestamps with their
 /// unit and time zone, dictionaries, ...).
 ///
@@ -225,7 +226,7 @@ pub fn encode_to<W: std::io::Write + Send>(
     let schema = reader.schema();
     let mut batches = reader.peekable();
     if let Some(Ok(first)) = batches.peek() {
-        for column in columns_without_dictionary(first) {
+        for column in columns_without_dictionary(&schema, first) {
             properties = properties.set_column_dictionary_enabled(column, false);
         }
     }
@@ -243,8 +244,8 @@ const DICTIONARY_SAMPLE_MIN: usize = 1 << 10;
 /// (1 MiB) and only then fall back to plain values, having written the dictionary
 /// and its indices for nothing: for random floats that costs about 3% more bytes
 /// and a quarter of the encoding time.
-fn columns_without_dictionary(batch: &RecordBatch) -> Vec<ColumnPath> {
-    let schema = batch.schema();
+/// The columns are named as in `schema`, the one the file is written with.
+fn columns_without_dictionary(schema: &SchemaRef, batch: &RecordBatch) -> Vec<ColumnPath> {
     schema
         .fields()
         .iter()
@@ -252,15 +253,15 @@ fn columns_without_dictionary(batch: &RecordBatch) -> Vec<ColumnPath> {
         .filter(|(field, column)| {
             let Some(width) = plain_width(field.data_type()) else { return false };
             let data = column.to_data();
-            let values = &data.buffers()[0].as_slice()[data.offset() * width..];
-            let mut sample: Vec<u64> = (0..data.len().min(DICTIONARY_SAMPLE))
-                .filter(|&i| data.is_valid(i))
-                .map(|i| {
-                    let mut value = [0; 8];
-                    value[..width].copy_from_slice(&values[i * width..(i + 1) * width]);
-                    u64::from_le_bytes(value)
-                })
-                .collect();
+            let valid = |i: &usize| data.is_valid(*i);
+            let first = 0..data.len().min(DICTIONARY_SAMPLE);
+            let mut sample: Vec<u64> = if width == 4 {
+                let values = data.buffer::<u32>(0);
+                first.filter(valid).map(|i| u64::from(values[i])).collect()
+            } else {
+                let values = data.buffer::<u64>(0);
+                first.filter(valid).map(|i| values[i]).collect()
+            };
             let count = sample.len();
             if count < DICTIONARY_SAMPLE_MIN {
                 return false;
@@ -275,15 +276,15 @@ fn columns_without_dictionary(batch: &RecordBatch) -> Vec<ColumnPath> {
         .collect()
 }
 
-/// The bytes a value of `data_type` takes as a plain Parquet value, for the types
-/// stored as 4- or 8-byte numbers.
+/// The bytes a value of `data_type` takes, for the types whose Arrow values are written
+/// to Parquet as they are, 4- or 8-byte numbers. (Date64 is left out: the writer may
+/// store it as 4-byte days.)
 fn plain_width(data_type: &DataType) -> Option<usize> {
     match data_type {
         DataType::Int32 | DataType::UInt32 | DataType::Float32 | DataType::Date32 | DataType::Time32(_) => Some(4),
         DataType::Int64
         | DataType::UInt64
         | DataType::Float64
-        | DataType::Date64
         | DataType::Time64(_)
         | DataType::Timestamp(..)
         | DataType::Duration(_) => Some(8),
@@ -722,22 +723,27 @@ mod tests {
 
     #[test]
     fn columns_of_varied_numbers_are_written_without_a_dictionary() {
-        let rows = 100_000;
+        // 70,000 rows that all repeat, then 100,000 that mostly do not; the batch written
+        // is a slice of the second part, so only values from its offset may be looked at.
+        let (skipped, rows) = (70_000, 100_000);
         let schema = Arc::new(Schema::new(vec![
             Field::new("varied", DataType::Float64, false),
             Field::new("repeated", DataType::Float64, false),
             Field::new("ids", DataType::Int32, true),
             Field::new("names", DataType::Utf8, false),
         ]));
+        let all = 0..skipped + rows;
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(Float64Array::from_iter_values((0..rows).map(|i| f64::from(i).sqrt()))),
-            Arc::new(Float64Array::from_iter_values((0..rows).map(|i| f64::from(i % 100)))),
-            Arc::new(Int32Array::from_iter((0..rows).map(|i| (i % 7 != 0).then_some(i)))),
-            Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("n{}", i % 3)))),
+            Arc::new(Float64Array::from_iter_values(
+                all.clone().map(|i| if i < skipped { 1.0 } else { f64::from(i).sqrt() }),
+            )),
+            Arc::new(Float64Array::from_iter_values(all.clone().map(|i| f64::from(i % 100)))),
+            Arc::new(Int32Array::from_iter(all.clone().map(|i| (i >= skipped && i % 7 != 0).then_some(i)))),
+            Arc::new(StringArray::from_iter_values(all.map(|i| format!("n{}", i % 3)))),
         ];
-        // A slice, so that the values are read from the array's offset.
-        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap().slice(1, rows as usize - 1);
-        let ours = encode(RecordBatchIterator::new([Ok(batch.clone())], schema.clone()), &Default::default()).unwrap();
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap().slice(skipped as usize, rows as usize);
+        let plain = ParquetOptions { compression: Compression::None, ..Default::default() };
+        let ours = encode(RecordBatchIterator::new([Ok(batch.clone())], schema.clone()), &plain).unwrap();
 
         let footer = ArrowReaderMetadata::load(&ours, Default::default()).unwrap();
         let with_dictionary: Vec<bool> =
@@ -746,6 +752,7 @@ mod tests {
         let (_, read, _) = decode(ours.clone()).unwrap();
         assert_same_rows(std::slice::from_ref(&batch), &read);
 
+        // The same rows with every dictionary the writer starts, and the same (no) compression.
         let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(WriterProperties::default())).unwrap();
         writer.write(&batch).unwrap();
         let with_every_dictionary = writer.into_inner().unwrap();
@@ -753,8 +760,7 @@ mod tests {
 
         // A first batch of a few hundred values says too little: every column keeps its dictionary.
         let short = batch.slice(0, 500);
-        let file =
-            encode(RecordBatchIterator::new([Ok(short.clone()), Ok(batch)], short.schema()), &Default::default());
+        let file = encode(RecordBatchIterator::new([Ok(short.clone()), Ok(batch)], short.schema()), &plain);
         let footer = ArrowReaderMetadata::load(&file.unwrap(), Default::default()).unwrap();
         assert!(footer.metadata().row_group(0).columns().iter().all(|c| c.dictionary_page_offset().is_some()));
     }
