@@ -536,8 +536,8 @@ def test_a_large_pandas_load_whose_footer_hides_a_null_is_the_frame_pyarrow_make
 
     from dagster_remote_store.backends import MemoryBackend
 
-    rows = 3 << 20
-    written = pd.DataFrame({name: np.random.default_rng(3).random(rows) for name in "ab"})
+    rows, rng = 3 << 20, np.random.default_rng(3)
+    written = pd.DataFrame({name: rng.random(rows) for name in "ab"})
     written.loc[(1 << 20) + 5, "b"] = np.nan  # a null once in Arrow
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(written), sink, compression="none", row_group_size=1 << 20)

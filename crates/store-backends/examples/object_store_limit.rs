@@ -38,6 +38,8 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(256);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    // Whole parts only, so that when every part is acknowledged nothing is left to send.
+    assert!((mib << 20) % PART == 0, "the size must be a multiple of {} MiB", PART >> 20);
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run `cargo xtask bench`"));
     let store = AmazonS3Builder::new()
         .with_endpoint(env("BENCH_S3_ENDPOINT"))
