@@ -464,39 +464,47 @@ def test_a_large_pandas_load_of_one_block_is_decoded_into_the_frame(tmp_path) ->
     assert peak < 40, f"{peak:.0f} MiB beyond the 128 MiB frame"
 
 
-def one_block_frames():
+def one_block_frames() -> dict:
+    """Each case's table from a random generator, built only when its test runs: each is tens of MiB."""
     import numpy as np
 
-    rng = np.random.default_rng(1)
     rows = 3 << 20  # 24 MiB a float column: decoded as it arrives
-    named_range = pd.RangeIndex(10, 10 + 2 * rows, 2, name="i")
-    with_attrs = pd.DataFrame({"a": rng.random(rows), "b": rng.random(rows)})
-    with_attrs.attrs["source"] = "sensor"
+
+    def with_attrs(rng):
+        frame = pd.DataFrame({"a": rng.random(rows), "b": rng.random(rows)})
+        frame.attrs["source"] = "sensor"
+        return frame
+
     return {
-        "float64": pd.DataFrame({name: rng.random(rows) for name in "abc"}),
-        "int32, a named range index": pd.DataFrame(
-            {name: rng.integers(-(1 << 31), 1 << 31, rows, dtype="int32") for name in "ab"}, index=named_range
+        "float64": lambda rng: pd.DataFrame({name: rng.random(rows) for name in "abc"}),
+        "int32, a named range index": lambda rng: pd.DataFrame(
+            {name: rng.integers(-(1 << 31), 1 << 31, rows, dtype="int32") for name in "ab"},
+            index=pd.RangeIndex(10, 10 + 2 * rows, 2, name="i"),
         ),
-        "uint8": pd.DataFrame({name: rng.integers(0, 256, 8 * rows, dtype="uint8") for name in "ab"}),
+        "uint8": lambda rng: pd.DataFrame({name: rng.integers(0, 256, 8 * rows, dtype="uint8") for name in "ab"}),
         "attrs": with_attrs,
-        "NaN, not null": pd.DataFrame({"a": rng.random(rows), "b": np.where(rng.random(rows) < 0.1, np.nan, 1.0)}),
-        "integer labels": pd.DataFrame(rng.random((rows, 2))),
+        "NaN, not null": lambda rng: pd.DataFrame(
+            {"a": rng.random(rows), "b": np.where(rng.random(rows) < 0.1, np.nan, 1.0)}
+        ),
+        "integer labels": lambda rng: pd.DataFrame(rng.random((rows, 2))),
         # Not one block, or with an index that is not a range: through to_pandas.
-        "two dtypes": pd.DataFrame({"a": rng.random(rows), "b": rng.integers(0, 1 << 60, rows)}),
-        "nulls": pd.DataFrame({"a": pd.array(np.where(rng.random(rows) < 0.1, None, 1), dtype="Int64")}),
-        "an index of its own": pd.DataFrame({"a": rng.random(rows)}, index=pd.Index(np.arange(rows) * 3)),
-        "pyarrow, no pandas metadata": pa.table({name: rng.random(rows) for name in "ab"}),
+        "two dtypes": lambda rng: pd.DataFrame({"a": rng.random(rows), "b": rng.integers(0, 1 << 60, rows)}),
+        "nulls": lambda rng: pd.DataFrame({"a": pd.array(np.where(rng.random(rows) < 0.1, None, 1), dtype="Int64")}),
+        "an index of its own": lambda rng: pd.DataFrame({"a": rng.random(rows)}, index=pd.Index(np.arange(rows) * 3)),
+        "pyarrow, no pandas metadata": lambda rng: pa.table({name: rng.random(rows) for name in "ab"}),
     }
 
 
 @pytest.mark.parametrize("case", list(one_block_frames()))
 def test_a_large_pandas_load_is_the_frame_pyarrow_makes(case: str) -> None:
+    import numpy as np
     import pyarrow.parquet as pq
 
     from dagster_remote_store.backends import MemoryBackend
 
     store = Store(MemoryBackend())
-    ParquetSerializer(compression="none").write_to(store, "t.parquet", one_block_frames()[case])
+    table = one_block_frames()[case](np.random.default_rng(1))
+    ParquetSerializer(compression="none").write_to(store, "t.parquet", table)
     [frame] = IoManagerCore(store, ParquetSerializer()).load_tables(["t.parquet"], into="pandas")
     expected = pq.read_table(pa.BufferReader(store.read_bytes("t.parquet"))).to_pandas()
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)

@@ -243,8 +243,8 @@ const DICTIONARY_SAMPLE_MIN: usize = 1 << 10;
 /// would otherwise hash every value into a dictionary until it outgrows its page
 /// (1 MiB) and only then fall back to plain values, having written the dictionary
 /// and its indices for nothing: for random floats that costs about 3% more bytes
-/// and a quarter of the encoding time.
-/// The columns are named as in `schema`, the one the file is written with.
+/// and a quarter of the encoding time. The columns are named as in `schema`, the one
+/// the file is written with.
 fn columns_without_dictionary(schema: &SchemaRef, batch: &RecordBatch) -> Vec<ColumnPath> {
     schema
         .fields()

@@ -100,13 +100,19 @@ const KEPT: usize = 16 << 20;
 /// Blocks freed and not yet unmapped: (address, page-rounded size); a size of 0 is a free slot.
 struct Kept {
     blocks: [(usize, usize); 4],
-    bytes: usize,
+}
+
+impl Kept {
+    /// Bytes kept, all blocks together.
+    fn bytes(&self) -> usize {
+        self.blocks.iter().map(|&(_, size)| size).sum()
+    }
 }
 
 impl LargeMappings {
     /// The allocator, keeping nothing yet.
     pub const fn new() -> Self {
-        Self { kept: Mutex::new(Kept { blocks: [(0, 0); 4], bytes: 0 }) }
+        Self { kept: Mutex::new(Kept { blocks: [(0, 0); 4] }) }
     }
 
     /// Whether a block of `layout` is a mapping: large, and aligned no more than
@@ -132,11 +138,7 @@ impl LargeMappings {
         let size = mapping::rounded(size);
         let reused = self.kept().and_then(|mut kept| {
             let fits = (0..kept.blocks.len()).filter(|&slot| kept.blocks[slot].1 >= size);
-            fits.min_by_key(|&slot| kept.blocks[slot].1).map(|slot| {
-                let block = std::mem::take(&mut kept.blocks[slot]);
-                kept.bytes -= block.1;
-                block
-            })
+            fits.min_by_key(|&slot| kept.blocks[slot].1).map(|slot| std::mem::take(&mut kept.blocks[slot]))
         });
         if let Some((at, kept_size)) = reused {
             let at = at as *mut u8;
@@ -159,10 +161,9 @@ impl LargeMappings {
     unsafe fn give_back(&self, at: *mut u8, size: usize) {
         let size = mapping::rounded(size);
         if let Some(mut kept) = self.kept() {
-            let room = kept.bytes + size <= KEPT;
+            let room = kept.bytes() + size <= KEPT;
             if let Some(slot) = kept.blocks.iter_mut().find(|(_, kept_size)| *kept_size == 0).filter(|_| room) {
                 *slot = (at as usize, size);
-                kept.bytes += size;
                 return;
             }
         }
