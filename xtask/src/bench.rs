@@ -1,8 +1,7 @@
 //! `cargo xtask bench`: benches/bench.py with its own pinned venv (benches/requirements.txt, in
-//! `<target>/xtask/bench-venv`) and the wheel built for release, against an S3 server on 127.0.0.1 (s3s-fs, on
-//! a local folder), reached through two proxies: one that passes bytes on at once, and one that delays every
-//! byte as a network to a remote store would. State (the s3s-fs build, its data, logs) lives in
-//! `<target>/xtask/bench/`.
+//! `<target>/xtask/bench-venv`) and the wheel built for release, against an S3 server on 127.0.0.1
+//! (benches/s3-server: s3s-fs on a local folder), reached directly and through a proxy that delays every byte
+//! as a network to a remote store would. State (the server's data, logs) lives in `<target>/xtask/bench/`.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -19,8 +18,6 @@ use crate::run::{Error, Result, run, step};
 use crate::servers::{Attempt, Processes, fresh_dir, http_response, io_error};
 use crate::{Dirs, python};
 
-/// s3s-fs 0.15 and newer need rustc 1.96.
-const S3S_FS_VERSION: &str = "0.14.1";
 const BUCKET: &str = "bench";
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret";
@@ -33,8 +30,8 @@ const CHUNK: usize = 64 << 10;
 /// sending side waits, as over a real network, rather than the proxy buffering without bound.
 const QUEUE: usize = 1024;
 
-/// Builds what the benchmark runs, starts s3s-fs and the proxies in front of it, runs benches/bench.py with
-/// `bench_args`, and stops them all (also when a step fails).
+/// Builds what the benchmark runs, starts the S3 server and the latency proxy in front of it, runs
+/// benches/bench.py with `bench_args`, and stops them both (also when a step fails).
 pub fn bench(bench_args: &[&str]) -> Result {
     let mut dirs = Dirs::new()?;
     let state = dirs.target.join("xtask").join("bench");
@@ -47,25 +44,21 @@ pub fn bench(bench_args: &[&str]) -> Result {
         let example = ["-p", "store-backends", "--features", "s3", "--example", "object_store_limit"];
         run(dirs.cargo().args(["build", "--release"]).args(example))
     })?;
-    let s3s_fs = step("install s3s-fs", || install_s3s_fs(&dirs, &state))?;
-    // Declared in this order, they are dropped the other way round: the proxies stop, then the server.
-    let server = step("start s3s-fs", || start_s3s_fs(&s3s_fs, &state).map_err(Error::new))?;
-    // The direct endpoint is a proxy too, one without delay, for its prompt acknowledgements (see `quickack`).
-    let (direct, delayed) = step("start the proxies", || {
-        let start = |delay| {
-            let proxy = DelayProxy::start(server.port, delay)
-                .map_err(|e| Error::new(format!("cannot start a proxy to s3s-fs: {e}")))?;
-            println!("    127.0.0.1:{} delays each way by {} ms", proxy.port, delay.as_millis());
-            Ok(proxy)
-        };
-        Ok((start(Duration::ZERO)?, start(DELAY)?))
+    let server_binary = step("build the S3 server (release)", || build_s3_server(&dirs))?;
+    // Declared in this order, they are dropped the other way round: the proxy stops, then the server.
+    let server = step("start the S3 server", || start_s3_server(&server_binary, &state).map_err(Error::new))?;
+    let delayed = step("start the latency proxy", || {
+        let proxy = DelayProxy::start(server.port, DELAY)
+            .map_err(|e| Error::new(format!("cannot start a proxy to the S3 server: {e}")))?;
+        println!("    127.0.0.1:{} delays each way by {} ms", proxy.port, DELAY.as_millis());
+        Ok(proxy)
     })?;
 
-    let endpoint = |proxy: &DelayProxy| format!("http://127.0.0.1:{}", proxy.port);
+    let endpoint = |port: u16| format!("http://127.0.0.1:{port}");
     let limit = dirs.target.join("release").join("examples").join("object_store_limit");
     dirs.env = vec![
-        ("BENCH_S3_ENDPOINT", endpoint(&direct)),
-        ("BENCH_S3_LATENCY_ENDPOINT", endpoint(&delayed)),
+        ("BENCH_S3_ENDPOINT", endpoint(server.port)),
+        ("BENCH_S3_LATENCY_ENDPOINT", endpoint(delayed.port)),
         ("BENCH_S3_BUCKET", BUCKET.into()),
         ("BENCH_S3_KEY", KEY.into()),
         ("BENCH_S3_SECRET", SECRET.into()),
@@ -80,7 +73,7 @@ pub fn bench(bench_args: &[&str]) -> Result {
     });
     // The server's objects go now rather than at the next run's start: removing thousands of
     // files slows creating files for minutes after (see bench.py's `wait_for_quiet_disk`).
-    drop((direct, delayed));
+    drop(delayed);
     let data = server.data.clone();
     drop(server);
     if let Err(e) = fs::remove_dir_all(&data) {
@@ -89,22 +82,15 @@ pub fn bench(bench_args: &[&str]) -> Result {
     ran
 }
 
-/// s3s-fs from crates.io, built into `<state>/s3s-fs` unless that version is there already; returns the binary.
-fn install_s3s_fs(dirs: &Dirs, state: &Path) -> Result<PathBuf> {
-    let root = state.join("s3s-fs");
-    let binary = root.join("bin").join("s3s-fs");
-    let version = Command::new(&binary).arg("--version").output();
-    let wanted = format!("s3s-fs {S3S_FS_VERSION}");
-    if version.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == wanted) {
-        return Ok(binary);
-    }
-    println!("    installing {wanted} with cargo into {} (a few minutes)", root.display());
-    let package = format!("s3s-fs@{S3S_FS_VERSION}");
-    run(dirs.cargo().args(["install", &package, "--locked", "--features", "binary", "--root"]).arg(&root))?;
-    Ok(binary)
+/// benches/s3-server built for release, into the target folder the wheel's build uses; returns the binary. It is a workspace
+/// of its own (with its own Cargo.lock), so that the tests never build s3s.
+fn build_s3_server(dirs: &Dirs) -> Result<PathBuf> {
+    let manifest = dirs.root.join("benches").join("s3-server").join("Cargo.toml");
+    run(dirs.cargo().args(["build", "--release", "--locked", "--manifest-path"]).arg(&manifest))?;
+    Ok(dirs.target.join("release").join("bench-s3-server"))
 }
 
-/// s3s-fs, and the port it answers on; dropping this stops it.
+/// The S3 server, and the port it answers on; dropping this stops it.
 struct S3Server {
     /// Kept for its drop.
     _processes: Processes,
@@ -113,23 +99,22 @@ struct S3Server {
     data: PathBuf,
 }
 
-/// s3s-fs on a free port, over a fresh `<state>/s3-data` with an empty bucket, once it answers.
-fn start_s3s_fs(binary: &Path, state: &Path) -> Attempt<S3Server> {
+/// The S3 server on a free port, over a fresh `<state>/s3-data` with an empty bucket, once it answers.
+fn start_s3_server(binary: &Path, state: &Path) -> Attempt<S3Server> {
     let mut processes = Processes::new(state, "the benchmark's S3 server")?;
     let data = fresh_dir(state.join("s3-data"))?;
     // Each folder of its root is a bucket.
     let bucket = data.join(BUCKET);
     fs::create_dir(&bucket).map_err(io_error("create", &bucket))?;
     let port = processes.free_port()?;
-    let mut s3s_fs = Command::new(binary);
-    s3s_fs.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", KEY, "--secret-key", SECRET]);
-    processes.spawn("s3", "s3s-fs", s3s_fs.arg(&data))?;
+    let mut server = Command::new(binary);
+    processes.spawn("s3", "bench-s3-server", server.arg(port.to_string()).args([KEY, SECRET]).arg(&data))?;
     // Any answer will do: an unsigned request is refused (403), but by a server that is up.
     processes.wait("s3", || match http_response(port, "GET", "/", "")?.starts_with("HTTP/") {
         true => Ok(()),
         false => Err("no HTTP response".into()),
     })?;
-    println!("    s3s-fs up on 127.0.0.1:{port}");
+    println!("    S3 server up on 127.0.0.1:{port}");
     Ok(S3Server { _processes: processes, port, data })
 }
 
@@ -215,10 +200,10 @@ fn delay_line(mut from: TcpStream, mut to: TcpStream, delay: Duration) -> io::Re
 }
 
 /// Makes `stream` acknowledge the next data it receives at once. Linux otherwise holds an acknowledgement back
-/// for up to 40 ms, hoping to send it along with a reply. s3s-fs writes a response's head and body separately,
-/// with Nagle's algorithm on (it does not set TCP_NODELAY), so the body waits for the head's acknowledgement:
-/// without this, every GET takes 40 ms more (44 ms instead of 2.4 ms for 10 kB here). The setting wears off,
-/// so it is made before every read.
+/// for up to 40 ms, hoping to send it along with a reply, and a sender with Nagle's algorithm on that writes a
+/// message in two pieces (s3s-fs's own binary writes a response's head and body so) waits for it before the
+/// second: each GET would take 40 ms more (44 ms instead of 2.4 ms for 10 kB here). The setting wears off, so
+/// it is made before every read.
 #[cfg(target_os = "linux")]
 fn quickack(stream: &TcpStream) -> io::Result<()> {
     use std::ffi::{c_int, c_void};
@@ -304,8 +289,8 @@ mod tests {
         );
     }
 
-    /// A server that answers each 4-byte request as s3s-fs does: a head and a body in two writes, with Nagle's
-    /// algorithm on.
+    /// A server that answers each 4-byte request as s3s-fs's own binary does: a head and a body in two writes,
+    /// with Nagle's algorithm on.
     fn split_answer_server() -> u16 {
         let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let port = listener.local_addr().unwrap().port();

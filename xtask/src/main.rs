@@ -23,8 +23,8 @@ Commands:
   servers                   start the test servers, print their DRS_TEST_* variables as
                             `export` lines, and keep them up until Ctrl-C or end of stdin
   demo                      build the wheel and run examples/demo.py into demo-output/
-  bench [-- BENCH_ARGS...]  build the wheel for release, start s3s-fs behind two proxies (one
-                            adds 20 ms a round trip), and run benches/bench.py with BENCH_ARGS
+  bench [-- BENCH_ARGS...]  build the wheel for release, start an S3 server (s3s-fs) and a proxy
+                            that adds 20 ms a round trip, and run benches/bench.py with BENCH_ARGS
 
 The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt;
 the benchmark's in <target dir>/xtask/bench-venv, pinned by benches/requirements.txt.
