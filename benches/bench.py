@@ -287,8 +287,7 @@ def large(implementation: str, storage: str, sizes: Sizes, serializer: str) -> d
         read_rss.append(rss_mib()[1] - base - size_mib)
         assert isinstance(back, pd.DataFrame) and len(back) == (sizes.large_mib * MIB) // 32
         del back
-        if storage == "local":
-            shutil.rmtree(root)
+        remove_objects(storage, root)
     return {
         "mib": sizes.large_mib,
         "write_mib_per_s": writes,
@@ -302,6 +301,16 @@ def fresh_root(storage: str) -> str:
     if storage == "local":
         return tempfile.mkdtemp(prefix="bench-", dir=os.environ.get("BENCH_TMP"))
     return f"bench/{uuid.uuid4().hex}"
+
+
+def remove_objects(storage: str, root: str) -> None:
+    """Removes what a large round stored under `root`, so that the S3 server, which keeps its
+    objects in memory, holds one round's at a time. s3s-fs keeps a key as the path of a file
+    in its bucket's folder, so the round's objects are the folder `root`."""
+    if storage == "local":
+        shutil.rmtree(root)
+    elif "BENCH_S3_DATA" in os.environ:
+        shutil.rmtree(Path(os.environ["BENCH_S3_DATA"]) / root)
 
 
 WORKLOADS: dict[str, Callable[..., dict]] = {
