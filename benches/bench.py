@@ -86,14 +86,9 @@ def io_manager(implementation: str, storage: str, root: str, serializer: str = "
             return dagster_io_manager(store, serializer=ParquetSerializer() if serializer == "parquet" else serializer)
     s3 = s3_env(latency=storage == "s3+latency")
     if implementation == OURS:
-        from dagster_remote_store import Store, remote_store_io_manager
-        from dagster_remote_store.backends import S3Backend
+        from dagster_remote_store import remote_store_io_manager
 
-        backend = S3Backend(
-            s3["bucket"], endpoint_url=s3["endpoint"], key=s3["key"], secret=s3["secret"],
-            region_name=s3["region"], allow_http=True,
-        )
-        return remote_store_io_manager(Store(backend, root_path=root), serializer)
+        return remote_store_io_manager(our_s3_store(s3, root), serializer)
     if implementation == "dagster-aws S3PickleIOManager":
         import boto3
         from dagster_aws.s3 import PickledObjectS3IOManager
@@ -114,6 +109,18 @@ def io_manager(implementation: str, storage: str, root: str, serializer: str = "
         store = remote_store.Store(backend, root_path=root)
         return dagster_io_manager(store, serializer=ParquetSerializer() if serializer == "parquet" else serializer)
     raise ValueError(f"{implementation} on {storage}")
+
+
+def our_s3_store(s3: dict[str, str], root: str):
+    """Our Store on the benchmark's S3 server (`s3` from `s3_env`), every object under `root`."""
+    from dagster_remote_store import Store
+    from dagster_remote_store.backends import S3Backend
+
+    backend = S3Backend(
+        s3["bucket"], endpoint_url=s3["endpoint"], key=s3["key"], secret=s3["secret"],
+        region_name=s3["region"], allow_http=True,
+    )
+    return Store(backend, root_path=root)
 
 
 @functools.cache
@@ -362,6 +369,19 @@ def run_case(workload: str, storage: str, implementation: str, quick: bool, one_
     return result
 
 
+def check_prompt_s3_answers(limit_s: float = 0.02) -> None:
+    """Stops the run if small GETs from the S3 server wait for delayed acknowledgements. A
+    server with Nagle's algorithm on (s3s-fs's own binary) sends a response's body only once
+    its head is acknowledged, which Linux holds back for 40 ms: a 10 kB read took 44 ms
+    instead of 0.3, and every small and fan-in figure over S3 would measure that."""
+    store = our_s3_store(s3_env(latency=False), fresh_root("s3"))
+    store.write("probe.bin", bytes(10_000))
+    seconds = statistics.median(timed(lambda: store.read_bytes("probe.bin"))[0] for _ in range(9))
+    store.delete("probe.bin")
+    if seconds > limit_s:
+        raise SystemExit(f"the S3 server at {s3_env(latency=False)['endpoint']} takes {seconds * 1e3:.1f} ms for a 10 kB GET: it waits for delayed acknowledgements")
+
+
 def wait_for_quiet_disk(folders: list[str], limit_us: float = 50, patience_s: float = 600) -> None:
     """Waits until creating a small file in each of `folders` takes under `limit_us` µs, three times 15 s apart.
     After thousands of files are removed (the last run's cleanup, the S3 server's old data,
@@ -584,6 +604,8 @@ def main() -> None:
     results, limits = [], None
     try:
         wait_for_quiet_disk([run_folder] + ([os.environ["BENCH_S3_DATA"]] if "BENCH_S3_DATA" in os.environ else []))
+        if "BENCH_S3_ENDPOINT" in os.environ:
+            check_prompt_s3_answers()
         for workload, storage in PLAN:
             if args.only and workload not in args.only:
                 continue

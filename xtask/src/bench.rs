@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: benches/bench.py with its own pinned venv (benches/requirements.txt, in
 //! `<target>/xtask/bench-venv`) and the wheel built for release, against an S3 server on 127.0.0.1
 //! (benches/s3-server: s3s-fs on a local folder), reached directly and through a proxy that delays every byte
-//! as a network to a remote store would. State (the server's data, logs) lives in `<target>/xtask/bench/`.
+//! as a network to a remote store would. Its logs live in `<target>/xtask/bench/`, its objects in memory (see
+//! `s3_data`).
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -82,8 +83,8 @@ pub fn bench(bench_args: &[&str]) -> Result {
     ran
 }
 
-/// benches/s3-server built for release, into the target folder the wheel's build uses; returns the binary. It is a workspace
-/// of its own (with its own Cargo.lock), so that the tests never build s3s.
+/// benches/s3-server built for release, into the target folder the wheel's build uses; returns the binary. It is
+/// a workspace of its own (with its own Cargo.lock), so that the tests never build s3s.
 fn build_s3_server(dirs: &Dirs) -> Result<PathBuf> {
     let manifest = dirs.root.join("benches").join("s3-server").join("Cargo.toml");
     run(dirs.cargo().args(["build", "--release", "--locked", "--manifest-path"]).arg(&manifest))?;
