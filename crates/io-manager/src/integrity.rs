@@ -1,23 +1,30 @@
 //! Checksums stored with every object the IO manager writes and verified on
-//! every load, so corrupt data is an error, never a value.
+//! every load, so corrupt data is an error, never a value, and an interrupted
+//! write never leaves an object that cannot be loaded.
 //!
 //! The checksum is CRC-32C (Castagnoli, hardware-accelerated; the checksum
-//! Google Cloud Storage and S3 use for objects). It is kept:
-//! - in the object's own metadata (`crc32c`, 8 hex digits) where the backend
+//! Google Cloud Storage and S3 use for objects). It is kept in one of two places:
+//! - in the object's own metadata (`crc32c`, 8 hex digits), where the backend
 //!   stores metadata (S3, Azure, GCS, memory, and local files as an extended
-//!   attribute): written in the same atomic write as the data, so the two never
-//!   disagree;
-//! - else in a sidecar object beside it, `<path>.crc32c`, written right after
-//!   the object (SFTP, local filesystems without extended attributes). Streams
-//!   larger than [`SINGLE_WRITE_LIMIT`] use the sidecar on every backend: their
-//!   checksum is known only at the end, and multipart uploads take metadata
-//!   when they start.
+//!   attribute) and the object goes up in one request (up to
+//!   [`SINGLE_WRITE_LIMIT`]): written in the same atomic write as the data;
+//! - else in a *record* beside it, `<path>.checksums/crc32c-<hex>` (SFTP, local
+//!   filesystems without extended attributes, and every stream larger than
+//!   [`SINGLE_WRITE_LIMIT`], whose checksum is known only at its end). The
+//!   record is written after the last byte and *before* the object is
+//!   published, so whenever a writer stops (an error, a panic, a killed
+//!   process, a server gone) the path holds an object whose checksum is
+//!   recorded: the old one, or the new one. A record is named by the checksum
+//!   it holds, so writers racing on one path never overwrite each other's
+//!   records, and whichever object wins has its record. Each write then
+//!   removes the records of objects superseded more than [`RECORD_GRACE`] ago.
 //!
-//! A load reads the object and its recorded checksum and compares. An object
-//! with no recorded checksum (written by another tool) loads unverified. A
-//! sidecar read between a writer's object and sidecar writes can disagree with
-//! the object; a mismatch against a sidecar is therefore read once more before
-//! it is reported.
+//! A load computes the checksum of what it read and looks for it: in the
+//! object's metadata when that holds one, else among the records. An object
+//! whose checksum is not recorded while others are is corrupt
+//! ([`Error::ChecksumMismatch`]); one with nothing recorded (written by another
+//! tool) loads unverified. The single sidecar `<path>.crc32c` of earlier
+//! versions is still accepted, and removed by the next write.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
@@ -40,23 +47,39 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use crc_fast::{CrcAlgorithm, Digest};
+use futures::future;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use store_core::{ErrorKind, Metadata, Store, StorePath, WriteMode, WriteResult};
+use store_core::{ErrorKind, ListEntry, Metadata, Store, StorePath, WriteMode, WriteResult};
 
 use crate::Error;
 
 /// Metadata key of the checksum, where the backend keeps object metadata.
 pub const METADATA_KEY: &str = "crc32c";
 
-/// What a sidecar's name adds to the object's.
+/// What the folder of an object's checksum records adds to the object's path.
+pub const RECORDS_SUFFIX: &str = ".checksums";
+
+/// What the single sidecar of earlier versions added to the object's path;
+/// loads still accept one, writes remove it.
 pub const SIDECAR_SUFFIX: &str = ".crc32c";
 
 /// Streams up to this size are gathered and written in one request, checksum
-/// in the object's metadata; longer streams are uploaded as they come, with a sidecar.
+/// in the object's metadata where the backend keeps metadata; longer streams
+/// are uploaded as they come, with a record.
 pub const SINGLE_WRITE_LIMIT: usize = 8 << 20;
+
+/// How long the record of a superseded object is kept after the object that
+/// superseded it was recorded: long enough for a load that began before the
+/// replacement to finish, and for a writer whose record is already written to
+/// publish its object, so that neither finds its record gone.
+pub const RECORD_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// What a record's name puts before the checksum's hex digits.
+const RECORD_PREFIX: &str = "crc32c-";
 
 /// The CRC-32C of an object's bytes.
 ///
@@ -75,7 +98,7 @@ impl Checksum {
         Self(crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, data) as u32)
     }
 
-    /// The 8 lowercase hex digits stored in metadata and sidecars.
+    /// The 8 lowercase hex digits stored in metadata and records.
     pub fn hex(&self) -> String {
         format!("{:08x}", self.0)
     }
@@ -110,7 +133,26 @@ pub struct Written {
     pub size: u64,
 }
 
-/// Where the checksum of the object at `path` goes when the object's metadata cannot hold it.
+/// The folder of the checksum records of the object at `path`.
+///
+/// ```
+/// use io_manager::integrity::{self, Checksum};
+/// let path = "sales/daily.pkl".parse().unwrap();
+/// assert_eq!(integrity::records(&path).as_str(), "sales/daily.pkl.checksums");
+/// let record = integrity::record(&path, Checksum::of(b"123456789"));
+/// assert_eq!(record.as_str(), "sales/daily.pkl.checksums/crc32c-e3069283");
+/// ```
+pub fn records(path: &StorePath) -> StorePath {
+    StorePath::parse(format!("{path}{RECORDS_SUFFIX}")).expect("a valid path plus a plain suffix is a valid path")
+}
+
+/// The record of `checksum` for the object at `path`.
+pub fn record(path: &StorePath, checksum: Checksum) -> StorePath {
+    let name = StorePath::parse(format!("{RECORD_PREFIX}{}", checksum.hex())).expect("a plain name is a valid path");
+    records(path).join(&name)
+}
+
+/// Where earlier versions kept the checksum of the object at `path`.
 pub fn sidecar(path: &StorePath) -> StorePath {
     StorePath::parse(format!("{path}{SIDECAR_SUFFIX}")).expect("a valid path plus a plain suffix is a valid path")
 }
@@ -123,8 +165,9 @@ pub async fn write(store: &Store, path: &StorePath, data: Bytes, mode: WriteMode
         let metadata = Metadata::from([(METADATA_KEY.to_owned(), checksum.hex())]);
         store.write_with_metadata(path, data, mode, &metadata).await?
     } else {
+        write_record(store, path, checksum).await?;
         let result = store.write(path, data, mode).await?;
-        write_sidecar(store, path, checksum).await?;
+        tidy_records(store, path, checksum).await?;
         result
     };
     Ok(Written { result, checksum, size })
@@ -150,20 +193,40 @@ pub async fn write_stream(
             None => return write(store, path, first.concat().into(), mode).await,
         }
     }
-    let digest = Arc::new(Mutex::new((Digest::new(CrcAlgorithm::Crc32Iscsi), 0u64)));
+    let digest = Arc::new(Running::default());
     let hashed = digest.clone();
-    let chunks = stream::iter(first.into_iter().map(Ok)).chain(data).inspect_ok(move |chunk| {
-        let mut state = hashed.lock().unwrap_or_else(|e| e.into_inner());
-        state.0.update(chunk);
-        state.1 += chunk.len() as u64;
-    });
-    let result = store.write_stream(path, chunks.boxed(), mode).await?;
-    let (checksum, size) = {
-        let state = digest.lock().unwrap_or_else(|e| e.into_inner());
-        (Checksum(state.0.finalize() as u32), state.1)
-    };
-    write_sidecar(store, path, checksum).await?;
+    let chunks = stream::iter(first.into_iter().map(Ok)).chain(data).inspect_ok(move |chunk| hashed.update(chunk));
+    // Polled after the last chunk, before the backend publishes the object.
+    let (record_store, record_path, recorded) = (store.clone(), path.clone(), digest.clone());
+    let record =
+        stream::once(async move { write_record(&record_store, &record_path, recorded.checksum()).await.err() })
+            .filter_map(|failed| future::ready(failed.map(Err)));
+    let result = store.write_stream(path, chunks.chain(record).boxed(), mode).await?;
+    let (checksum, size) = (digest.checksum(), digest.size());
+    tidy_records(store, path, checksum).await?;
     Ok(Written { result, checksum, size })
+}
+
+/// The checksum and size of a stream, as its chunks pass; shared by the stream
+/// that feeds it and the code that reads it once the stream has ended.
+#[derive(Default)]
+struct Running(Mutex<(Option<Digest>, u64)>);
+
+impl Running {
+    fn update(&self, chunk: &[u8]) {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.0.get_or_insert_with(|| Digest::new(CrcAlgorithm::Crc32Iscsi)).update(chunk);
+        running.1 += chunk.len() as u64;
+    }
+
+    fn checksum(&self) -> Checksum {
+        let running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.0.as_ref().map_or_else(|| Checksum::of(b""), |digest| Checksum(digest.finalize() as u32))
+    }
+
+    fn size(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
 }
 
 /// The object at `path`, verified against its recorded checksum.
@@ -171,22 +234,15 @@ pub async fn write_stream(
 /// A mismatch is [`Error::ChecksumMismatch`], naming the path and both
 /// checksums; an object with no recorded checksum is returned unverified.
 pub async fn read(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
-    let mut retried = false;
+    let mut again = false;
     loop {
         let (data, metadata) = store.read_with_metadata(path).await?;
-        let Some(recorded) = recorded(store, path, &metadata).await? else {
-            return Ok(data);
-        };
-        let actual = Checksum::of(&data);
-        if recorded.matches(actual) {
-            return Ok(data);
+        match verify(store, path, &metadata, Checksum::of(&data)).await {
+            // An object replaced while it was read may find its record already
+            // tidied away by the writer that replaced it: read the new one.
+            Err(Error::ChecksumMismatch { .. }) if !again => again = true,
+            verified => return verified.map(|()| data),
         }
-        if recorded.from_sidecar && !retried {
-            // A writer may have replaced the object but not yet its sidecar.
-            retried = true;
-            continue;
-        }
-        return Err(recorded.mismatch(store, path, actual));
     }
 }
 
@@ -211,17 +267,16 @@ pub async fn read(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
 /// ```
 pub async fn read_stream(store: &Store, path: &StorePath) -> Result<CheckedStream, Error> {
     let object = store.read_stream_with_metadata(path).await?;
-    let recorded = recorded(store, path, &object.metadata).await?;
-    let digest = Arc::new(Mutex::new(Digest::new(CrcAlgorithm::Crc32Iscsi)));
-    let hashed = digest.clone();
-    let chunks = object.chunks.inspect_ok(move |chunk| hashed.lock().unwrap_or_else(|e| e.into_inner()).update(chunk));
+    let running = Arc::new(Running::default());
+    let hashed = running.clone();
+    let chunks = object.chunks.inspect_ok(move |chunk| hashed.update(chunk));
     Ok(CheckedStream {
         size: object.size,
         chunks: chunks.boxed(),
         store: store.clone(),
         path: path.clone(),
-        recorded,
-        digest,
+        metadata: object.metadata,
+        running,
     })
 }
 
@@ -233,64 +288,114 @@ pub struct CheckedStream {
     pub chunks: BoxStream<'static, store_core::Result<Bytes>>,
     store: Store,
     path: StorePath,
-    recorded: Option<Recorded>,
-    digest: Arc<Mutex<Digest>>,
+    metadata: Metadata,
+    running: Arc<Running>,
 }
 
 impl CheckedStream {
     /// Compares what passed through [`chunks`](Self::chunks) with the recorded
-    /// checksum; an object with none passes. A sidecar that disagrees is read
-    /// once more, since a writer may have replaced the object but not yet its sidecar.
+    /// checksum; an object with none passes.
     pub async fn verify(self) -> Result<(), Error> {
-        let Some(recorded) = self.recorded else { return Ok(()) };
-        let actual = Checksum(self.digest.lock().unwrap_or_else(|e| e.into_inner()).finalize() as u32);
-        if recorded.matches(actual) {
-            return Ok(());
-        }
-        if recorded.from_sidecar {
-            if let Some(again) = read_sidecar(&self.store, &self.path).await? {
-                let again = Recorded { text: again, from_sidecar: true };
-                if again.matches(actual) {
-                    return Ok(());
-                }
-            }
-        }
-        Err(recorded.mismatch(&self.store, &self.path, actual))
+        verify(&self.store, &self.path, &self.metadata, self.running.checksum()).await
     }
 }
 
-/// A checksum as recorded with an object, and where.
-struct Recorded {
-    text: String,
-    from_sidecar: bool,
-}
-
-impl Recorded {
-    fn matches(&self, actual: Checksum) -> bool {
-        Checksum::parse_hex(&self.text) == Some(actual)
-    }
-
-    fn mismatch(&self, store: &Store, path: &StorePath, actual: Checksum) -> Error {
-        let stored = match Checksum::parse_hex(&self.text) {
-            Some(checksum) => checksum.to_string(),
-            None => format!("unreadable {:?}", self.text),
-        };
-        Error::ChecksumMismatch { path: path.clone(), uri: store.uri(path), stored, actual }
-    }
-}
-
-/// The checksum recorded for the object at `path`: in its metadata, else in its sidecar.
-async fn recorded(store: &Store, path: &StorePath, metadata: &Metadata) -> Result<Option<Recorded>, Error> {
+/// Whether `actual`, the checksum of the object read at `path` with `metadata`,
+/// is the one recorded for it.
+async fn verify(store: &Store, path: &StorePath, metadata: &Metadata, actual: Checksum) -> Result<(), Error> {
+    let mismatch = |stored| Error::ChecksumMismatch { path: path.clone(), uri: store.uri(path), stored, actual };
     if let Some(text) = metadata.get(METADATA_KEY) {
-        return Ok(Some(Recorded { text: text.clone(), from_sidecar: false }));
+        return if Checksum::parse_hex(text) == Some(actual) { Ok(()) } else { Err(mismatch(describe(text))) };
     }
-    Ok(read_sidecar(store, path).await?.map(|text| Recorded { text, from_sidecar: true }))
+    if store.exists(&record(path, actual)).await? {
+        return Ok(());
+    }
+    let legacy = read_sidecar(store, path).await?;
+    if legacy.as_deref().and_then(Checksum::parse_hex) == Some(actual) {
+        return Ok(());
+    }
+    let newest = list_records(store, path).await?.into_iter().max_by_key(|record| record.written);
+    match (newest, legacy) {
+        (Some(record), _) => Err(mismatch(record.checksum.to_string())),
+        (None, Some(text)) => Err(mismatch(describe(&text))),
+        // Nothing recorded: an object written by another tool.
+        (None, None) => Ok(()),
+    }
 }
 
-async fn write_sidecar(store: &Store, path: &StorePath, checksum: Checksum) -> Result<(), Error> {
+/// A recorded checksum as the mismatch error shows it.
+fn describe(text: &str) -> String {
+    match Checksum::parse_hex(text) {
+        Some(checksum) => checksum.to_string(),
+        None => format!("unreadable {text:?}"),
+    }
+}
+
+/// One checksum record, as listed.
+#[derive(Debug, Clone)]
+struct Record {
+    checksum: Checksum,
+    path: StorePath,
+    written: Option<SystemTime>,
+}
+
+/// The records of the object at `path`.
+async fn list_records(store: &Store, path: &StorePath) -> store_core::Result<Vec<Record>> {
+    let entries: Vec<ListEntry> = store.list(Some(&records(path)), true).try_collect().await?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|entry| match entry {
+            ListEntry::Object(meta) => {
+                let checksum = meta.path.file_name().strip_prefix(RECORD_PREFIX).and_then(Checksum::parse_hex)?;
+                Some(Record { checksum, path: meta.path, written: meta.last_modified })
+            }
+            ListEntry::Prefix(_) => None,
+        })
+        .collect())
+}
+
+async fn write_record(store: &Store, path: &StorePath, checksum: Checksum) -> store_core::Result<()> {
     let line = Bytes::from(format!("{}\n", checksum.hex()));
-    store.write(&sidecar(path), line, WriteMode::Overwrite).await?;
+    store.write(&record(path, checksum), line, WriteMode::Overwrite).await.map(drop)
+}
+
+/// Once the object with checksum `ours` is published at `path`: makes sure its
+/// record is there (a writer stalled for longer than [`RECORD_GRACE`] may have
+/// seen it tidied away), then removes superseded records and the sidecar of
+/// earlier versions. Only a record of ours that cannot be written fails the
+/// write; the rest is tidying, which the next write repeats.
+async fn tidy_records(store: &Store, path: &StorePath, ours: Checksum) -> Result<(), Error> {
+    let Ok(found) = list_records(store, path).await else { return Ok(()) };
+    if !found.iter().any(|record| record.checksum == ours) {
+        write_record(store, path, ours).await?;
+        return Ok(());
+    }
+    for stale in superseded(&found, ours) {
+        let _ = store.delete(&stale, true).await;
+    }
+    let _ = store.delete(&sidecar(path), true).await;
     Ok(())
+}
+
+/// The records to remove once `ours` is written: those whose object was
+/// superseded (its record followed by a newer one) more than [`RECORD_GRACE`]
+/// before `ours` was recorded, by the clock of the store that dates both.
+/// Records newer than `ours` (writers after this one) and of unknown age stay.
+fn superseded(found: &[Record], ours: Checksum) -> Vec<StorePath> {
+    let Some(now) = found.iter().find(|record| record.checksum == ours).and_then(|record| record.written) else {
+        return Vec::new();
+    };
+    let mut dated: Vec<(SystemTime, &Record)> =
+        found.iter().filter_map(|record| Some((record.written?, record))).collect();
+    dated.sort_by_key(|(written, _)| *written);
+    dated
+        .windows(2)
+        .filter(|pair| {
+            let (old, (next, _)) = (pair[0].1, pair[1]);
+            old.checksum != ours && now.duration_since(next).is_ok_and(|age| age > RECORD_GRACE)
+        })
+        .map(|pair| pair[0].1.path.clone())
+        .collect()
 }
 
 /// The sidecar's text, or `None` when there is no sidecar.
@@ -304,13 +409,11 @@ async fn read_sidecar(store: &Store, path: &StorePath) -> Result<Option<String>,
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
 
     use store_backends::{LocalBackend, MemoryBackend};
 
-    use store_core::Backend;
-
-    use crate::test_backend::{Hooked, ReadHook};
+    use crate::test_backend::{Hooked, PlainReads};
 
     use super::*;
 
@@ -323,10 +426,20 @@ mod tests {
         stream::iter(pieces).boxed()
     }
 
+    fn large(seed: u8) -> Bytes {
+        (0..SINGLE_WRITE_LIMIT + (1 << 20)).map(|i| (i % 251) as u8 ^ seed).collect::<Vec<_>>().into()
+    }
+
     /// Replaces the object's bytes and keeps whatever records its checksum.
     async fn corrupt(store: &Store, path: &StorePath, data: &'static [u8]) {
         let (_, metadata) = store.read_with_metadata(path).await.unwrap();
         store.write_with_metadata(path, Bytes::from_static(data), WriteMode::Overwrite, &metadata).await.unwrap();
+    }
+
+    async fn recorded(store: &Store, path: &StorePath) -> Vec<Checksum> {
+        let mut checksums: Vec<_> = list_records(store, path).await.unwrap().iter().map(|r| r.checksum).collect();
+        checksums.sort_by_key(Checksum::hex);
+        checksums
     }
 
     fn assert_mismatch(err: Error, path: &str, stored: Checksum, actual: Checksum) {
@@ -350,23 +463,24 @@ mod tests {
         assert_eq!((written.checksum, written.size), (Checksum::of(b"good"), 4));
         let (_, metadata) = store.read_with_metadata(&path).await.unwrap();
         assert_eq!(metadata.get(METADATA_KEY), Some(&written.checksum.hex()));
-        assert!(!store.exists(&sidecar(&path)).await.unwrap(), "no sidecar where metadata holds the checksum");
+        assert_eq!(recorded(&store, &path).await, [], "no record where metadata holds the checksum");
         assert_eq!(read(&store, &path).await.unwrap(), "good");
         corrupt(&store, &path, b"evil").await;
         assert_mismatch(read(&store, &path).await.unwrap_err(), "a/b.pkl", written.checksum, Checksum::of(b"evil"));
     }
 
     #[tokio::test]
-    async fn local_files_keep_the_checksum_in_an_attribute_or_else_a_sidecar() {
+    async fn local_files_keep_the_checksum_in_an_attribute_or_else_a_record() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(LocalBackend::new(dir.path()).unwrap());
         let path = p("daily/2026-01-01.pkl");
         let written = write(&store, &path, "good".into(), WriteMode::Overwrite).await.unwrap();
-        // Without user extended attributes (checked by the local backend's own tests), a sidecar.
+        // Without user extended attributes (checked by the local backend's own tests), a record.
         let in_file =
             store.read_with_metadata(&path).await.unwrap().1.get(METADATA_KEY) == Some(&written.checksum.hex());
         assert_eq!(in_file, store.stores_metadata());
-        assert_eq!(store.exists(&sidecar(&path)).await.unwrap(), !in_file, "the checksum is in one place");
+        let expected_records = if in_file { vec![] } else { vec![written.checksum] };
+        assert_eq!(recorded(&store, &path).await, expected_records, "the checksum is in one place");
         assert_eq!(read(&store, &path).await.unwrap(), "good");
         // One flipped byte in the file itself, written in place: the attribute stays.
         std::fs::OpenOptions::new()
@@ -379,31 +493,32 @@ mod tests {
         if in_file {
             let unreadable = Metadata::from([(METADATA_KEY.to_owned(), "not hex".to_owned())]);
             store.write_with_metadata(&path, "good".into(), WriteMode::Overwrite, &unreadable).await.unwrap();
-        } else {
-            std::fs::write(dir.path().join("daily/2026-01-01.pkl.crc32c"), "not hex").unwrap();
+            let err = read(&store, &path).await.unwrap_err();
+            assert!(err.to_string().contains("recorded unreadable \"not hex\""), "{err}");
         }
-        let err = read(&store, &path).await.unwrap_err();
-        assert!(err.to_string().contains("recorded unreadable \"not hex\""), "{err}");
     }
 
     #[tokio::test]
     async fn objects_without_a_recorded_checksum_load_unverified() {
-        let store = Store::new(MemoryBackend::new());
-        store.write(&p("foreign.csv"), "a,b".into(), WriteMode::Overwrite).await.unwrap();
-        assert_eq!(read(&store, &p("foreign.csv")).await.unwrap(), "a,b");
-        let missing = read(&store, &p("none.csv")).await.unwrap_err();
-        assert!(matches!(missing, Error::Store(e) if e.kind() == ErrorKind::NotFound && e.path() == Some("none.csv")));
+        for store in [Store::new(MemoryBackend::new()), Store::new(Hooked::<PlainReads>::default())] {
+            store.write(&p("foreign.csv"), "a,b".into(), WriteMode::Overwrite).await.unwrap();
+            assert_eq!(read(&store, &p("foreign.csv")).await.unwrap(), "a,b");
+            let missing = read(&store, &p("none.csv")).await.unwrap_err();
+            assert!(
+                matches!(missing, Error::Store(e) if e.kind() == ErrorKind::NotFound && e.path() == Some("none.csv"))
+            );
+        }
     }
 
     #[tokio::test]
-    async fn large_streams_get_a_sidecar_and_small_ones_metadata() {
+    async fn large_streams_get_a_record_and_small_ones_metadata() {
         let store = Store::new(MemoryBackend::new());
-        let big: Bytes = (0..SINGLE_WRITE_LIMIT + (1 << 20)).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
+        let big = large(0);
         let path = p("big.bin");
         let written = write_stream(&store, &path, chunks(&big), WriteMode::Overwrite).await.unwrap();
         assert_eq!((written.checksum, written.size), (Checksum::of(&big), big.len() as u64));
         assert!(store.read_with_metadata(&path).await.unwrap().1.is_empty(), "multipart uploads carry no checksum");
-        assert!(store.exists(&sidecar(&path)).await.unwrap());
+        assert_eq!(recorded(&store, &path).await, [written.checksum]);
         assert!(read(&store, &path).await.unwrap() == big);
         corrupt(&store, &path, b"short").await;
         assert_mismatch(read(&store, &path).await.unwrap_err(), "big.bin", written.checksum, Checksum::of(b"short"));
@@ -411,7 +526,7 @@ mod tests {
         let small = p("small.bin");
         let written = write_stream(&store, &small, chunks(&Bytes::from_static(b"tiny")), WriteMode::Overwrite).await;
         assert_eq!(written.unwrap().checksum, Checksum::of(b"tiny"));
-        assert!(!store.exists(&sidecar(&small)).await.unwrap());
+        assert_eq!(recorded(&store, &small).await, []);
         assert_eq!(read(&store, &small).await.unwrap(), "tiny");
     }
 
@@ -427,7 +542,7 @@ mod tests {
         let err = write_stream(&store, &path, parts, WriteMode::Overwrite).await.unwrap_err();
         assert!(err.to_string().contains("the producer failed"), "{err}");
         assert!(!store.exists(&path).await.unwrap());
-        assert!(!store.exists(&sidecar(&path)).await.unwrap());
+        assert_eq!(recorded(&store, &path).await, [], "no record of a stream that never ended");
     }
 
     async fn read_streamed(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
@@ -443,7 +558,7 @@ mod tests {
         let stores = [
             Store::new(MemoryBackend::new()),
             Store::new(LocalBackend::new(dir.path()).unwrap()),
-            Store::new(Hooked::<LaggingSidecar>::default()),
+            Store::new(Hooked::<PlainReads>::default()),
         ];
         let big: Bytes = (0..(3 << 20)).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
         for store in &stores {
@@ -456,43 +571,91 @@ mod tests {
         }
     }
 
+    /// A write that stops at any request (a crash, a server gone) leaves the
+    /// old or the new object, verified: checked at every request a small
+    /// write and a large stream make, on a backend with metadata and one without.
     #[tokio::test]
-    async fn a_sidecar_lagging_behind_its_object_is_read_again() {
-        let backend = Hooked::<LaggingSidecar>::default();
-        let stale_reads = backend.hook.stale_reads.clone();
-        let store = Store::new(backend);
-        let path = p("x.pkl");
-        write(&store, &path, "new".into(), WriteMode::Overwrite).await.unwrap();
-        stale_reads.store(1, Ordering::SeqCst);
-        assert_eq!(read(&store, &path).await.unwrap(), "new", "the second look finds the new sidecar");
-        stale_reads.store(2, Ordering::SeqCst);
-        let err = read(&store, &path).await.unwrap_err();
-        assert!(matches!(err, Error::ChecksumMismatch { .. }), "a sidecar that stays wrong is reported: {err}");
-        stale_reads.store(1, Ordering::SeqCst);
-        assert_eq!(read_streamed(&store, &path).await.unwrap(), "new", "streamed: the sidecar is read again");
-        stale_reads.store(2, Ordering::SeqCst);
-        assert!(matches!(read_streamed(&store, &path).await.unwrap_err(), Error::ChecksumMismatch { .. }));
-    }
-
-    /// Sidecar reads of which the next `stale_reads` return an old checksum, as
-    /// while a writer is between the object and its sidecar.
-    #[derive(Debug, Default)]
-    struct LaggingSidecar {
-        stale_reads: Arc<AtomicUsize>,
-    }
-
-    #[async_trait::async_trait]
-    impl ReadHook for LaggingSidecar {
-        const KIND: &'static str = "lagging";
-
-        async fn read(&self, inner: &MemoryBackend, path: &StorePath) -> store_core::Result<Bytes> {
-            let sidecar = path.as_str().ends_with(SIDECAR_SUFFIX);
-            if sidecar
-                && self.stale_reads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
-            {
-                return Ok(Bytes::from(format!("{}\n", Checksum::of(b"old").hex())));
+    async fn a_write_stopped_at_any_request_leaves_a_loadable_object() {
+        for keeps_metadata in [true, false] {
+            for new in [Bytes::from_static(b"new value"), large(7)] {
+                for budget in 0.. {
+                    let backend = Hooked::<PlainReads>::new(keeps_metadata);
+                    let requests_left = backend.requests_left.clone();
+                    let store = Store::new(backend);
+                    let path = p("asset/x.pkl");
+                    write_stream(&store, &path, chunks(&large(1)), WriteMode::Overwrite).await.unwrap();
+                    let old = read(&store, &path).await.unwrap();
+                    requests_left.store(budget, Ordering::SeqCst);
+                    let finished = write_stream(&store, &path, chunks(&new), WriteMode::Overwrite).await.is_ok();
+                    requests_left.store(usize::MAX, Ordering::SeqCst);
+                    let loaded = read(&store, &path).await.unwrap_or_else(|e| {
+                        panic!("metadata={keeps_metadata} size={} stopped after {budget} requests: {e}", new.len())
+                    });
+                    assert!(loaded == old || loaded == new, "a value that was never written");
+                    if finished {
+                        assert!(loaded == new);
+                        break;
+                    }
+                }
             }
-            inner.read(path).await
         }
+    }
+
+    /// Two writers of large objects racing on one path, each step of one
+    /// between the steps of the other: the object that wins has its record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_writers_leave_a_loadable_object() {
+        let store = Store::new(Hooked::<PlainReads>::default());
+        let path = p("raced.bin");
+        for round in 0..20u8 {
+            let writers = (0..3).map(|writer| {
+                let (store, path, data) = (store.clone(), path.clone(), large(round * 3 + writer));
+                tokio::spawn(async move { write_stream(&store, &path, chunks(&data), WriteMode::Overwrite).await })
+            });
+            for writer in futures::future::join_all(writers).await {
+                writer.unwrap().unwrap();
+            }
+            read(&store, &path).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn sidecars_of_earlier_versions_still_verify_and_go_with_the_next_write() {
+        let store = Store::new(Hooked::<PlainReads>::default());
+        let path = p("old.pkl");
+        store.write(&path, "old".into(), WriteMode::Overwrite).await.unwrap();
+        let line = Bytes::from(format!("{}\n", Checksum::of(b"old").hex()));
+        store.write(&sidecar(&path), line, WriteMode::Overwrite).await.unwrap();
+        assert_eq!(read(&store, &path).await.unwrap(), "old");
+        store.write(&path, "bad".into(), WriteMode::Overwrite).await.unwrap();
+        assert_mismatch(read(&store, &path).await.unwrap_err(), "old.pkl", Checksum::of(b"old"), Checksum::of(b"bad"));
+        write(&store, &path, "new".into(), WriteMode::Overwrite).await.unwrap();
+        assert!(!store.exists(&sidecar(&path)).await.unwrap());
+        assert_eq!(read(&store, &path).await.unwrap(), "new");
+    }
+
+    #[tokio::test]
+    async fn records_stay_until_their_object_was_superseded_long_enough() {
+        let store = Store::new(Hooked::<PlainReads>::default());
+        let path = p("kept.pkl");
+        for value in ["one", "two", "three"] {
+            write(&store, &path, Bytes::from(value), WriteMode::Overwrite).await.unwrap();
+        }
+        let all = [b"one".as_slice(), b"two", b"three"].map(Checksum::of);
+        let mut expected = all.to_vec();
+        expected.sort_by_key(Checksum::hex);
+        assert_eq!(recorded(&store, &path).await, expected, "all three within the grace period");
+
+        let at = |minutes: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(minutes * 60));
+        let records: Vec<Record> = all
+            .iter()
+            .zip([at(0), at(10), at(30)])
+            .map(|(&checksum, written)| Record { checksum, path: record(&path, checksum), written })
+            .collect();
+        // "one" was superseded at minute 10, 20 minutes before "three": gone; "two" at 30: kept.
+        assert_eq!(superseded(&records, all[2]), [record(&path, all[0])]);
+        assert_eq!(superseded(&records, all[1]), [], "nothing is old enough relative to an older write");
+        let undated = records.iter().map(|r| Record { written: None, ..r.clone() }).collect::<Vec<_>>();
+        assert_eq!(superseded(&undated, all[2]), []);
     }
 }

@@ -1,15 +1,23 @@
-//! A backend for tests: memory storage that keeps no metadata (so checksums go
-//! to sidecars), with every whole-object read going through a hook.
+//! A backend for tests: memory storage, with or without object metadata (so
+//! checksums go to the metadata or to records), whose whole-object reads go
+//! through a hook, and whose requests that change something fail once
+//! `requests_left` runs out, as when the writer is killed or its server goes
+//! away in the middle of a write.
 
 use std::fmt::Debug;
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
+use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use store_backends::MemoryBackend;
-use store_core::{Backend, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+use store_core::{
+    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, Result, StorePath, WriteMode, WriteResult,
+};
 
-/// What a [`Hooked`] backend does on `read`.
+/// What a [`Hooked`] backend does on a whole-object read.
 #[async_trait::async_trait]
 pub trait ReadHook: Debug + Default + Send + Sync + 'static {
     /// The backend's kind, as errors name it.
@@ -19,11 +27,49 @@ pub trait ReadHook: Debug + Default + Send + Sync + 'static {
     async fn read(&self, inner: &MemoryBackend, path: &StorePath) -> Result<Bytes>;
 }
 
-/// Memory storage whose reads go through `hook`.
+/// Reads as they are.
 #[derive(Debug, Default)]
-pub struct Hooked<H> {
+pub struct PlainReads;
+
+#[async_trait::async_trait]
+impl ReadHook for PlainReads {
+    const KIND: &'static str = "test";
+
+    async fn read(&self, inner: &MemoryBackend, path: &StorePath) -> Result<Bytes> {
+        inner.read(path).await
+    }
+}
+
+/// Memory storage whose reads go through `hook`, that keeps metadata or not,
+/// and that stops changing anything once `requests_left` is spent.
+#[derive(Debug)]
+pub struct Hooked<H = PlainReads> {
     inner: MemoryBackend,
+    keeps_metadata: bool,
+    /// Writes, deletes, copies and renames that still succeed; unlimited at first.
+    pub requests_left: Arc<AtomicUsize>,
     pub hook: H,
+}
+
+impl<H: ReadHook> Hooked<H> {
+    pub fn new(keeps_metadata: bool) -> Self {
+        let requests_left = Arc::new(AtomicUsize::new(usize::MAX));
+        Self { inner: MemoryBackend::new(), keeps_metadata, requests_left, hook: H::default() }
+    }
+
+    /// Spends one request, or fails as a server that is gone.
+    fn spend(&self) -> Result<()> {
+        match self.requests_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::new(ErrorKind::Unavailable, "the server is gone")),
+        }
+    }
+}
+
+impl<H: ReadHook> Default for Hooked<H> {
+    fn default() -> Self {
+        Self::new(false)
+    }
 }
 
 #[async_trait::async_trait]
@@ -41,21 +87,53 @@ impl<H: ReadHook> Backend for Hooked<H> {
         self.inner.read_range(path, range).await
     }
     async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+        self.spend()?;
         self.inner.write(path, data, mode).await
+    }
+    async fn write_stream(
+        &self,
+        path: &StorePath,
+        data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        // The whole stream first, as a multipart upload sends every part before it completes.
+        let chunks: Vec<Bytes> = data.try_collect().await?;
+        self.write(path, chunks.concat().into(), mode).await
+    }
+    fn stores_metadata(&self) -> bool {
+        self.keeps_metadata
+    }
+    async fn write_with_metadata(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        mode: WriteMode,
+        metadata: &Metadata,
+    ) -> Result<WriteResult> {
+        self.spend()?;
+        self.inner.write_with_metadata(path, data, mode, metadata).await
+    }
+    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
+        let data = self.read(path).await?;
+        let metadata = if self.keeps_metadata { self.inner.read_with_metadata(path).await?.1 } else { Metadata::new() };
+        Ok((data, metadata))
     }
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.inner.head(path).await
     }
     async fn delete(&self, path: &StorePath) -> Result<()> {
+        self.spend()?;
         self.inner.delete(path).await
     }
     fn list(&self, prefix: Option<&StorePath>, recursive: bool) -> BoxStream<'static, Result<ListEntry>> {
         self.inner.list(prefix, recursive)
     }
     async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.spend()?;
         self.inner.copy(from, to, overwrite).await
     }
     async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.spend()?;
         self.inner.rename(from, to, overwrite).await
     }
 }
