@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from dagster_remote_store import CHECKSUM_SIDECAR_SUFFIX, Store
+from dagster_remote_store import CHECKSUM_RECORDS_SUFFIX, Store
 from dagster_remote_store.backends import (
     AzureBackend,
     GCSBackend,
@@ -100,8 +100,8 @@ def has_user_xattrs(folder) -> bool:
 
 def stored(store: Store, prefix: str = "") -> list[str]:
     """What the IO manager stored under `prefix`: the objects, without the
-    checksum sidecars it keeps beside them on backends without object metadata."""
-    return [path for path in store.list(prefix) if not path.endswith(CHECKSUM_SIDECAR_SUFFIX)]
+    checksum records it keeps beside them where object metadata cannot hold them."""
+    return [path for path in store.list(prefix) if f"{CHECKSUM_RECORDS_SUFFIX}/" not in path]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -46,8 +46,8 @@ def test_dagster_asset_materialize_writes_through_the_io_manager(tmp_path) -> No
     assert day_two == [order for order in raw if order["day"] == "2026-01-02"]
     names = sorted(p.name for p in (root / "daily_orders").iterdir())
     objects = ["2026-01-01.pkl", "2026-01-02.pkl"]
-    sidecars = [] if has_user_xattrs(root) else [f"{name}.crc32c" for name in objects]
-    assert names == sorted(objects + sidecars), "checksums in extended attributes where the filesystem has them"
+    records = [] if has_user_xattrs(root) else [f"{name}.checksums" for name in objects]
+    assert names == sorted(objects + records), "checksums in extended attributes where the filesystem has them"
 
 
 @pytest.mark.parametrize("backend", ["local", "s3", "sftp"])

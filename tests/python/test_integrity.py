@@ -13,7 +13,7 @@ import pytest
 from dagster import AssetIn, DailyPartitionsDefinition, asset, materialize
 
 from dagster_remote_store import (
-    CHECKSUM_SIDECAR_SUFFIX,
+    CHECKSUM_RECORDS_SUFFIX,
     ChecksumMismatch,
     ParquetSerializer,
     Store,
@@ -37,9 +37,14 @@ def crc32c(data: bytes) -> str:
     return f"crc32c:{crc ^ 0xFFFFFFFF:08x}"
 
 
+def record(path: str, checksum: str) -> str:
+    """Where the checksum record of the object at `path` is, for a checksum `crc32c:<hex>`."""
+    return f"{path}{CHECKSUM_RECORDS_SUFFIX}/{checksum.replace(':', '-')}"
+
+
 def corrupt(store: Store, path: str) -> bytes:
     """Changes the stored bytes behind the IO manager's back, keeping the recorded
-    checksum (object metadata, or the sidecar beside it); returns the new bytes."""
+    checksum (object metadata, or the records beside it); returns the new bytes."""
     data, metadata = store.read_with_metadata(path)
     bad = data[:-1] + bytes([data[-1] ^ 0xFF])
     store.write(path, bad, metadata=metadata or None)
@@ -69,9 +74,9 @@ def test_checksum_is_recorded_in_metadata_and_a_corrupt_object_fails_the_run(
     [event] = result.get_asset_materialization_events()
     checksum = event.materialization.metadata["checksum"].value
     assert checksum == crc32c(store.read_bytes("source.pkl"))
-    has_sidecar = store.exists("source.pkl" + CHECKSUM_SIDECAR_SUFFIX)
+    has_record = store.exists(record("source.pkl", checksum))
     no_metadata = store.backend.kind == "sftp" or (store.backend.kind == "local" and not has_user_xattrs(tmp_path))
-    assert has_sidecar == no_metadata, "metadata where the backend keeps it (local files: an extended attribute)"
+    assert has_record == no_metadata, "metadata where the backend keeps it (local files: an extended attribute)"
 
     assert materialize([source.to_source_asset(), consumer], resources={"io_manager": io}, instance=instance).success
     actual = crc32c(corrupt(store, "source.pkl"))
@@ -128,7 +133,7 @@ def test_streamed_parquet_larger_than_one_request_is_verified(store: Store, inst
     assert result.success
     [event] = result.get_asset_materialization_events()
     assert event.materialization.metadata["size"].value > 8 << 20
-    assert store.exists("wide.parquet" + CHECKSUM_SIDECAR_SUFFIX)
+    assert store.exists(record("wide.parquet", event.materialization.metadata["checksum"].value))
     resources = {"tables": io, "io_manager": remote_store_io_manager(store)}
     assert materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance).success
     corrupt(store, "wide.parquet")
@@ -159,9 +164,8 @@ def test_large_pickles_stream_both_ways_and_are_verified(store: Store) -> None:
     frame = pd.DataFrame({name: np.random.default_rng(3).random(400_000) for name in "abcd"})  # 12.8 MB
     written = core.handle_output("big.pkl", frame)
     assert written["size"] > 8 << 20
-    # Streamed: the checksum, known only at the end, goes beside the object.
-    sidecar = store.read_bytes("big.pkl" + CHECKSUM_SIDECAR_SUFFIX).decode().strip()
-    assert written["checksum"] == f"crc32c:{sidecar}"
+    # Streamed: the checksum, known only at the end, is recorded beside the object.
+    assert store.list("big.pkl" + CHECKSUM_RECORDS_SUFFIX) == [record("big.pkl", written["checksum"])]
     assert pickle.loads(store.read_bytes("big.pkl")).equals(frame), "a plain pickle any tool can read"
     assert core.load_input("big.pkl").equals(frame)
 

@@ -51,6 +51,8 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Res
     run(dirs
         .command(python)
         .args(["-m", "maturin", "build", "--profile", profile])
+        // The dev wheel, which the tests run, carries the test-only panic hook (py-bindings `errors::test_panic`).
+        .args(if profile == "dev" { &["--features", "test-hooks"][..] } else { &[] })
         .arg("--manifest-path")
         .arg(dirs.root.join("crates/py-bindings/Cargo.toml"))
         .arg("--interpreter")

@@ -1,5 +1,7 @@
 //! Rust errors as the Python exception classes of `dagster_remote_store.errors`.
 
+use std::panic::{self, AssertUnwindSafe};
+
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -86,6 +88,36 @@ pub fn serialize_error(py: Python<'_>, err: &SerializeError, path: Option<&str>)
         None => err.to_string(),
     };
     raise(py, name, message, &[("path", path)])
+}
+
+/// Runs `f`, turning a Rust panic inside it into `InternalError`, an ordinary
+/// exception of our hierarchy that names `operation` and `path`, where PyO3
+/// would raise its `PanicException`, which `except Exception` does not catch.
+/// An upload interrupted this way stores nothing (see `stream::Upload`).
+pub fn guard<T>(py: Python<'_>, operation: &str, path: Option<&str>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let cause = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+            (Some(text), _) => (*text).to_owned(),
+            (_, Some(text)) => text.clone(),
+            _ => "a panic without a message".to_owned(),
+        };
+        let place = path.map(|path| format!(" {path:?}")).unwrap_or_default();
+        let message = format!(
+            "{operation}{place}: internal error in dagster-remote-store ({cause}); a write that fails this way \
+             stores nothing. Please report it."
+        );
+        Err(raise(py, "InternalError", message, &[("path", path), ("operation", Some(operation))]))
+    })
+}
+
+/// Panics when the environment variable `DAGSTER_REMOTE_STORE_TEST_PANIC` is
+/// `path`, in a wheel built with the cargo feature `test-hooks`: how tests
+/// check that a panic in the middle of a write becomes an exception and
+/// stores nothing. Without the feature it does nothing.
+pub fn test_panic(path: &str) {
+    if cfg!(feature = "test-hooks") && std::env::var("DAGSTER_REMOTE_STORE_TEST_PANIC").is_ok_and(|p| p == path) {
+        panic!("a panic forced for {path:?} by DAGSTER_REMOTE_STORE_TEST_PANIC");
+    }
 }
 
 /// Shorthand for mapping a Store or IO-manager result.

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use store_core::StorePath;
 
-use crate::errors::StoreResultExt;
+use crate::errors::{StoreResultExt, guard};
 use crate::runtime::block_on;
 use crate::serializers::{Pickle, PickleSerializer, resolve};
 use crate::store::{Store, parse_path};
@@ -66,14 +66,16 @@ impl IoManagerCore {
     /// Serializes `obj` and writes it atomically to `path`, with its checksum;
     /// returns `{"path", "uri", "size", "checksum"}`.
     fn handle_output<'py>(&self, py: Python<'py>, path: &str, obj: Py<PyAny>) -> PyResult<Bound<'py, PyDict>> {
-        let path = parse_path(py, path)?;
-        if self.streams_pickle {
-            let written = pickle_stream::dump(py, self.inner.store(), &path, obj.bind(py))?;
-            return metadata(py, self.inner.output_metadata(&path, &written));
-        }
-        let value = PyValue(obj);
-        let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;
-        metadata(py, written)
+        guard(py, "handle_output", Some(path), || {
+            let path = parse_path(py, path)?;
+            if self.streams_pickle {
+                let written = pickle_stream::dump(py, self.inner.store(), &path, obj.bind(py))?;
+                return metadata(py, self.inner.output_metadata(&path, &written));
+            }
+            let value = PyValue(obj);
+            let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;
+            metadata(py, written)
+        })
     }
 
     /// The Parquet tables stored at `paths`, fetched and verified concurrently
@@ -89,30 +91,36 @@ impl IoManagerCore {
         into: Option<&str>,
         missing: Option<Py<PyAny>>,
     ) -> PyResult<Vec<Py<PyAny>>> {
-        let parsed = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
-        parquet::load_tables(py, self.inner.store(), &parsed, into, missing, self.inner.max_concurrency())
+        guard(py, "load_tables", paths.first().map(String::as_str), || {
+            let parsed = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+            parquet::load_tables(py, self.inner.store(), &parsed, into, missing, self.inner.max_concurrency())
+        })
     }
 
     /// The object stored at `path`, verified against its checksum.
     fn load_input(&self, py: Python<'_>, path: &str) -> PyResult<Py<PyAny>> {
-        let path = parse_path(py, path)?;
-        if self.streams_pickle {
-            return pickle_stream::load(py, self.inner.store(), &path);
-        }
-        block_on(py, self.inner.load_input(&path)).into_py_result(py).map(|v| v.0)
+        guard(py, "load_input", Some(path), || {
+            let path = parse_path(py, path)?;
+            if self.streams_pickle {
+                return pickle_stream::load(py, self.inner.store(), &path);
+            }
+            block_on(py, self.inner.load_input(&path)).into_py_result(py).map(|v| v.0)
+        })
     }
 
     /// The objects at `paths`, fetched concurrently, in the order given. With
     /// `missing` given, a missing object is `missing` instead of an error.
     #[pyo3(signature = (paths, *, missing = None))]
     fn load_many(&self, py: Python<'_>, paths: Vec<String>, missing: Option<Py<PyAny>>) -> PyResult<Vec<Py<PyAny>>> {
-        let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
-        let Some(missing) = missing else {
-            let values = block_on(py, self.inner.load_many(&paths)).into_py_result(py)?;
-            return Ok(values.into_iter().map(|v| v.0).collect());
-        };
-        let values = block_on(py, self.inner.load_existing(&paths)).into_py_result(py)?;
-        Ok(values.into_iter().map(|v| v.map_or_else(|| missing.clone_ref(py), |v| v.0)).collect())
+        guard(py, "load_many", paths.first().map(String::as_str), || {
+            let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+            let Some(missing) = missing else {
+                let values = block_on(py, self.inner.load_many(&paths)).into_py_result(py)?;
+                return Ok(values.into_iter().map(|v| v.0).collect());
+            };
+            let values = block_on(py, self.inner.load_existing(&paths)).into_py_result(py)?;
+            Ok(values.into_iter().map(|v| v.map_or_else(|| missing.clone_ref(py), |v| v.0)).collect())
+        })
     }
 
     /// The Store's URI for `path`.

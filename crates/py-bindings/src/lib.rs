@@ -27,6 +27,7 @@ static ALLOCATOR: store_core::buffer::LargeMappings = store_core::buffer::LargeM
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CHECKSUM_RECORDS_SUFFIX", io_manager::integrity::RECORDS_SUFFIX)?;
     m.add("CHECKSUM_SIDECAR_SUFFIX", io_manager::integrity::SIDECAR_SUFFIX)?;
     m.add_class::<backends::Backend>()?;
     m.add_class::<backends::LocalBackend>()?;

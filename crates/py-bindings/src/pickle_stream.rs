@@ -135,6 +135,7 @@ impl PickleSink {
         piece: Bytes,
     ) -> PyResult<()> {
         if block_on(py, sender.send(Ok(piece))).is_ok() {
+            crate::errors::test_panic(self.path.as_str());
             return Ok(());
         }
         // The upload stopped early: keep its error for `dump`.

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyType};
 use store_core::{ListEntry, Metadata, ObjectMeta, StorePath, WriteMode};
 
 use crate::backends::Backend;
-use crate::errors::{StoreResultExt, store_error};
+use crate::errors::{StoreResultExt, guard, store_error};
 use crate::runtime::block_on;
 use crate::stream::{ObjectReader, ObjectWriter};
 
@@ -76,16 +76,20 @@ impl Store {
 
     /// The whole object as bytes.
     fn read_bytes<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyBytes>> {
-        let path = parse_path(py, path)?;
-        let data = block_on(py, self.inner.read(&path)).into_py_result(py)?;
-        Ok(PyBytes::new(py, &data))
+        guard(py, "read", Some(path), || {
+            let path = parse_path(py, path)?;
+            let data = block_on(py, self.inner.read(&path)).into_py_result(py)?;
+            Ok(PyBytes::new(py, &data))
+        })
     }
 
     /// Bytes `start` up to (not including) `end`, clamped at the object's end.
     fn read_range<'py>(&self, py: Python<'py>, path: &str, start: u64, end: u64) -> PyResult<Bound<'py, PyBytes>> {
-        let path = parse_path(py, path)?;
-        let data = block_on(py, self.inner.read_range(&path, start..end)).into_py_result(py)?;
-        Ok(PyBytes::new(py, &data))
+        guard(py, "read_range", Some(path), || {
+            let path = parse_path(py, path)?;
+            let data = block_on(py, self.inner.read_range(&path, start..end)).into_py_result(py)?;
+            Ok(PyBytes::new(py, &data))
+        })
     }
 
     /// Stores `data` atomically. With `overwrite=False` an existing object
@@ -101,18 +105,22 @@ impl Store {
         overwrite: bool,
         metadata: Option<Metadata>,
     ) -> PyResult<()> {
-        let path = parse_path(py, path)?;
-        let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::CreateNew };
-        let (data, metadata) = (bytes::Bytes::from_owner(data), metadata.unwrap_or_default());
-        block_on(py, self.inner.write_with_metadata(&path, data, mode, &metadata)).into_py_result(py)?;
-        Ok(())
+        guard(py, "write", Some(path), || {
+            let path = parse_path(py, path)?;
+            let mode = if overwrite { WriteMode::Overwrite } else { WriteMode::CreateNew };
+            let (data, metadata) = (bytes::Bytes::from_owner(data), metadata.unwrap_or_default());
+            block_on(py, self.inner.write_with_metadata(&path, data, mode, &metadata)).into_py_result(py)?;
+            Ok(())
+        })
     }
 
     /// The whole object and the metadata stored with it: `(data, {key: value})`.
     fn read_with_metadata<'py>(&self, py: Python<'py>, path: &str) -> PyResult<(Bound<'py, PyBytes>, Metadata)> {
-        let path = parse_path(py, path)?;
-        let (data, metadata) = block_on(py, self.inner.read_with_metadata(&path)).into_py_result(py)?;
-        Ok((PyBytes::new(py, &data), metadata))
+        guard(py, "read", Some(path), || {
+            let path = parse_path(py, path)?;
+            let (data, metadata) = block_on(py, self.inner.read_with_metadata(&path)).into_py_result(py)?;
+            Ok((PyBytes::new(py, &data), metadata))
+        })
     }
 
     /// A file-like writer that streams to `path` as a multipart upload: nothing
@@ -132,56 +140,68 @@ impl Store {
 
     /// Whether the object exists.
     fn exists(&self, py: Python<'_>, path: &str) -> PyResult<bool> {
-        let path = parse_path(py, path)?;
-        block_on(py, self.inner.exists(&path)).into_py_result(py)
+        guard(py, "exists", Some(path), || {
+            let path = parse_path(py, path)?;
+            block_on(py, self.inner.exists(&path)).into_py_result(py)
+        })
     }
 
     /// Size, modification time, e-tag and version of one object.
     fn head(&self, py: Python<'_>, path: &str) -> PyResult<FileInfo> {
-        let path = parse_path(py, path)?;
-        block_on(py, self.inner.head(&path)).into_py_result(py).map(FileInfo::from)
+        guard(py, "head", Some(path), || {
+            let path = parse_path(py, path)?;
+            block_on(py, self.inner.head(&path)).into_py_result(py).map(FileInfo::from)
+        })
     }
 
     /// Removes the object; a missing one raises `NotFound` unless `missing_ok`.
     #[pyo3(signature = (path, *, missing_ok = false))]
     fn delete(&self, py: Python<'_>, path: &str, missing_ok: bool) -> PyResult<()> {
-        let path = parse_path(py, path)?;
-        block_on(py, self.inner.delete(&path, missing_ok)).into_py_result(py)
+        guard(py, "delete", Some(path), || {
+            let path = parse_path(py, path)?;
+            block_on(py, self.inner.delete(&path, missing_ok)).into_py_result(py)
+        })
     }
 
     /// Paths of the objects under `prefix`, sorted. With `recursive=False` only
     /// the first level, sub-folders ending in `/`.
     #[pyo3(signature = (prefix = "", *, recursive = true))]
     fn list(&self, py: Python<'_>, prefix: &str, recursive: bool) -> PyResult<Vec<String>> {
-        let prefix = prefix.trim_end_matches('/');
-        let prefix = if prefix.is_empty() { None } else { Some(parse_path(py, prefix)?) };
-        let entries = self.inner.list(prefix.as_ref(), recursive);
-        let mut paths: Vec<String> = block_on(
-            py,
-            entries
-                .map_ok(|entry| match entry {
-                    ListEntry::Object(meta) => meta.path.to_string(),
-                    ListEntry::Prefix(folder) => format!("{folder}/"),
-                })
-                .try_collect(),
-        )
-        .into_py_result(py)?;
-        paths.sort_unstable();
-        Ok(paths)
+        guard(py, "list", Some(prefix), || {
+            let prefix = prefix.trim_end_matches('/');
+            let prefix = if prefix.is_empty() { None } else { Some(parse_path(py, prefix)?) };
+            let entries = self.inner.list(prefix.as_ref(), recursive);
+            let mut paths: Vec<String> = block_on(
+                py,
+                entries
+                    .map_ok(|entry| match entry {
+                        ListEntry::Object(meta) => meta.path.to_string(),
+                        ListEntry::Prefix(folder) => format!("{folder}/"),
+                    })
+                    .try_collect(),
+            )
+            .into_py_result(py)?;
+            paths.sort_unstable();
+            Ok(paths)
+        })
     }
 
     /// Copies `src` to `dst`; with `overwrite=False` an existing `dst` raises `AlreadyExists`.
     #[pyo3(signature = (src, dst, *, overwrite = true))]
     fn copy(&self, py: Python<'_>, src: &str, dst: &str, overwrite: bool) -> PyResult<()> {
-        let (src, dst) = (parse_path(py, src)?, parse_path(py, dst)?);
-        block_on(py, self.inner.copy(&src, &dst, overwrite)).into_py_result(py)
+        guard(py, "copy", Some(src), || {
+            let (src, dst) = (parse_path(py, src)?, parse_path(py, dst)?);
+            block_on(py, self.inner.copy(&src, &dst, overwrite)).into_py_result(py)
+        })
     }
 
     /// Moves `src` to `dst`; with `overwrite=False` an existing `dst` raises `AlreadyExists`.
     #[pyo3(signature = (src, dst, *, overwrite = true))]
     fn rename(&self, py: Python<'_>, src: &str, dst: &str, overwrite: bool) -> PyResult<()> {
-        let (src, dst) = (parse_path(py, src)?, parse_path(py, dst)?);
-        block_on(py, self.inner.rename(&src, &dst, overwrite)).into_py_result(py)
+        guard(py, "rename", Some(src), || {
+            let (src, dst) = (parse_path(py, src)?, parse_path(py, dst)?);
+            block_on(py, self.inner.rename(&src, &dst, overwrite)).into_py_result(py)
+        })
     }
 
     /// Releases the backend's connections (shared with child Stores).

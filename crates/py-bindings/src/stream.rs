@@ -3,7 +3,8 @@
 //! `Store.open_reader` reads it chunk by chunk. Memory stays bounded by a few
 //! parts, whatever the object's size.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
@@ -17,7 +18,7 @@ use store_core::{Error, ErrorKind, Store, StorePath, WriteMode, WriteResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::errors::StoreResultExt;
+use crate::errors::{StoreResultExt, guard, test_panic};
 use crate::runtime::{block_on, spawn};
 
 fn closed() -> PyErr {
@@ -43,8 +44,12 @@ const ABORTED: &str = "the upload was aborted";
 /// A streamed upload in flight: chunks go through a small channel to a task
 /// running the Store's `write_stream` (multipart where the backend has it).
 /// `T` is what the upload reports when it completes.
+///
+/// Only [`finish`](Self::finish) commits: an upload dropped without it, by a
+/// producer that failed, panicked or was never closed, stores nothing.
 pub struct Upload<T = WriteResult> {
     sender: mpsc::Sender<store_core::Result<Bytes>>,
+    committed: Arc<AtomicBool>,
     task: JoinHandle<Result<T, io_manager::Error>>,
 }
 
@@ -74,8 +79,21 @@ impl<T: Send + 'static> Upload<T> {
     {
         // Two chunks in the channel: the producer fills the next one while the upload sends.
         let (sender, receiver) = mpsc::channel(2);
-        let chunks = stream::unfold(receiver, |mut receiver| async { receiver.recv().await.map(|c| (c, receiver)) });
-        Self { sender, task: spawn(upload(chunks.boxed())) }
+        let committed = Arc::new(AtomicBool::new(false));
+        let ended = committed.clone();
+        let chunks = stream::unfold(Some(receiver), move |receiver| {
+            let ended = ended.clone();
+            async move {
+                let mut receiver = receiver?;
+                match receiver.recv().await {
+                    Some(chunk) => Some((chunk, Some(receiver))),
+                    // Every sender is gone: the object's end only if `finish` said so.
+                    None if ended.load(Ordering::SeqCst) => None,
+                    None => Some((Err(Error::new(ErrorKind::Other, ABORTED)), None)),
+                }
+            }
+        });
+        Self { sender, committed, task: spawn(upload(chunks.boxed())) }
     }
 
     /// Where chunks go; a send fails once the upload has failed.
@@ -87,6 +105,8 @@ impl<T: Send + 'static> Upload<T> {
     pub async fn finish(self, abort: bool) -> Result<T, io_manager::Error> {
         if abort {
             let _ = self.sender.send(Err(Error::new(ErrorKind::Other, ABORTED))).await;
+        } else {
+            self.committed.store(true, Ordering::SeqCst);
         }
         drop(self.sender);
         let failed = |e| Error::new(ErrorKind::Other, format!("the upload task failed: {e}")).into();
@@ -103,12 +123,13 @@ pub fn is_aborted(err: &io_manager::Error) -> bool {
 /// `close()`, and an exception inside `with` discards everything written.
 #[pyclass(module = "dagster_remote_store")]
 pub struct ObjectWriter {
+    path: String,
     upload: Mutex<Option<Upload>>,
 }
 
 impl ObjectWriter {
     pub fn open(store: &Store, path: StorePath, mode: WriteMode) -> Self {
-        Self { upload: Mutex::new(Some(Upload::start(store, path, mode))) }
+        Self { path: path.to_string(), upload: Mutex::new(Some(Upload::start(store, path, mode))) }
     }
 
     /// Ends the upload: commits it, or with `abort` makes it fail so nothing is stored.
@@ -123,28 +144,42 @@ impl ObjectWriter {
 
 #[pymethods]
 impl ObjectWriter {
-    /// Queues `data` for upload; returns its length. Blocks (GIL released) while
-    /// the upload is a few parts behind.
-    fn write(&self, py: Python<'_>, data: PyBackedBytes) -> PyResult<usize> {
-        let sender =
-            self.upload.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(Upload::sender).ok_or_else(closed)?;
-        let len = data.len();
-        if block_on(py, sender.send(Ok(Bytes::from_owner(data)))).is_err() {
-            // The upload already failed: its error says why.
-            self.finish(py, false)?;
-            return Err(closed());
-        }
-        Ok(len)
+    /// Queues `data` (`bytes`, or any buffer such as the `PickleBuffer`s that
+    /// pickle protocol 5 writes, copied since the caller may reuse it) for
+    /// upload; returns its length. Blocks (GIL released) while the upload is a
+    /// few parts behind.
+    fn write(&self, py: Python<'_>, data: Bound<'_, PyAny>) -> PyResult<usize> {
+        guard(py, "write", Some(&self.path), || {
+            let sender = self
+                .upload
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map(Upload::sender)
+                .ok_or_else(closed)?;
+            let data = match data.cast::<PyBytes>() {
+                Ok(bytes) => Bytes::from_owner(PyBackedBytes::from(bytes.clone())),
+                Err(_) => Bytes::from(byte_buffer(&data)?.to_vec(py)?),
+            };
+            let len = data.len();
+            if block_on(py, sender.send(Ok(data))).is_err() {
+                // The upload already failed: its error says why.
+                self.finish(py, false)?;
+                return Err(closed());
+            }
+            test_panic(&self.path);
+            Ok(len)
+        })
     }
 
     /// Commits the object; raises what went wrong if the upload failed.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.finish(py, false)
+        guard(py, "write", Some(&self.path), || self.finish(py, false))
     }
 
     /// Discards everything written; nothing is stored.
     fn abort(&self, py: Python<'_>) -> PyResult<()> {
-        self.finish(py, true)
+        guard(py, "write", Some(&self.path), || self.finish(py, true))
     }
 
     #[getter]
@@ -167,7 +202,7 @@ impl ObjectWriter {
         _exc: Option<Bound<'_, PyAny>>,
         _traceback: Option<Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        self.finish(py, exc_type.is_some())?;
+        guard(py, "write", Some(&self.path), || self.finish(py, exc_type.is_some()))?;
         Ok(false)
     }
 }

@@ -5,11 +5,12 @@
 >>> io_manager = remote_store_io_manager(Store(LocalBackend(root="/data/dagster")))  # doctest: +SKIP
 """
 
-from ._core import CHECKSUM_SIDECAR_SUFFIX, FileInfo, Registry, Secret, Store, __version__
+from ._core import CHECKSUM_RECORDS_SUFFIX, CHECKSUM_SIDECAR_SUFFIX, FileInfo, Registry, Secret, Store, __version__
 from .errors import (
     AlreadyExists,
     ChecksumMismatch,
     DeserializationError,
+    InternalError,
     InvalidConfig,
     InvalidPath,
     NotFound,
@@ -25,11 +26,13 @@ from .serializers import JsonSerializer, ParquetSerializer, PickleSerializer, Se
 
 __all__ = [
     "AlreadyExists",
+    "CHECKSUM_RECORDS_SUFFIX",
     "CHECKSUM_SIDECAR_SUFFIX",
     "ChecksumMismatch",
     "DagsterStoreResource",
     "DeserializationError",
     "FileInfo",
+    "InternalError",
     "InvalidConfig",
     "InvalidPath",
     "JsonSerializer",

@@ -4,10 +4,15 @@ from datetime import datetime
 from os import PathLike
 from typing import Any, Literal, TypedDict
 
+from typing_extensions import Buffer
+
 from .serializers import Serializer
 
 __version__: str
-# What a checksum sidecar adds to its object's path, on backends without object metadata.
+# What the folder of an object's checksum records adds to its path (`<path>.checksums/crc32c-<hex>`),
+# where the checksum is not in the object's own metadata.
+CHECKSUM_RECORDS_SUFFIX: str
+# What the single checksum sidecar of earlier versions added to its object's path; still read.
 CHECKSUM_SIDECAR_SUFFIX: str
 
 class Backend:
@@ -98,7 +103,7 @@ class SFTPBackend(Backend):
 class ObjectWriter:
     """Streams one object as a multipart upload; stored only on `close()`."""
 
-    def write(self, data: bytes | bytearray) -> int: ...
+    def write(self, data: Buffer) -> int: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
     @property

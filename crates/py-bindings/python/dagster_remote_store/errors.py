@@ -11,6 +11,7 @@ __all__ = [
     "AlreadyExists",
     "ChecksumMismatch",
     "DeserializationError",
+    "InternalError",
     "InvalidConfig",
     "InvalidPath",
     "NotFound",
@@ -81,6 +82,11 @@ class SerializationError(RemoteStoreError, TypeError):
 
 class DeserializationError(RemoteStoreError, ValueError):
     """Stored bytes the serializer cannot decode."""
+
+
+class InternalError(RemoteStoreError, RuntimeError):
+    """A bug inside dagster-remote-store (a Rust panic), caught before it reached
+    Python; a write that fails this way stores nothing."""
 
 
 class ChecksumMismatch(RemoteStoreError):
