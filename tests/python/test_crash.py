@@ -72,7 +72,11 @@ def test_a_writer_killed_at_any_moment_leaves_a_loadable_value(kind: str, how: s
         mid_write += lines[-2:-1] == ["start"]
         loaded = crash_writer.check(how, load(store, how))
         assert loaded in seeds, f"seed {loaded} was never written"
-    print(f"{kind} {how}: {KILLS} kills, {mid_write} during a write")
+    # What the killed writers left (incomplete uploads, temporary files) goes with one call.
+    left = store.leftovers()
+    assert set(store.clean_up(older_than=0)) == set(left)
+    assert store.leftovers() == []
+    print(f"{kind} {how}: {KILLS} kills, {mid_write} during a write, {len(left)} leftovers removed")
 
 
 def test_a_panic_in_a_write_is_an_exception_and_stores_nothing(store: Store, monkeypatch) -> None:

@@ -24,8 +24,10 @@ import shutil
 import sys
 import uuid
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 UPSTREAM = ("127.0.0.1", int(sys.argv[2]))
 PARTS_DIR = sys.argv[3]
@@ -73,7 +75,9 @@ class Proxy(BaseHTTPRequestHandler):
         bucket, _, name = url.path[1:].partition("/")
         bucket, name = unquote(bucket), unquote(name)
         method = self.command
-        if not name or bucket in NOT_BUCKETS:
+        if method == "GET" and not name and "uploads" in query:
+            self.list_uploads(bucket, query.get("prefix", [""])[0])
+        elif not name or bucket in NOT_BUCKETS:
             self.forward(body)
         elif method == "PUT" and "uploadId" in query:
             self.put_part(query["uploadId"][0], query["partNumber"][0], body)
@@ -173,6 +177,26 @@ class Proxy(BaseHTTPRequestHandler):
     def upload_dir(self, upload_id: str) -> str:
         # Upload ids are ours (hex); anything else must not reach the file system.
         return os.path.join(PARTS_DIR, upload_id if upload_id.isalnum() else "invalid")
+
+    def list_uploads(self, bucket: str, prefix: str) -> None:
+        """ListMultipartUploads: the uploads initiated and neither completed nor aborted, in one page."""
+        uploads = []
+        for upload_id in sorted(os.listdir(PARTS_DIR)) if os.path.isdir(PARTS_DIR) else []:
+            try:
+                with open(os.path.join(self.upload_dir(upload_id), "resource.json")) as f:
+                    name = json.load(f)["name"]
+                started = os.path.getmtime(self.upload_dir(upload_id))
+            except (OSError, ValueError, KeyError):
+                continue  # completed or aborted meanwhile
+            if name.startswith(prefix):
+                initiated = datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="milliseconds")
+                uploads.append(
+                    f"<Upload><Key>{escape(name)}</Key><UploadId>{upload_id}</UploadId>"
+                    f"<Initiated>{initiated.replace('+00:00', 'Z')}</Initiated></Upload>"
+                )
+        body = "".join(uploads)
+        head = f"<Bucket>{escape(bucket)}</Bucket><IsTruncated>false</IsTruncated>"
+        self.reply(200, f"<ListMultipartUploadsResult>{head}{body}</ListMultipartUploadsResult>")
 
     def initiate(self, name: str) -> None:
         upload_id = uuid.uuid4().hex

@@ -1,6 +1,6 @@
 //! `Store`: a backend plus a root path, with blocking methods that release the GIL.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use futures::TryStreamExt;
 use pyo3::exceptions::PyTypeError;
@@ -183,6 +183,40 @@ impl Store {
             .into_py_result(py)?;
             paths.sort_unstable();
             Ok(paths)
+        })
+    }
+
+    /// The paths of what interrupted writes left under `prefix` (the whole store
+    /// by default): incomplete multipart uploads (S3, GCS), temporary files
+    /// (local, SFTP). Writes in progress show here too.
+    #[pyo3(signature = (prefix = ""))]
+    fn leftovers(&self, py: Python<'_>, prefix: &str) -> PyResult<Vec<String>> {
+        guard(py, "leftovers", Some(prefix), || {
+            let prefix = prefix.trim_end_matches('/');
+            let prefix = if prefix.is_empty() { None } else { Some(parse_path(py, prefix)?) };
+            let found = block_on(py, self.inner.leftovers(prefix.as_ref())).into_py_result(py)?;
+            Ok(found.into_iter().map(|leftover| leftover.path.to_string()).collect())
+        })
+    }
+
+    /// Removes what interrupted writes left under `prefix` (the whole store by
+    /// default) that began more than `older_than` ago: incomplete multipart
+    /// uploads (S3, GCS), temporary files (local, SFTP). `older_than` is a
+    /// `timedelta` or seconds; writes in progress are younger than any sensible
+    /// value (an hour, say). Returns the paths of what was removed.
+    #[pyo3(signature = (prefix = "", *, older_than))]
+    fn clean_up(&self, py: Python<'_>, prefix: &str, older_than: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+        let older_than = match older_than.extract::<f64>() {
+            Ok(seconds) => Duration::try_from_secs_f64(seconds).map_err(|_| {
+                PyTypeError::new_err(format!("older_than must be a timedelta or seconds >= 0, got {seconds}"))
+            })?,
+            Err(_) => older_than.extract::<Duration>()?,
+        };
+        guard(py, "clean_up", Some(prefix), || {
+            let prefix = prefix.trim_end_matches('/');
+            let prefix = if prefix.is_empty() { None } else { Some(parse_path(py, prefix)?) };
+            let removed = block_on(py, self.inner.clean_up(prefix.as_ref(), older_than)).into_py_result(py)?;
+            Ok(removed.into_iter().map(|leftover| leftover.path.to_string()).collect())
         })
     }
 

@@ -1,12 +1,14 @@
 //! Google Cloud Storage.
 
 use std::fmt;
+use std::sync::Arc;
 
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
 use store_core::Result;
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error};
+use crate::uploads::{Signer, Uploads};
 
 /// Where a [`GcsBackend`] stores and how it authenticates.
 ///
@@ -80,6 +82,10 @@ impl ObjectStoreBackend<GoogleCloudStorage> {
             None => builder,
         };
         let store = builder.build().map_err(|e| config_error("gcs", e))?;
-        Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket)))
+        let signer = if config.anonymous { Signer::Anonymous } else { Signer::Bearer(store.credentials().clone()) };
+        let base_url = config.base_url.as_deref().unwrap_or("https://storage.googleapis.com").trim_end_matches('/');
+        let bucket_url = format!("{base_url}/{}", config.bucket);
+        let uploads = Uploads::new(bucket_url, signer, Arc::new(store.clone()), &config.client)?;
+        Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket)).with_staging(Arc::new(uploads)))
     }
 }

@@ -46,6 +46,8 @@ mod local;
 mod memory;
 #[cfg(feature = "sftp")]
 mod sftp;
+#[cfg(any(feature = "s3", feature = "gcs"))]
+mod uploads;
 
 #[cfg(feature = "registry")]
 pub mod registry;

@@ -15,7 +15,8 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, RenameOptions, RenameTargetMode, WriteMultipart,
 };
 use store_core::{
-    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode, WriteResult,
+    Backend, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode,
+    WriteResult,
 };
 
 /// A [`Backend`] over an `object_store` store `S`.
@@ -31,6 +32,17 @@ pub struct ObjectStoreBackend<S> {
     parts_in_flight: usize,
     /// Whether the store keeps user metadata (attributes); local files do not.
     stores_metadata: bool,
+    /// Where interrupted writes leave something behind that a listing does not show.
+    staging: Option<Arc<dyn Staging>>,
+}
+
+/// What interrupted writes leave behind on a store, beyond its listing (see [`Backend::leftovers`]).
+#[async_trait]
+pub(crate) trait Staging: Send + Sync {
+    /// The leftovers under `prefix`.
+    async fn leftovers(&self, prefix: Option<&StorePath>) -> Result<Vec<Leftover>>;
+    /// Removes one; one already gone is no error.
+    async fn remove(&self, leftover: &Leftover) -> Result<()>;
 }
 
 /// Streamed writes of at least this size go as multipart uploads of parts this large.
@@ -47,7 +59,15 @@ impl<S> ObjectStoreBackend<S> {
             part_size: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             stores_metadata: true,
+            staging: None,
         }
+    }
+
+    /// Where this store's interrupted writes leave something behind.
+    #[cfg(any(feature = "s3", feature = "gcs"))]
+    pub(crate) fn with_staging(mut self, staging: Arc<dyn Staging>) -> Self {
+        self.staging = Some(staging);
+        self
     }
 
     /// The `object_store` store underneath.
@@ -82,6 +102,7 @@ impl<S> Clone for ObjectStoreBackend<S> {
             part_size: self.part_size,
             parts_in_flight: self.parts_in_flight,
             stores_metadata: self.stores_metadata,
+            staging: self.staging.clone(),
         }
     }
 }
@@ -355,6 +376,20 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
 
     fn uri(&self, path: &StorePath) -> String {
         format!("{}/{}", self.uri_root, uri_escape(path.as_str()))
+    }
+
+    async fn leftovers(&self, prefix: Option<&StorePath>) -> Result<Vec<Leftover>> {
+        match &self.staging {
+            Some(staging) => staging.leftovers(prefix).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        match &self.staging {
+            Some(staging) => staging.remove(leftover).await,
+            None => Ok(()),
+        }
     }
 
     async fn read(&self, path: &StorePath) -> Result<Bytes> {

@@ -1,12 +1,14 @@
 //! Amazon S3 and S3-compatible stores (MinIO, Ceph, R2, moto, ...).
 
 use std::fmt;
+use std::sync::Arc;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use store_core::Result;
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error};
+use crate::uploads::{Signer, Uploads};
 
 /// Where an [`S3Backend`] stores and how it authenticates.
 ///
@@ -90,7 +92,49 @@ impl ObjectStoreBackend<AmazonS3> {
                 builder = set(builder, value);
             }
         }
+        let setting = |key| builder.get_config_value(&key).filter(|value| !value.is_empty());
+        let region = setting(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".to_owned());
+        let bucket_url = bucket_url(
+            &config.bucket,
+            setting(AmazonS3ConfigKey::Endpoint).as_deref(),
+            &region,
+            config.virtual_hosted_style,
+        );
         let store = builder.build().map_err(|e| config_error("s3", e))?;
-        Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket)))
+        let signer = Signer::AwsV4 { credentials: store.credentials().clone(), region };
+        let uploads = Uploads::new(bucket_url, signer, Arc::new(store.clone()), &config.client)?;
+        Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket)).with_staging(Arc::new(uploads)))
+    }
+}
+
+/// The bucket's URL as object_store addresses it: path-style
+/// (`https://s3.eu-west-1.amazonaws.com/lake`) unless virtual-hosted
+/// (`https://lake.s3.eu-west-1.amazonaws.com`).
+fn bucket_url(bucket: &str, endpoint: Option<&str>, region: &str, virtual_hosted: bool) -> String {
+    let endpoint = endpoint.map_or_else(|| format!("https://s3.{region}.amazonaws.com"), str::to_owned);
+    let endpoint = endpoint.trim_end_matches('/');
+    if !virtual_hosted {
+        return format!("{endpoint}/{bucket}");
+    }
+    match endpoint.split_once("://") {
+        Some((scheme, host)) if !host.starts_with(&format!("{bucket}.")) => format!("{scheme}://{bucket}.{host}"),
+        _ => endpoint.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_url;
+
+    #[test]
+    fn bucket_urls_follow_the_addressing_style() {
+        assert_eq!(bucket_url("lake", None, "eu-west-1", false), "https://s3.eu-west-1.amazonaws.com/lake");
+        assert_eq!(bucket_url("lake", None, "eu-west-1", true), "https://lake.s3.eu-west-1.amazonaws.com");
+        assert_eq!(
+            bucket_url("lake", Some("http://127.0.0.1:9000/"), "us-east-1", false),
+            "http://127.0.0.1:9000/lake"
+        );
+        assert_eq!(bucket_url("lake", Some("https://lake.r2.dev"), "auto", true), "https://lake.r2.dev");
+        assert_eq!(bucket_url("lake", Some("https://r2.dev"), "auto", true), "https://lake.r2.dev");
     }
 }

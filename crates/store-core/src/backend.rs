@@ -58,6 +58,19 @@ pub struct WriteResult {
     pub version: Option<String>,
 }
 
+/// What an interrupted write left behind: a temporary file that was never
+/// moved into place, or a multipart upload that was never completed (parts
+/// that cost storage without being visible as an object).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// The object the write was for (an upload's key), or the temporary file itself.
+    pub path: StorePath,
+    /// When the write began: the upload's start, or the temporary's last change.
+    pub started: Option<SystemTime>,
+    /// How the backend finds it again: the temporary's path, the upload's id.
+    pub id: String,
+}
+
 /// An object being read chunk by chunk, with what the backend knows of it up front.
 pub struct ObjectStream {
     /// Size in bytes, where the backend knows it before the bytes arrive.
@@ -179,6 +192,20 @@ pub trait Backend: Debug + Send + Sync + 'static {
             return Ok(ObjectStream { size, metadata, chunks: stream::once(async { Ok(data) }).boxed() });
         }
         Ok(ObjectStream { size: None, metadata: Metadata::new(), chunks: self.read_stream(path).await? })
+    }
+
+    /// What interrupted writes left under `prefix` (everything if `None`):
+    /// temporary files, incomplete multipart uploads. The default finds none,
+    /// for backends whose writes leave nothing behind.
+    async fn leftovers(&self, prefix: Option<&StorePath>) -> Result<Vec<Leftover>> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
+    /// Removes one of [`leftovers`](Self::leftovers); one already gone is no error.
+    async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        let _ = leftover;
+        Ok(())
     }
 
     /// Releases connections and other resources. The default does nothing.

@@ -39,7 +39,7 @@ mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use backend::{Backend, ListEntry, Metadata, ObjectMeta, ObjectStream, WriteMode, WriteResult};
+pub use backend::{Backend, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, WriteMode, WriteResult};
 pub use error::{Error, ErrorKind, Result};
 pub use path::StorePath;
 pub use secret::Secret;

@@ -2,12 +2,14 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{
-    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode, WriteResult,
+    Backend, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode,
+    WriteResult,
 };
 
 /// A backend plus an optional root prefix: every path given to a Store is
@@ -230,6 +232,54 @@ impl Store {
             .rename(&self.full(from), &self.full(to), overwrite)
             .await
             .map_err(|e| self.context(e, "rename", from))
+    }
+
+    /// What interrupted writes left under `prefix` (the whole store if `None`):
+    /// temporary files and incomplete multipart uploads, paths store-relative.
+    /// A write in progress shows here too: see [`clean_up`](Self::clean_up).
+    pub async fn leftovers(&self, prefix: Option<&StorePath>) -> Result<Vec<Leftover>> {
+        let full = prefix.map(|p| self.full(p)).or_else(|| self.root.clone());
+        let shown = prefix.map(StorePath::to_string).unwrap_or_default();
+        let found = self
+            .backend
+            .leftovers(full.as_ref())
+            .await
+            .map_err(|e| e.with_context("leftovers", shown.as_str(), self.backend.kind()))?;
+        Ok(found
+            .into_iter()
+            .filter_map(|mut leftover| {
+                leftover.path = match &self.root {
+                    Some(root) => leftover.path.strip_prefix(root)?,
+                    None => leftover.path,
+                };
+                Some(leftover)
+            })
+            .collect())
+    }
+
+    /// Removes the [`leftovers`](Self::leftovers) under `prefix` that began more
+    /// than `older_than` ago, and returns them. Writes still in progress are
+    /// younger than any sensible `older_than` (an hour, say), and are left alone;
+    /// leftovers of unknown age are kept.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+    /// use std::time::Duration;
+    /// let store = store_core::Store::new(store_backends::MemoryBackend::new());
+    /// assert_eq!(store.clean_up(None, Duration::from_secs(3600)).await?, []);
+    /// # Ok(()) }
+    /// ```
+    pub async fn clean_up(&self, prefix: Option<&StorePath>, older_than: Duration) -> Result<Vec<Leftover>> {
+        let cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut removed = Vec::new();
+        for leftover in self.leftovers(prefix).await? {
+            if leftover.started.is_some_and(|started| started <= cutoff) {
+                let full = Leftover { path: self.full(&leftover.path), ..leftover.clone() };
+                self.backend.remove_leftover(&full).await.map_err(|e| self.context(e, "clean_up", &leftover.path))?;
+                removed.push(leftover);
+            }
+        }
+        Ok(removed)
     }
 
     /// Releases the backend's connections. Clones share them, so close once, when done.
