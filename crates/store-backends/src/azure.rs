@@ -87,7 +87,8 @@ impl ObjectStoreBackend<MicrosoftAzure> {
             builder = builder.with_sas_authorization(sas_pairs(&sas)?);
         }
         let store = builder.build().map_err(|e| config_error("azure", e))?;
-        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)))
+        let container = format!("the container {:?}", config.container);
+        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)).in_container(container))
     }
 }
 

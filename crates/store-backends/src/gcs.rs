@@ -80,6 +80,7 @@ impl ObjectStoreBackend<GoogleCloudStorage> {
             None => builder,
         };
         let store = builder.build().map_err(|e| config_error("gcs", e))?;
-        Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket)))
+        let container = format!("the bucket {:?}", config.bucket);
+        Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket)).in_container(container))
     }
 }

@@ -31,6 +31,8 @@ pub struct ObjectStoreBackend<S> {
     parts_in_flight: usize,
     /// Whether the store keeps user metadata (attributes); local files do not.
     stores_metadata: bool,
+    /// What holds the objects, for messages: `the bucket "data"`; `None` where nothing can be missing.
+    container: Option<String>,
 }
 
 /// Streamed writes of at least this size go as multipart uploads of parts this large.
@@ -47,6 +49,26 @@ impl<S> ObjectStoreBackend<S> {
             part_size: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             stores_metadata: true,
+            container: None,
+        }
+    }
+
+    /// Names what holds the objects (`the bucket "data"`), so that a write that
+    /// finds it missing says so.
+    #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+    pub(crate) fn in_container(mut self, container: String) -> Self {
+        self.container = Some(container);
+        self
+    }
+
+    /// A failed write's error. An object store answers a write "not found"
+    /// only when the bucket (or container) is missing: never "no such object".
+    fn write_error(&self, err: object_store::Error) -> Error {
+        match (&err, &self.container) {
+            (object_store::Error::NotFound { .. }, Some(container)) => {
+                Error::new(ErrorKind::NotFound, format!("{container} does not exist"))
+            }
+            _ => map_error(err),
         }
     }
 
@@ -82,6 +104,7 @@ impl<S> Clone for ObjectStoreBackend<S> {
             part_size: self.part_size,
             parts_in_flight: self.parts_in_flight,
             stores_metadata: self.stores_metadata,
+            container: self.container.clone(),
         }
     }
 }
@@ -161,7 +184,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
         };
         let options = PutOptions { mode, attributes, ..Default::default() };
         let put = self.store.put_opts(&location(path)?, PutPayload::from_bytes(data), options).await;
-        let put = put.map_err(map_error)?;
+        let put = put.map_err(|e| self.write_error(e))?;
         Ok(WriteResult { e_tag: put.e_tag, version: put.version })
     }
 
@@ -206,7 +229,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
                 .map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?,
         };
         let options = PutMultipartOptions { attributes, ..Default::default() };
-        let upload = self.store.put_multipart_opts(&upload_to, options).await.map_err(map_error)?;
+        let upload = self.store.put_multipart_opts(&upload_to, options).await.map_err(|e| self.write_error(e))?;
         let mut parts = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let sent = loop {
             match chunks.try_next().await {

@@ -91,6 +91,7 @@ impl ObjectStoreBackend<AmazonS3> {
             }
         }
         let store = builder.build().map_err(|e| config_error("s3", e))?;
-        Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket)))
+        let container = format!("the bucket {:?}", config.bucket);
+        Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket)).in_container(container))
     }
 }

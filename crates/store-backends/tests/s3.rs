@@ -69,3 +69,27 @@ async fn an_unreachable_server_is_unavailable_after_bounded_retries() {
     let err = store.read(&"x".parse().unwrap()).await.unwrap_err();
     assert_eq!(err.kind(), store_core::ErrorKind::Unavailable, "{err}");
 }
+
+#[tokio::test]
+#[cfg_attr(not(test_s3), ignore = "no S3 test server: run `cargo xtask test`")]
+async fn a_write_to_a_missing_bucket_names_the_bucket() {
+    use futures::StreamExt;
+    use store_core::{ErrorKind, WriteMode};
+
+    let bucket = format!("no-such-bucket-{}", std::process::id());
+    let backend = S3Backend::new(S3Config { bucket: bucket.clone(), ..config() }).unwrap().with_multipart(5 << 20, 2);
+    let store = Store::new(backend);
+    let path = "a/b.bin".parse().unwrap();
+    let chunks = || futures::stream::iter((0..3).map(|_| Ok(bytes::Bytes::from(vec![1u8; 4 << 20])))).boxed();
+    let failures = [
+        ("write", store.write(&path, "x".into(), WriteMode::Overwrite).await),
+        ("create-only write", store.write(&path, "x".into(), WriteMode::CreateNew).await),
+        ("multipart write", store.write_stream(&path, chunks(), WriteMode::Overwrite).await),
+        ("create-only multipart write", store.write_stream(&path, chunks(), WriteMode::CreateNew).await),
+    ];
+    for (what, result) in failures {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{what}: {err}");
+        assert!(err.message().contains(&format!("the bucket {bucket:?} does not exist")), "{what}: {err}");
+    }
+}
