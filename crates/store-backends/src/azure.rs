@@ -7,6 +7,7 @@ use store_core::{Error, ErrorKind, Result};
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error};
+use crate::object_store_backend::redact_url;
 
 /// Where an [`AzureBackend`] stores and how it authenticates.
 ///
@@ -14,7 +15,8 @@ use crate::cloud::{ClientConfig, config_error};
 /// `AccountName`, `AccountKey`, `BlobEndpoint` and `SharedAccessSignature`
 /// fill the options left unset). Unset options fall back to the environment
 /// (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...) and then to
-/// managed identity, as Azure's SDKs do. `Debug` never shows a secret.
+/// managed identity, as Azure's SDKs do. `Debug` never shows a secret, nor a
+/// user or query string (a SAS) in the account URL.
 #[derive(Clone, Default)]
 pub struct AzureConfig {
     /// Container name.
@@ -42,7 +44,7 @@ impl fmt::Debug for AzureConfig {
             .field("account_key", &hidden(&self.account_key))
             .field("sas_token", &hidden(&self.sas_token))
             .field("connection_string", &hidden(&self.connection_string))
-            .field("account_url", &self.account_url)
+            .field("account_url", &self.account_url.as_deref().map(redact_url))
             .field("client", &self.client)
             .finish()
     }
@@ -183,9 +185,11 @@ mod tests {
             account_key: Some("KEY-SECRET".into()),
             sas_token: Some("sig=SAS-SECRET".into()),
             connection_string: Some("AccountKey=CS-SECRET".into()),
+            account_url: Some("https://acct.blob.core.windows.net/?sv=1&sig=URL-SECRET".into()),
             ..Default::default()
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(debug.contains(r#"account_url: Some("https://acct.blob.core.windows.net/?<redacted>")"#), "{debug}");
     }
 }

@@ -7,12 +7,14 @@ use store_core::Result;
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error};
+use crate::object_store_backend::redact_url;
 
 /// Where a [`GcsBackend`] stores and how it authenticates.
 ///
 /// Without a service account, credentials come from the environment
 /// (`GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_SERVICE_ACCOUNT`) or the
-/// metadata server, as Google's SDKs do. `Debug` never shows the service account.
+/// metadata server, as Google's SDKs do. `Debug` never shows the service account,
+/// or a user or query string in the base URL.
 #[derive(Clone, Default)]
 pub struct GcsConfig {
     /// Bucket name.
@@ -32,7 +34,7 @@ impl fmt::Debug for GcsConfig {
         f.debug_struct("GcsConfig")
             .field("bucket", &self.bucket)
             .field("service_account", &self.service_account.as_ref().map(|_| "<redacted>"))
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(redact_url))
             .field("anonymous", &self.anonymous)
             .field("client", &self.client)
             .finish()

@@ -482,8 +482,7 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     }
 }
 
-/// `text` with the query string of every URL in it replaced: SAS tokens and
-/// signed-URL signatures travel there.
+/// `text` with every URL in it passed through [`redact_url`].
 pub(crate) fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -492,16 +491,36 @@ pub(crate) fn redact(text: &str) -> String {
         out.push_str(before);
         let end = url_and_more.find(|c: char| c.is_whitespace() || c == '"' || c == '\'').unwrap_or(url_and_more.len());
         let (url, more) = url_and_more.split_at(end);
-        match url.split_once('?') {
-            Some((base, _query)) => {
-                out.push_str(base);
-                out.push_str("?<redacted>");
-            }
-            None => out.push_str(url),
-        }
+        out.push_str(&redact_url(url));
         rest = more;
     }
     out.push_str(rest);
+    out
+}
+
+/// `url` without the parts that may carry a credential, each replaced by
+/// `<redacted>`: the user and password before the host
+/// (`https://user:pass@host`) and the query string, where SAS tokens and
+/// signed-URL signatures travel.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_at(url.find("://").map_or(0, |at| at + 3));
+    let (authority, rest) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    match authority.rsplit_once('@') {
+        Some((_user, host)) => {
+            out.push_str("<redacted>@");
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    match rest.split_once('?') {
+        Some((path, _query)) => {
+            out.push_str(path);
+            out.push_str("?<redacted>");
+        }
+        None => out.push_str(rest),
+    }
     out
 }
 
@@ -560,5 +579,23 @@ mod tests {
         assert_eq!(redact(text), "Error performing PUT https://acct.blob.core.windows.net/c/x?<redacted> in 1s - 403");
         assert_eq!(redact("no url here"), "no url here");
         assert_eq!(redact("\"http://h/p?k=v\" and http://h/q"), "\"http://h/p?<redacted>\" and http://h/q");
+        let text = "GET http://user:pa55@127.0.0.1:9000/b/k?X-Amz-Signature=SECRET failed";
+        assert_eq!(redact(text), "GET http://<redacted>@127.0.0.1:9000/b/k?<redacted> failed");
+    }
+
+    #[test]
+    fn urls_lose_their_user_and_query_string() {
+        use super::redact_url;
+        let cases = [
+            ("https://acct.blob.core.windows.net/c?sv=1&sig=SECRET", "https://acct.blob.core.windows.net/c?<redacted>"),
+            ("https://user:SECRET@host:9000/path", "https://<redacted>@host:9000/path"),
+            ("http://SECRET@host?sig=SECRET", "http://<redacted>@host?<redacted>"),
+            ("http://host/a@b", "http://host/a@b"),
+            ("http://127.0.0.1:10000/devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1"),
+            ("user:SECRET@host/x", "<redacted>@host/x"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown);
+        }
     }
 }

@@ -7,13 +7,15 @@ use store_core::Result;
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error};
+use crate::object_store_backend::redact_url;
 
 /// Where an [`S3Backend`] stores and how it authenticates.
 ///
 /// Unset options fall back to the usual environment (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...)
 /// and then to instance or container credentials, as the AWS SDKs do.
-/// `Debug` never shows the secret key or the session token.
+/// `Debug` never shows the secret key, the session token, or a user or query
+/// string in the endpoint.
 #[derive(Clone, Default)]
 pub struct S3Config {
     /// Bucket name.
@@ -38,7 +40,7 @@ impl fmt::Debug for S3Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Config")
             .field("bucket", &self.bucket)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))

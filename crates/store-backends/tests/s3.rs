@@ -32,10 +32,12 @@ fn secrets_stay_out_of_debug_and_uris() {
         access_key_id: Some("AKID".into()),
         secret_access_key: Some("S3-SECRET".into()),
         session_token: Some("TOKEN".into()),
+        endpoint: Some("https://user:URL-SECRET@s3.example.org/?X-Amz-Signature=URL-SECRET".into()),
         ..config_without_env()
     };
     let debug = format!("{config:?}");
-    assert!(!debug.contains("S3-SECRET") && !debug.contains("TOKEN"), "{debug}");
+    assert!(!debug.contains("S3-SECRET") && !debug.contains("TOKEN") && !debug.contains("URL-SECRET"), "{debug}");
+    assert!(debug.contains(r#"endpoint: Some("https://<redacted>@s3.example.org/?<redacted>")"#), "{debug}");
     let store = Store::new(S3Backend::new(config).unwrap());
     assert!(!format!("{store:?}").contains("S3-SECRET"));
     assert_eq!(store.uri(&"a b/c.pkl".parse().unwrap()), "s3://bucket/a%20b/c.pkl");

@@ -470,12 +470,19 @@ fn wrong(name: &str, expected: &str, value: &OptionValue) -> String {
     format!("{name} must be {expected}, got {}", value.shown())
 }
 
-/// A Python-style `repr` of the given settings; callers pass no credential.
+/// A Python-style `repr` of the given settings; callers pass no credential,
+/// and URLs through [`url`].
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "sftp"))]
 fn repr(class: &str, fields: &[(&str, Option<&String>)]) -> String {
     let shown: Vec<String> =
         fields.iter().filter_map(|(name, value)| Some(format!("{name}={:?}", value.as_ref()?))).collect();
     format!("{class}({})", shown.join(", "))
+}
+
+/// A URL option as a `repr` shows it: without a user, a password or a query string.
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+fn url(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(crate::object_store_backend::redact_url)
 }
 
 /// The retry and timeout options of the HTTP backends, with [`crate::ClientConfig`]'s defaults.
@@ -533,7 +540,7 @@ fn s3(options: Reader<'_>) -> Result<(Typed, String), String> {
         "S3Backend",
         &[
             ("bucket", Some(&config.bucket)),
-            ("endpoint_url", config.endpoint.as_ref()),
+            ("endpoint_url", url(&config.endpoint).as_ref()),
             ("region_name", config.region.as_ref()),
         ],
     );
@@ -556,7 +563,7 @@ fn azure(options: Reader<'_>) -> Result<(Typed, String), String> {
         &[
             ("container", Some(&config.container)),
             ("account_name", config.account_name.as_ref()),
-            ("account_url", config.account_url.as_ref()),
+            ("account_url", url(&config.account_url).as_ref()),
         ],
     );
     Ok((Typed::Azure(config), description))
@@ -571,7 +578,8 @@ fn gcs(options: Reader<'_>) -> Result<(Typed, String), String> {
         anonymous: options.flag("anonymous")?,
         client: client_config(&options)?,
     };
-    let description = repr("GCSBackend", &[("bucket", Some(&config.bucket)), ("base_url", config.base_url.as_ref())]);
+    let description =
+        repr("GCSBackend", &[("bucket", Some(&config.bucket)), ("base_url", url(&config.base_url).as_ref())]);
     Ok((Typed::Gcs(config), description))
 }
 

@@ -490,15 +490,15 @@ async fn secrets_never_show_in_debug_or_errors() {
         r#"
         [backends.lake]
         type = "s3"
-        options = {{ bucket = "data", key = "{SECRET}", secret = "${{DRS_REGISTRY_TEST_SECRET}}", token = {{ env = "DRS_REGISTRY_TEST_SECRET" }}, allow_http = true, endpoint_url = "http://127.0.0.1:9" }}
+        options = {{ bucket = "data", key = "{SECRET}", secret = "${{DRS_REGISTRY_TEST_SECRET}}", token = {{ env = "DRS_REGISTRY_TEST_SECRET" }}, allow_http = true, endpoint_url = "http://user:{SECRET}@127.0.0.1:9/?sig={SECRET}" }}
 
         [backends.blob]
         type = "azure"
-        options = {{ container = "c", account_key = "{SECRET}", sas_token = "sig={SECRET}", connection_string = "AccountKey={SECRET}" }}
+        options = {{ container = "c", account_key = "{SECRET}", sas_token = "sig={SECRET}", connection_string = "AccountKey={SECRET}", account_url = "https://a.blob.core.windows.net?sv=1&sig={SECRET}" }}
 
         [backends.gcs]
         type = "gcs"
-        options = {{ bucket = "b", service_account = "{SECRET}" }}
+        options = {{ bucket = "b", service_account = "{SECRET}", base_url = "https://{SECRET}@gcs.example.org/" }}
 
         [backends.box]
         type = "sftp"
@@ -547,6 +547,16 @@ async fn secrets_never_show_in_debug_or_errors() {
     for text in shown {
         assert!(!text.contains(SECRET) && !text.contains("Sup3r"), "a secret shows in: {text}");
     }
+    // URLs keep where they point, not who logs in or what the query signs.
+    let urls = config.backends().filter(|(name, _)| *name != "box").map(|(_, backend)| backend.description());
+    assert_eq!(
+        urls.collect::<Vec<_>>(),
+        [
+            r#"AzureBackend(container="c", account_url="https://a.blob.core.windows.net?<redacted>")"#,
+            r#"GCSBackend(bucket="b", base_url="https://<redacted>@gcs.example.org/")"#,
+            r#"S3Backend(bucket="data", endpoint_url="http://<redacted>@127.0.0.1:9/?<redacted>")"#,
+        ]
+    );
 }
 
 fn local_registry(root: &Path) -> Registry {
