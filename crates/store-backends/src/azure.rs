@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
 use store_core::{Error, ErrorKind, Result};
 
 use crate::ObjectStoreBackend;
-use crate::cloud::{ClientConfig, config_error};
+use crate::cloud::{ClientConfig, config_error, without_env_credentials};
 use crate::object_store_backend::redact_url;
 
 /// Where an [`AzureBackend`] stores and how it authenticates.
@@ -15,8 +15,9 @@ use crate::object_store_backend::redact_url;
 /// `AccountName`, `AccountKey`, `BlobEndpoint` and `SharedAccessSignature`
 /// fill the options left unset). Unset options fall back to the environment
 /// (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...) and then to
-/// managed identity, as Azure's SDKs do. `Debug` never shows a secret, nor a
-/// user or query string (a SAS) in the account URL.
+/// managed identity, as Azure's SDKs do; given a key or SAS token, the
+/// environment's credentials are not read at all. `Debug` never shows a
+/// secret, nor a user or query string (a SAS) in the account URL.
 #[derive(Clone, Default)]
 pub struct AzureConfig {
     /// Container name.
@@ -71,7 +72,29 @@ impl ObjectStoreBackend<MicrosoftAzure> {
         if let Some(connection_string) = config.connection_string.take() {
             apply_connection_string(&mut config, &connection_string)?;
         }
-        let mut builder = MicrosoftAzureBuilder::from_env()
+        let builder = if config.account_key.is_some() || config.sas_token.is_some() {
+            // What names the account and endpoint, not who signs.
+            let is_credential = |key: &AzureConfigKey| {
+                !matches!(
+                    key,
+                    AzureConfigKey::AccountName
+                        | AzureConfigKey::Endpoint
+                        | AzureConfigKey::ContainerName
+                        | AzureConfigKey::UseFabricEndpoint
+                        | AzureConfigKey::DisableTagging
+                        | AzureConfigKey::Client(_)
+                )
+            };
+            without_env_credentials(
+                MicrosoftAzureBuilder::new(),
+                "AZURE_",
+                MicrosoftAzureBuilder::with_config,
+                is_credential,
+            )
+        } else {
+            MicrosoftAzureBuilder::from_env()
+        };
+        let mut builder = builder
             .with_container_name(&config.container)
             .with_allow_http(config.client.allow_http)
             .with_retry(config.client.retry())

@@ -62,6 +62,29 @@ impl ClientConfig {
     }
 }
 
+/// `builder` with the settings object_store's `from_env` takes from the
+/// `prefix`ed environment variables, except those `is_credential` picks: for a
+/// backend given a credential explicitly, which then replaces the
+/// environment's credentials whole. Taken one by one, an environment credential
+/// could outrank the explicit one (an Azure bearer token outranks a key), or
+/// join it (an AWS session token next to a key given in code).
+pub(crate) fn without_env_credentials<B, K: std::str::FromStr>(
+    mut builder: B,
+    prefix: &str,
+    set: impl Fn(B, K, String) -> B,
+    is_credential: impl Fn(&K) -> bool,
+) -> B {
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else { continue };
+        if let (true, Ok(key)) = (name.starts_with(prefix), name.to_ascii_lowercase().parse::<K>())
+            && !is_credential(&key)
+        {
+            builder = set(builder, key, value.to_owned());
+        }
+    }
+    builder
+}
+
 /// A backend-construction error (bad option, missing bucket, ...), credential-free.
 pub(crate) fn config_error(backend: &str, err: object_store::Error) -> Error {
     Error::new(ErrorKind::Other, format!("cannot configure the {backend} backend: {}", redact(&err.to_string())))

@@ -73,7 +73,7 @@ impl<S> ObjectStoreBackend<S> {
     }
 
     /// The `object_store` store underneath.
-    #[cfg(feature = "local")]
+    #[cfg(any(feature = "local", test))]
     pub(crate) fn inner(&self) -> &S {
         &self.store
     }

@@ -2,18 +2,19 @@
 
 use std::fmt;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3CopyIfNotExists};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use store_core::Result;
 
 use crate::ObjectStoreBackend;
-use crate::cloud::{ClientConfig, config_error};
+use crate::cloud::{ClientConfig, config_error, without_env_credentials};
 use crate::object_store_backend::redact_url;
 
 /// Where an [`S3Backend`] stores and how it authenticates.
 ///
 /// Unset options fall back to the usual environment (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...)
-/// and then to instance or container credentials, as the AWS SDKs do.
+/// and then to instance or container credentials, as the AWS SDKs do. Given
+/// a key, secret or token, the environment's credentials are not read at all.
 /// `Debug` never shows the secret key, the session token, or a user or query
 /// string in the endpoint.
 #[derive(Clone, Default)]
@@ -73,7 +74,15 @@ pub type S3Backend = ObjectStoreBackend<AmazonS3>;
 impl ObjectStoreBackend<AmazonS3> {
     /// A backend for `config.bucket`; fails on invalid options, without network access.
     pub fn new(config: S3Config) -> Result<Self> {
-        let mut builder = AmazonS3Builder::from_env()
+        let explicit = [&config.access_key_id, &config.secret_access_key, &config.session_token];
+        let builder = if explicit.iter().any(|credential| credential.is_some()) {
+            use AmazonS3ConfigKey::{AccessKeyId, SecretAccessKey, Token};
+            let is_credential = |key: &AmazonS3ConfigKey| matches!(key, AccessKeyId | SecretAccessKey | Token);
+            without_env_credentials(AmazonS3Builder::new(), "AWS_", AmazonS3Builder::with_config, is_credential)
+        } else {
+            AmazonS3Builder::from_env()
+        };
+        let mut builder = builder
             .with_bucket_name(&config.bucket)
             .with_virtual_hosted_style_request(config.virtual_hosted_style)
             .with_allow_http(config.client.allow_http)
@@ -95,5 +104,39 @@ impl ObjectStoreBackend<AmazonS3> {
         let store = builder.build().map_err(|e| config_error("s3", e))?;
         let container = format!("the bucket {:?}", config.bucket);
         Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket)).in_container(container))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn explicit_credentials_replace_the_environments_whole() {
+        let credential = |config: S3Config| async {
+            let backend = S3Backend::new(config).unwrap();
+            let credential = backend.inner().credentials().get_credential().await.unwrap();
+            (credential.key_id.clone(), credential.secret_key.clone(), credential.token.clone())
+        };
+        let config = || S3Config { bucket: "b".into(), region: Some("us-east-1".into()), ..Default::default() };
+        // SAFETY: no other test of this binary reads these variables; std's
+        // environment lock serialises this with every other lookup.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "ENV-KEY");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "ENV-SECRET");
+            std::env::set_var("AWS_SESSION_TOKEN", "ENV-TOKEN");
+        }
+        let from_env = credential(config()).await;
+        let explicit =
+            S3Config { access_key_id: Some("KEY".into()), secret_access_key: Some("SECRET".into()), ..config() };
+        let explicit = credential(explicit).await;
+        // SAFETY: as above.
+        unsafe {
+            for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+                std::env::remove_var(name);
+            }
+        }
+        assert_eq!(from_env, ("ENV-KEY".into(), "ENV-SECRET".into(), Some("ENV-TOKEN".into())));
+        assert_eq!(explicit, ("KEY".into(), "SECRET".into(), None), "no session token of the environment's");
     }
 }
