@@ -225,7 +225,7 @@ fn backend_error(kind: &str, options: Value) -> String {
 fn option_errors_name_the_option_and_what_is_accepted() {
     assert_eq!(
         backend_error("s3", json!({ "bucket": "data", "buckett": "x" })),
-        r#"backend "lake": unknown option "buckett"; accepted for s3: allow_http, bucket, connect_timeout, endpoint_url, key, max_retries, region_name, retry_timeout, secret, timeout, token, virtual_hosted_style"#
+        r#"backend "lake": unknown option "buckett"; accepted for s3: allow_http, bucket, connect_timeout, endpoint_url, key, max_retries, read_timeout, region_name, retry_timeout, secret, timeout, token, virtual_hosted_style"#
     );
     assert_eq!(
         backend_error("memory", json!({ "size": 1 })),
@@ -278,7 +278,7 @@ fn retry_settings_merge_into_options() {
             "lake": {
                 "type": "s3",
                 "options": { "bucket": "data", "endpoint_url": "http://127.0.0.1:9000", "allow_http": true },
-                "retry": { "max_retries": 3, "timeout": 60.0, "connect_timeout": 5, "retry_timeout": 120.0 },
+                "retry": { "max_retries": 3, "timeout": 60.0, "connect_timeout": 5, "read_timeout": 20, "retry_timeout": 120.0 },
             },
             "box": {
                 "type": "sftp",
@@ -300,7 +300,7 @@ fn retry_settings_merge_into_options() {
     );
     assert_eq!(
         retry("s3", s3.clone(), json!({ "backoff": 3 })),
-        r#"backend "lake": unknown retry setting "backoff"; accepted: connect_timeout, max_retries, retry_timeout, timeout"#
+        r#"backend "lake": unknown retry setting "backoff"; accepted: connect_timeout, max_retries, read_timeout, retry_timeout, timeout"#
     );
     assert_eq!(
         retry("s3", s3, json!({ "timeout": -5 })),
