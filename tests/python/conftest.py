@@ -41,7 +41,8 @@ def require_server(kind: str) -> None:
     pytest.skip(reason)
 
 
-def make_backend(kind: str, tmp_path):
+def make_backend(kind: str, tmp_path, bucket: str | None = None):
+    """A backend of `kind` on its test server; `bucket` (or container) replaces the server's own."""
     env = os.environ.get
     if kind == "local":
         return LocalBackend(root=str(tmp_path / "store"))
@@ -50,7 +51,7 @@ def make_backend(kind: str, tmp_path):
     require_server(kind)
     if kind == "s3":
         return S3Backend(
-            env("DRS_TEST_S3_BUCKET"),
+            bucket or env("DRS_TEST_S3_BUCKET"),
             endpoint_url=env("DRS_TEST_S3_ENDPOINT"),
             key=env("DRS_TEST_S3_KEY"),
             secret=env("DRS_TEST_S3_SECRET"),
@@ -59,14 +60,14 @@ def make_backend(kind: str, tmp_path):
         )
     if kind == "azure":
         return AzureBackend(
-            env("DRS_TEST_AZURE_CONTAINER"),
+            bucket or env("DRS_TEST_AZURE_CONTAINER"),
             account_name=env("DRS_TEST_AZURE_ACCOUNT"),
             account_key=env("DRS_TEST_AZURE_KEY"),
             account_url=env("DRS_TEST_AZURE_ENDPOINT"),
             allow_http=True,
         )
     if kind == "gcs":
-        return GCSBackend(env("DRS_TEST_GCS_BUCKET"), base_url=env("DRS_TEST_GCS_URL"), anonymous=True, allow_http=True)
+        return GCSBackend(bucket or env("DRS_TEST_GCS_BUCKET"), base_url=env("DRS_TEST_GCS_URL"), anonymous=True, allow_http=True)
     if kind == "sftp":
         return SFTPBackend(
             env("DRS_TEST_SFTP_HOST"),

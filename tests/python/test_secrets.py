@@ -10,8 +10,9 @@ import pytest
 from dagster import EnvVar, asset, materialize
 from dagster._serdes import serialize_value
 
-from dagster_remote_store import DagsterStoreResource, InvalidConfig, Registry, RemoteStoreIOManager, Secret
+from dagster_remote_store import DagsterStoreResource, InvalidConfig, Registry, RemoteStoreIOManager, Secret, Store
 from dagster_remote_store._core import redact_secrets
+from dagster_remote_store.backends import AzureBackend, GCSBackend, S3Backend
 
 from conftest import require_server
 
@@ -42,6 +43,26 @@ def test_reprs_of_resources_and_registries_hide_credentials(tmp_path) -> None:
         assert_hidden(shown, "a repr")
     registry = Registry({"backends": {"b": {"type": "memory", "options": {}}}, "stores": {"s": {"backend": "b"}}})
     assert_hidden(repr(registry), "a registry repr")
+
+
+def test_reprs_show_urls_without_user_password_or_query_string() -> None:
+    s3 = S3Backend("b", endpoint_url=f"https://user:{SECRET}@s3.example.org/?X-Amz-Signature={NESTED}")
+    azure = AzureBackend("c", account_name="a", account_url=f"https://a.blob.core.windows.net/?sv=2022&sig={SECRET}")
+    gcs = GCSBackend("b", base_url=f"https://{SECRET}@gcs.example.org", anonymous=True)
+    registry = Registry(
+        {
+            "backends": {"lake": {"type": "s3", "options": {"bucket": "b", "endpoint_url": f"http://u:{SECRET}@h/?sig={NESTED}"}}},
+            "stores": {"s": {"backend": "lake"}},
+        }
+    )
+    shown = [repr(s3), repr(Store(s3)), repr(azure), repr(Store(azure)), repr(gcs), repr(registry.get_store("s"))]
+    for text in shown:
+        assert_hidden(text, "a repr")
+    assert shown[:3] == [
+        'S3Backend(bucket="b", endpoint_url="https://<redacted>@s3.example.org/?<redacted>")',
+        'Store(S3Backend(bucket="b", endpoint_url="https://<redacted>@s3.example.org/?<redacted>"), root_path="")',
+        'AzureBackend(container="c", account_name="a", account_url="https://a.blob.core.windows.net/?<redacted>")',
+    ]
 
 
 def test_config_errors_next_to_a_secret_do_not_echo_it(tmp_path) -> None:

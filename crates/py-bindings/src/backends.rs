@@ -101,27 +101,31 @@ fn build(
     Ok((handle.backend, handle.description))
 }
 
-/// The retry and timeout keywords every HTTP backend takes, as options.
+/// The retry and timeout keywords every HTTP backend takes, as options; those
+/// left out (`None`) take `store_backends::ClientConfig`'s defaults.
 fn client_options(
     allow_http: bool,
-    max_retries: usize,
-    connect_timeout: f64,
-    timeout: f64,
-    retry_timeout: f64,
-) -> [(&'static str, Option<OptionValue>); 5] {
+    max_retries: Option<usize>,
+    [connect_timeout, read_timeout, timeout, retry_timeout]: [Option<f64>; 4],
+) -> [(&'static str, Option<OptionValue>); 6] {
     [
         ("allow_http", Some(allow_http.into())),
-        ("max_retries", Some((max_retries as i64).into())),
-        ("connect_timeout", Some(connect_timeout.into())),
-        ("timeout", Some(timeout.into())),
-        ("retry_timeout", Some(retry_timeout.into())),
+        ("max_retries", max_retries.map(|retries| (retries as i64).into())),
+        ("connect_timeout", connect_timeout.map(Into::into)),
+        ("read_timeout", read_timeout.map(Into::into)),
+        ("timeout", timeout.map(Into::into)),
+        ("retry_timeout", retry_timeout.map(Into::into)),
     ]
 }
 
 /// Amazon S3 or an S3-compatible server (MinIO, Ceph, R2, ...).
 ///
 /// Options left out come from the usual `AWS_*` environment variables and then
-/// instance or container credentials. Plain-HTTP endpoints need `allow_http=True`.
+/// instance or container credentials; given `key`, `secret` or `token`, no
+/// credential comes from the environment. Plain-HTTP endpoints need
+/// `allow_http=True`. Retry settings left out take the defaults every HTTP
+/// backend shares: `max_retries` 5, and in seconds `connect_timeout` 5,
+/// `read_timeout` 60, `timeout` 300 and `retry_timeout` 90.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
 pub struct S3Backend;
 
@@ -130,8 +134,8 @@ impl S3Backend {
     #[new]
     #[pyo3(signature = (
         bucket, *, endpoint_url = None, key = None, secret = None, token = None, region_name = None,
-        virtual_hosted_style = false, allow_http = false, max_retries = 5, connect_timeout = 5.0,
-        timeout = 300.0, retry_timeout = 180.0,
+        virtual_hosted_style = false, allow_http = false, max_retries = None, connect_timeout = None,
+        read_timeout = None, timeout = None, retry_timeout = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -144,10 +148,11 @@ impl S3Backend {
         region_name: Option<String>,
         virtual_hosted_style: bool,
         allow_http: bool,
-        max_retries: usize,
-        connect_timeout: f64,
-        timeout: f64,
-        retry_timeout: f64,
+        max_retries: Option<usize>,
+        connect_timeout: Option<f64>,
+        read_timeout: Option<f64>,
+        timeout: Option<f64>,
+        retry_timeout: Option<f64>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let mut options = vec![
             ("bucket", Some(bucket.into())),
@@ -158,7 +163,8 @@ impl S3Backend {
             ("region_name", region_name.map(Into::into)),
             ("virtual_hosted_style", Some(virtual_hosted_style.into())),
         ];
-        options.extend(client_options(allow_http, max_retries, connect_timeout, timeout, retry_timeout));
+        let timeouts = [connect_timeout, read_timeout, timeout, retry_timeout];
+        options.extend(client_options(allow_http, max_retries, timeouts));
         let (backend, shown) = build(py, "s3", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
@@ -167,7 +173,9 @@ impl S3Backend {
 /// Azure Blob Storage: an account key, a SAS token or a connection string.
 ///
 /// Options left out come from the `AZURE_STORAGE_*` environment variables and
-/// then managed identity. `account_url` points at another endpoint (Azurite:
+/// then managed identity; given `account_key` or `sas_token` (or either in
+/// the connection string), no credential comes from the environment.
+/// `account_url` points at another endpoint (Azurite:
 /// `http://127.0.0.1:10000/devstoreaccount1`, with `allow_http=True`).
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
 pub struct AzureBackend;
@@ -177,8 +185,8 @@ impl AzureBackend {
     #[new]
     #[pyo3(signature = (
         container, *, account_name = None, account_key = None, sas_token = None, connection_string = None,
-        account_url = None, allow_http = false, max_retries = 5, connect_timeout = 5.0, timeout = 300.0,
-        retry_timeout = 180.0,
+        account_url = None, allow_http = false, max_retries = None, connect_timeout = None, read_timeout = None,
+        timeout = None, retry_timeout = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -190,10 +198,11 @@ impl AzureBackend {
         connection_string: Option<String>,
         account_url: Option<String>,
         allow_http: bool,
-        max_retries: usize,
-        connect_timeout: f64,
-        timeout: f64,
-        retry_timeout: f64,
+        max_retries: Option<usize>,
+        connect_timeout: Option<f64>,
+        read_timeout: Option<f64>,
+        timeout: Option<f64>,
+        retry_timeout: Option<f64>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let mut options = vec![
             ("container", Some(container.into())),
@@ -203,7 +212,8 @@ impl AzureBackend {
             ("connection_string", connection_string.map(Into::into)),
             ("account_url", account_url.map(Into::into)),
         ];
-        options.extend(client_options(allow_http, max_retries, connect_timeout, timeout, retry_timeout));
+        let timeouts = [connect_timeout, read_timeout, timeout, retry_timeout];
+        options.extend(client_options(allow_http, max_retries, timeouts));
         let (backend, shown) = build(py, "azure", options)?;
         Ok(Backend::init(backend, shown, Self))
     }
@@ -212,9 +222,9 @@ impl AzureBackend {
 /// Google Cloud Storage.
 ///
 /// `service_account` is the path of a service-account JSON key or the JSON
-/// itself; left out, credentials come from `GOOGLE_APPLICATION_CREDENTIALS` or
-/// the metadata server. `base_url` points at an emulator; `anonymous=True`
-/// sends unsigned requests.
+/// itself, and wins over `GOOGLE_SERVICE_ACCOUNT`; left out, credentials come
+/// from the environment or the metadata server. `base_url` points at an
+/// emulator; `anonymous=True` sends unsigned requests.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends", name = "GCSBackend")]
 pub struct GcsBackend;
 
@@ -223,7 +233,7 @@ impl GcsBackend {
     #[new]
     #[pyo3(signature = (
         bucket, *, service_account = None, base_url = None, anonymous = false, allow_http = false,
-        max_retries = 5, connect_timeout = 5.0, timeout = 300.0, retry_timeout = 180.0,
+        max_retries = None, connect_timeout = None, read_timeout = None, timeout = None, retry_timeout = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -233,10 +243,11 @@ impl GcsBackend {
         base_url: Option<String>,
         anonymous: bool,
         allow_http: bool,
-        max_retries: usize,
-        connect_timeout: f64,
-        timeout: f64,
-        retry_timeout: f64,
+        max_retries: Option<usize>,
+        connect_timeout: Option<f64>,
+        read_timeout: Option<f64>,
+        timeout: Option<f64>,
+        retry_timeout: Option<f64>,
     ) -> PyResult<PyClassInitializer<Self>> {
         let mut options = vec![
             ("bucket", Some(bucket.into())),
@@ -244,7 +255,8 @@ impl GcsBackend {
             ("base_url", base_url.map(Into::into)),
             ("anonymous", Some(anonymous.into())),
         ];
-        options.extend(client_options(allow_http, max_retries, connect_timeout, timeout, retry_timeout));
+        let timeouts = [connect_timeout, read_timeout, timeout, retry_timeout];
+        options.extend(client_options(allow_http, max_retries, timeouts));
         let (backend, shown) = build(py, "gcs", options)?;
         Ok(Backend::init(backend, shown, Self))
     }

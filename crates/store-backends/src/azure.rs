@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
 use store_core::{Error, ErrorKind, Result};
 
 use crate::ObjectStoreBackend;
-use crate::cloud::{ClientConfig, config_error};
+use crate::cloud::{ClientConfig, config_error, without_env_credentials};
+use crate::object_store_backend::redact_url;
 
 /// Where an [`AzureBackend`] stores and how it authenticates.
 ///
@@ -14,7 +15,9 @@ use crate::cloud::{ClientConfig, config_error};
 /// `AccountName`, `AccountKey`, `BlobEndpoint` and `SharedAccessSignature`
 /// fill the options left unset). Unset options fall back to the environment
 /// (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...) and then to
-/// managed identity, as Azure's SDKs do. `Debug` never shows a secret.
+/// managed identity, as Azure's SDKs do; given a key or SAS token, the
+/// environment's credentials are not read at all. `Debug` never shows a
+/// secret, nor a user or query string (a SAS) in the account URL.
 #[derive(Clone, Default)]
 pub struct AzureConfig {
     /// Container name.
@@ -42,7 +45,7 @@ impl fmt::Debug for AzureConfig {
             .field("account_key", &hidden(&self.account_key))
             .field("sas_token", &hidden(&self.sas_token))
             .field("connection_string", &hidden(&self.connection_string))
-            .field("account_url", &self.account_url)
+            .field("account_url", &self.account_url.as_deref().map(redact_url))
             .field("client", &self.client)
             .finish()
     }
@@ -69,7 +72,29 @@ impl ObjectStoreBackend<MicrosoftAzure> {
         if let Some(connection_string) = config.connection_string.take() {
             apply_connection_string(&mut config, &connection_string)?;
         }
-        let mut builder = MicrosoftAzureBuilder::from_env()
+        let builder = if config.account_key.is_some() || config.sas_token.is_some() {
+            // What names the account and endpoint, not who signs.
+            let is_credential = |key: &AzureConfigKey| {
+                !matches!(
+                    key,
+                    AzureConfigKey::AccountName
+                        | AzureConfigKey::Endpoint
+                        | AzureConfigKey::ContainerName
+                        | AzureConfigKey::UseFabricEndpoint
+                        | AzureConfigKey::DisableTagging
+                        | AzureConfigKey::Client(_)
+                )
+            };
+            without_env_credentials(
+                MicrosoftAzureBuilder::new(),
+                "AZURE_",
+                MicrosoftAzureBuilder::with_config,
+                is_credential,
+            )
+        } else {
+            MicrosoftAzureBuilder::from_env()
+        };
+        let mut builder = builder
             .with_container_name(&config.container)
             .with_allow_http(config.client.allow_http)
             .with_retry(config.client.retry())
@@ -87,7 +112,8 @@ impl ObjectStoreBackend<MicrosoftAzure> {
             builder = builder.with_sas_authorization(sas_pairs(&sas)?);
         }
         let store = builder.build().map_err(|e| config_error("azure", e))?;
-        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)))
+        let container = format!("the container {:?}", config.container);
+        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)).in_container(container))
     }
 }
 
@@ -182,9 +208,11 @@ mod tests {
             account_key: Some("KEY-SECRET".into()),
             sas_token: Some("sig=SAS-SECRET".into()),
             connection_string: Some("AccountKey=CS-SECRET".into()),
+            account_url: Some("https://acct.blob.core.windows.net/?sv=1&sig=URL-SECRET".into()),
             ..Default::default()
         };
         let debug = format!("{config:?}");
         assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(debug.contains(r#"account_url: Some("https://acct.blob.core.windows.net/?<redacted>")"#), "{debug}");
     }
 }

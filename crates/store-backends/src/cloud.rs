@@ -12,7 +12,29 @@ use crate::object_store_backend::redact;
 ///
 /// Transient failures (HTTP 429 and 5xx, connection resets, timeouts) are
 /// retried with exponential backoff and jitter; permanent ones (400, 403, 404,
-/// bad credentials) are not. The defaults suit cloud storage.
+/// bad credentials) are not.
+///
+/// The defaults bound a call against a server that stops answering: an
+/// attempt that hears nothing for [`read_timeout`](Self::read_timeout) (60 s)
+/// fails; one retry starts, since it is within
+/// [`retry_timeout`](Self::retry_timeout) (90 s) of the first attempt, and
+/// fails the same way; no further retry starts. That is about 2 minutes, and
+/// at most 90 s + 15 s of backoff + 60 s = 165 s when the server falls silent
+/// just before the retry timeout. The one retry is worth its minute: a
+/// connection that went silent (dropped by a load balancer or NAT) is the
+/// usual cause, and the retry's new connection cures it.
+///
+/// The one limit on data in motion is the read timeout's first phase, which
+/// (as reqwest times it) runs from the start of a request until the response
+/// begins, so it covers sending the request body. Our largest request body is
+/// one part, 8 MiB, and a streamed write keeps up to 4 parts in flight: 32 MiB
+/// share the link within 60 s, which needs about 4.5 Mbit/s of upload. A
+/// response body only has to keep arriving: the read timeout restarts with
+/// every read, and the [`request_timeout`](Self::request_timeout) of 300 s
+/// takes at most 16 MiB per request (a whole object of up to two parts, or a
+/// part-sized range with 4 in flight beside the first part: 40 MiB on the
+/// link), about 1.1 Mbit/s. Slower links should raise `read_timeout` and
+/// `request_timeout`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
     /// How many times one request is retried (0: never). Default 5.
@@ -21,10 +43,14 @@ pub struct ClientConfig {
     pub initial_backoff: Duration,
     /// Longest wait between two attempts. Default 15 s.
     pub max_backoff: Duration,
-    /// No retry starts after this long since the first attempt. Default 3 min.
+    /// No retry starts after this long since the first attempt. Default 90 s.
     pub retry_timeout: Duration,
     /// Time allowed to open a connection. Default 5 s.
     pub connect_timeout: Duration,
+    /// Time allowed from the start of a request until its response begins
+    /// (the request body is sent meanwhile), and then between two reads of
+    /// the response body. Default 60 s.
+    pub read_timeout: Duration,
     /// Time allowed for one whole request, body included. Default 5 min.
     pub request_timeout: Duration,
     /// Allow plain `http://` endpoints (emulators, local test servers). Off by default.
@@ -37,8 +63,9 @@ impl Default for ClientConfig {
             max_retries: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(15),
-            retry_timeout: Duration::from_secs(180),
+            retry_timeout: Duration::from_secs(90),
             connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(300),
             allow_http: false,
         }
@@ -58,8 +85,32 @@ impl ClientConfig {
         ClientOptions::new()
             .with_allow_http(self.allow_http)
             .with_connect_timeout(self.connect_timeout)
+            .with_read_timeout(self.read_timeout)
             .with_timeout(self.request_timeout)
     }
+}
+
+/// `builder` with the settings object_store's `from_env` takes from the
+/// `prefix`ed environment variables, except those `is_credential` picks: for a
+/// backend given a credential explicitly, which then replaces the
+/// environment's credentials whole. Taken one by one, an environment credential
+/// could outrank the explicit one (an Azure bearer token outranks a key), or
+/// join it (an AWS session token next to a key given in code).
+pub(crate) fn without_env_credentials<B, K: std::str::FromStr>(
+    mut builder: B,
+    prefix: &str,
+    set: impl Fn(B, K, String) -> B,
+    is_credential: impl Fn(&K) -> bool,
+) -> B {
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else { continue };
+        if let (true, Ok(key)) = (name.starts_with(prefix), name.to_ascii_lowercase().parse::<K>())
+            && !is_credential(&key)
+        {
+            builder = set(builder, key, value.to_owned());
+        }
+    }
+    builder
 }
 
 /// A backend-construction error (bad option, missing bucket, ...), credential-free.
@@ -85,5 +136,27 @@ pub(crate) fn classify(err: &object_store::Error) -> Option<ErrorKind> {
         408 | 429 | 500..=599 => Some(ErrorKind::Unavailable),
         401 | 403 => Some(ErrorKind::PermissionDenied),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ClientConfig;
+
+    /// The numbers README.md, docs/dagster.md and the Python signatures state.
+    #[test]
+    fn the_defaults_bound_a_silent_server_to_about_two_minutes() {
+        let config = ClientConfig::default();
+        let seconds = |d: Duration| d.as_secs_f64();
+        assert_eq!((config.max_retries, seconds(config.connect_timeout), seconds(config.read_timeout)), (5, 5.0, 60.0));
+        assert_eq!((seconds(config.request_timeout), seconds(config.retry_timeout)), (300.0, 90.0));
+        assert_eq!((seconds(config.initial_backoff), seconds(config.max_backoff)), (0.1, 15.0));
+        // One retry after a silent attempt starts, a second does not; the worst case stated above.
+        let attempt = seconds(config.read_timeout);
+        assert!(attempt < seconds(config.retry_timeout) && 2.0 * attempt > seconds(config.retry_timeout));
+        let worst = seconds(config.retry_timeout) + seconds(config.max_backoff) + attempt;
+        assert_eq!(worst, 165.0);
     }
 }

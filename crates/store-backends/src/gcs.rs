@@ -3,18 +3,21 @@
 use std::fmt;
 use std::sync::Arc;
 
-use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
+use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey};
 use store_core::Result;
 
 use crate::ObjectStoreBackend;
-use crate::cloud::{ClientConfig, config_error};
+use crate::cloud::{ClientConfig, config_error, without_env_credentials};
+use crate::object_store_backend::redact_url;
 use crate::uploads::{Signer, Uploads};
 
 /// Where a [`GcsBackend`] stores and how it authenticates.
 ///
 /// Without a service account, credentials come from the environment
 /// (`GOOGLE_APPLICATION_CREDENTIALS`, `GOOGLE_SERVICE_ACCOUNT`) or the
-/// metadata server, as Google's SDKs do. `Debug` never shows the service account.
+/// metadata server, as Google's SDKs do; with one, or `anonymous`, the
+/// environment's service account is not read. `Debug` never shows the service account,
+/// or a user or query string in the base URL.
 #[derive(Clone, Default)]
 pub struct GcsConfig {
     /// Bucket name.
@@ -34,7 +37,7 @@ impl fmt::Debug for GcsConfig {
         f.debug_struct("GcsConfig")
             .field("bucket", &self.bucket)
             .field("service_account", &self.service_account.as_ref().map(|_| "<redacted>"))
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(redact_url))
             .field("anonymous", &self.anonymous)
             .field("client", &self.client)
             .finish()
@@ -58,7 +61,17 @@ pub type GcsBackend = ObjectStoreBackend<GoogleCloudStorage>;
 impl ObjectStoreBackend<GoogleCloudStorage> {
     /// A backend for `config.bucket`; fails on invalid options, without network access.
     pub fn new(config: GcsConfig) -> Result<Self> {
-        let mut builder = GoogleCloudStorageBuilder::from_env()
+        // Both set, object_store refuses to build: "service account path and key provided".
+        let builder = if config.service_account.is_some() || config.anonymous {
+            let is_credential = |key: &GoogleConfigKey| {
+                matches!(key, GoogleConfigKey::ServiceAccount | GoogleConfigKey::ServiceAccountKey)
+            };
+            let set = GoogleCloudStorageBuilder::with_config;
+            without_env_credentials(GoogleCloudStorageBuilder::new(), "GOOGLE_", set, is_credential)
+        } else {
+            GoogleCloudStorageBuilder::from_env()
+        };
+        let mut builder = builder
             .with_bucket_name(&config.bucket)
             .with_skip_signature(config.anonymous)
             .with_retry(config.client.retry())
@@ -86,6 +99,9 @@ impl ObjectStoreBackend<GoogleCloudStorage> {
         let base_url = config.base_url.as_deref().unwrap_or("https://storage.googleapis.com").trim_end_matches('/');
         let bucket_url = format!("{base_url}/{}", config.bucket);
         let uploads = Uploads::new(bucket_url, signer, Arc::new(store.clone()), &config.client)?;
-        Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket)).with_staging(Arc::new(uploads)))
+        let container = format!("the bucket {:?}", config.bucket);
+        Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket))
+            .in_container(container)
+            .with_staging(Arc::new(uploads)))
     }
 }

@@ -1,6 +1,8 @@
 //! Local (or mounted) filesystem storage with atomic writes, object metadata
 //! in extended attributes, and small files read and written without a thread hop.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -12,6 +14,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
+use object_store::path::Path as Location;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult, RenameOptions,
+};
 use store_core::{
     Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode, WriteResult,
 };
@@ -36,6 +43,15 @@ const INLINE_LIMIT: u64 = 1 << 20;
 /// are synced before a write returns. Names ending in `#` plus digits are
 /// reserved for those temporaries and rejected as invalid paths.
 ///
+/// No call reads, writes, lists, copies, renames or deletes through a symbolic
+/// link, of a file or a folder at any depth, whose target lies outside the
+/// root: such paths fail with [`ErrorKind::PermissionDenied`] naming the link,
+/// and listings leave such links out. Links that stay inside the root work.
+/// The check looks at each part of the path just before the call (see
+/// [`confine`]), so a link swapped in between the two is not caught: only
+/// those trusted with the root should be able to write links into it. A call
+/// the filesystem refuses (EACCES, EPERM) is `PermissionDenied` too.
+///
 /// Object metadata lives in the file's `user.` extended attributes, set on the
 /// new file before it is put in place, so data and metadata appear together.
 /// Where the filesystem has no user extended attributes (checked once, at the
@@ -53,7 +69,7 @@ const INLINE_LIMIT: u64 = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     /// Listing, ranges, copies, renames and deletes: object_store's local filesystem.
-    files: ObjectStoreBackend<LocalFileSystem>,
+    files: ObjectStoreBackend<Confined>,
     fsync: bool,
     xattrs: bool,
     /// Whether writes start as unnamed files (checked once, at the root; see [`Staged`]).
@@ -83,16 +99,22 @@ impl LocalBackend {
             .with_fsync(fsync)
             .with_automatic_cleanup(true);
         let uri_root = format!("file://{}", uri_escape(root.to_string_lossy().trim_end_matches('/')));
+        let root_dir = File::open(&root).ok().map(Arc::new);
+        let store = Confined { files: store, root: root.clone(), root_dir };
         let files = ObjectStoreBackend::from_store(store, "local", uri_root).without_metadata();
         Ok(Self { files, fsync, xattrs: xattr::supported(&root), unnamed: anonymous::available(&root) })
     }
 
-    /// The file behind `path`; names reserved for temporaries are invalid.
+    /// The file behind `path`; names reserved for temporaries are invalid, and
+    /// paths through a link leading out of the root are refused.
     fn file(&self, path: &StorePath) -> Result<PathBuf> {
-        self.files.inner().path_to_filesystem(&location(path)?).map_err(|_| {
+        let confined = self.files.inner();
+        let file = confined.files.path_to_filesystem(&location(path)?).map_err(|_| {
             let message = format!("{path:?}: names ending in '#' and digits are reserved for temporary files");
             Error::new(ErrorKind::InvalidPath, message)
-        })
+        })?;
+        confined.confine(path.as_str())?;
+        Ok(file)
     }
 
     async fn put(&self, path: &StorePath, data: Bytes, mode: WriteMode, metadata: &Metadata) -> Result<WriteResult> {
@@ -241,14 +263,20 @@ const READ_CHUNK: usize = 8 << 20;
 /// Runs `work` on this task when `small`, else on tokio's blocking pool (or
 /// here, outside a tokio runtime).
 async fn off_task<T: Send + 'static>(small: bool, work: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T> {
-    let runtime = tokio::runtime::Handle::try_current();
-    match runtime {
-        Ok(runtime) if !small => runtime
-            .spawn_blocking(work)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Other, format!("the local I/O task failed: {e}")))?
-            .map_err(io_error),
-        _ => work().map_err(io_error),
+    blocking(small, work)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Other, format!("the local I/O task failed: {e}")))?
+        .map_err(io_error)
+}
+
+/// [`off_task`] with the work's own result, for callers that map errors their way.
+async fn blocking<T: Send + 'static>(
+    small: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if !small => runtime.spawn_blocking(work).await,
+        _ => Ok(work()),
     }
 }
 
@@ -374,6 +402,235 @@ fn sync_folders(folder: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Fails where `relative`, a `/`-separated path below the canonical `root`,
+/// goes through or ends at a symbolic link whose target lies outside the root.
+/// One `lstat` per part that exists; only links are resolved. The check stops
+/// at the first part that does not exist, or at a dangling link: no call goes
+/// through either, and a write replaces a link at the end of the path rather
+/// than following it.
+fn confine(root: &Path, relative: &str) -> Result<(), Escape> {
+    let mut at = root.to_path_buf();
+    for part in relative.split('/').filter(|part| !part.is_empty()) {
+        at.push(part);
+        let Ok(meta) = fs::symlink_metadata(&at) else { return Ok(()) };
+        if meta.file_type().is_symlink() {
+            match fs::canonicalize(&at) {
+                Ok(target) if target.starts_with(root) => {}
+                Ok(_) => {
+                    let link = at.strip_prefix(root).unwrap_or(&at).to_string_lossy().into_owned();
+                    return Err(Escape { link, root: root.to_owned() });
+                }
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A path through a symbolic link that leads out of the local root.
+#[derive(Debug)]
+struct Escape {
+    /// The link, relative to the root.
+    link: String,
+    root: PathBuf,
+}
+
+impl fmt::Display for Escape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is a symbolic link leading outside the local root {}", self.link, self.root.display())
+    }
+}
+
+impl std::error::Error for Escape {}
+
+impl From<Escape> for Error {
+    fn from(escape: Escape) -> Self {
+        Error::new(ErrorKind::PermissionDenied, escape.to_string())
+    }
+}
+
+/// object_store's local filesystem kept inside its root: every call is
+/// [`confine`]d first, listings leave out links leading out of the root, and a
+/// call the filesystem refuses (EACCES, EPERM) is `PermissionDenied` rather
+/// than object_store's generic error.
+#[derive(Debug, Clone)]
+struct Confined {
+    files: LocalFileSystem,
+    /// The canonical root.
+    root: PathBuf,
+    /// The root folder open, for paths resolved beneath it; `None` where folders cannot be opened.
+    root_dir: Option<Arc<File>>,
+}
+
+impl fmt::Display for Confined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Confined({})", self.files)
+    }
+}
+
+impl Confined {
+    /// [`confine`], after a quicker look that settles the usual case: one call
+    /// tells whether `relative` has no link on it at all.
+    fn confine(&self, relative: &str) -> Result<(), Escape> {
+        match &self.root_dir {
+            Some(root_dir) if linkless::no_link_on(root_dir, relative) => Ok(()),
+            _ => confine(&self.root, relative),
+        }
+    }
+
+    fn check(&self, location: &Location) -> object_store::Result<()> {
+        self.confine(location.as_ref()).map_err(|escape| object_store::Error::PermissionDenied {
+            path: location.to_string(),
+            source: escape.into(),
+        })
+    }
+
+    /// The folder's listing without links leading out of the root, and the
+    /// targets of the links to folders that stay inside it, by name.
+    async fn listing(&self, folder: &Location) -> object_store::Result<(ListResult, HashMap<String, PathBuf>)> {
+        self.check(folder)?;
+        let mut listing = self.files.list_with_delimiter(Some(folder)).await.map_err(|e| refused(folder, e))?;
+        let (dir, root) = (self.root.join(folder.as_ref()), self.root.clone());
+        let links = blocking(false, move || links_in(&dir, &root))
+            .await
+            .map_err(|source| object_store::Error::JoinError { source })?
+            .map_err(|e| refused(folder, local_io_error(e)))?;
+        let leads_out = |path: &Location| matches!(links.get(path.filename().unwrap_or("")), Some(None));
+        listing.common_prefixes.retain(|prefix| !leads_out(prefix));
+        listing.objects.retain(|object| !leads_out(&object.location));
+        let inside = links.into_iter().filter_map(|(name, target)| Some((name, target?))).collect();
+        Ok((listing, inside))
+    }
+}
+
+/// The symbolic links in `dir`, by name: their canonical target if it lies
+/// inside `root`, `None` if outside. Dangling links are left out (listings skip them).
+fn links_in(dir: &Path, root: &Path) -> io::Result<HashMap<String, Option<PathBuf>>> {
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        entries => entries?,
+    };
+    let mut links = HashMap::new();
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_symlink()
+            && let Ok(target) = fs::canonicalize(entry.path())
+        {
+            let inside = target.starts_with(root).then_some(target);
+            links.insert(entry.file_name().to_string_lossy().into_owned(), inside);
+        }
+    }
+    Ok(links)
+}
+
+/// An I/O error of our own local calls in object_store's terms.
+fn local_io_error(err: io::Error) -> object_store::Error {
+    object_store::Error::Generic { store: "LocalFileSystem", source: err.into() }
+}
+
+/// `err`, a failed call on `location`, as `PermissionDenied` where the
+/// filesystem refused it (EACCES and EPERM are both `io::ErrorKind::PermissionDenied`).
+fn refused(location: &Location, err: object_store::Error) -> object_store::Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(current) = source {
+        if current.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::PermissionDenied) {
+            return object_store::Error::PermissionDenied { path: location.to_string(), source: err.into() };
+        }
+        source = current.source();
+    }
+    err
+}
+
+#[async_trait]
+impl ObjectStore for Confined {
+    async fn put_opts(
+        &self,
+        location: &Location,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.check(location)?;
+        self.files.put_opts(location, payload, opts).await.map_err(|e| refused(location, e))
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Location,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.check(location)?;
+        self.files.put_multipart_opts(location, opts).await.map_err(|e| refused(location, e))
+    }
+
+    async fn get_opts(&self, location: &Location, options: GetOptions) -> object_store::Result<GetResult> {
+        self.check(location)?;
+        self.files.get_opts(location, options).await.map_err(|e| refused(location, e))
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Location>>,
+    ) -> BoxStream<'static, object_store::Result<Location>> {
+        let this = self.clone();
+        locations
+            .and_then(move |location| {
+                let this = this.clone();
+                async move {
+                    this.check(&location)?;
+                    this.files.delete(&location).await.map_err(|e| refused(&location, e))?;
+                    Ok(location)
+                }
+            })
+            .boxed()
+    }
+
+    /// Folder by folder, so that no folder behind a link leading out of the
+    /// root is entered, and a link back to a folder being walked is not followed.
+    fn list(&self, prefix: Option<&Location>) -> BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        let start = prefix.cloned().unwrap_or_default();
+        let real = self.root.join(start.as_ref());
+        // Each folder to walk comes with the real folders it lies in, itself last.
+        let walk = vec![(start, vec![fs::canonicalize(&real).unwrap_or(real)])];
+        let this = self.clone();
+        stream::try_unfold(walk, move |mut walk| {
+            let this = this.clone();
+            async move {
+                let Some((folder, within)) = walk.pop() else { return Ok::<_, object_store::Error>(None) };
+                let (listing, links) = this.listing(&folder).await?;
+                for sub in listing.common_prefixes {
+                    let name = sub.filename().unwrap_or("");
+                    let real = links.get(name).cloned().unwrap_or_else(|| within[within.len() - 1].join(name));
+                    if within.iter().any(|dir| dir.starts_with(&real)) {
+                        continue; // a link back to where the walk already is
+                    }
+                    let mut sub_within = within.clone();
+                    sub_within.push(real);
+                    walk.push((sub, sub_within));
+                }
+                Ok(Some((stream::iter(listing.objects.into_iter().map(Ok)), walk)))
+            }
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Location>) -> object_store::Result<ListResult> {
+        Ok(self.listing(&prefix.cloned().unwrap_or_default()).await?.0)
+    }
+
+    async fn copy_opts(&self, from: &Location, to: &Location, options: CopyOptions) -> object_store::Result<()> {
+        self.check(from)?;
+        self.check(to)?;
+        self.files.copy_opts(from, to, options).await.map_err(|e| refused(from, e))
+    }
+
+    async fn rename_opts(&self, from: &Location, to: &Location, options: RenameOptions) -> object_store::Result<()> {
+        self.check(from)?;
+        self.check(to)?;
+        self.files.rename_opts(from, to, options).await.map_err(|e| refused(from, e))
+    }
+}
+
 #[async_trait]
 impl Backend for LocalBackend {
     fn kind(&self) -> &'static str {
@@ -460,6 +717,44 @@ impl Backend for LocalBackend {
 
     async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
         self.get(path, true).await
+    }
+}
+
+/// Whether a path has no symbolic link on it, in one call (Linux `openat2`); elsewhere, unknown.
+#[cfg(target_os = "linux")]
+mod linkless {
+    use std::ffi::CString;
+    use std::fs::File;
+    use std::os::unix::io::AsRawFd;
+
+    /// True if `relative`, resolved beneath `root`, meets no symbolic link
+    /// before it ends or reaches a part that does not exist. False where that
+    /// is not known: a link on the way, or a kernel without `openat2` (before 5.6).
+    pub fn no_link_on(root: &File, relative: &str) -> bool {
+        let Ok(path) = CString::new(if relative.is_empty() { "." } else { relative }) else { return false };
+        // SAFETY: open_how is plain data; all-zero is its "no options" value.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+        how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH;
+        // SAFETY: a valid folder descriptor, a NUL-terminated path, and `how` with its size.
+        let fd = unsafe {
+            libc::syscall(libc::SYS_openat2, root.as_raw_fd(), path.as_ptr(), &how, size_of::<libc::open_how>())
+        };
+        if fd >= 0 {
+            // SAFETY: the descriptor was just opened here and is closed once.
+            unsafe { libc::close(fd as libc::c_int) };
+            return true;
+        }
+        matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod linkless {
+    use std::fs::File;
+
+    pub fn no_link_on(_root: &File, _relative: &str) -> bool {
+        false
     }
 }
 
@@ -667,6 +962,8 @@ mod anonymous {
 mod tests {
     use std::sync::OnceLock;
 
+    use futures::StreamExt;
+
     use store_core::{Store, StorePath, WriteMode};
 
     use super::{LocalBackend, READ_CHUNK};
@@ -681,6 +978,135 @@ mod tests {
     }
 
     store_core::conformance_tests!(make_store);
+    fn p(path: &str) -> StorePath {
+        path.parse().unwrap()
+    }
+
+    /// Every path of a listing, folders ending in `/`, sorted.
+    async fn listed(store: &Store, prefix: Option<&str>, recursive: bool) -> store_core::Result<Vec<String>> {
+        let prefix = prefix.map(p);
+        let entries: Vec<_> = futures::TryStreamExt::try_collect(store.list(prefix.as_ref(), recursive)).await?;
+        let mut paths: Vec<String> = entries
+            .into_iter()
+            .map(|entry| match entry {
+                store_core::ListEntry::Object(meta) => meta.path.to_string(),
+                store_core::ListEntry::Prefix(folder) => format!("{folder}/"),
+            })
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn no_call_goes_through_a_link_leading_out_of_the_root() {
+        use std::os::unix::fs::symlink;
+        let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), b"outside").unwrap();
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/x.txt"), b"inside").unwrap();
+        symlink(outside.path(), root.join("dirlink")).unwrap();
+        symlink(outside.path().join("secret.txt"), root.join("filelink")).unwrap();
+        symlink(outside.path(), root.join("real/deeplink")).unwrap();
+        symlink(root.join("real"), root.join("inlink")).unwrap(); // absolute, inside
+        symlink("real/x.txt", root.join("rel.txt")).unwrap(); // relative, inside
+        std::fs::create_dir(root.join("other")).unwrap();
+        symlink("../other", root.join("real/sib")).unwrap(); // a cycle of links: walked once
+        symlink("../real", root.join("other/back")).unwrap();
+        for unnamed in [true, false] {
+            let store = Store::new(LocalBackend { unnamed, ..LocalBackend::new(&root).unwrap() });
+            let refused = |result: store_core::Result<()>, what: &str| {
+                let err = result.expect_err(what);
+                assert_eq!(err.kind(), store_core::ErrorKind::PermissionDenied, "{what}: {err}");
+                assert!(err.to_string().contains("symbolic link leading outside the local root"), "{what}: {err}");
+            };
+            for path in ["dirlink/a.txt", "real/deeplink/a.txt", "dirlink/new/a.txt", "filelink"] {
+                let written = store.write(&p(path), "x".into(), WriteMode::Overwrite).await.map(drop);
+                refused(written, &format!("write {path}"));
+                let chunks = futures::stream::iter([Ok(bytes::Bytes::from("x"))]).boxed();
+                refused(store.write_stream(&p(path), chunks, WriteMode::Overwrite).await.map(drop), "write_stream");
+            }
+            for path in ["dirlink/secret.txt", "filelink", "real/deeplink/secret.txt"] {
+                refused(store.read(&p(path)).await.map(drop), &format!("read {path}"));
+                refused(store.read_range(&p(path), 0..2).await.map(drop), &format!("read_range {path}"));
+                refused(store.read_stream(&p(path)).await.map(drop), &format!("read_stream {path}"));
+                refused(store.head(&p(path)).await.map(drop), &format!("head {path}"));
+                refused(store.delete(&p(path), false).await, &format!("delete {path}"));
+                refused(store.copy(&p(path), &p("copied.txt"), true).await, &format!("copy from {path}"));
+                refused(store.rename(&p(path), &p("moved.txt"), true).await, &format!("rename from {path}"));
+            }
+            refused(store.copy(&p("real/x.txt"), &p("dirlink/copied.txt"), true).await, "copy to");
+            refused(store.rename(&p("real/x.txt"), &p("dirlink/moved.txt"), true).await, "rename to");
+            refused(listed(&store, Some("dirlink"), true).await.map(drop), "list dirlink");
+            refused(listed(&store, Some("real/deeplink"), false).await.map(drop), "list real/deeplink");
+
+            let mut left: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            left.sort();
+            assert_eq!(left, ["secret.txt"], "nothing was written, moved or deleted outside the root");
+            assert_eq!(std::fs::read(outside.path().join("secret.txt")).unwrap(), b"outside");
+
+            // Links that stay inside the root work; listings leave out the others.
+            store.write(&p("inlink/y.txt"), "via link".into(), WriteMode::Overwrite).await.unwrap();
+            assert_eq!(std::fs::read(root.join("real/y.txt")).unwrap(), b"via link");
+            assert_eq!(store.read(&p("rel.txt")).await.unwrap(), "inside");
+            assert_eq!(store.read(&p("real/sib/back/x.txt")).await.unwrap(), "inside");
+            let all = listed(&store, None, true).await.unwrap();
+            let twice = ["inlink/x.txt", "inlink/y.txt", "other/back/x.txt", "other/back/y.txt"];
+            assert_eq!(all, [&twice[..], &["real/x.txt", "real/y.txt", "rel.txt"]].concat());
+            let top = listed(&store, None, false).await.unwrap();
+            assert_eq!(top, ["inlink/", "other/", "real/", "rel.txt"]);
+            assert_eq!(listed(&store, Some("real"), false).await.unwrap(), ["real/sib/", "real/x.txt", "real/y.txt"]);
+            std::fs::remove_file(root.join("real/y.txt")).unwrap();
+        }
+    }
+
+    /// Sets a file's or folder's immutable attribute (`chattr +i`), which makes
+    /// the kernel refuse changes with EPERM even to root; cleared on drop.
+    struct Immutable(std::path::PathBuf);
+
+    impl Immutable {
+        /// `None` where this filesystem or this process cannot set the attribute.
+        fn set(path: &std::path::Path) -> Option<Self> {
+            let done = std::process::Command::new("chattr").arg("+i").arg(path).status();
+            done.is_ok_and(|status| status.success()).then(|| Self(path.to_owned()))
+        }
+    }
+
+    impl Drop for Immutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_the_filesystem_refuses_are_permission_denied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(LocalBackend::new(dir.path()).unwrap());
+        store.write(&p("locked/a.txt"), "kept".into(), WriteMode::Overwrite).await.unwrap();
+        store.write(&p("open/b.txt"), "b".into(), WriteMode::Overwrite).await.unwrap();
+        let Some(_locked) = Immutable::set(&dir.path().join("locked")) else {
+            eprintln!(
+                "skipped: `chattr +i` is not available here (needs CAP_LINUX_IMMUTABLE and ext4, xfs, btrfs or tmpfs)"
+            );
+            return;
+        };
+        let denied = |result: store_core::Result<()>, what: &str| {
+            let err = result.expect_err(what);
+            assert_eq!(err.kind(), store_core::ErrorKind::PermissionDenied, "{what}: {err}");
+        };
+        denied(store.delete(&p("locked/a.txt"), false).await, "delete");
+        denied(store.write(&p("locked/a.txt"), "new".into(), WriteMode::Overwrite).await.map(drop), "overwrite");
+        denied(store.write(&p("locked/n.txt"), "new".into(), WriteMode::CreateNew).await.map(drop), "create");
+        let chunks = futures::stream::iter([Ok(bytes::Bytes::from("x"))]).boxed();
+        denied(store.write_stream(&p("locked/s.txt"), chunks, WriteMode::Overwrite).await.map(drop), "stream");
+        denied(store.copy(&p("open/b.txt"), &p("locked/b.txt"), true).await, "copy into");
+        denied(store.copy(&p("open/b.txt"), &p("locked/b.txt"), false).await, "copy create-only into");
+        denied(store.rename(&p("locked/a.txt"), &p("open/a.txt"), true).await, "rename out of");
+        denied(store.rename(&p("open/b.txt"), &p("locked/b.txt"), false).await, "rename into");
+        assert_eq!(store.read(&p("locked/a.txt")).await.unwrap(), "kept", "reads still work");
+        assert_eq!(listed(&store, None, true).await.unwrap(), ["locked/a.txt", "open/b.txt"]);
+    }
 
     #[tokio::test]
     async fn a_failed_write_leaves_no_partial_file() {

@@ -32,6 +32,8 @@ pub struct ObjectStoreBackend<S> {
     parts_in_flight: usize,
     /// Whether the store keeps user metadata (attributes); local files do not.
     stores_metadata: bool,
+    /// What holds the objects, for messages: `the bucket "data"`; `None` where nothing can be missing.
+    container: Option<String>,
     /// Where interrupted writes leave something behind that a listing does not show.
     staging: Option<Arc<dyn Staging>>,
 }
@@ -59,7 +61,27 @@ impl<S> ObjectStoreBackend<S> {
             part_size: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             stores_metadata: true,
+            container: None,
             staging: None,
+        }
+    }
+
+    /// Names what holds the objects (`the bucket "data"`), so that a write that
+    /// finds it missing says so.
+    #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+    pub(crate) fn in_container(mut self, container: String) -> Self {
+        self.container = Some(container);
+        self
+    }
+
+    /// A failed write's error. An object store answers a write "not found"
+    /// only when the bucket (or container) is missing: never "no such object".
+    fn write_error(&self, err: object_store::Error) -> Error {
+        match (&err, &self.container) {
+            (object_store::Error::NotFound { .. }, Some(container)) => {
+                Error::new(ErrorKind::NotFound, format!("{container} does not exist"))
+            }
+            _ => map_error(err),
         }
     }
 
@@ -71,7 +93,7 @@ impl<S> ObjectStoreBackend<S> {
     }
 
     /// The `object_store` store underneath.
-    #[cfg(feature = "local")]
+    #[cfg(any(feature = "local", test))]
     pub(crate) fn inner(&self) -> &S {
         &self.store
     }
@@ -102,6 +124,7 @@ impl<S> Clone for ObjectStoreBackend<S> {
             part_size: self.part_size,
             parts_in_flight: self.parts_in_flight,
             stores_metadata: self.stores_metadata,
+            container: self.container.clone(),
             staging: self.staging.clone(),
         }
     }
@@ -182,7 +205,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
         };
         let options = PutOptions { mode, attributes, ..Default::default() };
         let put = self.store.put_opts(&location(path)?, PutPayload::from_bytes(data), options).await;
-        let put = put.map_err(map_error)?;
+        let put = put.map_err(|e| self.write_error(e))?;
         Ok(WriteResult { e_tag: put.e_tag, version: put.version })
     }
 
@@ -227,7 +250,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
                 .map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?,
         };
         let options = PutMultipartOptions { attributes, ..Default::default() };
-        let upload = self.store.put_multipart_opts(&upload_to, options).await.map_err(map_error)?;
+        let upload = self.store.put_multipart_opts(&upload_to, options).await.map_err(|e| self.write_error(e))?;
         let mut parts = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let sent = loop {
             match chunks.try_next().await {
@@ -494,8 +517,7 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     }
 }
 
-/// `text` with the query string of every URL in it replaced: SAS tokens and
-/// signed-URL signatures travel there.
+/// `text` with every URL in it passed through [`redact_url`].
 pub(crate) fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -504,16 +526,36 @@ pub(crate) fn redact(text: &str) -> String {
         out.push_str(before);
         let end = url_and_more.find(|c: char| c.is_whitespace() || c == '"' || c == '\'').unwrap_or(url_and_more.len());
         let (url, more) = url_and_more.split_at(end);
-        match url.split_once('?') {
-            Some((base, _query)) => {
-                out.push_str(base);
-                out.push_str("?<redacted>");
-            }
-            None => out.push_str(url),
-        }
+        out.push_str(&redact_url(url));
         rest = more;
     }
     out.push_str(rest);
+    out
+}
+
+/// `url` without the parts that may carry a credential, each replaced by
+/// `<redacted>`: the user and password before the host
+/// (`https://user:pass@host`) and the query string, where SAS tokens and
+/// signed-URL signatures travel.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_at(url.find("://").map_or(0, |at| at + 3));
+    let (authority, rest) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let mut out = String::with_capacity(url.len());
+    out.push_str(scheme);
+    match authority.rsplit_once('@') {
+        Some((_user, host)) => {
+            out.push_str("<redacted>@");
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    match rest.split_once('?') {
+        Some((path, _query)) => {
+            out.push_str(path);
+            out.push_str("?<redacted>");
+        }
+        None => out.push_str(rest),
+    }
     out
 }
 
@@ -572,5 +614,23 @@ mod tests {
         assert_eq!(redact(text), "Error performing PUT https://acct.blob.core.windows.net/c/x?<redacted> in 1s - 403");
         assert_eq!(redact("no url here"), "no url here");
         assert_eq!(redact("\"http://h/p?k=v\" and http://h/q"), "\"http://h/p?<redacted>\" and http://h/q");
+        let text = "GET http://user:pa55@127.0.0.1:9000/b/k?X-Amz-Signature=SECRET failed";
+        assert_eq!(redact(text), "GET http://<redacted>@127.0.0.1:9000/b/k?<redacted> failed");
+    }
+
+    #[test]
+    fn urls_lose_their_user_and_query_string() {
+        use super::redact_url;
+        let cases = [
+            ("https://acct.blob.core.windows.net/c?sv=1&sig=SECRET", "https://acct.blob.core.windows.net/c?<redacted>"),
+            ("https://user:SECRET@host:9000/path", "https://<redacted>@host:9000/path"),
+            ("http://SECRET@host?sig=SECRET", "http://<redacted>@host?<redacted>"),
+            ("http://host/a@b", "http://host/a@b"),
+            ("http://127.0.0.1:10000/devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1"),
+            ("user:SECRET@host/x", "<redacted>@host/x"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown);
+        }
     }
 }

@@ -7,15 +7,18 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNo
 use store_core::Result;
 
 use crate::ObjectStoreBackend;
-use crate::cloud::{ClientConfig, config_error};
+use crate::cloud::{ClientConfig, config_error, without_env_credentials};
+use crate::object_store_backend::redact_url;
 use crate::uploads::{Signer, Uploads};
 
 /// Where an [`S3Backend`] stores and how it authenticates.
 ///
 /// Unset options fall back to the usual environment (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...)
-/// and then to instance or container credentials, as the AWS SDKs do.
-/// `Debug` never shows the secret key or the session token.
+/// and then to instance or container credentials, as the AWS SDKs do. Given
+/// a key, secret or token, the environment's credentials are not read at all.
+/// `Debug` never shows the secret key, the session token, or a user or query
+/// string in the endpoint.
 #[derive(Clone, Default)]
 pub struct S3Config {
     /// Bucket name.
@@ -40,7 +43,7 @@ impl fmt::Debug for S3Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Config")
             .field("bucket", &self.bucket)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
@@ -73,7 +76,15 @@ pub type S3Backend = ObjectStoreBackend<AmazonS3>;
 impl ObjectStoreBackend<AmazonS3> {
     /// A backend for `config.bucket`; fails on invalid options, without network access.
     pub fn new(config: S3Config) -> Result<Self> {
-        let mut builder = AmazonS3Builder::from_env()
+        let explicit = [&config.access_key_id, &config.secret_access_key, &config.session_token];
+        let builder = if explicit.iter().any(|credential| credential.is_some()) {
+            use AmazonS3ConfigKey::{AccessKeyId, SecretAccessKey, Token};
+            let is_credential = |key: &AmazonS3ConfigKey| matches!(key, AccessKeyId | SecretAccessKey | Token);
+            without_env_credentials(AmazonS3Builder::new(), "AWS_", AmazonS3Builder::with_config, is_credential)
+        } else {
+            AmazonS3Builder::from_env()
+        };
+        let mut builder = builder
             .with_bucket_name(&config.bucket)
             .with_virtual_hosted_style_request(config.virtual_hosted_style)
             .with_allow_http(config.client.allow_http)
@@ -103,7 +114,10 @@ impl ObjectStoreBackend<AmazonS3> {
         let store = builder.build().map_err(|e| config_error("s3", e))?;
         let signer = Signer::AwsV4 { credentials: store.credentials().clone(), region };
         let uploads = Uploads::new(bucket_url, signer, Arc::new(store.clone()), &config.client)?;
-        Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket)).with_staging(Arc::new(uploads)))
+        let container = format!("the bucket {:?}", config.bucket);
+        Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket))
+            .in_container(container)
+            .with_staging(Arc::new(uploads)))
     }
 }
 
@@ -124,7 +138,7 @@ fn bucket_url(bucket: &str, endpoint: Option<&str>, region: &str, virtual_hosted
 
 #[cfg(test)]
 mod tests {
-    use super::bucket_url;
+    use super::*;
 
     #[test]
     fn bucket_urls_follow_the_addressing_style() {
@@ -136,5 +150,34 @@ mod tests {
         );
         assert_eq!(bucket_url("lake", Some("https://lake.r2.dev"), "auto", true), "https://lake.r2.dev");
         assert_eq!(bucket_url("lake", Some("https://r2.dev"), "auto", true), "https://lake.r2.dev");
+    }
+
+    #[tokio::test]
+    async fn explicit_credentials_replace_the_environments_whole() {
+        let credential = |config: S3Config| async {
+            let backend = S3Backend::new(config).unwrap();
+            let credential = backend.inner().credentials().get_credential().await.unwrap();
+            (credential.key_id.clone(), credential.secret_key.clone(), credential.token.clone())
+        };
+        let config = || S3Config { bucket: "b".into(), region: Some("us-east-1".into()), ..Default::default() };
+        // SAFETY: no other test of this binary reads these variables; std's
+        // environment lock serialises this with every other lookup.
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "ENV-KEY");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "ENV-SECRET");
+            std::env::set_var("AWS_SESSION_TOKEN", "ENV-TOKEN");
+        }
+        let from_env = credential(config()).await;
+        let explicit =
+            S3Config { access_key_id: Some("KEY".into()), secret_access_key: Some("SECRET".into()), ..config() };
+        let explicit = credential(explicit).await;
+        // SAFETY: as above.
+        unsafe {
+            for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+                std::env::remove_var(name);
+            }
+        }
+        assert_eq!(from_env, ("ENV-KEY".into(), "ENV-SECRET".into(), Some("ENV-TOKEN".into())));
+        assert_eq!(explicit, ("KEY".into(), "SECRET".into(), None), "no session token of the environment's");
     }
 }

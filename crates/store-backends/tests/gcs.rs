@@ -27,7 +27,10 @@ fn the_service_account_stays_out_of_debug() {
     let config = GcsConfig {
         bucket: "b".into(),
         service_account: Some(r#"{"private_key": "GCS-SECRET"}"#.into()),
+        base_url: Some("https://user:URL-SECRET@gcs.example.org/?sig=URL-SECRET".into()),
         ..Default::default()
     };
-    assert!(!format!("{config:?}").contains("GCS-SECRET"));
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("GCS-SECRET") && !debug.contains("URL-SECRET"), "{debug}");
+    assert!(debug.contains(r#"base_url: Some("https://<redacted>@gcs.example.org/?<redacted>")"#), "{debug}");
 }

@@ -41,10 +41,11 @@ class S3Backend(Backend):
         region_name: str | None = None,
         virtual_hosted_style: bool = False,
         allow_http: bool = False,
-        max_retries: int = 5,
-        connect_timeout: float = 5.0,
-        timeout: float = 300.0,
-        retry_timeout: float = 180.0,
+        max_retries: int | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        timeout: float | None = None,
+        retry_timeout: float | None = None,
     ) -> None: ...
 
 class AzureBackend(Backend):
@@ -58,10 +59,11 @@ class AzureBackend(Backend):
         connection_string: str | None = None,
         account_url: str | None = None,
         allow_http: bool = False,
-        max_retries: int = 5,
-        connect_timeout: float = 5.0,
-        timeout: float = 300.0,
-        retry_timeout: float = 180.0,
+        max_retries: int | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        timeout: float | None = None,
+        retry_timeout: float | None = None,
     ) -> None: ...
 
 class GCSBackend(Backend):
@@ -73,10 +75,11 @@ class GCSBackend(Backend):
         base_url: str | None = None,
         anonymous: bool = False,
         allow_http: bool = False,
-        max_retries: int = 5,
-        connect_timeout: float = 5.0,
-        timeout: float = 300.0,
-        retry_timeout: float = 180.0,
+        max_retries: int | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        timeout: float | None = None,
+        retry_timeout: float | None = None,
     ) -> None: ...
 
 class SFTPBackend(Backend):

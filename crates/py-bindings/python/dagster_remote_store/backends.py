@@ -21,9 +21,12 @@ known_hosts | host_key_fingerprint | accept_any_host_key, timeout, ...)``: an
 SFTP server. Host keys are checked by default against ``~/.ssh/known_hosts``.
 
 The HTTP backends also take ``allow_http`` (plain HTTP, for emulators; off by
-default), ``max_retries``, ``connect_timeout``, ``timeout`` and
-``retry_timeout`` (seconds). Options left out come from the environment the
-cloud SDKs read (``AWS_*``, ``AZURE_STORAGE_*``, ``GOOGLE_APPLICATION_CREDENTIALS``).
+default), ``max_retries`` (5) and, in seconds, ``connect_timeout`` (5),
+``read_timeout`` (60: until the response starts, then between reads),
+``timeout`` (300, per request) and ``retry_timeout`` (90): a call against a
+server that stops answering fails in about two minutes. Options left out come
+from the environment the cloud SDKs read (``AWS_*``, ``AZURE_STORAGE_*``,
+``GOOGLE_*``); a credential given explicitly replaces the environment's.
 """
 
 from ._core import AzureBackend, Backend, GCSBackend, LocalBackend, MemoryBackend, S3Backend, SFTPBackend

@@ -6,7 +6,7 @@
 //! [backends.lake]
 //! type = "s3"                       # local | memory | s3 | azure | gcs | sftp
 //! options = { bucket = "data", endpoint_url = "${S3_URL:-http://127.0.0.1:9000}", secret = "${S3_SECRET}", allow_http = true }
-//! retry = { max_retries = 3, timeout = 60.0, connect_timeout = 5.0, retry_timeout = 120.0 }   # optional
+//! retry = { max_retries = 3, timeout = 60.0, read_timeout = 30.0, retry_timeout = 120.0 }   # optional
 //!
 //! [stores.raw]
 //! backend = "lake"
@@ -16,9 +16,9 @@
 //! - **Options** are those of [`BackendConfig::parse`], checked when the config
 //!   is loaded: an unknown option, a wrong type or a missing required option is
 //!   an error naming the backend entry and the option.
-//! - **`retry`** holds `max_retries`, `timeout`, `connect_timeout` and
-//!   `retry_timeout` for the HTTP backends (the first three for SFTP); each may
-//!   be given there or in `options`, not in both.
+//! - **`retry`** holds `max_retries`, `timeout`, `connect_timeout`,
+//!   `read_timeout` and `retry_timeout` for the HTTP backends (the first three
+//!   for SFTP); each may be given there or in `options`, not in both.
 //! - **Environment variables** are read when the config is loaded, in every
 //!   string at any depth: `${VAR}` (an unset variable is an error),
 //!   `${VAR:-default}` (the default also replaces an empty value), and `$$` for
@@ -81,7 +81,7 @@ type Table = Map<String, Value>;
 /// The keys of a backend entry, of a store entry and of a `retry` table.
 const BACKEND_KEYS: [&str; 3] = ["type", "options", "retry"];
 const STORE_KEYS: [&str; 2] = ["backend", "root_path"];
-const RETRY_KEYS: [&str; 4] = ["connect_timeout", "max_retries", "retry_timeout", "timeout"];
+const RETRY_KEYS: [&str; 5] = ["connect_timeout", "max_retries", "read_timeout", "retry_timeout", "timeout"];
 
 /// A loaded and checked registry config: named backends and named stores.
 ///

@@ -23,6 +23,7 @@ const S3: &[&str] = &[
     "endpoint_url",
     "key",
     "max_retries",
+    "read_timeout",
     "region_name",
     "retry_timeout",
     "secret",
@@ -39,6 +40,7 @@ const AZURE: &[&str] = &[
     "connection_string",
     "container",
     "max_retries",
+    "read_timeout",
     "retry_timeout",
     "sas_token",
     "timeout",
@@ -50,6 +52,7 @@ const GCS: &[&str] = &[
     "bucket",
     "connect_timeout",
     "max_retries",
+    "read_timeout",
     "retry_timeout",
     "service_account",
     "timeout",
@@ -470,12 +473,19 @@ fn wrong(name: &str, expected: &str, value: &OptionValue) -> String {
     format!("{name} must be {expected}, got {}", value.shown())
 }
 
-/// A Python-style `repr` of the given settings; callers pass no credential.
+/// A Python-style `repr` of the given settings; callers pass no credential,
+/// and URLs through [`url`].
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "sftp"))]
 fn repr(class: &str, fields: &[(&str, Option<&String>)]) -> String {
     let shown: Vec<String> =
         fields.iter().filter_map(|(name, value)| Some(format!("{name}={:?}", value.as_ref()?))).collect();
     format!("{class}({})", shown.join(", "))
+}
+
+/// A URL option as a `repr` shows it: without a user, a password or a query string.
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+fn url(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(crate::object_store_backend::redact_url)
 }
 
 /// The retry and timeout options of the HTTP backends, with [`crate::ClientConfig`]'s defaults.
@@ -486,6 +496,7 @@ fn client_config(options: &Reader<'_>) -> Result<crate::ClientConfig, String> {
         allow_http: options.flag("allow_http")?,
         max_retries: options.integer("max_retries", "a non-negative integer")?.unwrap_or(default.max_retries),
         connect_timeout: options.seconds("connect_timeout", false)?.unwrap_or(default.connect_timeout),
+        read_timeout: options.seconds("read_timeout", false)?.unwrap_or(default.read_timeout),
         request_timeout: options.seconds("timeout", false)?.unwrap_or(default.request_timeout),
         retry_timeout: options.seconds("retry_timeout", false)?.unwrap_or(default.retry_timeout),
         ..default
@@ -533,7 +544,7 @@ fn s3(options: Reader<'_>) -> Result<(Typed, String), String> {
         "S3Backend",
         &[
             ("bucket", Some(&config.bucket)),
-            ("endpoint_url", config.endpoint.as_ref()),
+            ("endpoint_url", url(&config.endpoint).as_ref()),
             ("region_name", config.region.as_ref()),
         ],
     );
@@ -556,7 +567,7 @@ fn azure(options: Reader<'_>) -> Result<(Typed, String), String> {
         &[
             ("container", Some(&config.container)),
             ("account_name", config.account_name.as_ref()),
-            ("account_url", config.account_url.as_ref()),
+            ("account_url", url(&config.account_url).as_ref()),
         ],
     );
     Ok((Typed::Azure(config), description))
@@ -571,7 +582,8 @@ fn gcs(options: Reader<'_>) -> Result<(Typed, String), String> {
         anonymous: options.flag("anonymous")?,
         client: client_config(&options)?,
     };
-    let description = repr("GCSBackend", &[("bucket", Some(&config.bucket)), ("base_url", config.base_url.as_ref())]);
+    let description =
+        repr("GCSBackend", &[("bucket", Some(&config.bucket)), ("base_url", url(&config.base_url).as_ref())]);
     Ok((Typed::Gcs(config), description))
 }
 
@@ -681,8 +693,9 @@ impl BackendConfig {
     /// | `sftp` | `host`, `username`, `base_path` (required), `port` (22), `password` or `private_key` (a path, or the key text), `passphrase`, at most one of `known_hosts` (a path; default `~/.ssh/known_hosts`), `host_key_fingerprint` or `accept_any_host_key` (false), `timeout` (30), `connect_timeout` (10), `keepalive_interval` (30), `pool_size` (4), `max_retries` (3) |
     ///
     /// The HTTP options are `allow_http` (false), `max_retries` (5) and the
-    /// positive numbers of seconds `connect_timeout` (5), `timeout` (300) and
-    /// `retry_timeout` (180). SFTP's seconds may be 0 (no limit, no keepalive).
+    /// positive numbers of seconds `connect_timeout` (5), `read_timeout` (60),
+    /// `timeout` (300) and `retry_timeout` (90): see [`crate::ClientConfig`].
+    /// SFTP's seconds may be 0 (no limit, no keepalive).
     pub fn parse(kind: &str, options: &Options) -> Result<Self> {
         Self::parse_options(kind, options).map_err(config_error)
     }

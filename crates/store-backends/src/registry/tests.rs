@@ -225,7 +225,7 @@ fn backend_error(kind: &str, options: Value) -> String {
 fn option_errors_name_the_option_and_what_is_accepted() {
     assert_eq!(
         backend_error("s3", json!({ "bucket": "data", "buckett": "x" })),
-        r#"backend "lake": unknown option "buckett"; accepted for s3: allow_http, bucket, connect_timeout, endpoint_url, key, max_retries, region_name, retry_timeout, secret, timeout, token, virtual_hosted_style"#
+        r#"backend "lake": unknown option "buckett"; accepted for s3: allow_http, bucket, connect_timeout, endpoint_url, key, max_retries, read_timeout, region_name, retry_timeout, secret, timeout, token, virtual_hosted_style"#
     );
     assert_eq!(
         backend_error("memory", json!({ "size": 1 })),
@@ -278,7 +278,7 @@ fn retry_settings_merge_into_options() {
             "lake": {
                 "type": "s3",
                 "options": { "bucket": "data", "endpoint_url": "http://127.0.0.1:9000", "allow_http": true },
-                "retry": { "max_retries": 3, "timeout": 60.0, "connect_timeout": 5, "retry_timeout": 120.0 },
+                "retry": { "max_retries": 3, "timeout": 60.0, "connect_timeout": 5, "read_timeout": 20, "retry_timeout": 120.0 },
             },
             "box": {
                 "type": "sftp",
@@ -300,7 +300,7 @@ fn retry_settings_merge_into_options() {
     );
     assert_eq!(
         retry("s3", s3.clone(), json!({ "backoff": 3 })),
-        r#"backend "lake": unknown retry setting "backoff"; accepted: connect_timeout, max_retries, retry_timeout, timeout"#
+        r#"backend "lake": unknown retry setting "backoff"; accepted: connect_timeout, max_retries, read_timeout, retry_timeout, timeout"#
     );
     assert_eq!(
         retry("s3", s3, json!({ "timeout": -5 })),
@@ -490,15 +490,15 @@ async fn secrets_never_show_in_debug_or_errors() {
         r#"
         [backends.lake]
         type = "s3"
-        options = {{ bucket = "data", key = "{SECRET}", secret = "${{DRS_REGISTRY_TEST_SECRET}}", token = {{ env = "DRS_REGISTRY_TEST_SECRET" }}, allow_http = true, endpoint_url = "http://127.0.0.1:9" }}
+        options = {{ bucket = "data", key = "{SECRET}", secret = "${{DRS_REGISTRY_TEST_SECRET}}", token = {{ env = "DRS_REGISTRY_TEST_SECRET" }}, allow_http = true, endpoint_url = "http://user:{SECRET}@127.0.0.1:9/?sig={SECRET}" }}
 
         [backends.blob]
         type = "azure"
-        options = {{ container = "c", account_key = "{SECRET}", sas_token = "sig={SECRET}", connection_string = "AccountKey={SECRET}" }}
+        options = {{ container = "c", account_key = "{SECRET}", sas_token = "sig={SECRET}", connection_string = "AccountKey={SECRET}", account_url = "https://a.blob.core.windows.net?sv=1&sig={SECRET}" }}
 
         [backends.gcs]
         type = "gcs"
-        options = {{ bucket = "b", service_account = "{SECRET}" }}
+        options = {{ bucket = "b", service_account = "{SECRET}", base_url = "https://{SECRET}@gcs.example.org/" }}
 
         [backends.box]
         type = "sftp"
@@ -547,6 +547,16 @@ async fn secrets_never_show_in_debug_or_errors() {
     for text in shown {
         assert!(!text.contains(SECRET) && !text.contains("Sup3r"), "a secret shows in: {text}");
     }
+    // URLs keep where they point, not who logs in or what the query signs.
+    let urls = config.backends().filter(|(name, _)| *name != "box").map(|(_, backend)| backend.description());
+    assert_eq!(
+        urls.collect::<Vec<_>>(),
+        [
+            r#"AzureBackend(container="c", account_url="https://a.blob.core.windows.net?<redacted>")"#,
+            r#"GCSBackend(bucket="b", base_url="https://<redacted>@gcs.example.org/")"#,
+            r#"S3Backend(bucket="data", endpoint_url="http://<redacted>@127.0.0.1:9/?<redacted>")"#,
+        ]
+    );
 }
 
 fn local_registry(root: &Path) -> Registry {
