@@ -20,7 +20,8 @@ use object_store::{
     PutOptions, PutPayload, PutResult, RenameOptions,
 };
 use store_core::{
-    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode, WriteResult,
+    Backend, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode,
+    WriteResult,
 };
 
 use crate::ObjectStoreBackend;
@@ -394,6 +395,40 @@ fn claim_name<T>(target: &Path, create: impl Fn(&Path) -> io::Result<T>) -> io::
     }
 }
 
+/// The name of the object a temporary `name#N` was written for; `None` for other files.
+fn temporary_target(file: &Path) -> Option<&str> {
+    let (target, number) = file.file_name()?.to_str()?.rsplit_once('#')?;
+    let temporary = !target.is_empty() && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+    temporary.then_some(target)
+}
+
+/// The temporaries in the folders from `start` down (links not followed), as
+/// leftovers for the objects they were written for.
+fn temporaries(root: &Path, start: &Path) -> io::Result<Vec<Leftover>> {
+    let (mut found, mut folders) = (Vec::new(), vec![start.to_path_buf()]);
+    while let Some(folder) = folders.pop() {
+        let entries = match fs::read_dir(&folder) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            entries => entries?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            let file = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                folders.push(file);
+                continue;
+            }
+            let Some(target) = temporary_target(&file).filter(|_| kind.is_file()) else { continue };
+            let relative = folder.strip_prefix(root).unwrap_or(&folder).join(target);
+            let Ok(path) = StorePath::parse(relative.to_string_lossy()) else { continue };
+            let started = entry.metadata()?.modified().ok();
+            found.push(Leftover { path, started, id: file.to_string_lossy().into_owned() });
+        }
+    }
+    Ok(found)
+}
+
 /// Syncs `folder` and its ancestors, so newly created folders survive a crash.
 fn sync_folders(folder: &Path) -> io::Result<()> {
     for folder in folder.ancestors() {
@@ -643,6 +678,26 @@ impl Backend for LocalBackend {
 
     async fn read(&self, path: &StorePath) -> Result<Bytes> {
         Ok(self.get(path, false).await?.0)
+    }
+
+    /// The named temporaries (`name#N`) of writers that were killed, on
+    /// filesystems without unnamed files; with them, a killed writer leaves nothing.
+    async fn leftovers(&self, prefix: Option<&StorePath>) -> Result<Vec<Leftover>> {
+        let root = self.files.inner().root.clone();
+        let start = prefix.map_or_else(|| root.clone(), |prefix| root.join(prefix.as_str()));
+        off_task(false, move || temporaries(&root, &start)).await
+    }
+
+    async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        let file = PathBuf::from(&leftover.id);
+        let root = &self.files.inner().root;
+        if !file.starts_with(root) || temporary_target(&file).is_none() {
+            return Err(Error::new(ErrorKind::InvalidPath, format!("{:?} is not a temporary file", leftover.id)));
+        }
+        match fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(e)),
+            _ => Ok(()),
+        }
     }
 
     async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
@@ -1221,6 +1276,24 @@ mod tests {
         }
         assert_eq!(read, data);
         assert!(buffers.len() <= 3, "{} buffers for 7 chunks", buffers.len());
+    }
+
+    #[tokio::test]
+    async fn temporaries_of_killed_writers_are_leftovers_to_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(LocalBackend::new(dir.path()).unwrap()).child(&"team".parse().unwrap());
+        store.write(&"a/b.pkl".parse().unwrap(), "kept".into(), WriteMode::Overwrite).await.unwrap();
+        // What a writer killed between creating its temporary and renaming it leaves.
+        std::fs::write(dir.path().join("team/a/b.pkl#41230"), "half").unwrap();
+        std::fs::write(dir.path().join("team/a/c#x"), "not a temporary").unwrap();
+        std::fs::write(dir.path().join("elsewhere#12"), "outside the store's root").unwrap();
+        let found = store.leftovers(None).await.unwrap();
+        assert_eq!(found.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(), ["a/b.pkl"]);
+        assert_eq!(store.clean_up(None, std::time::Duration::from_secs(3600)).await.unwrap(), [], "too young");
+        assert_eq!(store.clean_up(None, std::time::Duration::ZERO).await.unwrap(), found);
+        assert!(!dir.path().join("team/a/b.pkl#41230").exists());
+        assert!(dir.path().join("team/a/c#x").exists() && dir.path().join("elsewhere#12").exists());
+        assert_eq!(store.read(&"a/b.pkl".parse().unwrap()).await.unwrap(), "kept");
     }
 
     #[tokio::test]
