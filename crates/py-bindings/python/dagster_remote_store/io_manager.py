@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any, Union
 
 from dagster import (
@@ -20,8 +21,8 @@ from dagster import (
     TimeWindowPartitionMapping,
 )
 
-from ._core import IoManagerCore, ParquetSerializer, Store, foreign_store
-from .errors import NotFound
+from ._core import IoManagerCore, ParquetSerializer, PickleSerializer, Store, foreign_store
+from .errors import DeserializationError, InvalidConfig, NotFound
 from .serializers import Serializer
 
 __all__ = ["dagster_io_manager", "remote_store_io_manager"]
@@ -37,6 +38,7 @@ def remote_store_io_manager(
     *,
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
     extension: str | None = None,
+    allowed_pickle_globals: Iterable[str] | None = None,
 ) -> IOManager:
     """A Dagster IO manager that keeps outputs in ``store``.
 
@@ -49,6 +51,11 @@ def remote_store_io_manager(
     Several partitions of one input load concurrently, at most
     ``max_concurrency`` at a time.
 
+    ``allowed_pickle_globals`` (pickle only) restricts what a load may import and
+    call to the classes and functions it names, as ``PickleSerializer(allowed_globals=...)``
+    does: ``["@data", "mypackage.*"]``. A stored object that does not load raises
+    ``DeserializationError`` naming the asset, partition and path.
+
     ``store`` is a :class:`Store`, or a store object from another library with
     ``read_bytes(path)`` and ``write(path, data, overwrite=True)`` (such as a
     remote-store ``Store``), used through Python: slower, same behaviour.
@@ -57,7 +64,13 @@ def remote_store_io_manager(
     """
     if not isinstance(store, Store):
         store = foreign_store(store)
-    return _RemoteStoreIOManagerImpl(store, serializer, max_concurrency=max_concurrency, extension=extension)
+    return _RemoteStoreIOManagerImpl(
+        store,
+        serializer,
+        max_concurrency=max_concurrency,
+        extension=extension,
+        allowed_pickle_globals=allowed_pickle_globals,
+    )
 
 
 # The name remote-store's Dagster extension exports, for teams switching by import.
@@ -66,10 +79,20 @@ dagster_io_manager = remote_store_io_manager
 
 class _RemoteStoreIOManagerImpl(IOManager):
     def __init__(
-        self, store: Store, serializer: Union[str, Serializer], *, max_concurrency: int, extension: str | None
+        self,
+        store: Store,
+        serializer: Union[str, Serializer],
+        *,
+        max_concurrency: int,
+        extension: str | None,
+        allowed_pickle_globals: Iterable[str] | None,
     ) -> None:
         self._store = store
-        self._core = IoManagerCore(store, serializer, max_concurrency=max_concurrency, extension=extension)
+        self._max_concurrency = max_concurrency
+        # Pickles load through the serializer, which holds the allow-list of globals.
+        self._pickle = _pickle_serializer(serializer, allowed_pickle_globals)
+        core_serializer = "pickle" if self._pickle is not None else serializer
+        self._core = IoManagerCore(store, core_serializer, max_concurrency=max_concurrency, extension=extension)
         # Tables are encoded here rather than inside the core, so that their row count
         # and schema become metadata and loads return what the input asks for.
         self._parquet = serializer if isinstance(serializer, ParquetSerializer) else None
@@ -134,23 +157,29 @@ class _RemoteStoreIOManagerImpl(IOManager):
         # at the start of the range still gets a dict), or an unpartitioned
         # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
-        if _input_metadata(context).get("allow_missing_partitions"):
-            values = self._load_many(context, list(paths.values()), missing=_MISSING)
-            return {key: value for key, value in zip(paths, values) if value is not _MISSING}
+        partition_at = {path: key for key, path in paths.items()}
         try:
+            if _input_metadata(context).get("allow_missing_partitions"):
+                values = self._load_many(context, list(paths.values()), missing=_MISSING)
+                return {key: value for key, value in zip(paths, values) if value is not _MISSING}
             values = self._load_many(context, list(paths.values()))
         except NotFound as missing:
-            key = next((k for k, p in paths.items() if p == missing.path), None)
-            raise self._not_found(identifier, key, missing) from missing
+            raise self._not_found(identifier, partition_at.get(missing.path), missing) from missing
+        except DeserializationError as err:
+            raise _undecodable(identifier, partition_at.get(err.path), err) from (err.__cause__ or err)
         return dict(zip(paths, values))
 
     def _load(self, context: InputContext, path: str) -> Any:
+        if self._pickle is not None:
+            return self._pickle.load(self._store, path)
         if self._parquet is None:
             return self._core.load_input(path)
         [table] = self._core.load_tables([path], into=_table_kind(context))
         return table
 
     def _load_many(self, context: InputContext, paths: list[str], missing: Any = None) -> list[Any]:
+        if self._pickle is not None:
+            return self._pickle.load_many(self._store, paths, missing=missing, max_concurrency=self._max_concurrency)
         if self._parquet is None:
             return self._core.load_many(paths, missing=missing)
         return self._core.load_tables(paths, into=_table_kind(context), missing=missing)
@@ -163,6 +192,8 @@ class _RemoteStoreIOManagerImpl(IOManager):
             if _is_optional(context):
                 return None  # an `Optional[...]` input of something never stored
             raise self._not_found(identifier, partition, missing) from missing
+        except DeserializationError as err:
+            raise _undecodable(identifier, partition, err) from (err.__cause__ or err)
 
     def _not_found(self, identifier: list[str], partition: str | None, missing: NotFound) -> NotFound:
         where = f" partition {partition!r}" if partition is not None else ""
@@ -174,6 +205,31 @@ class _RemoteStoreIOManagerImpl(IOManager):
             operation="load_input",
             backend=missing.backend,
         )
+
+
+def _pickle_serializer(serializer: Any, allowed_globals: Iterable[str] | None) -> PickleSerializer | None:
+    """The pickle serializer that loads go through, with the allow-list; None for other serializers."""
+    if isinstance(serializer, PickleSerializer):
+        if allowed_globals is None:
+            return serializer
+        if serializer.allowed_globals is not None:
+            raise InvalidConfig(
+                "give allowed_pickle_globals= or PickleSerializer(allowed_globals=...), not both"
+            )
+    elif serializer != "pickle":
+        if allowed_globals is None:
+            return None
+        shown = serializer if isinstance(serializer, str) else type(serializer).__name__
+        raise InvalidConfig(f"allowed_pickle_globals= applies to the pickle serializer, not {shown!r}")
+    return PickleSerializer() if allowed_globals is None else PickleSerializer(allowed_globals=allowed_globals)
+
+
+def _undecodable(identifier: list[str], partition: str | None, err: DeserializationError) -> DeserializationError:
+    """``err`` with the asset and partition whose stored object did not decode."""
+    where = f" partition {partition!r}" if partition is not None else ""
+    return DeserializationError(
+        f"{_describe(identifier)}{where}: {err}", path=err.path, operation="load_input", backend=err.backend
+    )
 
 
 def _identifier(context: Union[InputContext, OutputContext]) -> list[str]:
