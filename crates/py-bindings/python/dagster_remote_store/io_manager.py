@@ -20,6 +20,7 @@ from dagster import (
     TableSchema,
     TimeWindowPartitionMapping,
 )
+from dagster import __version__ as dagster_version
 
 from ._core import IoManagerCore, ParquetSerializer, PickleSerializer, Store, foreign_store
 from .errors import DeserializationError, InvalidConfig, NotFound
@@ -256,17 +257,39 @@ def _dimensions(partition_key: str) -> list[str]:
 
 def _maps_to_several(context: InputContext) -> bool:
     """Whether the input's declared partition mapping can map one partition to several."""
-    try:
-        step = context.step_context
-        assets_def = step.job_def.asset_layer.get_assets_def_for_node(step.node_handle)
-        mapping = assets_def.get_partition_mapping_for_dep(context.asset_key)
-    except Exception:  # hand-built contexts, or internals that moved: the one-to-one default
-        return False
+    mapping = _partition_mapping(context)
     if mapping is None or isinstance(mapping, (IdentityPartitionMapping, LastPartitionMapping)):
         return False
     if isinstance(mapping, TimeWindowPartitionMapping):
         return mapping.start_offset != mapping.end_offset
     return True
+
+
+def _partition_mapping(context: InputContext) -> Any:
+    """The partition mapping the reading asset declares for this input, or None.
+
+    Dagster offers no public way from an input to the asset that reads it, so
+    this goes through the step's asset layer, whose method was renamed after
+    dagster 1.9. Should these internals move again, loads fail naming them rather than
+    fall back to a one-to-one mapping, which would load a clipped time window
+    as a bare value instead of ``{partition: value}``.
+    """
+    try:
+        step = context.step_context
+    except DagsterInvariantViolationError:
+        return None  # built by hand (build_input_context): no run, no declared mapping
+    try:
+        layer = step.job_def.asset_layer
+        # Later dagster spells it get_assets_def_for_node; 1.9, assets_def_for_node.
+        find = getattr(layer, "get_assets_def_for_node", None) or layer.assets_def_for_node
+        assets_def = find(step.node_handle)
+        # A plain op reading an asset has no AssetsDefinition, and no mapping.
+        return assets_def.get_partition_mapping(context.asset_key) if assets_def is not None else None
+    except AttributeError as err:
+        raise RuntimeError(
+            f"dagster-remote-store cannot read the partition mapping of input {context.name!r} "
+            f"from dagster {dagster_version} ({err}); this dagster version is not supported"
+        ) from err
 
 
 def _dagster_type(context: Union[InputContext, OutputContext]) -> Any:
