@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import types
 from typing import Optional
 
 import pytest
 from dagster import (
     AssetIn,
+    AssetKey,
     BackfillPolicy,
     DailyPartitionsDefinition,
     DynamicOut,
@@ -14,6 +16,7 @@ from dagster import (
     DynamicPartitionsDefinition,
     MaterializeResult,
     asset,
+    build_input_context,
     io_manager,
     job,
     materialize,
@@ -22,6 +25,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from dagster_remote_store import PickleSerializer, Store, remote_store_io_manager
+from dagster_remote_store.io_manager import _maps_to_several
 
 from conftest import stored
 
@@ -149,3 +153,16 @@ def test_dynamic_op_outputs_are_stored_per_mapping_key(store: Store, instance) -
     run = result.run_id
     assert f"{run}/fan_out/result/n2.pkl" in stored(store)
     assert f"{run}/square[n3]/result.pkl" in stored(store)
+
+
+def test_hand_built_contexts_read_as_one_to_one() -> None:
+    context = build_input_context(asset_key=AssetKey("daily"), partition_key="2026-01-02", asset_partitions_def=DAYS)
+    assert not _maps_to_several(context)
+
+
+def test_a_dagster_whose_internals_moved_fails_loudly_instead_of_guessing() -> None:
+    # A run's context whose asset layer has neither spelling of the lookup the mapping needs.
+    step = types.SimpleNamespace(job_def=types.SimpleNamespace(asset_layer=object()), node_handle=None)
+    context = types.SimpleNamespace(step_context=step, name="daily", asset_key=AssetKey("daily"))
+    with pytest.raises(RuntimeError, match=r"partition mapping of input 'daily' from dagster \d"):
+        _maps_to_several(context)

@@ -19,7 +19,8 @@ Usage: cargo xtask <command>
 
 Commands:
   test [-- PYTEST_ARGS...]  start the test servers, cargo test --workspace, then build the
-                            wheel and run pytest on tests/python with PYTEST_ARGS
+                            wheel and run pytest on tests/python with PYTEST_ARGS, with the
+                            newest pinned dependencies and then with the oldest supported
   servers                   start the test servers, print their DRS_TEST_* variables as
                             `export` lines, and keep them up until Ctrl-C or end of stdin
   demo                      build the wheel and run examples/demo.py into demo-output/
@@ -27,7 +28,9 @@ Commands:
                             that adds 20 ms a round trip, and run benches/bench.py with BENCH_ARGS
 
 The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt;
-the benchmark's in <target dir>/xtask/bench-venv, pinned by benches/requirements.txt.
+the oldest supported dependencies' in <target dir>/xtask/venv-oldest, pinned by
+tests/python/requirements-oldest.txt; the benchmark's in <target dir>/xtask/bench-venv,
+pinned by benches/requirements.txt.
 The test servers (S3, Azure Blob, GCS, SFTP on 127.0.0.1) keep their state in
 <target dir>/xtask/servers; with CI=true a server that does not start fails the run.";
 
@@ -59,15 +62,22 @@ fn main() {
 fn test(pytest_args: &[&str]) -> Result {
     let mut dirs = Dirs::new()?;
     let python = venv(&dirs)?;
+    // The floor the package declares (dagster, and the table libraries), tested as well as the newest.
+    let oldest = step("Python venv (oldest supported dependencies)", || {
+        let venv = dirs.target.join("xtask").join("venv-oldest");
+        python::ensure_venv(&dirs, &venv, &dirs.root.join("tests/python/requirements-oldest.txt"))
+    })?;
     // Up for the Rust tests and pytest alike; stopped when `servers` drops, also when a step fails.
     let servers = step("test servers", || servers::start(&dirs, &python))?;
     dirs.env = servers.env().to_vec();
     // Unit, integration and doc tests of every crate; py-bindings is tested from Python below.
     step("cargo test --workspace", || run(dirs.cargo().args(["test", "--workspace"])))?;
-    wheel(&dirs, &python)?;
-    step("pytest tests/python", || {
-        run(dirs.command(&python).args(["-m", "pytest", "tests/python", "-q"]).args(pytest_args))
-    })
+    let wheel = wheel(&dirs, &python)?;
+    let pytest =
+        |python: &Path| run(dirs.command(python).args(["-m", "pytest", "tests/python", "-q"]).args(pytest_args));
+    step("pytest tests/python", || pytest(&python))?;
+    step("install the same wheel in the oldest venv", || python::install_wheel(&dirs, &oldest, &wheel))?;
+    step("pytest tests/python (oldest supported dependencies)", || pytest(&oldest))
 }
 
 /// For running tests by hand: the servers stay up until Ctrl-C or the end of stdin. Ctrl-C needs no handler:
@@ -97,8 +107,8 @@ fn venv(dirs: &Dirs) -> Result<PathBuf> {
     step("Python venv", || python::ensure_venv(dirs, &venv, &dirs.root.join("tests/python/requirements.txt")))
 }
 
-/// A freshly built wheel in the venv (`test` and `demo` exercise the same build).
-fn wheel(dirs: &Dirs, python: &Path) -> Result {
+/// A freshly built wheel in the venv (`test` and `demo` exercise the same build); returns the wheel.
+fn wheel(dirs: &Dirs, python: &Path) -> Result<PathBuf> {
     step("build and install the wheel", || python::build_and_install_wheel(dirs, python, "dev"))
 }
 

@@ -41,8 +41,9 @@ pub fn ensure_venv(dirs: &Dirs, venv: &Path, requirements: &Path) -> Result<Path
 }
 
 /// Builds the py-bindings wheel with cargo's `profile` (`dev`, `release`) into
-/// `<target>/wheels` with the venv's maturin and force-installs it into the venv.
-pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Result {
+/// `<target>/wheels` with the venv's maturin and force-installs it into the
+/// venv; returns the wheel, for other venvs to install the same build.
+pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Result<PathBuf> {
     let wheels = dirs.target.join("wheels");
     // Old wheels would make "the wheel just built" ambiguous.
     for wheel in list_wheels(&wheels)? {
@@ -73,6 +74,13 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Res
             )));
         }
     };
+    install_wheel(dirs, python, &wheel)?;
+    Ok(wheel)
+}
+
+/// Force-installs `wheel` into the venv of `python`, without its dependencies:
+/// the venv's pins provide them.
+pub fn install_wheel(dirs: &Dirs, python: &Path, wheel: &Path) -> Result {
     run(pip(dirs, python).args(["install", "-q", "--force-reinstall", "--no-deps"]).arg(wheel))
 }
 

@@ -4,10 +4,12 @@
 //! memory, never copied into one `bytes` object or into parts. Small values
 //! take one write and one read, as every other serializer's do.
 
-use std::sync::Mutex;
+use std::error::Error as _;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use io_manager::IoManager;
 use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIOError, PyTypeError};
@@ -19,7 +21,7 @@ use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::StoreResultExt;
 use crate::runtime::block_on;
-use crate::serializers::Pickle;
+use crate::serializers::{Pickle, PySerializer, unpickling_error};
 use crate::stream::{ObjectReader, Upload, byte_view};
 
 /// Pickles `value` into the object at `path`, with its checksum.
@@ -38,8 +40,15 @@ pub fn dump(py: Python<'_>, store: &Store, path: &StorePath, value: &Bound<'_, P
     sink.finish(py, false).into_py_result(py)?.ok_or_else(|| PyIOError::new_err("the pickle sink closed twice"))
 }
 
-/// Unpickles the object at `path`; a checksum mismatch is raised instead of the value.
+/// Unpickles the object at `path` with the `pickle` module.
 pub fn load(py: Python<'_>, store: &Store, path: &StorePath) -> PyResult<Py<PyAny>> {
+    load_with(py, store, path, &Pickle::default())
+}
+
+/// Unpickles the object at `path` with `pickle`; a checksum mismatch is
+/// raised instead of the value, and a pickle that does not load as
+/// `DeserializationError` naming `path`.
+pub fn load_with(py: Python<'_>, store: &Store, path: &StorePath, pickle: &Pickle) -> PyResult<Py<PyAny>> {
     let mut object = block_on(py, integrity::read_stream(store, path)).into_py_result(py)?;
     if object.size.is_some_and(|size| size <= SINGLE_WRITE_LIMIT as u64) {
         let chunks: Vec<Bytes> = block_on(py, (&mut object.chunks).try_collect()).into_py_result(py)?;
@@ -53,22 +62,49 @@ pub fn load(py: Python<'_>, store: &Store, path: &StorePath) -> PyResult<Py<PyAn
             }
             Ok(())
         })?;
-        let value = Pickle::module(py)?.call_method1("loads", (data,));
-        return value.map(Bound::unbind).map_err(|e| decode_error(py, path, e));
+        return pickle.loads(py, data, Some(path.as_str()));
     }
     let reader = Bound::new(py, ObjectReader::checked(object))?;
-    let value = Pickle::module(py)?.call_method1("load", (&reader,));
+    let value = pickle.load(py, reader.as_any(), path.as_str());
     // The checksum first: a corrupt object is the cause of whatever unpickling made of it.
     reader.get().verify(py)?;
-    value.map(Bound::unbind).map_err(|e| decode_error(py, path, e))
+    value
+}
+
+/// Unpickles the objects at `paths` with `pickle`, fetched `max_concurrency`
+/// at once and verified, in order; with `missing`, a missing object is
+/// `missing` instead of an error. A pickle that does not load is
+/// `DeserializationError` naming its path.
+pub fn load_many(
+    py: Python<'_>,
+    store: &Store,
+    paths: &[StorePath],
+    missing: Option<Py<PyAny>>,
+    max_concurrency: usize,
+    pickle: &Arc<Pickle>,
+) -> PyResult<Vec<Py<PyAny>>> {
+    let io = IoManager::new(store.clone(), pickle.clone() as PySerializer).with_max_concurrency(max_concurrency);
+    let loaded = match &missing {
+        Some(_) => block_on(py, io.load_existing(paths)),
+        None => block_on(py, io.load_many(paths)).map(|values| values.into_iter().map(Some).collect()),
+    };
+    let values = loaded.map_err(|err| match err {
+        // `Pickle` decodes without knowing the path: name it.
+        io_manager::Error::Serialize { path, source } => {
+            match source.source().and_then(|s| s.downcast_ref::<PyErr>()) {
+                Some(raised) => unpickling_error(py, Some(path.as_str()), raised.clone_ref(py)),
+                None => crate::errors::io_error(py, &io_manager::Error::Serialize { path, source }),
+            }
+        }
+        other => crate::errors::io_error(py, &other),
+    })?;
+    // Only `load_existing` leaves gaps, and only when `missing` was given.
+    let missing = missing.unwrap_or_else(|| py.None());
+    Ok(values.into_iter().map(|v| v.map_or_else(|| missing.clone_ref(py), |v| v.0)).collect())
 }
 
 fn serialize_error(path: &StorePath, source: SerializeError) -> io_manager::Error {
     io_manager::Error::Serialize { path: path.clone(), source }
-}
-
-fn decode_error(py: Python<'_>, path: &StorePath, err: PyErr) -> PyErr {
-    crate::errors::io_error(py, &serialize_error(path, SerializeError::decode(Pickle::NAME, err)))
 }
 
 /// What `pickle.dump` writes into: the first [`SINGLE_WRITE_LIMIT`] bytes are

@@ -1,5 +1,6 @@
 """Type stubs for the Rust extension module."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from os import PathLike
 from typing import Any, Literal, TypedDict
@@ -189,7 +190,19 @@ class BuiltinSerializer:
     def deserialize(self, data: bytes | bytearray) -> Any: ...
 
 class PickleSerializer(BuiltinSerializer):
-    def __init__(self) -> None: ...
+    """Python's pickle (``.pkl``). With ``allowed_globals`` (``"module.Name"``, ``"package.*"``,
+    ``"@data"``), loads import and call only what it names; see ``serializers.RestrictedPickle``.
+    A pickle that does not load raises ``DeserializationError`` (its ``__cause__`` says why)."""
+
+    def __init__(self, *, allowed_globals: Iterable[str] | None = None) -> None: ...
+    @property
+    def allowed_globals(self) -> tuple[str, ...] | None: ...
+    def load(self, store: Store, path: str) -> Any:
+        """The object at ``path``, verified against its checksum and unpickled as it is read."""
+    def load_many(
+        self, store: Store, paths: list[str], *, missing: Any = None, max_concurrency: int = 16
+    ) -> list[Any]:
+        """The objects at ``paths``, fetched concurrently; ``missing`` stands in for absent ones."""
 
 class JsonSerializer(BuiltinSerializer):
     def __init__(self) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any, Union
 
 from dagster import (
@@ -19,9 +20,10 @@ from dagster import (
     TableSchema,
     TimeWindowPartitionMapping,
 )
+from dagster import __version__ as dagster_version
 
-from ._core import IoManagerCore, ParquetSerializer, Store, foreign_store
-from .errors import NotFound
+from ._core import IoManagerCore, ParquetSerializer, PickleSerializer, Store, foreign_store
+from .errors import DeserializationError, InvalidConfig, NotFound
 from .serializers import Serializer
 
 __all__ = ["dagster_io_manager", "remote_store_io_manager"]
@@ -37,6 +39,7 @@ def remote_store_io_manager(
     *,
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
     extension: str | None = None,
+    allowed_pickle_globals: Iterable[str] | None = None,
 ) -> IOManager:
     """A Dagster IO manager that keeps outputs in ``store``.
 
@@ -49,6 +52,11 @@ def remote_store_io_manager(
     Several partitions of one input load concurrently, at most
     ``max_concurrency`` at a time.
 
+    ``allowed_pickle_globals`` (pickle only) restricts what a load may import and
+    call to the classes and functions it names, as ``PickleSerializer(allowed_globals=...)``
+    does: ``["@data", "mypackage.*"]``. A stored object that does not load raises
+    ``DeserializationError`` naming the asset, partition and path.
+
     ``store`` is a :class:`Store`, or a store object from another library with
     ``read_bytes(path)`` and ``write(path, data, overwrite=True)`` (such as a
     remote-store ``Store``), used through Python: slower, same behaviour.
@@ -57,7 +65,13 @@ def remote_store_io_manager(
     """
     if not isinstance(store, Store):
         store = foreign_store(store)
-    return _RemoteStoreIOManagerImpl(store, serializer, max_concurrency=max_concurrency, extension=extension)
+    return _RemoteStoreIOManagerImpl(
+        store,
+        serializer,
+        max_concurrency=max_concurrency,
+        extension=extension,
+        allowed_pickle_globals=allowed_pickle_globals,
+    )
 
 
 # The name remote-store's Dagster extension exports, for teams switching by import.
@@ -66,10 +80,20 @@ dagster_io_manager = remote_store_io_manager
 
 class _RemoteStoreIOManagerImpl(IOManager):
     def __init__(
-        self, store: Store, serializer: Union[str, Serializer], *, max_concurrency: int, extension: str | None
+        self,
+        store: Store,
+        serializer: Union[str, Serializer],
+        *,
+        max_concurrency: int,
+        extension: str | None,
+        allowed_pickle_globals: Iterable[str] | None,
     ) -> None:
         self._store = store
-        self._core = IoManagerCore(store, serializer, max_concurrency=max_concurrency, extension=extension)
+        self._max_concurrency = max_concurrency
+        # Pickles load through the serializer, which holds the allow-list of globals.
+        self._pickle = _pickle_serializer(serializer, allowed_pickle_globals)
+        core_serializer = "pickle" if self._pickle is not None else serializer
+        self._core = IoManagerCore(store, core_serializer, max_concurrency=max_concurrency, extension=extension)
         # Tables are encoded here rather than inside the core, so that their row count
         # and schema become metadata and loads return what the input asks for.
         self._parquet = serializer if isinstance(serializer, ParquetSerializer) else None
@@ -134,23 +158,29 @@ class _RemoteStoreIOManagerImpl(IOManager):
         # at the start of the range still gets a dict), or an unpartitioned
         # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
-        if _input_metadata(context).get("allow_missing_partitions"):
-            values = self._load_many(context, list(paths.values()), missing=_MISSING)
-            return {key: value for key, value in zip(paths, values) if value is not _MISSING}
+        partition_at = {path: key for key, path in paths.items()}
         try:
+            if _input_metadata(context).get("allow_missing_partitions"):
+                values = self._load_many(context, list(paths.values()), missing=_MISSING)
+                return {key: value for key, value in zip(paths, values) if value is not _MISSING}
             values = self._load_many(context, list(paths.values()))
         except NotFound as missing:
-            key = next((k for k, p in paths.items() if p == missing.path), None)
-            raise self._not_found(identifier, key, missing) from missing
+            raise self._not_found(identifier, partition_at.get(missing.path), missing) from missing
+        except DeserializationError as err:
+            raise _undecodable(identifier, partition_at.get(err.path), err) from (err.__cause__ or err)
         return dict(zip(paths, values))
 
     def _load(self, context: InputContext, path: str) -> Any:
+        if self._pickle is not None:
+            return self._pickle.load(self._store, path)
         if self._parquet is None:
             return self._core.load_input(path)
         [table] = self._core.load_tables([path], into=_table_kind(context))
         return table
 
     def _load_many(self, context: InputContext, paths: list[str], missing: Any = None) -> list[Any]:
+        if self._pickle is not None:
+            return self._pickle.load_many(self._store, paths, missing=missing, max_concurrency=self._max_concurrency)
         if self._parquet is None:
             return self._core.load_many(paths, missing=missing)
         return self._core.load_tables(paths, into=_table_kind(context), missing=missing)
@@ -163,6 +193,8 @@ class _RemoteStoreIOManagerImpl(IOManager):
             if _is_optional(context):
                 return None  # an `Optional[...]` input of something never stored
             raise self._not_found(identifier, partition, missing) from missing
+        except DeserializationError as err:
+            raise _undecodable(identifier, partition, err) from (err.__cause__ or err)
 
     def _not_found(self, identifier: list[str], partition: str | None, missing: NotFound) -> NotFound:
         where = f" partition {partition!r}" if partition is not None else ""
@@ -174,6 +206,31 @@ class _RemoteStoreIOManagerImpl(IOManager):
             operation="load_input",
             backend=missing.backend,
         )
+
+
+def _pickle_serializer(serializer: Any, allowed_globals: Iterable[str] | None) -> PickleSerializer | None:
+    """The pickle serializer that loads go through, with the allow-list; None for other serializers."""
+    if isinstance(serializer, PickleSerializer):
+        if allowed_globals is None:
+            return serializer
+        if serializer.allowed_globals is not None:
+            raise InvalidConfig(
+                "give allowed_pickle_globals= or PickleSerializer(allowed_globals=...), not both"
+            )
+    elif serializer != "pickle":
+        if allowed_globals is None:
+            return None
+        shown = serializer if isinstance(serializer, str) else type(serializer).__name__
+        raise InvalidConfig(f"allowed_pickle_globals= applies to the pickle serializer, not {shown!r}")
+    return PickleSerializer() if allowed_globals is None else PickleSerializer(allowed_globals=allowed_globals)
+
+
+def _undecodable(identifier: list[str], partition: str | None, err: DeserializationError) -> DeserializationError:
+    """``err`` with the asset and partition whose stored object did not decode."""
+    where = f" partition {partition!r}" if partition is not None else ""
+    return DeserializationError(
+        f"{_describe(identifier)}{where}: {err}", path=err.path, operation="load_input", backend=err.backend
+    )
 
 
 def _identifier(context: Union[InputContext, OutputContext]) -> list[str]:
@@ -200,17 +257,39 @@ def _dimensions(partition_key: str) -> list[str]:
 
 def _maps_to_several(context: InputContext) -> bool:
     """Whether the input's declared partition mapping can map one partition to several."""
-    try:
-        step = context.step_context
-        assets_def = step.job_def.asset_layer.get_assets_def_for_node(step.node_handle)
-        mapping = assets_def.get_partition_mapping_for_dep(context.asset_key)
-    except Exception:  # hand-built contexts, or internals that moved: the one-to-one default
-        return False
+    mapping = _partition_mapping(context)
     if mapping is None or isinstance(mapping, (IdentityPartitionMapping, LastPartitionMapping)):
         return False
     if isinstance(mapping, TimeWindowPartitionMapping):
         return mapping.start_offset != mapping.end_offset
     return True
+
+
+def _partition_mapping(context: InputContext) -> Any:
+    """The partition mapping the reading asset declares for this input, or None.
+
+    Dagster offers no public way from an input to the asset that reads it, so
+    this goes through the step's asset layer, whose method was renamed after
+    dagster 1.9. Should these internals move again, loads fail naming them rather than
+    fall back to a one-to-one mapping, which would load a clipped time window
+    as a bare value instead of ``{partition: value}``.
+    """
+    try:
+        step = context.step_context
+    except DagsterInvariantViolationError:
+        return None  # built by hand (build_input_context): no run, no declared mapping
+    try:
+        layer = step.job_def.asset_layer
+        # Later dagster spells it get_assets_def_for_node; 1.9, assets_def_for_node.
+        find = getattr(layer, "get_assets_def_for_node", None) or layer.assets_def_for_node
+        assets_def = find(step.node_handle)
+        # A plain op reading an asset has no AssetsDefinition, and no mapping.
+        return assets_def.get_partition_mapping(context.asset_key) if assets_def is not None else None
+    except AttributeError as err:
+        raise RuntimeError(
+            f"dagster-remote-store cannot read the partition mapping of input {context.name!r} "
+            f"from dagster {dagster_version} ({err}); this dagster version is not supported"
+        ) from err
 
 
 def _dagster_type(context: Union[InputContext, OutputContext]) -> Any:

@@ -118,6 +118,8 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
     ``"parquet"``; ``custom_serializer`` takes any object with ``extension``,
     ``serialize`` and ``deserialize`` (set in code, not in config) and wins over
     ``serializer``; ``extension`` replaces the serializer's file extension.
+    ``allowed_pickle_globals`` restricts what pickle loads may import and call
+    (``["@data", "mypackage.*"]``; see ``PickleSerializer(allowed_globals=...)``).
     """
 
     store_resource: Optional[DagsterStoreResource] = None
@@ -130,6 +132,7 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
     custom_serializer: ResourceDependency[Any] = None
     extension: Optional[str] = None
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY
+    allowed_pickle_globals: Optional[list[str]] = None
 
     _registry: Optional[Registry] = PrivateAttr(default=None)
 
@@ -157,7 +160,11 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
             store, self._registry = self._build_store(owner)
         serializer = self.custom_serializer if self.custom_serializer is not None else self.serializer
         return remote_store_io_manager(
-            store, serializer, max_concurrency=self.max_concurrency, extension=self.extension
+            store,
+            serializer,
+            max_concurrency=self.max_concurrency,
+            extension=self.extension,
+            allowed_pickle_globals=self.allowed_pickle_globals,
         )
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
@@ -173,4 +180,6 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
         fields.append(("serializer", type(self.custom_serializer).__name__ if self.custom_serializer else self.serializer))
         if self.extension is not None:
             fields.append(("extension", self.extension))
+        if self.allowed_pickle_globals is not None:
+            fields.append(("allowed_pickle_globals", self.allowed_pickle_globals))
         return fields
