@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use serializers::{Json, Registry, SerializeError, Serializer};
 use store_core::StorePath;
 
-use crate::errors::serialize_error;
+use crate::errors::{guard, serialize_error};
 use crate::parquet::Parquet;
 use crate::pickle_stream;
 use crate::store::{Store, parse_path};
@@ -300,7 +300,9 @@ impl PickleSerializer {
     /// The object stored at `path` by the IO manager, verified against its
     /// checksum and unpickled as it is read.
     fn load(&self, py: Python<'_>, store: PyRef<'_, Store>, path: &str) -> PyResult<Py<PyAny>> {
-        pickle_stream::load_with(py, &store.inner, &parse_path(py, path)?, &self.pickle)
+        guard(py, "load_input", Some(path), || {
+            pickle_stream::load_with(py, &store.inner, &parse_path(py, path)?, &self.pickle)
+        })
     }
 
     /// The objects stored at `paths`, fetched concurrently (at most
@@ -315,8 +317,10 @@ impl PickleSerializer {
         missing: Option<Py<PyAny>>,
         max_concurrency: usize,
     ) -> PyResult<Vec<Py<PyAny>>> {
-        let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
-        pickle_stream::load_many(py, &store.inner, &paths, missing, max_concurrency, &self.pickle)
+        guard(py, "load_many", paths.first().map(String::as_str), || {
+            let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+            pickle_stream::load_many(py, &store.inner, &paths, missing, max_concurrency, &self.pickle)
+        })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
