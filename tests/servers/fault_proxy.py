@@ -1,10 +1,11 @@
 """Test-only TCP proxy that injects transport faults between a client and one upstream server.
 
 Each connection through it passes its bytes on, and draws a fault from a seeded random schedule at
-checkpoints along the way: a new connection at its start, then at log-uniform gaps of 64 bytes to
+checkpoints along the way: one within its first 4 KiB, then at log-uniform gaps of 64 bytes to
 ``--max-offset`` (median 45 KiB, mean 2.4 MiB by default), in the request (client to server) or the response
 direction. So small objects and the middle of large bodies both get hit, and a long-lived connection (a
-pooled SSH session) keeps drawing faults however much it carries. The faults:
+pooled SSH session) keeps drawing faults however much it carries. Each fault is drawn when its checkpoint is
+reached, with the rates then in force, so switching the rates takes effect at once. The faults:
 
 - ``reset``: the connection is reset (RST, via SO_LINGER 0) at that byte;
 - ``drop``: both sides are closed (FIN, or RST for half of them) at that byte, as a server dying mid-body;
@@ -58,11 +59,12 @@ READ_SIZE = 64 << 10
 
 
 class Checkpoint:
-    """Where a connection next draws a byte fault: in which direction, after how many bytes in all; and
-    what it drew (`kind` None: nothing, the connection goes on to its next checkpoint)."""
+    """Where a connection next draws a byte fault: in which direction, after how many bytes in all, and
+    whether it is the connection's first (within its first 4 KiB, the only one that may draw a handshake
+    drop). The fault is drawn when the checkpoint is reached, with the rates then in force."""
 
-    def __init__(self, kind: str | None, direction: str, offset: int, abortive: bool) -> None:
-        self.kind, self.direction, self.offset, self.abortive = kind, direction, offset, abortive
+    def __init__(self, direction: str, offset: int, first: bool) -> None:
+        self.direction, self.offset, self.first = direction, offset, first
 
 
 class Proxy:
@@ -97,18 +99,14 @@ class Proxy:
                 return kind
         return None
 
-    def plan(self, sent: dict[str, int]) -> Checkpoint:
-        """The next checkpoint of a connection that has passed on `sent` bytes in each direction; only a new
-        connection's may be a handshake drop."""
-        first = not any(sent.values())
-        kind = self.draw(BYTE_FAULTS if first else BYTE_FAULTS[:-1])
+    def plan(self, sent: dict[str, int] | None) -> Checkpoint:
+        """The first checkpoint of a new connection (`sent` None), or the next one of a connection that has
+        passed on `sent` bytes in each direction."""
         direction = self.random.choice(("request", "response"))
-        if kind == "handshake_drop":
-            gap = self.random.randrange(HANDSHAKE_BYTES)
-        else:
-            gap = int(math.exp(self.random.uniform(math.log(64), math.log(self.max_offset))))
-        abortive = kind == "reset" or self.random.random() < 0.5
-        return Checkpoint(kind, direction, sent[direction] + gap, abortive)
+        if sent is None:
+            return Checkpoint(direction, self.random.randrange(HANDSHAKE_BYTES), first=True)
+        gap = int(math.exp(self.random.uniform(math.log(64), math.log(self.max_offset))))
+        return Checkpoint(direction, sent[direction] + gap, first=False)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.counts["connections"] += 1
@@ -158,7 +156,7 @@ class Connection:
         self.client = (reader, writer)
         self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.sent = {"request": 0, "response": 0}
-        self.checkpoint = proxy.plan(self.sent)
+        self.checkpoint = proxy.plan(None)
         self.closed = asyncio.Event()
 
     async def run(self) -> None:
@@ -209,12 +207,13 @@ class Connection:
                 await writer.drain()
                 self.sent[direction] += len(head)
                 self.checkpoint = self.proxy.plan(self.sent)
-                if point.kind is None:
+                kind = self.proxy.draw(BYTE_FAULTS if point.first else BYTE_FAULTS[:-1])
+                if kind is None:
                     continue
-                self.proxy.counts[point.kind] += 1
-                if point.kind == "delay":
+                self.proxy.counts[kind] += 1
+                if kind == "delay":
                     await asyncio.sleep(self.proxy.delay)
-                elif point.kind == "stall":
+                elif kind == "stall":
                     # Nothing more is passed on. Reading on notices the client giving up; a server that
                     # closes meanwhile leaves the client waiting until it gives up.
                     while await reader.read(READ_SIZE):
@@ -223,7 +222,7 @@ class Connection:
                         await self.closed.wait()
                     return
                 else:
-                    self.close(abortive=point.abortive)
+                    self.close(abortive=kind == "reset" or self.proxy.random.random() < 0.5)
                     return
             writer.write(data)
             await writer.drain()
