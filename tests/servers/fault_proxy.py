@@ -11,8 +11,8 @@ reached, with the rates then in force, so switching the rates takes effect at on
 - ``drop``: both sides are closed (FIN, or RST for half of them) at that byte, as a server dying mid-body;
 - ``stall``: nothing more is passed on in that direction until the client gives up;
 - ``delay``: forwarding pauses for ``--delay`` seconds, then goes on;
-- ``handshake_drop`` (drawn only at a connection's start): a reset or drop within its first 4 KiB, which
-  for SSH is the handshake;
+- ``handshake_drop`` (drawn only at a connection's first checkpoint): a reset or drop within its first 4 KiB,
+  which for SSH is the handshake;
 - ``http_500``, ``http_503``, ``http_429`` (``--http`` only): a request is answered by the proxy itself with
   that status and ``Connection: close``; it never reaches the server. Drawn for every request, not only a
   connection's first, so pooled keep-alive connections get them too.
@@ -44,7 +44,6 @@ import math
 import random
 import socket
 import struct
-import sys
 from collections import Counter
 
 BYTE_FAULTS = ("reset", "drop", "stall", "delay", "handshake_drop")
@@ -332,4 +331,3 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
-    sys.exit(0)
