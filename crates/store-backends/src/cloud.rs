@@ -121,7 +121,9 @@ pub(crate) fn config_error(backend: &str, err: object_store::Error) -> Error {
 /// The kind of a request that failed after retries: connection failures,
 /// timeouts, throttling and server errors are transient; auth failures are
 /// permission errors. object_store keeps its retry error private, so the
-/// status is read from the error text it always writes (`status code: 503`).
+/// status is read from the error text it always writes (`status code: 503`,
+/// and `error response` for an S3 success whose body reports an error); the
+/// tests below fail if that text changes.
 pub(crate) fn classify(err: &object_store::Error) -> Option<ErrorKind> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(current) = source {
@@ -131,9 +133,16 @@ pub(crate) fn classify(err: &object_store::Error) -> Option<ErrorKind> {
         source = current.source();
     }
     let text = err.to_string();
+    if text.contains("Server returned error response") {
+        // S3 answered 200 with InternalError or SlowDown in the body, as a 5xx, and the retries ran out.
+        return Some(ErrorKind::Unavailable);
+    }
     let (_, after) = text.split_once("status code: ")?;
     match after.get(..3)?.parse::<u16>().ok()? {
         408 | 429 | 500..=599 => Some(ErrorKind::Unavailable),
+        // Azure: another writer of the same blob committed its block list first, which discards this upload's
+        // uncommitted blocks. Nothing was stored; the write may be made again.
+        400 if after.contains("InvalidBlockList") => Some(ErrorKind::Unavailable),
         401 | 403 => Some(ErrorKind::PermissionDenied),
         _ => None,
     }
@@ -158,5 +167,116 @@ mod tests {
         assert!(attempt < seconds(config.retry_timeout) && 2.0 * attempt > seconds(config.retry_timeout));
         let worst = seconds(config.retry_timeout) + seconds(config.max_backoff) + attempt;
         assert_eq!(worst, 165.0);
+    }
+}
+
+/// Real object_store clients against a tiny local HTTP server that answers as told.
+#[cfg(all(test, any(feature = "azure", feature = "s3")))]
+mod answers {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    use store_core::Backend;
+
+    use super::*;
+
+    /// An HTTP server on a free local port that answers every request with `status` and `body`.
+    fn serve(status: &'static str, body: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || answer(stream, status, body));
+            }
+        });
+        port
+    }
+
+    fn answer(stream: TcpStream, status: &str, body: &str) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        loop {
+            let (mut line, mut length) = (String::new(), 0);
+            while line != "\r\n" {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut request_body = vec![0; length];
+            if reader.read_exact(&mut request_body).is_err() {
+                return;
+            }
+            let response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            if (&stream).write_all(response.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn no_retries() -> ClientConfig {
+        ClientConfig { max_retries: 0, allow_http: true, ..ClientConfig::default() }
+    }
+
+    /// What a write to a server that answers `status` and `body` fails with, retries off.
+    #[cfg(feature = "azure")]
+    async fn write_error(status: &'static str, body: &'static str) -> store_core::Error {
+        let port = serve(status, body);
+        let account = "devstoreaccount1";
+        let backend = crate::AzureBackend::new(crate::AzureConfig {
+            container: "c".into(),
+            account_name: Some(account.into()),
+            // Azurite's published development key: any well-formed key does.
+            account_key: Some(
+                "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==".into(),
+            ),
+            account_url: Some(format!("http://127.0.0.1:{port}/{account}")),
+            client: no_retries(),
+            ..crate::AzureConfig::default()
+        })
+        .unwrap();
+        backend.write(&"x.bin".parse().unwrap(), "data".into(), store_core::WriteMode::Overwrite).await.unwrap_err()
+    }
+
+    #[cfg(feature = "azure")]
+    #[tokio::test]
+    async fn failed_requests_are_classified_from_object_stores_error_text() {
+        let cases = [
+            ("503 Service Unavailable", "<Error><Code>ServerBusy</Code></Error>", ErrorKind::Unavailable),
+            ("500 Internal Server Error", "", ErrorKind::Unavailable),
+            ("429 Too Many Requests", "", ErrorKind::Unavailable),
+            ("408 Request Timeout", "", ErrorKind::Unavailable),
+            ("400 Bad Request", "<Error><Code>InvalidBlockList</Code></Error>", ErrorKind::Unavailable),
+            ("400 Bad Request", "<Error><Code>InvalidHeaderValue</Code></Error>", ErrorKind::Other),
+            ("403 Forbidden", "<Error><Code>AuthenticationFailed</Code></Error>", ErrorKind::PermissionDenied),
+        ];
+        for (status, body, kind) in cases {
+            let err = write_error(status, body).await;
+            assert_eq!(err.kind(), kind, "{status} {body}: {err}");
+            // The text `classify` reads.
+            assert!(err.to_string().contains(&format!("status code: {}", &status[..3])), "{err}");
+        }
+    }
+
+    /// S3 may answer a copy 200 with an error in the body, which object_store retries as a 5xx.
+    #[cfg(feature = "s3")]
+    #[tokio::test]
+    async fn an_s3_success_reporting_an_internal_error_is_unavailable() {
+        let port = serve("200 OK", "<Error><Code>InternalError</Code></Error>");
+        let backend = crate::S3Backend::new(crate::S3Config {
+            bucket: "b".into(),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("key".into()),
+            secret_access_key: Some("secret".into()),
+            client: no_retries(),
+            ..crate::S3Config::default()
+        })
+        .unwrap();
+        let err = backend.copy(&"a".parse().unwrap(), &"b".parse().unwrap(), true).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.to_string().contains("Server returned error response"), "{err}");
     }
 }

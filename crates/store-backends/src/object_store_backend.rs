@@ -352,7 +352,7 @@ enum FetchBody {
 
 impl Fetch {
     async fn bytes(self) -> Result<(Bytes, Metadata)> {
-        let data = match self.body {
+        let data: Bytes = match self.body {
             FetchBody::Whole(result) => result.bytes().await.map_err(map_error)?,
             FetchBody::Parts(mut parts) => {
                 let mut data = store_core::buffer::with_capacity(self.size as usize);
@@ -362,6 +362,9 @@ impl Fetch {
                 data.into()
             }
         };
+        if data.len() as u64 != self.size {
+            return Err(cut_short(data.len() as u64, self.size));
+        }
         Ok((data, self.metadata))
     }
 
@@ -370,8 +373,30 @@ impl Fetch {
             FetchBody::Whole(result) => result.into_stream().map_err(map_error).boxed(),
             FetchBody::Parts(parts) => parts,
         };
-        ObjectStream { size: Some(self.size), metadata: self.metadata, chunks }
+        ObjectStream { size: Some(self.size), metadata: self.metadata, chunks: exactly(chunks, self.size) }
     }
+}
+
+/// `chunks`, failing at their end unless they came to `size` bytes: a body cut short must fail the read
+/// (as a transport error, worth retrying), never pass for the whole object.
+fn exactly(chunks: BoxStream<'static, Result<Bytes>>, size: u64) -> BoxStream<'static, Result<Bytes>> {
+    stream::unfold(Some((chunks, 0)), move |state| async move {
+        let (mut chunks, seen) = state?;
+        match chunks.next().await {
+            Some(Ok(chunk)) => {
+                let seen = seen + chunk.len() as u64;
+                Some((Ok(chunk), Some((chunks, seen))))
+            }
+            Some(Err(e)) => Some((Err(e), None)),
+            None if seen == size => None,
+            None => Some((Err(cut_short(seen, size)), None)),
+        }
+    })
+    .boxed()
+}
+
+fn cut_short(seen: u64, size: u64) -> Error {
+    Error::new(ErrorKind::Unavailable, format!("the object's body ended after {seen} of its {size} bytes"))
 }
 
 /// The first `limit` bytes of `body`; the rest is never read (the connection is dropped).
@@ -606,6 +631,20 @@ mod tests {
         let err = rest.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Precondition, "never a mix of two versions");
         assert!(err.to_string().contains("replaced while it was being read"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_fails_the_read_as_unavailable() {
+        use bytes::Bytes;
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        use store_core::ErrorKind;
+
+        let chunks = || stream::iter([Ok(Bytes::from("abc")), Ok(Bytes::from("de"))]).boxed();
+        let whole: Vec<Bytes> = super::exactly(chunks(), 5).try_collect().await.unwrap();
+        assert_eq!(whole.concat(), b"abcde");
+        let err = super::exactly(chunks(), 8).try_collect::<Vec<Bytes>>().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.to_string().contains("after 5 of its 8 bytes"), "{err}");
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! and exports `DRS_TEST_SERVERS=sftp` and the `DRS_TEST_SFTP_*` variables read here.
 #![cfg(feature = "sftp")]
 
-use std::io;
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -158,43 +158,64 @@ server_test! {
     }
 }
 
-/// A TCP proxy to the test server that can cut every connection through it, as a network failure would.
+/// A TCP proxy to the test server that can cut the connections through it, as a network failure would: all
+/// at once, or each once it has carried so many bytes from the server.
 struct Proxy {
     port: u16,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-    accepted: Arc<AtomicUsize>,
+    /// Both ends of each connection made: the client's and the server's.
+    links: Arc<Mutex<Vec<Link>>>,
+    /// How many bytes from the server new connections may carry before they are cut.
+    limit: Arc<AtomicU64>,
 }
+
+type Link = [Arc<TcpStream>; 2];
 
 impl Proxy {
     fn start(server: (String, u16)) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (open, accepted) = (Arc::<Mutex<Vec<TcpStream>>>::default(), Arc::<AtomicUsize>::default());
-        let (open2, accepted2) = (open.clone(), accepted.clone());
+        let (links, limit) = (Arc::<Mutex<Vec<Link>>>::default(), Arc::new(AtomicU64::new(u64::MAX)));
+        let (links2, limit2) = (links.clone(), limit.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let (Ok(client), Ok(upstream)) = (client, TcpStream::connect(&server)) else { continue };
-                accepted2.fetch_add(1, Ordering::SeqCst);
-                open2.lock().unwrap().extend([client.try_clone().unwrap(), upstream.try_clone().unwrap()]);
-                pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                pipe(upstream, client);
+                let link = [Arc::new(client), Arc::new(upstream)];
+                links2.lock().unwrap().push(link.clone());
+                pipe(&link, 0, 1, u64::MAX);
+                pipe(&link, 1, 0, limit2.load(Ordering::SeqCst));
             }
         });
-        Proxy { port, open, accepted }
+        Proxy { port, links, limit }
+    }
+
+    fn accepted(&self) -> usize {
+        self.links.lock().unwrap().len()
     }
 
     fn cut(&self) {
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        self.links.lock().unwrap().iter().for_each(close);
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+/// Passes bytes from end `from` of `link` to end `to` until either closes or `limit` bytes have passed; then
+/// cuts the connection.
+fn pipe(link: &Link, from: usize, to: usize, mut limit: u64) {
+    let link = link.clone();
     std::thread::spawn(move || {
-        let _ = io::copy(&mut from, &mut to);
-        let _ = to.shutdown(Shutdown::Both);
+        let mut buffer = vec![0; 64 << 10];
+        while let Ok(read @ 1..) = (&*link[from]).read(&mut buffer) {
+            let n = read.min(usize::try_from(limit).unwrap_or(usize::MAX));
+            limit -= n as u64;
+            if (&*link[to]).write_all(&buffer[..n]).is_err() || n < read || limit == 0 {
+                break;
+            }
+        }
+        close(&link);
     });
+}
+
+fn close(link: &Link) {
+    link.iter().for_each(|end| drop(end.shutdown(Shutdown::Both)));
 }
 
 server_test! {
@@ -217,14 +238,64 @@ server_test! {
         for read in <[_; 4]>::from(reads) {
             assert_eq!(read.unwrap(), "before");
         }
-        let connections = proxy.accepted.load(Ordering::SeqCst);
+        let connections = proxy.accepted();
 
         proxy.cut();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(store.read(&path).await.unwrap(), "before");
         store.write(&path, "after".into(), WriteMode::Overwrite).await.unwrap();
         assert_eq!(store.read(&path).await.unwrap(), "after");
-        assert!(proxy.accepted.load(Ordering::SeqCst) > connections, "new connections were made");
+        assert!(proxy.accepted() > connections, "new connections were made");
+    }
+}
+
+/// A config for the test server through `proxy`, with small timeouts.
+async fn through(proxy: &Proxy, max_retries: u32) -> SftpConfig {
+    SftpConfig {
+        host: "127.0.0.1".into(),
+        port: proxy.port,
+        host_key: SftpHostKey::Fingerprint(server_fingerprint().await),
+        connect_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(2),
+        max_retries,
+        ..config(key_auth())
+    }
+}
+
+server_test! {
+    /// Every connection is cut after 1.5 MiB from the server: a 3 MiB streamed read (1 MiB chunks) goes on from
+    /// where each connection stopped, and yields the object exactly; libssh2's early "end of file" never ends it
+    /// short.
+    async fn a_streamed_read_resumes_after_lost_connections() {
+        let direct = isolated(config(key_auth()), "resume").await;
+        let path = p("big.bin");
+        let data: Bytes = (0..3u64 << 20).map(byte_at).collect();
+        direct.write(&path, data.clone(), WriteMode::Overwrite).await.unwrap();
+        let proxy = Proxy::start((env("DRS_TEST_SFTP_HOST"), env("DRS_TEST_SFTP_PORT").parse().unwrap()));
+        proxy.limit.store(3 << 19, Ordering::SeqCst);
+        let store = Store::new(SftpBackend::connect(through(&proxy, 3).await).await.unwrap());
+        let store = store.child(direct.root().unwrap());
+        let chunks: Vec<Bytes> = store.read_stream(&path).await.unwrap().map(Result::unwrap).collect().await;
+        assert!(chunks.concat() == data, "read {} bytes, not the object's {}", chunks.concat().len(), data.len());
+        assert!(proxy.accepted() >= 3, "the connections were cut: {}", proxy.accepted());
+    }
+}
+
+server_test! {
+    /// A connection cut anywhere in the SSH handshake, the login or the first requests fails as Unavailable
+    /// (a transient failure, retried), never as a refusal or another error.
+    async fn a_connection_cut_while_connecting_is_unavailable() {
+        let proxy = Proxy::start((env("DRS_TEST_SFTP_HOST"), env("DRS_TEST_SFTP_PORT").parse().unwrap()));
+        let config = through(&proxy, 0).await;
+        let mut cut = 0;
+        for limit in (0..8192).step_by(41) {
+            proxy.limit.store(limit, Ordering::SeqCst);
+            if let Err(err) = SftpBackend::connect(config.clone()).await {
+                assert_eq!(err.kind(), ErrorKind::Unavailable, "cut after {limit} bytes: {err}");
+                cut += 1;
+            }
+        }
+        assert!(cut > 50, "only {cut} connections were cut before they were up");
     }
 }
 
@@ -331,6 +402,163 @@ server_test! {
         eprintln!("peak RSS grew by {:.1} MiB while streaming 256 MiB up and back", grown as f64 / (1 << 20) as f64);
         assert!(grown < 64 << 20, "peak RSS grew by {grown} bytes");
         store.delete(&path, false).await.unwrap();
+    }
+}
+
+/// An OpenSSH server of the test's own, on a free port and with a host key of its own, to kill, restart and
+/// stop: the shared test server is never touched. It serves the shared server's user, folder and client key.
+struct PrivateServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    fingerprint: String,
+    listener: Option<std::process::Child>,
+}
+
+impl PrivateServer {
+    fn start() -> PrivateServer {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("host_ed25519");
+        let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status();
+        assert!(made.unwrap().success(), "ssh-keygen failed");
+        let listed = Command::new("ssh-keygen").arg("-lf").arg(key.with_extension("pub")).output().unwrap();
+        let fingerprint = String::from_utf8_lossy(&listed.stdout).split_whitespace().nth(1).unwrap().to_owned();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let settings = format!(
+            "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nPidFile none\nAuthorizedKeysFile .ssh/authorized_keys\n\
+             StrictModes no\nUsePAM no\nPasswordAuthentication no\nAllowUsers {}\nSubsystem sftp internal-sftp\n",
+            key.display(),
+            env("DRS_TEST_SFTP_USER")
+        );
+        std::fs::write(dir.path().join("sshd_config"), settings).unwrap();
+        let mut server = PrivateServer { dir, port, fingerprint, listener: None };
+        server.launch();
+        server
+    }
+
+    /// Starts sshd and waits until it greets.
+    fn launch(&mut self) {
+        let config = self.dir.path().join("sshd_config");
+        let sshd = Command::new("/usr/sbin/sshd").arg("-D").arg("-f").arg(config).spawn().unwrap();
+        self.listener = Some(sshd);
+        for _ in 0..100 {
+            let mut banner = [0; 4];
+            if TcpStream::connect(("127.0.0.1", self.port)).and_then(|mut s| s.read_exact(&mut banner)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the private sshd on port {} did not start", self.port);
+    }
+
+    /// Sends `signal` to the listener and every process under it (the sessions it serves).
+    fn signal(&self, signal: &str) {
+        let Some(listener) = &self.listener else { return };
+        let mut pids = vec![listener.id()];
+        let mut at = 0;
+        while at < pids.len() {
+            pids.extend(children(pids[at]));
+            at += 1;
+        }
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        // Sessions may have ended meanwhile: kill then says so, which is fine.
+        Command::new("kill").arg(format!("-{signal}")).args(&pids).stderr(Stdio::null()).status().unwrap();
+    }
+
+    /// Kills the server and its sessions, as a crash or a reboot would.
+    fn kill(&mut self) {
+        self.signal("KILL");
+        if let Some(mut listener) = self.listener.take() {
+            listener.wait().unwrap();
+        }
+    }
+
+    fn config(&self, io_timeout: Duration, max_retries: u32) -> SftpConfig {
+        SftpConfig {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            host_key: SftpHostKey::Fingerprint(self.fingerprint.clone()),
+            io_timeout,
+            connect_timeout: io_timeout,
+            max_retries,
+            ..config(key_auth())
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        self.kill();
+    }
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // "pid (name) state ppid ...": the name may hold spaces, so read after its closing parenthesis.
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+            let parent: u32 = fields.nth(1)?.parse().ok()?;
+            let child: u32 = stat.split_whitespace().next()?.parse().ok()?;
+            (parent == pid).then_some(child)
+        })
+        .collect()
+}
+
+server_test! {
+    /// A server killed (with every session it served) and started again is used again by the same store: its
+    /// pooled sessions are dead, and the calls reconnect.
+    async fn a_restarted_server_is_used_again() {
+        let mut server = PrivateServer::start();
+        let store = isolated(server.config(Duration::from_secs(2), 5), "restart").await;
+        let path = p("r.txt");
+        store.write(&path, "before".into(), WriteMode::Overwrite).await.unwrap();
+        let reads = tokio::join!(store.read(&path), store.read(&path), store.read(&path));
+        for read in <[_; 3]>::from(reads) {
+            assert_eq!(read.unwrap(), "before");
+        }
+        server.kill();
+        server.launch();
+        assert_eq!(store.read(&path).await.unwrap(), "before");
+        store.write(&path, "after".into(), WriteMode::Overwrite).await.unwrap();
+        let mut stream = store.read_stream(&path).await.unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), "after");
+    }
+}
+
+server_test! {
+    /// A server that stops answering (SIGSTOP: connections open, nothing read) fails each call as Unavailable
+    /// once its timeouts and retries are spent, never hanging: each attempt takes one configured timeout.
+    async fn a_server_that_stops_answering_fails_calls_within_their_timeouts() {
+        let server = PrivateServer::start();
+        let (timeout, retries) = (Duration::from_secs(1), 1);
+        let store = isolated(server.config(timeout, retries), "stopped").await;
+        let path = p("s.txt");
+        store.write(&path, "x".into(), WriteMode::Overwrite).await.unwrap();
+        server.signal("STOP");
+        // Each attempt waits one timeout for the first answer that never comes; then a backoff of at most
+        // 100 ms. Nothing waits for the dead session's goodbye.
+        let limit = timeout * (retries + 1) + Duration::from_millis(500);
+        for call in ["read", "write", "stream"] {
+            let started = std::time::Instant::now();
+            let attempt = async {
+                match call {
+                    "read" => store.read(&path).await.map(drop),
+                    "write" => store.write(&path, "y".into(), WriteMode::Overwrite).await.map(drop),
+                    _ => store.read_stream(&path).await.map(drop),
+                }
+            };
+            let result = tokio::time::timeout(limit * 3, attempt).await.unwrap_or_else(|_| panic!("{call} hung"));
+            let err = result.expect_err(call);
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{call}: {err}");
+            eprintln!("{call} on a stopped server failed after {:?}: {err}", started.elapsed());
+            assert!(started.elapsed() <= limit, "{call} took {:?}, more than {limit:?}", started.elapsed());
+        }
+        server.signal("CONT");
+        assert_eq!(store.read(&path).await.unwrap(), "x", "once it answers again, the store uses it");
     }
 }
 

@@ -78,6 +78,8 @@ impl Conn {
         // Seeking only moves libssh2's local offset: no request is sent.
         file.seek(SeekFrom::Start(range.start)).map_err(|e| self.io_error(e))?;
         let mut data = vec![0; (range.end - range.start) as usize];
+        // Exactly the bytes the size promises: libssh2 may report the end of the file where the connection
+        // dropped, and a short read must fail (and be retried), never pass for the object.
         file.read_exact(&mut data).map_err(|e| self.io_error(e))?;
         Ok(data.into())
     }
@@ -89,25 +91,38 @@ impl Conn {
         Ok((file, stat))
     }
 
-    /// Reads `file` in chunks of [`CHUNK`] bytes (the last one shorter) and hands each to `send`, until the end
-    /// of the file or until `send` returns `false`.
-    pub(super) fn read_chunks(&self, mut file: File, mut send: impl FnMut(Bytes) -> bool) -> Result<()> {
-        loop {
-            // Whole chunks, not whatever one read returns, so that each read asks for a lot.
-            let mut chunk = vec![0; CHUNK];
-            let mut filled = 0;
-            while filled < CHUNK {
-                match file.read(&mut chunk[filled..]).map_err(|e| self.io_error(e))? {
-                    0 => break,
-                    n => filled += n,
-                }
-            }
-            chunk.truncate(filled);
-            // A short chunk is the last one.
-            if filled == 0 || !send(chunk.into()) || filled < CHUNK {
-                return Ok(());
+    /// Opens the file at `path` again to resume reading it, if it is still the one that had `stat` (same size
+    /// and modification time): writers replace files whole, so another file there is another object.
+    pub(super) fn reopen(&self, path: &str, stat: &FileStat) -> Result<File> {
+        let (file, now) = self.open(path)?;
+        if (now.size, now.mtime) != (stat.size, stat.mtime) {
+            return Err(Error::new(ErrorKind::Precondition, "the object was replaced while it was being read"));
+        }
+        Ok(file)
+    }
+
+    /// Reads `file` from `*position` to `size` in chunks of [`CHUNK`] bytes (the last one shorter) and hands
+    /// each to `send`, until `size` or until `send` returns `false`. `*position` is how far the chunks
+    /// handed over reach, also when this fails, so that a new connection can resume there.
+    pub(super) fn read_chunks(
+        &self,
+        mut file: File,
+        position: &mut u64,
+        size: u64,
+        mut send: impl FnMut(Bytes) -> bool,
+    ) -> Result<()> {
+        file.seek(SeekFrom::Start(*position)).map_err(|e| self.io_error(e))?;
+        while *position < size {
+            // Whole chunks, not whatever one read returns, so that each read asks for a lot; and exactly
+            // `size` bytes in all, as in `read`.
+            let mut chunk = vec![0; (size - *position).min(CHUNK as u64) as usize];
+            file.read_exact(&mut chunk).map_err(|e| self.io_error(e))?;
+            *position += chunk.len() as u64;
+            if !send(chunk.into()) {
+                break;
             }
         }
+        Ok(())
     }
 
     /// Metadata of the file at `path`; folders are not objects.
@@ -136,15 +151,18 @@ impl Conn {
 
     /// Streams `from` into a temporary beside `to`, then renames it into place: SFTP v3 has no copy.
     pub(super) fn copy(&self, from: &str, to: &str, overwrite: bool) -> Result<()> {
-        let (mut source, _) = self.open(from)?;
+        let (mut source, stat) = self.open(from)?;
+        let mut left = stat.size.unwrap_or(0);
         self.upload(to, overwrite, |target| {
             let mut buffer = vec![0; CHUNK];
-            loop {
-                match source.read(&mut buffer)? {
-                    0 => return Ok(()),
-                    n => target.write_all(&buffer[..n])?,
-                }
+            while left > 0 {
+                // Exactly the source's size, as in `read`: a short read fails the copy.
+                let piece = &mut buffer[..left.min(CHUNK as u64) as usize];
+                source.read_exact(piece)?;
+                target.write_all(piece)?;
+                left -= piece.len() as u64;
             }
+            Ok(())
         })
     }
 
@@ -180,8 +198,13 @@ impl Conn {
 
     /// Creates `folder` and any missing parents; tolerates racing creators.
     pub(super) fn mkdir_all(&self, folder: &str) -> Result<()> {
+        // SFTP v3 answers a bare failure for an existing folder: look, and if looking fails, say why.
         let make = || match self.sftp.mkdir(Path::new(folder), 0o755) {
-            Err(_) if self.sftp.stat(Path::new(folder)).is_ok_and(|s| s.is_dir()) => Ok(()),
+            Err(e) if !is_not_found(&e) => match self.sftp.stat(Path::new(folder)) {
+                Ok(stat) if stat.is_dir() => Ok(()),
+                Err(looking) if error_kind(&looking) == ErrorKind::Unavailable => Err(looking),
+                _ => Err(e),
+            },
             other => other,
         };
         match make() {
@@ -252,22 +275,34 @@ impl Conn {
     /// A plain SFTP v3 rename: OpenSSH links the new name, so it fails if `to` exists and one racer wins.
     fn rename_new(&self, from: &str, to: &str) -> Result<()> {
         self.sftp.rename(Path::new(from), Path::new(to), Some(RenameFlags::empty())).map_err(|e| {
-            // SFTP v3 has no "already exists" status: the server answers a bare failure.
-            if e.code() == ErrorCode::SFTP(raw::LIBSSH2_FX_FAILURE) && self.sftp.stat(Path::new(to)).is_ok() {
-                Error::new(ErrorKind::AlreadyExists, "an object already exists at the target").with_source(e)
-            } else {
-                map_error(e)
+            // SFTP v3 has no "already exists" status: the server answers a bare failure. Look; if looking
+            // fails for want of a connection, that is the error to report (and retry).
+            if e.code() != ErrorCode::SFTP(raw::LIBSSH2_FX_FAILURE) {
+                return map_error(e);
+            }
+            match self.sftp.stat(Path::new(to)) {
+                Ok(_) => Error::new(ErrorKind::AlreadyExists, "an object already exists at the target").with_source(e),
+                Err(looking) if error_kind(&looking) == ErrorKind::Unavailable => map_error(looking),
+                Err(_) => map_error(e),
             }
         })
     }
 
-    /// Maps an error from ssh2's `Read`/`Write`, which keep only the message: the session's last error
-    /// tells a server's refusal (an SFTP status, final) from a failed connection (transient).
+    /// Maps an error from ssh2's `Read`/`Write`, which keep only the message. A transfer that ended early
+    /// (libssh2 may report a dropped connection as the end of the file) or timed out failed for want of a
+    /// connection (transient); otherwise the session's last error, which the failed call set, tells a
+    /// server's refusal (an SFTP status, final) from a failed connection.
     fn io_error(&self, err: io::Error) -> Error {
+        let message = match err.kind() {
+            io::ErrorKind::UnexpectedEof => "SFTP transfer ended before the object's last byte".to_owned(),
+            io::ErrorKind::WriteZero => "SFTP transfer stopped taking bytes".to_owned(),
+            _ => format!("SFTP transfer failed: {err}"),
+        };
         let last = ssh2::Error::last_session_error(&self.session).map(|e| e.code());
-        let refused = last == Some(ErrorCode::Session(raw::LIBSSH2_ERROR_SFTP_PROTOCOL));
+        let refused = last == Some(ErrorCode::Session(raw::LIBSSH2_ERROR_SFTP_PROTOCOL))
+            && !matches!(err.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::WriteZero | io::ErrorKind::TimedOut);
         let kind = if refused { ErrorKind::Other } else { ErrorKind::Unavailable };
-        Error::new(kind, format!("SFTP transfer failed: {err}")).with_source(err)
+        Error::new(kind, message).with_source(err)
     }
 }
 
@@ -365,6 +400,12 @@ fn log_in(session: &Session, config: &SftpConfig) -> Result<()> {
         // A failed connection is worth a retry; anything else is a refusal. libssh2's messages are fixed texts,
         // never the secrets.
         Err(e) if !is_auth_error(&e) => Err(map_error(e)),
+        // libssh2 reports a connection lost while waiting for the server's verdict as a refused key. A server
+        // that refused is still there and lists its login methods; one that cannot is gone.
+        Err(e) if session.auth_methods(user).is_err() => {
+            let message = format!("the connection to {} failed during login: {}", config.server(), e.message());
+            Err(Error::new(ErrorKind::Unavailable, message).with_source(e))
+        }
         result => {
             let reason = result.err().map_or_else(|| "not authenticated".to_owned(), |e| e.message().to_owned());
             let message = format!("{} refused {method} login as {user:?}: {reason}", config.server());
@@ -390,24 +431,32 @@ fn is_not_found(err: &ssh2::Error) -> bool {
     matches!(err.code(), ErrorCode::SFTP(raw::LIBSSH2_FX_NO_SUCH_FILE | raw::LIBSSH2_FX_NO_SUCH_PATH))
 }
 
+/// The kind [`map_error`] gives `err`.
+fn error_kind(err: &ssh2::Error) -> ErrorKind {
+    match err.code() {
+        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_SUCH_FILE | raw::LIBSSH2_FX_NO_SUCH_PATH) => ErrorKind::NotFound,
+        ErrorCode::SFTP(raw::LIBSSH2_FX_PERMISSION_DENIED | raw::LIBSSH2_FX_WRITE_PROTECT) => {
+            ErrorKind::PermissionDenied
+        }
+        ErrorCode::SFTP(raw::LIBSSH2_FX_FILE_ALREADY_EXISTS) => ErrorKind::AlreadyExists,
+        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_CONNECTION | raw::LIBSSH2_FX_CONNECTION_LOST) | ErrorCode::Session(_) => {
+            ErrorKind::Unavailable
+        }
+        ErrorCode::SFTP(_) => ErrorKind::Other,
+    }
+}
+
 /// Maps a libssh2 error onto our kinds, with store-relative wording (libssh2's texts name no paths). SFTP
 /// status codes are the server's answer to a request; any other libssh2 error means the session failed
 /// (socket closed, timeout, protocol error), which a fresh connection may fix.
 fn map_error(err: ssh2::Error) -> Error {
-    let (kind, message) = match err.code() {
-        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_SUCH_FILE | raw::LIBSSH2_FX_NO_SUCH_PATH) => {
-            (ErrorKind::NotFound, "no such object".to_owned())
-        }
-        ErrorCode::SFTP(raw::LIBSSH2_FX_PERMISSION_DENIED | raw::LIBSSH2_FX_WRITE_PROTECT) => {
-            (ErrorKind::PermissionDenied, "the SFTP server denied access".to_owned())
-        }
-        ErrorCode::SFTP(raw::LIBSSH2_FX_FILE_ALREADY_EXISTS) => {
-            (ErrorKind::AlreadyExists, "an object already exists at the target".to_owned())
-        }
-        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_CONNECTION | raw::LIBSSH2_FX_CONNECTION_LOST) | ErrorCode::Session(_) => {
-            (ErrorKind::Unavailable, format!("SSH connection failed: {}", err.message()))
-        }
-        ErrorCode::SFTP(_) => (ErrorKind::Other, format!("SFTP request failed: {}", err.message())),
+    let kind = error_kind(&err);
+    let message = match kind {
+        ErrorKind::NotFound => "no such object".to_owned(),
+        ErrorKind::PermissionDenied => "the SFTP server denied access".to_owned(),
+        ErrorKind::AlreadyExists => "an object already exists at the target".to_owned(),
+        ErrorKind::Unavailable => format!("SSH connection failed: {}", err.message()),
+        _ => format!("SFTP request failed: {}", err.message()),
     };
     Error::new(kind, message).with_source(err)
 }

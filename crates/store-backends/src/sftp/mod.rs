@@ -27,9 +27,14 @@
 //! one pooled session for the whole transfer, so memory stays at a few chunks (reads yield 1 MiB chunks) however
 //! large the object. A streamed write goes through a temporary like any other write and is renamed into place
 //! only when the stream ends; an error from the stream, a failed transfer or dropping the call removes the
-//! temporary. Only connecting and opening the file are retried: a stream cannot be replayed, so a connection
-//! lost mid-transfer fails the call, and the caller may start over with a new stream. A read stream keeps its
-//! session until it ends or is dropped, so piping one into a write on the same backend takes two sessions.
+//! temporary. Of a streamed write, only connecting and creating the temporary are retried: a stream cannot be
+//! replayed, so a connection lost mid-transfer fails the call, and the caller may start over with a new stream.
+//! A streamed read that loses its connection resumes on a new one where it stopped, if the file there still
+//! has the same size and modification time (else it fails with `Precondition`, as a replaced object does).
+//! Every read returns exactly the size the server gave when the file was opened, or fails as `Unavailable`:
+//! libssh2 may report a dropped connection as the end of the file, which must never pass for a whole object.
+//! A read stream keeps its session until it ends or is dropped, so piping one into a write on the same backend
+//! takes two sessions.
 
 mod config;
 mod conn;
@@ -44,7 +49,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use ssh2::FileStat;
+use ssh2::{File, FileStat};
 use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinError;
@@ -187,6 +192,53 @@ impl SftpBackend {
     }
 }
 
+impl SftpBackend {
+    /// Sends the chunks of the file opened as `opened` to `sender`, then ends. A transient failure midway
+    /// resumes on a new session where the chunks sent so far end, if the file there is still the same one
+    /// (else the stream fails with `Precondition`), with backoff; `max_retries` failures in a row without
+    /// progress fail the stream. An error ends the stream, so it is never taken for the object's end.
+    async fn send_chunks(self, remote: String, opened: (Lease, (File, FileStat)), sender: mpsc::Sender<Result<Bytes>>) {
+        let (lease, (file, stat)) = opened;
+        let size = stat.size.unwrap_or(0);
+        let (mut opened, mut position, mut retries) = (Some((lease, file)), 0, 0);
+        loop {
+            let (lease, file) = match opened.take() {
+                Some(opened) => opened,
+                None => {
+                    let (remote, stat) = (remote.clone(), stat.clone());
+                    match self.retry(move |lease| lease.start(|conn| conn.reopen(&remote, &stat))).await {
+                        Ok(reopened) => reopened,
+                        Err(e) => return drop(sender.send(Err(e)).await),
+                    }
+                }
+            };
+            let (sending, started) = (sender.clone(), position);
+            let read = tokio::task::spawn_blocking(move || {
+                let mut reached = started;
+                let send = |chunk| sending.blocking_send(Ok(chunk)).is_ok();
+                let read = lease.call(|conn| conn.read_chunks(file, &mut reached, size, send));
+                (reached, read)
+            });
+            let error = match read.await {
+                Ok((_, Ok(()))) => return,
+                Ok((reached, Err(e))) => {
+                    position = reached;
+                    e
+                }
+                Err(e) => worker_failed(e),
+            };
+            if position > started {
+                retries = 0;
+            }
+            if !error.kind().is_transient() || retries >= self.shared.config.max_retries {
+                return drop(sender.send(Err(error)).await);
+            }
+            tokio::time::sleep(backoff(retries)).await;
+            retries += 1;
+        }
+    }
+}
+
 impl Shared {
     fn idle(&self) -> MutexGuard<'_, Vec<Conn>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
@@ -223,10 +275,11 @@ impl Lease {
     fn release(self, error: Option<&Error>) {
         if error.is_some_and(|e| e.kind().is_transient()) {
             // The session may be mid-request, and whatever broke it (a network cut, a server restart) has
-            // likely broken the idle ones too: drop them all, here off the async threads, so the retry
-            // starts afresh rather than spending its attempts on dead sessions.
+            // likely broken the idle ones too: drop them all, so the retry starts afresh rather than spending
+            // its attempts on dead sessions. On a thread of their own: saying goodbye to a server that stopped
+            // answering waits out the timeout, once per channel, which the retry must not wait for.
             let stale = std::mem::take(&mut *self.shared.idle());
-            drop((self.conn, stale));
+            std::thread::spawn(move || drop((self.conn, stale)));
         } else {
             self.shared.idle().push(self.conn);
         }
@@ -379,17 +432,15 @@ impl Backend for SftpBackend {
     }
 
     /// A blocking task reads 1 MiB chunks, one ahead of the caller, until the end of the file or until the
-    /// stream is dropped.
+    /// stream is dropped; a lost connection is resumed on a new one (see [`send_chunks`](Self::send_chunks)).
     async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
         let remote = self.remote(path);
-        let (lease, (file, _)) = self.retry(move |lease| lease.start(|conn| conn.open(&remote))).await?;
+        let opened = {
+            let remote = remote.clone();
+            self.retry(move |lease| lease.start(|conn| conn.open(&remote))).await?
+        };
         let (sender, mut receiver) = mpsc::channel(1);
-        let reader = tokio::task::spawn_blocking(move || {
-            let read = lease.call(|conn| conn.read_chunks(file, |chunk| sender.blocking_send(Ok(chunk)).is_ok()));
-            if let Err(e) = read {
-                let _ = sender.blocking_send(Err(e));
-            }
-        });
+        let reader = tokio::spawn(self.clone().send_chunks(remote, opened, sender));
         let chunks = stream::poll_fn(move |cx| receiver.poll_recv(cx));
         // A reader that stopped short (it panicked) must not pass for the end of the object.
         let failed = stream::once(reader).filter_map(|joined| async { joined.err().map(|e| Err(worker_failed(e))) });
