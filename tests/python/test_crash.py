@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -35,6 +36,17 @@ def load(store: Store, how: str):
         [table] = IoManagerCore(store, ParquetSerializer()).load_tables([path], into="polars")
         return table
     return IoManagerCore(store, "pickle").load_input(path)
+
+
+def temporary_files(kind: str, store: Store, tmp_path: Path) -> list[str]:
+    """Temporaries on the disk behind a local or SFTP store (the SFTP server runs on this
+    machine): local `name#N`, SFTP `.drs-tmp-...`; none to look at for object stores."""
+    roots = {"local": tmp_path / "store", "sftp": Path(os.environ.get("DRS_TEST_SFTP_ROOT", "/nonexistent"))}
+    if kind not in roots:
+        return []
+    folder = roots[kind] / store.root_path
+    pattern = re.compile(r"^\.drs-tmp-|#\d+$")
+    return [str(p) for p in folder.rglob("*") if p.is_file() and pattern.search(p.name)]
 
 
 def start_writer(kind: str, tmp_path: Path, store: Store, how: str, first_seed: int) -> subprocess.Popen:
@@ -76,6 +88,7 @@ def test_a_writer_killed_at_any_moment_leaves_a_loadable_value(kind: str, how: s
     left = store.leftovers()
     assert set(store.clean_up(older_than=0)) == set(left)
     assert store.leftovers() == []
+    assert temporary_files(kind, store, tmp_path) == [], "the files themselves are gone"
     print(f"{kind} {how}: {KILLS} kills, {mid_write} during a write, {len(left)} leftovers removed")
 
 

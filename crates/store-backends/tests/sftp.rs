@@ -594,3 +594,20 @@ fn config_debug_and_display_hide_secrets() {
     }
     assert!(matches!(SftpHostKey::default(), SftpHostKey::KnownHosts(path) if path.ends_with(".ssh/known_hosts")));
 }
+
+#[tokio::test]
+#[cfg_attr(not(test_sftp), ignore = "no SFTP test server: run `cargo xtask test`")]
+async fn temporaries_of_killed_writers_are_leftovers_to_clean_up() {
+    let store = isolated(config(key_auth()), "leftovers").await;
+    store.write(&p("a/b.pkl"), "kept".into(), WriteMode::Overwrite).await.unwrap();
+    // What a writer killed before its rename leaves: the server's files are on this machine.
+    let root = store.root().expect("an isolated store has a root").as_str().to_owned();
+    let folder = std::path::Path::new(&env("DRS_TEST_SFTP_ROOT")).join(root).join("a");
+    std::fs::write(folder.join(".drs-tmp-00000000deadbeef"), "half").unwrap();
+    let found = store.leftovers(None).await.unwrap();
+    assert_eq!(found.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(), ["a/.drs-tmp-00000000deadbeef"]);
+    assert_eq!(store.clean_up(None, Duration::from_secs(3600)).await.unwrap(), [], "too young to remove");
+    assert_eq!(store.clean_up(None, Duration::ZERO).await.unwrap(), found);
+    assert!(!folder.join(".drs-tmp-00000000deadbeef").exists());
+    assert_eq!(store.read(&p("a/b.pkl")).await.unwrap(), "kept");
+}

@@ -188,12 +188,21 @@ impl Conn {
 
     /// Names and attributes in `folder`, temporaries and `.`/`..` left out; a missing folder is empty.
     pub(super) fn read_dir(&self, folder: &str) -> Result<Vec<(String, FileStat)>> {
+        let mut entries = self.read_dir_with_temporaries(folder)?;
+        entries.retain(|(name, _)| !name.starts_with(TEMP_PREFIX));
+        Ok(entries)
+    }
+
+    /// Names and attributes in `folder`, temporaries included; a missing folder is empty.
+    pub(super) fn read_dir_with_temporaries(&self, folder: &str) -> Result<Vec<(String, FileStat)>> {
         let entries = match self.sftp.readdir(Path::new(folder)) {
             Err(e) if is_not_found(&e) => return Ok(Vec::new()),
             other => other.map_err(map_error)?,
         };
-        let named = entries.into_iter().filter_map(|(path, stat)| Some((path.file_name()?.to_str()?.to_owned(), stat)));
-        Ok(named.filter(|(name, _)| !name.starts_with(TEMP_PREFIX)).collect())
+        Ok(entries
+            .into_iter()
+            .filter_map(|(path, stat)| Some((path.file_name()?.to_str()?.to_owned(), stat)))
+            .collect())
     }
 
     /// Creates `folder` and any missing parents; tolerates racing creators.

@@ -50,7 +50,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use ssh2::{File, FileStat};
-use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+use store_core::{
+    Backend, Error, ErrorKind, Leftover, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinError;
 
@@ -484,6 +486,44 @@ impl Backend for SftpBackend {
             .map_ok(|entries| stream::iter(entries.into_iter().map(Ok)))
             .try_flatten()
             .boxed()
+    }
+
+    /// The temporaries (`.drs-tmp-...`) of writers killed before they renamed them into place.
+    async fn leftovers(&self, prefix: Option<&StorePath>) -> Result<Vec<Leftover>> {
+        let (backend, prefix) = (self.clone(), prefix.cloned());
+        self.run(move |conn| {
+            let (mut found, mut folders) = (Vec::new(), vec![prefix.clone()]);
+            while let Some(folder) = folders.pop() {
+                let remote = backend.folder(folder.as_ref());
+                for (name, stat) in conn.read_dir_with_temporaries(&remote)? {
+                    let Ok(entry) = StorePath::parse(name.as_str()) else { continue };
+                    let path = folder.as_ref().map_or_else(|| entry.clone(), |folder| folder.join(&entry));
+                    if stat.is_dir() {
+                        folders.push(Some(path));
+                    } else if stat.is_file() && name.starts_with(TEMP_PREFIX) {
+                        let started = object_meta(path.clone(), &stat).last_modified;
+                        let id = format!("{}/{name}", remote.trim_end_matches('/'));
+                        found.push(Leftover { path, started, id });
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        let ours = leftover.id.starts_with(&self.folder(None))
+            && leftover.id.rsplit('/').next().is_some_and(|name| name.starts_with(TEMP_PREFIX));
+        if !ours {
+            return Err(Error::new(ErrorKind::InvalidPath, format!("{:?} is not a temporary file", leftover.id)));
+        }
+        let temporary = leftover.id.clone();
+        self.run(move |conn| match conn.delete(&temporary) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => other,
+        })
+        .await
     }
 
     async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
