@@ -334,6 +334,23 @@ def test_pyarrow_reads_our_categorical_columns_with_their_category_order(store: 
     assert column.chunk(0).dictionary.to_pylist() == ["c", "b", "a"]
 
 
+def test_a_large_table_with_categories_decoded_as_it_arrives_keeps_them() -> None:
+    # Over 16 MiB, so its row groups (three) are decoded while the rest of the file arrives.
+    import numpy as np
+
+    from dagster_remote_store.backends import MemoryBackend
+
+    rows, rng = 3_000_000, np.random.default_rng(0)
+    sizes = pd.Categorical.from_codes(rng.integers(0, 3, rows), categories=["s", "m", "l", "xl"], ordered=True)
+    frame = pd.DataFrame({"x": rng.random(rows), "size": sizes})
+    store = Store(MemoryBackend())
+    assert_pandas_equal(through_io_manager(store, frame), frame)
+    assert store.head("t.parquet").size > 16 << 20
+    enum = pl.Enum(["c", "b", "a", "unused"])
+    polars = pl.DataFrame({"x": rng.random(rows), "e": pl.Series(["a", "b", "c"])[rng.integers(0, 3, rows)].cast(enum)})
+    assert_polars_equal(through_io_manager(store, polars), polars)
+
+
 # Tables the Parquet writer panicked on, and what they load back as.
 ONCE_PANICKING = {
     "polars enum": (
@@ -369,7 +386,9 @@ def test_tables_that_panicked_the_writer_round_trip(store: Store, name: str) -> 
 
 UNSTORABLE = {
     "c": pa.table({"c": pa.array([pa.MonthDayNano([1, 2, 3])], pa.month_day_nano_interval())}),
-    "u": pa.table({"u": pa.UnionArray.from_dense(pa.array([0], pa.int8()), pa.array([0], pa.int32()), [pa.array([1])])}),
+    "u": pa.table(
+        {"u": pa.UnionArray.from_dense(pa.array([0], pa.int8()), pa.array([0], pa.int32()), [pa.array([1])])}
+    ),
     "s.r": pa.table({"s": pa.StructArray.from_arrays([pa.RunEndEncodedArray.from_arrays([1], ["a"])], ["r"])}),
 }
 
