@@ -3,15 +3,17 @@
 //! and decoded in Rust with the GIL released. Reading gives back the library the
 //! table was written with, recorded in the file's key-value metadata.
 
+use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use io_manager::integrity;
-use pyo3::exceptions::{PyImportError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyImportError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyDict;
@@ -45,13 +47,10 @@ impl Parquet {
         Self { compression }
     }
 
-    /// `obj` as Parquet bytes; the GIL is held only to open the Arrow stream,
-    /// unless the stream's producer takes it back to make batches.
-    fn encode(&self, obj: &Bound<'_, PyAny>) -> PyResult<Result<Bytes, SerializeError>> {
-        let (reader, library) = table_reader(obj)?;
-        let options =
-            ParquetOptions { compression: self.compression, key_value_metadata: vec![(LIBRARY_KEY.into(), library)] };
-        Ok(obj.py().detach(|| parquet::encode(reader, &options)))
+    /// `obj` as Parquet bytes (see [`write_table`]).
+    fn encode(&self, obj: &Bound<'_, PyAny>) -> Result<Bytes, SerializeError> {
+        let table = open_table(obj)?;
+        write_table(obj.py(), table, self.compression, Vec::new()).map(|(file, _)| Bytes::from(file))
     }
 }
 
@@ -63,7 +62,7 @@ impl Serializer<PyValue> for Parquet {
         parquet::EXTENSION
     }
     fn serialize(&self, value: &PyValue) -> Result<Bytes, SerializeError> {
-        Python::attach(|py| self.encode(value.0.bind(py))).map_err(|e| SerializeError::encode(parquet::NAME, e))?
+        Python::attach(|py| self.encode(value.0.bind(py)))
     }
     fn deserialize(&self, data: Bytes) -> Result<PyValue, SerializeError> {
         // The IO manager calls this with the GIL released: decode first, then attach.
@@ -128,36 +127,198 @@ impl std::io::Write for ChunkSink {
     }
 }
 
-/// The Arrow stream of a table, and the library it came from.
-fn table_reader(obj: &Bound<'_, PyAny>) -> PyResult<(Box<dyn RecordBatchReader + Send>, String)> {
+/// A table about to be written: its Arrow stream, the library it came from, and the
+/// object itself (a polars LazyFrame collected).
+struct Table<'py> {
+    reader: Box<dyn RecordBatchReader + Send>,
+    library: String,
+    object: Bound<'py, PyAny>,
+}
+
+/// The table `obj` holds, its Arrow stream opened. A Python exception (a `TypeError` for
+/// anything but a table) is the error's source.
+fn open_table<'py>(obj: &Bound<'py, PyAny>) -> Result<Table<'py>, SerializeError> {
+    let encode_error = |e: PyErr| SerializeError::encode(parquet::NAME, e);
     let py = obj.py();
-    let library = library(obj)?;
-    let type_name = obj.get_type().name()?.to_string();
+    let library = library(obj).map_err(encode_error)?;
+    let type_name = obj.get_type().name().map_err(encode_error)?.to_string();
     let not_a_table = |detail: String| {
         PyTypeError::new_err(format!(
             "parquet serializer needs a table (polars or pandas DataFrame, pyarrow Table, or any object with \
              __arrow_c_stream__), got {type_name}{detail}"
         ))
     };
-    let exportable = match library.as_str() {
+    let exportable = (|| match library.as_str() {
         // pandas exports the stream through pyarrow: say so before pandas fails on its own.
         "pandas" if type_name == "DataFrame" => {
             let pyarrow = import(py, "pyarrow", "pyarrow", "pandas DataFrames")?;
             if obj.hasattr("__arrow_c_stream__")? {
-                obj.clone()
+                Ok(obj.clone())
             } else {
                 // pandas < 2.2 has no __arrow_c_stream__.
-                pyarrow.getattr("Table")?.call_method1("from_pandas", (obj,))?
+                pyarrow.getattr("Table")?.call_method1("from_pandas", (obj,))
             }
         }
         // A LazyFrame is a query, not a table: run it.
-        "polars" if type_name == "LazyFrame" => obj.call_method0("collect")?,
-        _ if obj.hasattr("__arrow_c_stream__")? => obj.clone(),
-        _ => return Err(not_a_table(String::new())),
+        "polars" if type_name == "LazyFrame" => obj.call_method0("collect"),
+        _ if obj.hasattr("__arrow_c_stream__")? => Ok(obj.clone()),
+        _ => Err(not_a_table(String::new())),
+    })()
+    .map_err(encode_error)?;
+    let reader = match exportable.extract::<PyRecordBatchReader>() {
+        Ok(reader) => reader,
+        Err(e) if library == "polars" && exportable.hasattr("schema").unwrap_or(false) => {
+            return Err(polars_column_error(&exportable, e));
+        }
+        // A stream that is not of record batches (a polars Series, a pyarrow ChunkedArray) fails here.
+        Err(e) => return Err(encode_error(not_a_table(format!(" ({e})")))),
     };
-    // A stream that is not of record batches (a polars Series, a pyarrow ChunkedArray) fails here.
-    let reader: PyRecordBatchReader = exportable.extract().map_err(|e: PyErr| not_a_table(format!(" ({e})")))?;
-    Ok((reader.into_reader()?, library))
+    Ok(Table { reader: reader.into_reader().map_err(encode_error)?, library, object: exportable })
+}
+
+/// Why the Arrow stream of a polars `frame` would not open (`cause`): the first column
+/// whose own stream does not, and its polars type (a 128-bit integer, for one).
+fn polars_column_error(frame: &Bound<'_, PyAny>, cause: PyErr) -> SerializeError {
+    let failing = || -> PyResult<Option<String>> {
+        for item in frame.getattr("schema")?.call_method0("items")?.try_iter()? {
+            let (name, dtype): (String, Bound<'_, PyAny>) = item?.extract()?;
+            if let Err(e) = frame.call_method1("select", (&name,))?.extract::<PyRecordBatchReader>() {
+                let dtype = dtype.str()?;
+                return Ok(Some(format!(
+                    "column {name:?} is {dtype}, which the parquet serializer cannot store ({e})"
+                )));
+            }
+        }
+        Ok(None)
+    };
+    match failing() {
+        Ok(Some(message)) => SerializeError::encode(parquet::NAME, message),
+        _ => SerializeError::encode(parquet::NAME, cause),
+    }
+}
+
+/// Writes `table` as Parquet into `sink`, with the types it is stored as (see
+/// `parquet::prepare`): with our encoder, the GIL released, unless the table has
+/// dictionaries (pandas categoricals, polars `Enum`s and `Categorical`s). Only the
+/// library's own writer stores a dictionary's categories as they are, unused ones and
+/// their order included, so such a table goes to it (see [`library_writer`]), as does
+/// a polars frame with a column of nulls, whose batches polars exports in a form the
+/// Arrow C interface rejects.
+fn write_table<W: Write + Send + 'static>(
+    py: Python<'_>,
+    table: Table<'_>,
+    compression: Compression,
+    sink: W,
+) -> Result<(W, parquet::Encoded), SerializeError> {
+    let Table { reader, library, object } = table;
+    let reader = parquet::prepare(reader)?;
+    let holds = |found: &dyn Fn(&DataType) -> bool| {
+        reader.schema().fields().iter().any(|field| parquet::holds(field.data_type(), &found))
+    };
+    if holds(&|t| matches!(t, DataType::Dictionary(..))) || (library == "polars" && holds(&|t| t == &DataType::Null)) {
+        return library_writer(py, reader, &library, &object, compression, sink)
+            .map_err(|e| SerializeError::encode(parquet::NAME, e));
+    }
+    let options = ParquetOptions { compression, key_value_metadata: vec![(LIBRARY_KEY.into(), library)] };
+    py.detach(|| parquet::encode_to(reader, &options, sink))
+}
+
+/// Writes a table into `sink` with its library's own Parquet writer:
+/// polars' `write_parquet` for a polars frame, pyarrow's `ParquetWriter` for any other
+/// table (pandas' included), fed `reader`'s batches, a row group each at most a million
+/// rows long, as `pyarrow.parquet.write_table` writes them. Both stream into `sink` as
+/// they encode.
+fn library_writer<W: Write + Send + 'static>(
+    py: Python<'_>,
+    reader: parquet::Stored<Box<dyn RecordBatchReader + Send>>,
+    library: &str,
+    object: &Bound<'_, PyAny>,
+    compression: Compression,
+    sink: W,
+) -> PyResult<(W, parquet::Encoded)> {
+    let schema = reader.schema();
+    let file = Bound::new(py, SinkFile { sink: Mutex::new(Some(Box::new(sink))) })?;
+    let (codec, level) = match compression {
+        Compression::Zstd(level) => ("zstd", Some(level)),
+        Compression::Snappy => ("snappy", None),
+        Compression::None => ("uncompressed", None),
+    };
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("compression", codec)?;
+    kwargs.set_item("compression_level", level)?;
+    let metadata = PyDict::new(py);
+    metadata.set_item(LIBRARY_KEY, library)?;
+    let write = || -> PyResult<u64> {
+        if library == "polars" && object.hasattr("write_parquet")? {
+            kwargs.set_item("metadata", metadata)?;
+            object.call_method("write_parquet", (&file,), Some(&kwargs))?;
+            return object.getattr("height")?.extract();
+        }
+        let what = "tables with dictionary columns";
+        let pyarrow = import(py, "pyarrow", "pyarrow", what)?;
+        let writer = import(py, "pyarrow.parquet", "pyarrow", what)?.getattr("ParquetWriter")?;
+        let batches = Bound::new(py, PyRecordBatchReader::new(Box::new(reader)))?;
+        let batches = pyarrow.getattr("RecordBatchReader")?.call_method1("from_stream", (batches,))?;
+        let writer = writer.call((&file, batches.getattr("schema")?), Some(&kwargs))?;
+        let mut rows = 0;
+        for batch in batches.try_iter()? {
+            let batch = batch?;
+            rows += batch.getattr("num_rows")?.extract::<u64>()?;
+            writer.call_method1("write_batch", (batch,))?;
+        }
+        writer.call_method1("add_key_value_metadata", (metadata,))?;
+        writer.call_method0("close")?;
+        Ok(rows)
+    };
+    let written = write();
+    // Taken back whatever happened: an exception's traceback may keep the file alive.
+    let sink = file.get().sink.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let row_count = written?;
+    let sink = sink.and_then(|sink| sink.into_any().downcast::<W>().ok());
+    let sink = sink.ok_or_else(|| PyRuntimeError::new_err("the Parquet writer's sink was closed early"))?;
+    Ok((*sink, parquet::Encoded { row_count, schema }))
+}
+
+/// A writer that can be taken back as its own type.
+trait Sink: Write + Send {
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<W: Write + Send + 'static> Sink for W {
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// A binary file for a Python Parquet writer to write into: the bytes go to a Rust
+/// writer, with the GIL released (the writer blocks while an upload is behind).
+#[pyclass(frozen, module = "dagster_remote_store._core")]
+struct SinkFile {
+    sink: Mutex<Option<Box<dyn Sink>>>,
+}
+
+#[pymethods]
+impl SinkFile {
+    fn write(&self, py: Python<'_>, data: PyBackedBytes) -> PyResult<usize> {
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        let sink = sink.as_mut().ok_or_else(|| PyValueError::new_err("I/O operation on closed file"))?;
+        py.detach(|| sink.write_all(&data))?;
+        Ok(data.len())
+    }
+
+    fn flush(&self) {}
+
+    /// The writer's `close()` after the footer: the sink stays for [`library_writer`] to take.
+    fn close(&self) {}
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
 }
 
 /// The Python type a table is read into.
@@ -448,17 +609,13 @@ impl ParquetSerializer {
         path: &str,
         obj: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let (reader, library) = table_reader(&obj)?;
-        let options =
-            ParquetOptions { compression: self.compression, key_value_metadata: vec![(LIBRARY_KEY.into(), library)] };
         let path = parse_path(py, path)?;
+        let table = open_table(&obj).map_err(|e| serialize_error(py, &e, Some(path.as_str())))?;
         let upload = Upload::start_checked(&store.inner, path.clone());
         let sink = ChunkSink { sender: upload.sender(), pending: Vec::new() };
-        let encoded = py.detach(|| {
-            parquet::encode_to(reader, &options, sink).and_then(|(sink, encoded)| {
-                sink.finish().map_err(|e| SerializeError::encode(parquet::NAME, e))?;
-                Ok(encoded)
-            })
+        let encoded = write_table(py, table, self.compression, sink).and_then(|(sink, encoded)| {
+            py.detach(|| sink.finish()).map_err(|e| SerializeError::encode(parquet::NAME, e))?;
+            Ok(encoded)
         });
         let uploaded = block_on(py, upload.finish(encoded.is_err()));
         // When the upload failed first, encoding only saw the channel close: report the upload's error.

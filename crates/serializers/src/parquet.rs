@@ -41,12 +41,13 @@
 //! ```
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use ::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use ::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use ::parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use ::parquet::arrow::{ArrowWriter, parquet_to_arrow_schema};
 use ::parquet::basic::{Compression as Codec, ZstdLevel};
@@ -56,15 +57,17 @@ use ::parquet::file::properties::WriterProperties;
 use ::parquet::file::reader::ChunkReader;
 use ::parquet::file::writer::SerializedFileWriter;
 use ::parquet::schema::types::ColumnPath;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use bytes::Bytes;
 
 use crate::SerializeError;
 
 mod arriving;
+mod stored;
 
 pub use arriving::{ArrivingFile, FOOTER_READ, RowGroup};
+pub use stored::{Stored, holds, prepare};
 
 /// The serializer name used in errors, `"parquet"`.
 pub const NAME: &str = "parquet";
@@ -165,14 +168,15 @@ pub struct ParquetOptions {
 ///
 /// Batches are encoded as they arrive (see [`encode_to`]); a row group holds a
 /// million rows, or fewer where rows like the first batch's would take more than
-/// 32 MiB in memory. The Arrow schema is stored in
-/// the footer, so [`decode`] gives back the same types (timestamps with their
-/// unit and time zone, dictionaries, ...).
+/// 32 MiB in memory. The columns are stored with the types [`prepare`] gives,
+/// and that Arrow schema in the footer, so [`decode`] gives back those types
+/// (timestamps with their time zone, dictionaries, extension types, ...).
 ///
 /// # Errors
 ///
 /// An encode error if the reader yields an error or a batch whose schema
-/// differs from `reader.schema()`, or if a type cannot be written to Parquet.
+/// differs from `reader.schema()`, or if a type cannot be written to Parquet
+/// (see [`prepare`]).
 pub fn encode(reader: impl RecordBatchReader, options: &ParquetOptions) -> Result<Bytes, SerializeError> {
     encode_to(reader, options, Vec::new()).map(|(file, _)| Bytes::from(file))
 }
@@ -192,7 +196,8 @@ pub struct Encoded {
 ///
 /// The columns of a row group are encoded and compressed on every core, each
 /// core a share of the columns, and the file is the same, byte for byte, as
-/// `parquet`'s own `ArrowWriter` writes with the same properties. Those are the
+/// `parquet`'s own `ArrowWriter` writes with the same properties, given the
+/// batches [`prepare`] makes of `reader`'s. The properties are the
 /// writer's defaults, with `options`, except that a column of numbers whose first
 /// batch shows too few repeats for a dictionary to pay is written without one.
 ///
@@ -219,18 +224,36 @@ pub fn encode_to<W: std::io::Write + Send>(
     options: &ParquetOptions,
     sink: W,
 ) -> Result<(W, Encoded), SerializeError> {
-    let metadata = options.key_value_metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
-    let mut properties = WriterProperties::builder()
-        .set_compression(options.compression.codec()?)
-        .set_key_value_metadata(Some(metadata));
-    let schema = reader.schema();
-    let mut batches = reader.peekable();
-    if let Some(Ok(first)) = batches.peek() {
-        for column in columns_without_dictionary(&schema, first) {
-            properties = properties.set_column_dictionary_enabled(column, false);
+    caught(SerializeError::encode, || {
+        let reader = prepare(reader)?;
+        let metadata = options.key_value_metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
+        let mut properties = WriterProperties::builder()
+            .set_compression(options.compression.codec()?)
+            .set_key_value_metadata(Some(metadata));
+        let schema = reader.schema();
+        let mut batches = reader.peekable();
+        if let Some(Ok(first)) = batches.peek() {
+            for column in columns_without_dictionary(&schema, first) {
+                properties = properties.set_column_dictionary_enabled(column, false);
+            }
         }
-    }
-    write_row_groups(RecordBatchIterator::new(batches, schema), properties.build(), sink)
+        write_row_groups(RecordBatchIterator::new(batches, schema), properties.build(), sink)
+    })
+}
+
+/// What `work` returns, or an error (made by `error`, as [`SerializeError::encode`] or
+/// [`SerializeError::decode`] make them) if the Parquet or Arrow crates panic in it: they do
+/// on some types and files (128-bit integers, for one) rather than return an error.
+fn caught<T>(
+    error: fn(&str, String) -> SerializeError,
+    work: impl FnOnce() -> Result<T, SerializeError>,
+) -> Result<T, SerializeError> {
+    std::panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let message = (panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(error(NAME, format!("the Parquet library failed: {message}")))
+    })
 }
 
 /// How many of a column's first values [`columns_without_dictionary`] looks at, at most
@@ -478,32 +501,34 @@ pub type Decoded = (SchemaRef, Vec<RecordBatch>, Vec<(String, String)>);
 ///
 /// A decode error if `data` is not a Parquet file or cannot be read as Arrow.
 pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
-    let decode_error = |e| SerializeError::decode(NAME, e);
-    let footer = ArrowReaderMetadata::load(&data, Default::default()).map_err(decode_error)?;
-    let metadata = key_value_metadata(footer.metadata());
-    let schema = arrow_schema(footer.metadata())?;
-    let groups = footer.metadata().num_row_groups();
-    // Row groups are decoded on every core, a contiguous run of them each, in file order.
-    let threads = cores().min(groups.max(1));
-    let runs: Vec<Vec<usize>> =
-        (0..threads).map(|t| (groups * t / threads..groups * (t + 1) / threads).collect()).collect();
-    let decode_run = |groups: Vec<usize>| decode_row_groups(data.clone(), footer.clone(), groups, &schema);
-    let decoded: Vec<Result<Vec<RecordBatch>, SerializeError>> = if threads == 1 {
-        runs.into_iter().map(decode_run).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let running: Vec<_> = runs.into_iter().map(|run| scope.spawn(move || decode_run(run))).collect();
-            running
-                .into_iter()
-                .map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        })
-    };
-    let mut batches = Vec::new();
-    for run in decoded {
-        batches.extend(run?);
-    }
-    Ok((schema, batches, metadata))
+    caught(SerializeError::decode, || {
+        let decode_error = |e| SerializeError::decode(NAME, e);
+        let footer = ArrowReaderMetadata::load(&data, Default::default()).map_err(decode_error)?;
+        let metadata = key_value_metadata(footer.metadata());
+        let (footer, schema) = reader_footer(footer)?;
+        let groups = footer.metadata().num_row_groups();
+        // Row groups are decoded on every core, a contiguous run of them each, in file order.
+        let threads = cores().min(groups.max(1));
+        let runs: Vec<Vec<usize>> =
+            (0..threads).map(|t| (groups * t / threads..groups * (t + 1) / threads).collect()).collect();
+        let decode_run = |groups: Vec<usize>| decode_row_groups(data.clone(), footer.clone(), groups, &schema);
+        let decoded: Vec<Result<Vec<RecordBatch>, SerializeError>> = if threads == 1 {
+            runs.into_iter().map(decode_run).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let running: Vec<_> = runs.into_iter().map(|run| scope.spawn(move || decode_run(run))).collect();
+                running
+                    .into_iter()
+                    .map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                    .collect()
+            })
+        };
+        let mut batches = Vec::new();
+        for run in decoded {
+            batches.extend(run?);
+        }
+        Ok((schema, batches, metadata))
+    })
 }
 
 /// The batches of some row groups, one per group, with the schema as written.
@@ -529,25 +554,47 @@ fn row_group_batches<T: ChunkReader + 'static>(
     batch_rows: usize,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, SerializeError>> + use<T>, SerializeError> {
     let decode_error = |e: ParquetError| SerializeError::decode(NAME, e);
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(data, footer);
-    let batches = builder.with_row_groups(groups).with_batch_size(batch_rows).build().map_err(decode_error)?;
+    let mut batches = caught(SerializeError::decode, || {
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(data, footer);
+        builder.with_row_groups(groups).with_batch_size(batch_rows).build().map_err(decode_error)
+    })?;
     let schema = schema.clone();
-    Ok(batches.map(move |batch| {
-        batch
-            .and_then(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()))
-            .map_err(|e| SerializeError::decode(NAME, e))
+    Ok(std::iter::from_fn(move || {
+        let batch = match caught(SerializeError::decode, || Ok(batches.next())) {
+            Ok(batch) => batch?,
+            Err(e) => return Some(Err(e)),
+        };
+        let batch = batch.and_then(|batch| RecordBatch::try_new(schema.clone(), batch.columns().to_vec()));
+        Some(batch.map_err(|e| SerializeError::decode(NAME, e)))
     }))
 }
 
-/// The Arrow schema as it was written. The reader's own schema also carries
-/// every key-value entry as schema metadata; going from the `ARROW:schema`
-/// entry alone keeps the file's key-value metadata out of the table.
+/// The Arrow schema as it was written, with the types pyarrow reads it as (see
+/// [`stored::read_type`]). The reader's own schema also carries every key-value
+/// entry as schema metadata; going from the `ARROW:schema` entry alone keeps the
+/// file's key-value metadata out of the table.
 fn arrow_schema(metadata: &ParquetMetaData) -> Result<SchemaRef, SerializeError> {
     let file = metadata.file_metadata();
     let entries = file.key_value_metadata().map(Vec::as_slice).unwrap_or_default();
     let arrow_entry: Vec<KeyValue> = entries.iter().filter(|kv| kv.key == ARROW_SCHEMA_KEY).cloned().collect();
-    let schema = parquet_to_arrow_schema(file.schema_descr(), Some(&arrow_entry));
-    schema.map(Arc::new).map_err(|e| SerializeError::decode(NAME, e))
+    let schema = parquet_to_arrow_schema(file.schema_descr(), Some(&arrow_entry))
+        .map_err(|e| SerializeError::decode(NAME, e))?;
+    let fields: Vec<_> = (schema.fields().iter())
+        .map(|field| field.as_ref().clone().with_data_type(stored::read_type(field.data_type())))
+        .collect();
+    Ok(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
+}
+
+/// `footer` set to decode to the file's [`arrow_schema`], and that schema.
+fn reader_footer(footer: ArrowReaderMetadata) -> Result<(ArrowReaderMetadata, SchemaRef), SerializeError> {
+    let schema = arrow_schema(footer.metadata())?;
+    let types = |schema: &SchemaRef| schema.fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>();
+    if types(footer.schema()) == types(&schema) {
+        return Ok((footer, schema));
+    }
+    let options = ArrowReaderOptions::new().with_schema(schema.clone());
+    let footer = ArrowReaderMetadata::try_new(footer.metadata().clone(), options);
+    Ok((footer.map_err(|e| SerializeError::decode(NAME, e))?, schema))
 }
 
 /// What the footer of a Parquet file says, without reading the data.
@@ -572,21 +619,26 @@ pub struct ParquetSummary {
 ///
 /// A decode error if `data` does not end in a valid Parquet footer.
 pub fn describe(data: &Bytes) -> Result<ParquetSummary, SerializeError> {
-    let metadata = ArrowReaderMetadata::load(data, Default::default()).map_err(|e| SerializeError::decode(NAME, e))?;
-    let parquet = metadata.metadata();
-    let compression =
-        parquet.row_groups().iter().flat_map(|group| group.columns()).next().map(|column| match column.compression() {
-            Codec::UNCOMPRESSED => "none".to_owned(),
-            Codec::ZSTD(_) => "zstd".to_owned(),
-            Codec::GZIP(_) => "gzip".to_owned(),
-            Codec::BROTLI(_) => "brotli".to_owned(),
-            other => other.to_string().to_lowercase(),
-        });
-    Ok(ParquetSummary {
-        row_count: u64::try_from(parquet.file_metadata().num_rows()).unwrap_or(0),
-        schema: arrow_schema(parquet)?,
-        compression,
-        key_value_metadata: key_value_metadata(parquet),
+    caught(SerializeError::decode, || {
+        let metadata =
+            ArrowReaderMetadata::load(data, Default::default()).map_err(|e| SerializeError::decode(NAME, e))?;
+        let parquet = metadata.metadata();
+        let compression =
+            parquet.row_groups().iter().flat_map(|group| group.columns()).next().map(|column| {
+                match column.compression() {
+                    Codec::UNCOMPRESSED => "none".to_owned(),
+                    Codec::ZSTD(_) => "zstd".to_owned(),
+                    Codec::GZIP(_) => "gzip".to_owned(),
+                    Codec::BROTLI(_) => "brotli".to_owned(),
+                    other => other.to_string().to_lowercase(),
+                }
+            });
+        Ok(ParquetSummary {
+            row_count: u64::try_from(parquet.file_metadata().num_rows()).unwrap_or(0),
+            schema: arrow_schema(parquet)?,
+            compression,
+            key_value_metadata: key_value_metadata(parquet),
+        })
     })
 }
 

@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::{Bytes, BytesMut};
 
-use super::{Decoded, NAME, arrow_schema, decode_row_groups, key_value_metadata, row_group_batches};
+use super::{Decoded, NAME, caught, decode_row_groups, key_value_metadata, reader_footer, row_group_batches};
 use crate::SerializeError;
 
 /// A Parquet file being decoded as it arrives from the front, its footer
@@ -71,32 +71,34 @@ impl ArrivingFile {
     ///
     /// A decode error if `tail` does not end in a Parquet footer.
     pub fn new(tail: Bytes, size: u64) -> Result<Option<Self>, SerializeError> {
-        let decode_error = |e| SerializeError::decode(NAME, e);
-        let needed = Self::footer_length(&tail)?;
-        if needed > tail.len() as u64 {
-            return Ok(None);
-        }
-        let metadata_start = tail.len() - needed as usize;
-        let metadata = ParquetMetaDataReader::decode_metadata(&tail[metadata_start..tail.len() - FOOTER_SIZE])
-            .map_err(decode_error)?;
-        let footer =
-            ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::default()).map_err(decode_error)?;
-        let schema = arrow_schema(footer.metadata())?;
-        let groups = footer
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|group| {
-                let ranges = group.columns().iter().map(|column| column.byte_range());
-                let start = ranges.clone().map(|(at, _)| at).min().unwrap_or(0);
-                (start, ranges.map(|(at, len)| at + len).max().unwrap_or(0))
-            })
-            .collect();
-        let first_rows = (footer.metadata().row_groups().iter())
-            .scan(0, |row, group| Some(std::mem::replace(row, *row + group.num_rows() as u64)))
-            .collect();
-        let received = Received::new(size);
-        Ok(Some(Self { footer, schema, tail, size, groups, first_rows, received, handed_out: 0 }))
+        caught(SerializeError::decode, || {
+            let decode_error = |e| SerializeError::decode(NAME, e);
+            let needed = Self::footer_length(&tail)?;
+            if needed > tail.len() as u64 {
+                return Ok(None);
+            }
+            let metadata_start = tail.len() - needed as usize;
+            let metadata = ParquetMetaDataReader::decode_metadata(&tail[metadata_start..tail.len() - FOOTER_SIZE])
+                .map_err(decode_error)?;
+            let footer = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::default())
+                .map_err(decode_error)?;
+            let (footer, schema) = reader_footer(footer)?;
+            let groups = footer
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|group| {
+                    let ranges = group.columns().iter().map(|column| column.byte_range());
+                    let start = ranges.clone().map(|(at, _)| at).min().unwrap_or(0);
+                    (start, ranges.map(|(at, len)| at + len).max().unwrap_or(0))
+                })
+                .collect();
+            let first_rows = (footer.metadata().row_groups().iter())
+                .scan(0, |row, group| Some(std::mem::replace(row, *row + group.num_rows() as u64)))
+                .collect();
+            let received = Received::new(size);
+            Ok(Some(Self { footer, schema, tail, size, groups, first_rows, received, handed_out: 0 }))
+        })
     }
 
     /// How many bytes from the end of the file its footer takes, from the file's
