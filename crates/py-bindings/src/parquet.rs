@@ -22,7 +22,7 @@ use serializers::parquet::{self, ArrivingFile, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, StorePath};
 
-use crate::errors::{StoreResultExt, serialize_error};
+use crate::errors::{StoreResultExt, guard, serialize_error};
 use crate::frame::FrameBlock;
 use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
@@ -609,33 +609,35 @@ impl ParquetSerializer {
         path: &str,
         obj: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let path = parse_path(py, path)?;
-        let table = open_table(&obj).map_err(|e| serialize_error(py, &e, Some(path.as_str())))?;
-        let upload = Upload::start_checked(&store.inner, path.clone());
-        let sink = ChunkSink { sender: upload.sender(), pending: Vec::new() };
-        let encoded = write_table(py, table, self.compression, sink).and_then(|(sink, encoded)| {
-            py.detach(|| sink.finish()).map_err(|e| SerializeError::encode(parquet::NAME, e))?;
-            Ok(encoded)
-        });
-        let uploaded = block_on(py, upload.finish(encoded.is_err()));
-        // When the upload failed first, encoding only saw the channel close: report the upload's error.
-        let (written, encoded) = match (encoded, uploaded) {
-            (Ok(encoded), Ok(written)) => (written, encoded),
-            (Ok(_), Err(e)) => return Err(e).into_py_result(py),
-            (Err(_), Err(upload)) if !is_aborted(&upload) => return Err(upload).into_py_result(py),
-            (Err(e), _) => return Err(serialize_error(py, &e, Some(path.as_str()))),
-        };
-        let columns: Vec<(String, String)> =
-            encoded.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
-        let out = PyDict::new(py);
-        out.set_item("path", path.as_str())?;
-        out.set_item("uri", store.inner.uri(&path))?;
-        out.set_item("size", written.size)?;
-        out.set_item("checksum", written.checksum.to_string())?;
-        out.set_item("row_count", encoded.row_count)?;
-        out.set_item("columns", columns)?;
-        out.set_item("compression", self.compression.to_string())?;
-        Ok(out)
+        guard(py, "write", Some(path), || {
+            let path = parse_path(py, path)?;
+            let table = open_table(&obj).map_err(|e| serialize_error(py, &e, Some(path.as_str())))?;
+            let upload = Upload::start_checked(&store.inner, path.clone());
+            let sink = ChunkSink { sender: upload.sender(), pending: Vec::new() };
+            let encoded = write_table(py, table, self.compression, sink).and_then(|(sink, encoded)| {
+                py.detach(|| sink.finish()).map_err(|e| SerializeError::encode(parquet::NAME, e))?;
+                Ok(encoded)
+            });
+            let uploaded = block_on(py, upload.finish(encoded.is_err()));
+            // When the upload failed first, encoding only saw the channel close: report the upload's error.
+            let (written, encoded) = match (encoded, uploaded) {
+                (Ok(encoded), Ok(written)) => (written, encoded),
+                (Ok(_), Err(e)) => return Err(e).into_py_result(py),
+                (Err(_), Err(upload)) if !is_aborted(&upload) => return Err(upload).into_py_result(py),
+                (Err(e), _) => return Err(serialize_error(py, &e, Some(path.as_str()))),
+            };
+            let columns: Vec<(String, String)> =
+                encoded.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
+            let out = PyDict::new(py);
+            out.set_item("path", path.as_str())?;
+            out.set_item("uri", store.inner.uri(&path))?;
+            out.set_item("size", written.size)?;
+            out.set_item("checksum", written.checksum.to_string())?;
+            out.set_item("row_count", encoded.row_count)?;
+            out.set_item("columns", columns)?;
+            out.set_item("compression", self.compression.to_string())?;
+            Ok(out)
+        })
     }
 
     /// From the footer only: `row_count`, `columns` (name and Arrow type),
