@@ -16,6 +16,7 @@ import remote_store  # noqa: E402
 from remote_store.backends import LocalBackend as TheirLocalBackend  # noqa: E402
 
 import dagster_remote_store as ours
+from dagster_remote_store._core import foreign_store
 
 NAMES = [
     "dagster_io_manager",
@@ -95,3 +96,22 @@ def test_a_remote_store_store_works_as_a_foreign_store(tmp_path, instance) -> No
 def test_anything_else_is_refused_naming_what_it_lacks() -> None:
     with pytest.raises(TypeError, match="has no `write`"):
         ours.remote_store_io_manager(type("OnlyReads", (), {"read_bytes": lambda self, path: b""})())
+    reads_and_writes = {"read_bytes": lambda self, path: b"", "write": lambda self, path, data, overwrite=True: None}
+    with pytest.raises(TypeError, match="has no `get_file_info`"):
+        ours.remote_store_io_manager(type("NoInfo", (), reads_and_writes)())
+
+
+def test_a_remote_store_store_serves_every_store_operation(tmp_path) -> None:
+    store = foreign_store(remote_store.Store(TheirLocalBackend(root=str(tmp_path))))
+    store.write("a/one.txt", b"1")
+    store.write("a/b/two.txt", b"22")
+    assert store.head("a/b/two.txt").size == 2 and store.head("a/b/two.txt").last_modified is not None
+    assert store.exists("a/one.txt") and not store.exists("a/none.txt")
+    assert sorted(store.list("a", recursive=True)) == ["a/b/two.txt", "a/one.txt"]
+    assert sorted(store.list("a", recursive=False)) == ["a/b/", "a/one.txt"]
+    store.copy("a/one.txt", "c/one.txt")
+    store.rename("a/b/two.txt", "c/two.txt")
+    assert store.read_bytes("c/one.txt") == b"1" and store.read_bytes("c/two.txt") == b"22"
+    store.delete("a/one.txt")
+    store.delete("a/one.txt", missing_ok=True)
+    assert sorted(store.list("", recursive=True)) == ["c/one.txt", "c/two.txt"]

@@ -131,7 +131,11 @@ struct Dirs {
 
 impl Dirs {
     fn new() -> Result<Self> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo").to_owned();
+        // `cargo run` says where this checkout's xtask is. The path compiled in is only
+        // a fallback: cargo reuses the binary for another clone that shares the target dir.
+        let manifest_dir =
+            env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+        let root = manifest_dir.parent().expect("xtask lives in the repo").to_owned();
         // Made absolute here, as cargo reads it relative to the directory it was started in.
         let target = match env::var_os("CARGO_TARGET_DIR") {
             Some(dir) => std::path::absolute(&dir)

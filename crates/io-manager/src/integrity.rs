@@ -293,9 +293,20 @@ pub struct CheckedStream {
 }
 
 impl CheckedStream {
+    /// The object's path.
+    pub fn path(&self) -> &StorePath {
+        &self.path
+    }
+
     /// Compares what passed through [`chunks`](Self::chunks) with the recorded
-    /// checksum; an object with none passes.
+    /// checksum; an object with none passes. Fewer bytes than the object's size
+    /// (chunks not drained, or a read that failed) are refused, not compared.
     pub async fn verify(self) -> Result<(), Error> {
+        let read = self.running.size();
+        if let Some(size) = self.size.filter(|size| *size != read) {
+            let message = format!("only {read} of the object's {size} bytes were read, so it cannot be verified");
+            return Err(store_core::Error::new(ErrorKind::Other, message).with_path(self.path.to_string()).into());
+        }
         verify(&self.store, &self.path, &self.metadata, self.running.checksum()).await
     }
 }
@@ -569,6 +580,18 @@ mod tests {
             let err = read_streamed(store, &path).await.unwrap_err();
             assert_mismatch(err, "s/big.bin", written.checksum, Checksum::of(b"evil"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_stream_read_in_part_is_refused_not_compared() {
+        let store = Store::new(MemoryBackend::new());
+        let path = p("s/big.bin");
+        let big = large(1);
+        write_stream(&store, &path, chunks(&big), WriteMode::Overwrite).await.unwrap();
+        let object = read_stream(&store, &path).await.unwrap();
+        let message = object.verify().await.unwrap_err().to_string();
+        let expected = format!("only 0 of the object's {} bytes were read", big.len());
+        assert!(message.contains(&expected) && message.contains("s/big.bin"), "{message}");
     }
 
     /// A write that stops at any request (a crash, a server gone) leaves the

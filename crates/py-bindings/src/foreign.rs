@@ -1,21 +1,35 @@
 //! Store objects from other libraries as a backend: anything with
-//! `read_bytes(path)` and `write(path, data, overwrite=...)` (a remote-store
-//! `Store`, for one), so the IO manager can write through it before a team
-//! moves its stores. Every call goes through Python, on a blocking thread
-//! that takes the GIL: slower than the native backends, same semantics.
+//! remote-store's `read_bytes`, `write`, `get_file_info`, `list_files` and
+//! `delete` (a remote-store `Store`, for one), so the IO manager can write
+//! through it before a team moves its stores; the last three serve its
+//! checksum records. Its `list_folders`, `copy` and `move` are used where the
+//! object has them; without them those operations are refused, naming the
+//! method. Every call goes through Python, on a blocking thread that takes the
+//! GIL: slower than the native backends, same semantics.
 
 use std::ops::Range;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use pyo3::exceptions::PyFileNotFoundError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
 
-/// Methods a foreign store must have.
-pub const REQUIRED: [&str; 2] = ["read_bytes", "write"];
+/// Methods a foreign store must have, with remote-store's signatures.
+pub const REQUIRED: [&str; 5] = [
+    "read_bytes(path)",
+    "write(path, data, overwrite=True)",
+    "get_file_info(path)",
+    "list_files(path, recursive=False)",
+    "delete(path, missing_ok=False)",
+];
+
+/// remote-store's methods used where a foreign store has them, and the
+/// operation each serves.
+const OPTIONAL: [(&str, &str); 3] = [("list_folders", "a one-level list"), ("copy", "copy"), ("move", "rename")];
 
 /// A Python store object seen as a [`Backend`].
 #[derive(Debug)]
@@ -24,6 +38,8 @@ pub struct ForeignBackend {
     /// The object's type, as `module.Class`: shown in URIs and reprs instead of
     /// the object's own repr, which may show credentials.
     type_name: String,
+    /// The [`OPTIONAL`] methods the object has.
+    offers: Vec<&'static str>,
 }
 
 impl ForeignBackend {
@@ -31,15 +47,21 @@ impl ForeignBackend {
     pub fn new(object: &Bound<'_, PyAny>) -> PyResult<Self> {
         let class = object.get_type();
         let type_name = format!("{}.{}", class.module()?, class.qualname()?);
-        for method in REQUIRED {
+        for method in REQUIRED.map(|signature| signature.split_once('(').map_or(signature, |(name, _)| name)) {
             if !object.getattr(method).is_ok_and(|m| m.is_callable()) {
                 return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "a store must be a dagster_remote_store.Store or have `read_bytes(path)` and \
-                     `write(path, data, overwrite=True)` methods; {type_name} has no `{method}`"
+                    "a store must be a dagster_remote_store.Store or have the methods {}, as a remote-store \
+                     Store has; {type_name} has no `{method}`",
+                    REQUIRED.join(", ")
                 )));
             }
         }
-        Ok(Self { object: object.clone().unbind(), type_name })
+        let offers = OPTIONAL
+            .iter()
+            .map(|(method, _)| *method)
+            .filter(|method| object.getattr(*method).is_ok_and(|m| m.is_callable()))
+            .collect();
+        Ok(Self { object: object.clone().unbind(), type_name, offers })
     }
 
     /// The type name shown for this store.
@@ -60,9 +82,18 @@ impl ForeignBackend {
         joined.unwrap_or_else(|e| Err(Error::new(ErrorKind::Other, format!("the foreign store call failed: {e}"))))
     }
 
-    fn unsupported(&self, operation: &str) -> Error {
-        let message = format!("{} offers only read_bytes and write, not {operation}", self.type_name);
-        Error::new(ErrorKind::Other, message)
+    /// Calls `call` if the object has `method`, else refuses the operation.
+    async fn call_optional<T: Send + 'static>(
+        &self,
+        method: &'static str,
+        call: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T> + Send + 'static,
+    ) -> Result<T> {
+        if !self.offers.contains(&method) {
+            let operation = OPTIONAL.iter().find(|(m, _)| *m == method).map_or(method, |(_, op)| *op);
+            let message = format!("{} has no `{method}` method, which {operation} needs", self.type_name);
+            return Err(Error::new(ErrorKind::Other, message));
+        }
+        self.call(call).await
     }
 }
 
@@ -113,26 +144,106 @@ impl Backend for ForeignBackend {
         .await
     }
 
-    async fn head(&self, _path: &StorePath) -> Result<ObjectMeta> {
-        Err(self.unsupported("head"))
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        let path = path.clone();
+        self.call(move |_, store| {
+            let info = store.call_method1("get_file_info", (path.to_string(),))?;
+            object_meta(path, &info)
+        })
+        .await
     }
 
-    async fn delete(&self, _path: &StorePath) -> Result<()> {
-        Err(self.unsupported("delete"))
+    async fn delete(&self, path: &StorePath) -> Result<()> {
+        let path = path.to_string();
+        self.call(move |py, store| {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("missing_ok", true)?;
+            store.call_method("delete", (path,), Some(&kwargs)).map(drop)
+        })
+        .await
     }
 
-    fn list(&self, _prefix: Option<&StorePath>, _recursive: bool) -> BoxStream<'static, Result<ListEntry>> {
-        let err = self.unsupported("list");
-        stream::once(async { Err(err) }).boxed()
+    fn list(&self, prefix: Option<&StorePath>, recursive: bool) -> BoxStream<'static, Result<ListEntry>> {
+        let backend = ForeignBackend {
+            object: Python::attach(|py| self.object.clone_ref(py)),
+            type_name: self.type_name.clone(),
+            offers: self.offers.clone(),
+        };
+        let prefix = prefix.map(StorePath::to_string).unwrap_or_default();
+        stream::once(async move { backend.list_entries(prefix, recursive).await })
+            .map_ok(|entries| stream::iter(entries.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
     }
 
-    async fn copy(&self, _from: &StorePath, _to: &StorePath, _overwrite: bool) -> Result<()> {
-        Err(self.unsupported("copy"))
+    async fn copy(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.transfer("copy", from, to, overwrite).await
     }
 
-    async fn rename(&self, _from: &StorePath, _to: &StorePath, _overwrite: bool) -> Result<()> {
-        Err(self.unsupported("rename"))
+    async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        self.transfer("move", from, to, overwrite).await
     }
+}
+
+impl ForeignBackend {
+    /// One listing, whole: remote-store lists through an iterator of Python objects.
+    async fn list_entries(&self, prefix: String, recursive: bool) -> Result<Vec<ListEntry>> {
+        let folders = if recursive {
+            Vec::new()
+        } else {
+            let prefix = prefix.clone();
+            self.call_optional("list_folders", move |_, store| {
+                let mut folders = Vec::new();
+                for folder in store.call_method1("list_folders", (prefix,))?.try_iter()? {
+                    folders.push(ListEntry::Prefix(store_path(&folder?.getattr("path")?)?));
+                }
+                Ok(folders)
+            })
+            .await?
+        };
+        let mut entries = self
+            .call(move |py, store| {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("recursive", recursive)?;
+                let mut files = Vec::new();
+                for info in store.call_method("list_files", (prefix,), Some(&kwargs))?.try_iter()? {
+                    let info = info?;
+                    files.push(ListEntry::Object(object_meta(store_path(&info.getattr("path")?)?, &info)?));
+                }
+                Ok(files)
+            })
+            .await?;
+        entries.extend(folders);
+        Ok(entries)
+    }
+
+    async fn transfer(&self, method: &'static str, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.call_optional(method, move |py, store| {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("overwrite", overwrite)?;
+            store.call_method(method, (from, to), Some(&kwargs)).map(drop)
+        })
+        .await
+    }
+}
+
+/// A remote-store `FileInfo` (`size`, `modified_at`) as object metadata.
+fn object_meta(path: StorePath, info: &Bound<'_, PyAny>) -> PyResult<ObjectMeta> {
+    let modified = info.getattr("modified_at")?;
+    let last_modified = if modified.is_none() {
+        None
+    } else {
+        let seconds: f64 = modified.call_method0("timestamp")?.extract()?;
+        Duration::try_from_secs_f64(seconds).ok().map(|since| SystemTime::UNIX_EPOCH + since)
+    };
+    Ok(ObjectMeta { path, size: info.getattr("size")?.extract()?, last_modified, e_tag: None, version: None })
+}
+
+/// A path a foreign store returned, as ours.
+fn store_path(path: &Bound<'_, PyAny>) -> PyResult<StorePath> {
+    let text = path.str()?.to_string();
+    text.parse().map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("{text:?}: {e}")))
 }
 
 /// A `Store` over a foreign store object (see the module docs).

@@ -211,36 +211,45 @@ impl ObjectWriter {
 /// `readline()`, iteration over chunks.
 #[pyclass(frozen, module = "dagster_remote_store")]
 pub struct ObjectReader {
+    path: String,
     state: Mutex<Option<ReadState>>,
     /// The checksum check of a reader opened by the IO manager.
     check: Mutex<Option<CheckedStream>>,
 }
 
 struct ReadState {
-    chunks: BoxStream<'static, store_core::Result<Bytes>>,
+    chunks: stream::Fuse<BoxStream<'static, store_core::Result<Bytes>>>,
     /// Fetched but not yet returned.
     pending: Bytes,
+    /// The error that ended the chunks: every later read raises it again, so a
+    /// broken read never passes for the end of the object.
+    failed: Option<PyErr>,
 }
 
 impl ObjectReader {
     pub fn open(py: Python<'_>, store: &Store, path: StorePath) -> PyResult<Self> {
         let chunks = block_on(py, store.read_stream(&path)).into_py_result(py)?;
-        Ok(Self::over(chunks, None))
+        Ok(Self::over(path, chunks, None))
     }
 
     /// A reader of an object whose checksum [`verify`](Self::verify) checks.
     pub fn checked(mut object: CheckedStream) -> Self {
         let chunks = std::mem::replace(&mut object.chunks, stream::empty().boxed());
-        Self::over(chunks, Some(object))
+        Self::over(object.path().clone(), chunks, Some(object))
     }
 
-    fn over(chunks: BoxStream<'static, store_core::Result<Bytes>>, check: Option<CheckedStream>) -> Self {
-        Self { state: Mutex::new(Some(ReadState { chunks, pending: Bytes::new() })), check: Mutex::new(check) }
+    fn over(
+        path: StorePath,
+        chunks: BoxStream<'static, store_core::Result<Bytes>>,
+        check: Option<CheckedStream>,
+    ) -> Self {
+        let state = ReadState { chunks: chunks.fuse(), pending: Bytes::new(), failed: None };
+        Self { path: path.to_string(), state: Mutex::new(Some(state)), check: Mutex::new(check) }
     }
 
     /// Reads what is left and compares the object's checksum with the recorded one.
     pub fn verify(&self, py: Python<'_>) -> PyResult<()> {
-        self.with_state(|state| {
+        self.with_state(py, |state| {
             state.pending = Bytes::new();
             while state.fill(py)? {}
             Ok(())
@@ -250,20 +259,26 @@ impl ObjectReader {
     }
 
     /// Runs `f` on the open state; a closed reader is a `ValueError`.
-    fn with_state<T>(&self, f: impl FnOnce(&mut ReadState) -> PyResult<T>) -> PyResult<T> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        f(state.as_mut().ok_or_else(closed)?)
+    fn with_state<T>(&self, py: Python<'_>, f: impl FnOnce(&mut ReadState) -> PyResult<T>) -> PyResult<T> {
+        guard(py, "read", Some(&self.path), || {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            f(state.as_mut().ok_or_else(closed)?)
+        })
     }
 }
 
 impl ReadState {
     /// Fetches the next chunk into `pending`; false at the end of the object.
     fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
-        match block_on(py, self.chunks.next()) {
-            Some(chunk) => {
-                self.pending = chunk.into_py_result(py)?;
+        if let Some(failed) = &self.failed {
+            return Err(failed.clone_ref(py));
+        }
+        match block_on(py, self.chunks.next()).map(|chunk| chunk.into_py_result(py)) {
+            Some(Ok(chunk)) => {
+                self.pending = chunk;
                 Ok(true)
             }
+            Some(Err(e)) => Err(self.failed.insert(e).clone_ref(py)),
             None => Ok(false),
         }
     }
@@ -291,7 +306,7 @@ impl ObjectReader {
     #[pyo3(signature = (size = -1))]
     fn read<'py>(&self, py: Python<'py>, size: isize) -> PyResult<Bound<'py, PyBytes>> {
         let size = usize::try_from(size).ok();
-        let data = self.with_state(|state| state.take(py, size))?;
+        let data = self.with_state(py, |state| state.take(py, size))?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -306,7 +321,7 @@ impl ObjectReader {
         // `pickle.load` passes each column's fresh, untouched buffer here.
         // SAFETY: as for the copy below; the view is only advised, not read.
         store_core::buffer::advise_huge_pages(unsafe { std::slice::from_raw_parts_mut(target.cast(), len) });
-        self.with_state(|state| {
+        self.with_state(py, |state| {
             let mut filled = 0;
             while filled < len && (!state.pending.is_empty() || state.fill(py)?) {
                 let piece = state.pending.split_to((len - filled).min(state.pending.len()));
@@ -322,7 +337,7 @@ impl ObjectReader {
 
     /// Bytes up to and including the next newline (or the end).
     fn readline<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let line = self.with_state(|state| {
+        let line = self.with_state(py, |state| {
             let mut line = BytesMut::new();
             loop {
                 if state.pending.is_empty() && !state.fill(py)? {
@@ -360,7 +375,7 @@ impl ObjectReader {
 
     /// The next chunk as the backend delivers it.
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let chunk = self.with_state(|state| {
+        let chunk = self.with_state(py, |state| {
             if state.pending.is_empty() && !state.fill(py)? {
                 return Ok(None);
             }

@@ -247,8 +247,8 @@ pub async fn large_object(store: &Store) {
 }
 
 /// A 40 MiB object written as a stream of 1 MiB chunks (multipart where the
-/// backend has it) and read back as a stream; create-only streams refuse an
-/// existing object.
+/// backend has it) and read back as a stream, which stays ended once drained;
+/// create-only streams refuse an existing object.
 pub async fn streamed_large_object(store: &Store) {
     let data = pattern(40 << 20, 3);
     let chunks: Vec<crate::Result<Bytes>> = data.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
@@ -261,6 +261,7 @@ pub async fn streamed_large_object(store: &Store) {
         read.extend_from_slice(&piece.expect("chunk"));
     }
     assert!(read == data, "streamed object came back different");
+    assert!(pieces.next().await.is_none(), "a drained stream stays ended");
     let again = stream::iter(vec![Ok(Bytes::from_static(b"small"))]).boxed();
     let err = store.write_stream(&path, again, WriteMode::CreateNew).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");

@@ -140,7 +140,7 @@ impl Store {
         self.backend.write_stream(&self.full(path), data, mode).await.map_err(|e| self.context(e, "write", path))
     }
 
-    /// The object as a stream of chunks.
+    /// The object as a stream of chunks; once drained (or failed) it stays ended.
     pub async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
         let chunks = self.backend.read_stream(&self.full(path)).await.map_err(|e| self.context(e, "read", path))?;
         Ok(self.reading(chunks, path))
@@ -155,14 +155,15 @@ impl Store {
         Ok(object)
     }
 
-    /// `chunks` of the object at `path`, their errors in the same context as the read's.
+    /// `chunks` of the object at `path`, their errors in the same context as the
+    /// read's, fused: polled again after its end, the stream answers `None`.
     fn reading(
         &self,
         chunks: BoxStream<'static, Result<Bytes>>,
         path: &StorePath,
     ) -> BoxStream<'static, Result<Bytes>> {
         let (store, path) = (self.clone(), path.clone());
-        chunks.map_err(move |e| store.context(e, "read", &path)).boxed()
+        chunks.map_err(move |e| store.context(e, "read", &path)).fuse().boxed()
     }
 
     /// Metadata of one object; `path` in the result is store-relative.

@@ -258,7 +258,8 @@ class IoManagerCore:
     def uri(self, path: str) -> str: ...
 
 def foreign_store(obj: Any) -> Store:
-    """A Store over an object with ``read_bytes(path)`` and ``write(path, data, overwrite=True)``."""
+    """A Store over a remote-store ``Store``, or any object with its ``read_bytes``, ``write``,
+    ``get_file_info``, ``list_files`` and ``delete`` methods."""
 
 class Secret:
     """A credential: prints as ``Secret('***')`` / ``***``; ``reveal()`` gives the value."""

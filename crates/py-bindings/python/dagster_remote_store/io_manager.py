@@ -57,9 +57,9 @@ def remote_store_io_manager(
     does: ``["@data", "mypackage.*"]``. A stored object that does not load raises
     ``DeserializationError`` naming the asset, partition and path.
 
-    ``store`` is a :class:`Store`, or a store object from another library with
-    ``read_bytes(path)`` and ``write(path, data, overwrite=True)`` (such as a
-    remote-store ``Store``), used through Python: slower, same behaviour.
+    ``store`` is a :class:`Store`, or a remote-store ``Store`` (any object with its
+    ``read_bytes``, ``write``, ``get_file_info``, ``list_files`` and ``delete``),
+    used through Python: slower, same behaviour.
 
     The caller owns ``store``: the IO manager never closes it.
     """
