@@ -10,10 +10,19 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-from dagster import AssetIn, DailyPartitionsDefinition, asset, materialize
+from dagster import (
+    AssetIn,
+    AssetKey,
+    DailyPartitionsDefinition,
+    StaticPartitionsDefinition,
+    asset,
+    build_input_context,
+    materialize,
+)
 
 from dagster_remote_store import (
     CHECKSUM_RECORDS_SUFFIX,
+    AssetMismatch,
     ChecksumMismatch,
     ParquetSerializer,
     Store,
@@ -228,3 +237,39 @@ def test_one_flipped_byte_in_a_local_file_is_caught(tmp_path, instance) -> None:
     file.write_bytes(bytes(data))
     with pytest.raises(ChecksumMismatch, match="source.pkl"):
         IoManagerCore(store, "pickle").load_input("source.pkl")
+
+
+@pytest.mark.parametrize("serializer", ["pickle", "parquet"])
+def test_two_assets_on_one_path_never_load_or_replace_each_others_value(store, serializer, instance) -> None:
+    # The layout lets asset ["foo"] partition "bar" and asset ["foo", "bar"] share foo/bar.<ext>.
+    bars = StaticPartitionsDefinition(["bar"])
+    table = pd.DataFrame({"who": ["partitioned"]})
+
+    @asset(key=["foo"], partitions_def=bars)
+    def partitioned() -> pd.DataFrame:
+        return table
+
+    @asset(key=["foo", "bar"])
+    def nested() -> pd.DataFrame:
+        return pd.DataFrame({"who": ["nested"]})
+
+    @asset(ins={"upstream": AssetIn(key=["foo", "bar"])})
+    def reads_nested(upstream: pd.DataFrame) -> int:
+        return len(upstream)
+
+    io = remote_store_io_manager(store, serializer=serializer)
+    resources = {"io_manager": io}
+    assert materialize([partitioned], partition_key="bar", resources=resources, instance=instance).success
+    with pytest.raises(AssetMismatch) as refused:
+        materialize([nested], resources=resources, instance=instance)
+    for named in ['asset ["foo"], partition "bar"', 'asset ["foo", "bar"]', f"foo/bar.{io._core.extension[1:]}"]:
+        assert named in str(refused.value), refused.value
+    assert refused.value.stored == 'asset ["foo"], partition "bar"' and refused.value.expected == 'asset ["foo", "bar"]'
+    with pytest.raises(AssetMismatch):
+        materialize([nested.to_source_asset(), reads_nested], resources=resources, instance=instance)
+    loaded = materialize([partitioned.to_source_asset()], resources=resources, instance=instance)
+    assert loaded.success
+    context = build_input_context(
+        asset_key=AssetKey(["foo"]), partition_key="bar", asset_partitions_def=bars, instance=instance
+    )
+    assert io.load_input(context).equals(table), "the first asset's value is still there, as it was"

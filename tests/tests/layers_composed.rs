@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use io_manager::IoManager;
+use io_manager::{IoManager, Owner};
 use serde::{Deserialize, Serialize};
 use store_backends::LocalBackend;
 use store_core::{ErrorKind, Store};
@@ -29,7 +29,8 @@ async fn partitioned_outputs_round_trip_through_files_on_disk() {
     for (i, day) in days.iter().enumerate() {
         let value = DailyTotal { day: day.clone(), orders: i as u32, revenue: i as f64 * 10.5 };
         let path = io.asset_path(&["sales", "daily_total"], &[day]).unwrap();
-        let written = io.handle_output(&path, &value).await.unwrap();
+        let owner = Owner::new(["sales", "daily_total"], [day]);
+        let written = io.handle_output(&path, &value, Some(&owner)).await.unwrap();
         assert!(
             written.uri.starts_with("file://")
                 && written.uri.ends_with(&format!("warehouse/sales/daily_total/{day}.json"))
@@ -42,8 +43,16 @@ async fn partitioned_outputs_round_trip_through_files_on_disk() {
 
     // A second manager (another process, say) loads all partitions back, in order.
     let reader = manager(dir.path());
-    let paths: Vec<_> = days.iter().map(|d| reader.asset_path(&["sales", "daily_total"], &[d]).unwrap()).collect();
-    let loaded = reader.load_many(&paths).await.unwrap();
+    let objects: Vec<_> = days
+        .iter()
+        .map(|d| {
+            (
+                reader.asset_path(&["sales", "daily_total"], &[d]).unwrap(),
+                Some(Owner::new(["sales", "daily_total"], [d])),
+            )
+        })
+        .collect();
+    let loaded = reader.load_many(&objects).await.unwrap();
     assert_eq!(loaded.iter().map(|t| t.day.as_str()).collect::<Vec<_>>(), days);
     assert_eq!(loaded[4].revenue, 42.0);
 }
@@ -53,7 +62,7 @@ async fn a_missing_partition_is_not_found_and_names_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let io = manager(dir.path());
     let path = io.asset_path(&["sales"], &["2026-02-30"]).unwrap();
-    let err = io.load_input(&path).await.unwrap_err();
+    let err = io.load_input(&path, None).await.unwrap_err();
     match err {
         io_manager::Error::Store(e) => {
             assert_eq!(e.kind(), ErrorKind::NotFound);

@@ -26,6 +26,14 @@
 //! tool) loads unverified. The single sidecar `<path>.crc32c` of earlier
 //! versions is still accepted, and removed by the next write.
 //!
+//! The [`Owner`] of an object (the asset key and partition the IO manager
+//! writes it for) goes where its checksum goes: metadata key `dagster_asset`,
+//! or the record's second line. A write given an owner first checks the owner
+//! recorded for the object at the path, and a load given one checks the owner
+//! recorded with the checksum it found; another owner is
+//! [`Error::OwnedByAnother`], never a value and never an overwrite. Objects with
+//! no owner recorded (older versions, other tools) are accepted.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
 //! use io_manager::integrity::{self, Checksum};
@@ -33,14 +41,14 @@
 //!
 //! let store = Store::new(store_backends::MemoryBackend::new());
 //! let path = "daily/2026-01-01.json".parse()?;
-//! let written = integrity::write(&store, &path, "[1, 2]".into(), WriteMode::Overwrite).await?;
+//! let written = integrity::write(&store, &path, "[1, 2]".into(), WriteMode::Overwrite, None).await?;
 //! assert_eq!(written.checksum, Checksum::of(b"[1, 2]"));
-//! assert_eq!(integrity::read(&store, &path).await?, "[1, 2]");
+//! assert_eq!(integrity::read(&store, &path, None).await?, "[1, 2]");
 //!
 //! // Bytes changed behind the IO manager's back (the recorded checksum kept) are refused.
 //! let (_, metadata) = store.read_with_metadata(&path).await?;
 //! store.write_with_metadata(&path, "[1, 3]".into(), WriteMode::Overwrite, &metadata).await?;
-//! let err = integrity::read(&store, &path).await.unwrap_err();
+//! let err = integrity::read(&store, &path, None).await.unwrap_err();
 //! assert!(matches!(err, io_manager::Error::ChecksumMismatch { .. }), "{err}");
 //! # Ok(()) }
 //! ```
@@ -55,10 +63,13 @@ use futures::future;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use store_core::{ErrorKind, ListEntry, Metadata, Store, StorePath, WriteMode, WriteResult};
 
-use crate::Error;
+use crate::{Error, Owner};
 
 /// Metadata key of the checksum, where the backend keeps object metadata.
 pub const METADATA_KEY: &str = "crc32c";
+
+/// Metadata key of the object's [`Owner`], beside [`METADATA_KEY`].
+pub const OWNER_METADATA_KEY: &str = "dagster_asset";
 
 /// What the folder of an object's checksum records adds to the object's path.
 pub const RECORDS_SUFFIX: &str = ".checksums";
@@ -157,17 +168,39 @@ pub fn sidecar(path: &StorePath) -> StorePath {
     StorePath::parse(format!("{path}{SIDECAR_SUFFIX}")).expect("a valid path plus a plain suffix is a valid path")
 }
 
-/// Stores `data` at `path` atomically, with its checksum.
-pub async fn write(store: &Store, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<Written, Error> {
+/// Stores `data` at `path` atomically, with its checksum and `owner`; an
+/// object of another owner at `path` is [`Error::OwnedByAnother`] and stays.
+pub async fn write(
+    store: &Store,
+    path: &StorePath,
+    data: Bytes,
+    mode: WriteMode,
+    owner: Option<&Owner>,
+) -> Result<Written, Error> {
+    check_owner(store, path, owner).await?;
+    write_checked(store, path, data, mode, owner).await
+}
+
+/// [`write`], once the owner is checked.
+async fn write_checked(
+    store: &Store,
+    path: &StorePath,
+    data: Bytes,
+    mode: WriteMode,
+    owner: Option<&Owner>,
+) -> Result<Written, Error> {
     let checksum = Checksum::of(&data);
     let size = data.len() as u64;
     let result = if store.stores_metadata() {
-        let metadata = Metadata::from([(METADATA_KEY.to_owned(), checksum.hex())]);
+        let mut metadata = Metadata::from([(METADATA_KEY.to_owned(), checksum.hex())]);
+        if let Some(owner) = owner {
+            metadata.insert(OWNER_METADATA_KEY.to_owned(), owner.stored());
+        }
         store.write_with_metadata(path, data, mode, &metadata).await?
     } else {
-        write_record(store, path, checksum).await?;
+        write_record(store, path, checksum, owner).await?;
         let result = store.write(path, data, mode).await?;
-        tidy_records(store, path, checksum).await?;
+        tidy_records(store, path, checksum, owner).await?;
         result
     };
     Ok(Written { result, checksum, size })
@@ -175,13 +208,15 @@ pub async fn write(store: &Store, path: &StorePath, data: Bytes, mode: WriteMode
 
 /// Stores what `data` yields at `path` atomically, with its checksum; memory
 /// stays bounded by the backend's multipart buffers, whatever the size. A
-/// stream that fails stores nothing.
+/// stream that fails stores nothing; owners as for [`write`].
 pub async fn write_stream(
     store: &Store,
     path: &StorePath,
     mut data: BoxStream<'static, store_core::Result<Bytes>>,
     mode: WriteMode,
+    owner: Option<&Owner>,
 ) -> Result<Written, Error> {
+    check_owner(store, path, owner).await?;
     let mut first = Vec::new();
     let mut buffered = 0;
     while buffered <= SINGLE_WRITE_LIMIT {
@@ -190,7 +225,7 @@ pub async fn write_stream(
                 buffered += chunk.len();
                 first.push(chunk);
             }
-            None => return write(store, path, first.concat().into(), mode).await,
+            None => return write_checked(store, path, first.concat().into(), mode, owner).await,
         }
     }
     let digest = Arc::new(Running::default());
@@ -198,12 +233,14 @@ pub async fn write_stream(
     let chunks = stream::iter(first.into_iter().map(Ok)).chain(data).inspect_ok(move |chunk| hashed.update(chunk));
     // Polled after the last chunk, before the backend publishes the object.
     let (record_store, record_path, recorded) = (store.clone(), path.clone(), digest.clone());
-    let record =
-        stream::once(async move { write_record(&record_store, &record_path, recorded.checksum()).await.err() })
-            .filter_map(|failed| future::ready(failed.map(Err)));
+    let record_owner = owner.cloned();
+    let record = stream::once(async move {
+        write_record(&record_store, &record_path, recorded.checksum(), record_owner.as_ref()).await.err()
+    })
+    .filter_map(|failed| future::ready(failed.map(Err)));
     let result = store.write_stream(path, chunks.chain(record).boxed(), mode).await?;
     let (checksum, size) = (digest.checksum(), digest.size());
-    tidy_records(store, path, checksum).await?;
+    tidy_records(store, path, checksum, owner).await?;
     Ok(Written { result, checksum, size })
 }
 
@@ -229,15 +266,17 @@ impl Running {
     }
 }
 
-/// The object at `path`, verified against its recorded checksum.
+/// The object at `path`, verified against its recorded checksum and, given
+/// `owner`, its recorded owner.
 ///
 /// A mismatch is [`Error::ChecksumMismatch`], naming the path and both
 /// checksums; an object with no recorded checksum is returned unverified.
-pub async fn read(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
+/// An object recorded as another owner's is [`Error::OwnedByAnother`].
+pub async fn read(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Result<Bytes, Error> {
     let mut again = false;
     loop {
         let (data, metadata) = store.read_with_metadata(path).await?;
-        match verify(store, path, &metadata, Checksum::of(&data)).await {
+        match verify(store, path, &metadata, Checksum::of(&data), owner).await {
             // An object replaced while it was read may find its record already
             // tidied away by the writer that replaced it: read the new one.
             Err(Error::ChecksumMismatch { .. }) if !again => again = true,
@@ -257,15 +296,15 @@ pub async fn read(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
 ///
 /// let store = Store::new(store_backends::MemoryBackend::new());
 /// let path = "big.bin".parse()?;
-/// integrity::write(&store, &path, "0123456789".into(), WriteMode::Overwrite).await?;
-/// let mut object = integrity::read_stream(&store, &path).await?;
+/// integrity::write(&store, &path, "0123456789".into(), WriteMode::Overwrite, None).await?;
+/// let mut object = integrity::read_stream(&store, &path, None).await?;
 /// assert_eq!(object.size, Some(10));
 /// let chunks: Vec<_> = (&mut object.chunks).try_collect().await?;
 /// assert_eq!(chunks.concat(), b"0123456789");
 /// object.verify().await?;
 /// # Ok(()) }
 /// ```
-pub async fn read_stream(store: &Store, path: &StorePath) -> Result<CheckedStream, Error> {
+pub async fn read_stream(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Result<CheckedStream, Error> {
     let object = store.read_stream_with_metadata(path).await?;
     let running = Arc::new(Running::default());
     let hashed = running.clone();
@@ -277,6 +316,7 @@ pub async fn read_stream(store: &Store, path: &StorePath) -> Result<CheckedStrea
         path: path.clone(),
         metadata: object.metadata,
         running,
+        owner: owner.cloned(),
     })
 }
 
@@ -290,6 +330,7 @@ pub struct CheckedStream {
     path: StorePath,
     metadata: Metadata,
     running: Arc<Running>,
+    owner: Option<Owner>,
 }
 
 impl CheckedStream {
@@ -307,19 +348,28 @@ impl CheckedStream {
             let message = format!("only {read} of the object's {size} bytes were read, so it cannot be verified");
             return Err(store_core::Error::new(ErrorKind::Other, message).with_path(self.path.to_string()).into());
         }
-        verify(&self.store, &self.path, &self.metadata, self.running.checksum()).await
+        verify(&self.store, &self.path, &self.metadata, self.running.checksum(), self.owner.as_ref()).await
     }
 }
 
 /// Whether `actual`, the checksum of the object read at `path` with `metadata`,
-/// is the one recorded for it.
-async fn verify(store: &Store, path: &StorePath, metadata: &Metadata, actual: Checksum) -> Result<(), Error> {
+/// is the one recorded for it, and `owner` (if given) the owner recorded with it.
+async fn verify(
+    store: &Store,
+    path: &StorePath,
+    metadata: &Metadata,
+    actual: Checksum,
+    owner: Option<&Owner>,
+) -> Result<(), Error> {
     let mismatch = |stored| Error::ChecksumMismatch { path: path.clone(), uri: store.uri(path), stored, actual };
     if let Some(text) = metadata.get(METADATA_KEY) {
-        return if Checksum::parse_hex(text) == Some(actual) { Ok(()) } else { Err(mismatch(describe(text))) };
+        if Checksum::parse_hex(text) != Some(actual) {
+            return Err(mismatch(describe(text)));
+        }
+        return owned(store, path, owner, metadata.get(OWNER_METADATA_KEY).map(String::as_str));
     }
-    if store.exists(&record(path, actual)).await? {
-        return Ok(());
+    if let Some(recorded) = read_record(store, &record(path, actual)).await? {
+        return owned(store, path, owner, recorded.as_deref());
     }
     let legacy = read_sidecar(store, path).await?;
     if legacy.as_deref().and_then(Checksum::parse_hex) == Some(actual) {
@@ -365,9 +415,62 @@ async fn list_records(store: &Store, path: &StorePath) -> store_core::Result<Vec
         .collect())
 }
 
-async fn write_record(store: &Store, path: &StorePath, checksum: Checksum) -> store_core::Result<()> {
-    let line = Bytes::from(format!("{}\n", checksum.hex()));
-    store.write(&record(path, checksum), line, WriteMode::Overwrite).await.map(drop)
+/// Records `checksum` (and `owner`) for the object at `path`: the checksum's
+/// hex digits on the first line, the owner's stored form on the second.
+async fn write_record(
+    store: &Store,
+    path: &StorePath,
+    checksum: Checksum,
+    owner: Option<&Owner>,
+) -> store_core::Result<()> {
+    let owner = owner.map(|owner| format!("{}\n", owner.stored())).unwrap_or_default();
+    let lines = Bytes::from(format!("{}\n{owner}", checksum.hex()));
+    store.write(&record(path, checksum), lines, WriteMode::Overwrite).await.map(drop)
+}
+
+/// The owner written in the record at `record`: `None` if there is no such
+/// record, `Some(None)` for a record without an owner.
+async fn read_record(store: &Store, record: &StorePath) -> store_core::Result<Option<Option<String>>> {
+    match store.read(record).await {
+        Ok(lines) => {
+            let owner = String::from_utf8_lossy(&lines).lines().nth(1).map(str::trim).map(str::to_owned);
+            Ok(Some(owner.filter(|owner| !owner.is_empty())))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the object at `path`, recorded as `stored`'s, may be loaded or
+/// replaced as `owner`'s: yes unless both are known and differ.
+fn owned(store: &Store, path: &StorePath, owner: Option<&Owner>, stored: Option<&str>) -> Result<(), Error> {
+    match (owner, stored) {
+        (Some(owner), Some(stored)) if owner.stored() != stored => Err(Error::OwnedByAnother {
+            path: path.clone(),
+            uri: store.uri(path),
+            stored: Owner::describe(stored),
+            expected: owner.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Before `owner` writes at `path`: the owner recorded for the object there
+/// (in its metadata, else in its newest record) must be `owner` or unknown.
+async fn check_owner(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Result<(), Error> {
+    let Some(owner) = owner else { return Ok(()) };
+    let metadata = match store.head_with_metadata(path).await {
+        Ok((_, metadata)) => metadata,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if metadata.contains_key(METADATA_KEY) {
+        return owned(store, path, Some(owner), metadata.get(OWNER_METADATA_KEY).map(String::as_str));
+    }
+    let newest = list_records(store, path).await?.into_iter().max_by_key(|record| record.written);
+    let Some(newest) = newest else { return Ok(()) };
+    let recorded = read_record(store, &newest.path).await?.flatten();
+    owned(store, path, Some(owner), recorded.as_deref())
 }
 
 /// Once the object with checksum `ours` is published at `path`: makes sure its
@@ -375,10 +478,10 @@ async fn write_record(store: &Store, path: &StorePath, checksum: Checksum) -> st
 /// seen it tidied away), then removes superseded records and the sidecar of
 /// earlier versions. Only a record of ours that cannot be written fails the
 /// write; the rest is tidying, which the next write repeats.
-async fn tidy_records(store: &Store, path: &StorePath, ours: Checksum) -> Result<(), Error> {
+async fn tidy_records(store: &Store, path: &StorePath, ours: Checksum, owner: Option<&Owner>) -> Result<(), Error> {
     let Ok(found) = list_records(store, path).await else { return Ok(()) };
     if !found.iter().any(|record| record.checksum == ours) {
-        write_record(store, path, ours).await?;
+        write_record(store, path, ours, owner).await?;
         return Ok(());
     }
     for stale in superseded(&found, ours) {
@@ -470,14 +573,19 @@ mod tests {
     async fn metadata_backends_keep_the_checksum_in_the_object() {
         let store = Store::new(MemoryBackend::new());
         let path = p("a/b.pkl");
-        let written = write(&store, &path, "good".into(), WriteMode::Overwrite).await.unwrap();
+        let written = write(&store, &path, "good".into(), WriteMode::Overwrite, None).await.unwrap();
         assert_eq!((written.checksum, written.size), (Checksum::of(b"good"), 4));
         let (_, metadata) = store.read_with_metadata(&path).await.unwrap();
         assert_eq!(metadata.get(METADATA_KEY), Some(&written.checksum.hex()));
         assert_eq!(recorded(&store, &path).await, [], "no record where metadata holds the checksum");
-        assert_eq!(read(&store, &path).await.unwrap(), "good");
+        assert_eq!(read(&store, &path, None).await.unwrap(), "good");
         corrupt(&store, &path, b"evil").await;
-        assert_mismatch(read(&store, &path).await.unwrap_err(), "a/b.pkl", written.checksum, Checksum::of(b"evil"));
+        assert_mismatch(
+            read(&store, &path, None).await.unwrap_err(),
+            "a/b.pkl",
+            written.checksum,
+            Checksum::of(b"evil"),
+        );
     }
 
     #[tokio::test]
@@ -485,26 +593,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(LocalBackend::new(dir.path()).unwrap());
         let path = p("daily/2026-01-01.pkl");
-        let written = write(&store, &path, "good".into(), WriteMode::Overwrite).await.unwrap();
+        let written = write(&store, &path, "good".into(), WriteMode::Overwrite, None).await.unwrap();
         // Without user extended attributes (checked by the local backend's own tests), a record.
         let in_file =
             store.read_with_metadata(&path).await.unwrap().1.get(METADATA_KEY) == Some(&written.checksum.hex());
         assert_eq!(in_file, store.stores_metadata());
         let expected_records = if in_file { vec![] } else { vec![written.checksum] };
         assert_eq!(recorded(&store, &path).await, expected_records, "the checksum is in one place");
-        assert_eq!(read(&store, &path).await.unwrap(), "good");
+        assert_eq!(read(&store, &path, None).await.unwrap(), "good");
         // One flipped byte in the file itself, written in place: the attribute stays.
         std::fs::OpenOptions::new()
             .write(true)
             .open(dir.path().join("daily/2026-01-01.pkl"))
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"gooD"))
             .unwrap();
-        let err = read(&store, &path).await.unwrap_err();
+        let err = read(&store, &path, None).await.unwrap_err();
         assert_mismatch(err, "daily/2026-01-01.pkl", written.checksum, Checksum::of(b"gooD"));
         if in_file {
             let unreadable = Metadata::from([(METADATA_KEY.to_owned(), "not hex".to_owned())]);
             store.write_with_metadata(&path, "good".into(), WriteMode::Overwrite, &unreadable).await.unwrap();
-            let err = read(&store, &path).await.unwrap_err();
+            let err = read(&store, &path, None).await.unwrap_err();
             assert!(err.to_string().contains("recorded unreadable \"not hex\""), "{err}");
         }
     }
@@ -513,8 +621,8 @@ mod tests {
     async fn objects_without_a_recorded_checksum_load_unverified() {
         for store in [Store::new(MemoryBackend::new()), Store::new(Hooked::<PlainReads>::default())] {
             store.write(&p("foreign.csv"), "a,b".into(), WriteMode::Overwrite).await.unwrap();
-            assert_eq!(read(&store, &p("foreign.csv")).await.unwrap(), "a,b");
-            let missing = read(&store, &p("none.csv")).await.unwrap_err();
+            assert_eq!(read(&store, &p("foreign.csv"), None).await.unwrap(), "a,b");
+            let missing = read(&store, &p("none.csv"), None).await.unwrap_err();
             assert!(
                 matches!(missing, Error::Store(e) if e.kind() == ErrorKind::NotFound && e.path() == Some("none.csv"))
             );
@@ -526,19 +634,25 @@ mod tests {
         let store = Store::new(MemoryBackend::new());
         let big = large(0);
         let path = p("big.bin");
-        let written = write_stream(&store, &path, chunks(&big), WriteMode::Overwrite).await.unwrap();
+        let written = write_stream(&store, &path, chunks(&big), WriteMode::Overwrite, None).await.unwrap();
         assert_eq!((written.checksum, written.size), (Checksum::of(&big), big.len() as u64));
         assert!(store.read_with_metadata(&path).await.unwrap().1.is_empty(), "multipart uploads carry no checksum");
         assert_eq!(recorded(&store, &path).await, [written.checksum]);
-        assert!(read(&store, &path).await.unwrap() == big);
+        assert!(read(&store, &path, None).await.unwrap() == big);
         corrupt(&store, &path, b"short").await;
-        assert_mismatch(read(&store, &path).await.unwrap_err(), "big.bin", written.checksum, Checksum::of(b"short"));
+        assert_mismatch(
+            read(&store, &path, None).await.unwrap_err(),
+            "big.bin",
+            written.checksum,
+            Checksum::of(b"short"),
+        );
 
         let small = p("small.bin");
-        let written = write_stream(&store, &small, chunks(&Bytes::from_static(b"tiny")), WriteMode::Overwrite).await;
+        let written =
+            write_stream(&store, &small, chunks(&Bytes::from_static(b"tiny")), WriteMode::Overwrite, None).await;
         assert_eq!(written.unwrap().checksum, Checksum::of(b"tiny"));
         assert_eq!(recorded(&store, &small).await, []);
-        assert_eq!(read(&store, &small).await.unwrap(), "tiny");
+        assert_eq!(read(&store, &small, None).await.unwrap(), "tiny");
     }
 
     #[tokio::test]
@@ -550,14 +664,14 @@ mod tests {
             _ => Ok(Bytes::from(vec![i as u8; 1 << 20])),
         });
         let (path, parts) = (p("x.bin"), stream::iter(parts.collect::<Vec<_>>()).boxed());
-        let err = write_stream(&store, &path, parts, WriteMode::Overwrite).await.unwrap_err();
+        let err = write_stream(&store, &path, parts, WriteMode::Overwrite, None).await.unwrap_err();
         assert!(err.to_string().contains("the producer failed"), "{err}");
         assert!(!store.exists(&path).await.unwrap());
         assert_eq!(recorded(&store, &path).await, [], "no record of a stream that never ended");
     }
 
     async fn read_streamed(store: &Store, path: &StorePath) -> Result<Bytes, Error> {
-        let mut object = read_stream(store, path).await?;
+        let mut object = read_stream(store, path, None).await?;
         let chunks: Vec<Bytes> = (&mut object.chunks).try_collect().await?;
         object.verify().await?;
         Ok(chunks.concat().into())
@@ -574,7 +688,7 @@ mod tests {
         let big: Bytes = (0..(3 << 20)).map(|i| (i % 251) as u8).collect::<Vec<_>>().into();
         for store in &stores {
             let path = p("s/big.bin");
-            let written = write(store, &path, big.clone(), WriteMode::Overwrite).await.unwrap();
+            let written = write(store, &path, big.clone(), WriteMode::Overwrite, None).await.unwrap();
             assert!(read_streamed(store, &path).await.unwrap() == big, "{store:?}");
             corrupt(store, &path, b"evil").await;
             let err = read_streamed(store, &path).await.unwrap_err();
@@ -582,13 +696,57 @@ mod tests {
         }
     }
 
+    /// Asset `["foo"]` partition `"bar"` and asset `["foo", "bar"]` share a path: whichever
+    /// writes first keeps it, and the other's writes and loads are refused, on a backend
+    /// with metadata and one without, for small objects and large streams.
+    #[tokio::test]
+    async fn an_object_is_neither_loaded_nor_replaced_as_another_assets() {
+        let partitioned = Owner::new(["foo"], ["bar"]);
+        let nested = Owner::new(["foo", "bar"], Vec::<String>::new());
+        for keeps_metadata in [true, false] {
+            let store = Store::new(Hooked::<PlainReads>::new(keeps_metadata));
+            for (path, data) in [(p("foo/bar.pkl"), Bytes::from("partition")), (p("foo/big.pkl"), large(3))] {
+                write_stream(&store, &path, chunks(&data), WriteMode::Overwrite, Some(&partitioned)).await.unwrap();
+                let refused = write(&store, &path, "nested".into(), WriteMode::Overwrite, Some(&nested)).await;
+                let message = refused.unwrap_err().to_string();
+                for part in [r#"asset ["foo"], partition "bar""#, r#"asset ["foo", "bar"]"#, path.as_str()] {
+                    assert!(message.contains(part), "{message:?} should name {part}");
+                }
+                let streamed = write_stream(&store, &path, chunks(&large(4)), WriteMode::Overwrite, Some(&nested));
+                assert!(matches!(streamed.await, Err(Error::OwnedByAnother { .. })));
+                assert!(
+                    read(&store, &path, Some(&partitioned)).await.unwrap() == data,
+                    "the first owner's value stays"
+                );
+                assert!(matches!(read(&store, &path, Some(&nested)).await, Err(Error::OwnedByAnother { .. })));
+                assert!(matches!(read_streamed_as(&store, &path, &nested).await, Err(Error::OwnedByAnother { .. })));
+                assert!(read(&store, &path, None).await.unwrap() == data, "a load of no asset in particular");
+                write(&store, &path, "again".into(), WriteMode::Overwrite, Some(&partitioned)).await.unwrap();
+                store.delete(&path, false).await.unwrap();
+                write(&store, &path, "nested".into(), WriteMode::Overwrite, Some(&nested)).await.unwrap();
+                assert_eq!(
+                    read(&store, &path, Some(&nested)).await.unwrap(),
+                    "nested",
+                    "a deleted object has no owner"
+                );
+            }
+        }
+    }
+
+    async fn read_streamed_as(store: &Store, path: &StorePath, owner: &Owner) -> Result<Bytes, Error> {
+        let mut object = read_stream(store, path, Some(owner)).await?;
+        let chunks: Vec<Bytes> = (&mut object.chunks).try_collect().await?;
+        object.verify().await?;
+        Ok(chunks.concat().into())
+    }
+
     #[tokio::test]
     async fn a_stream_read_in_part_is_refused_not_compared() {
         let store = Store::new(MemoryBackend::new());
         let path = p("s/big.bin");
         let big = large(1);
-        write_stream(&store, &path, chunks(&big), WriteMode::Overwrite).await.unwrap();
-        let object = read_stream(&store, &path).await.unwrap();
+        write_stream(&store, &path, chunks(&big), WriteMode::Overwrite, None).await.unwrap();
+        let object = read_stream(&store, &path, None).await.unwrap();
         let message = object.verify().await.unwrap_err().to_string();
         let expected = format!("only 0 of the object's {} bytes were read", big.len());
         assert!(message.contains(&expected) && message.contains("s/big.bin"), "{message}");
@@ -606,12 +764,12 @@ mod tests {
                     let requests_left = backend.requests_left.clone();
                     let store = Store::new(backend);
                     let path = p("asset/x.pkl");
-                    write_stream(&store, &path, chunks(&large(1)), WriteMode::Overwrite).await.unwrap();
-                    let old = read(&store, &path).await.unwrap();
+                    write_stream(&store, &path, chunks(&large(1)), WriteMode::Overwrite, None).await.unwrap();
+                    let old = read(&store, &path, None).await.unwrap();
                     requests_left.store(budget, Ordering::SeqCst);
-                    let finished = write_stream(&store, &path, chunks(&new), WriteMode::Overwrite).await.is_ok();
+                    let finished = write_stream(&store, &path, chunks(&new), WriteMode::Overwrite, None).await.is_ok();
                     requests_left.store(usize::MAX, Ordering::SeqCst);
-                    let loaded = read(&store, &path).await.unwrap_or_else(|e| {
+                    let loaded = read(&store, &path, None).await.unwrap_or_else(|e| {
                         panic!("metadata={keeps_metadata} size={} stopped after {budget} requests: {e}", new.len())
                     });
                     assert!(loaded == old || loaded == new, "a value that was never written");
@@ -633,12 +791,14 @@ mod tests {
         for round in 0..20u8 {
             let writers = (0..3).map(|writer| {
                 let (store, path, data) = (store.clone(), path.clone(), large(round * 3 + writer));
-                tokio::spawn(async move { write_stream(&store, &path, chunks(&data), WriteMode::Overwrite).await })
+                tokio::spawn(
+                    async move { write_stream(&store, &path, chunks(&data), WriteMode::Overwrite, None).await },
+                )
             });
             for writer in futures::future::join_all(writers).await {
                 writer.unwrap().unwrap();
             }
-            read(&store, &path).await.unwrap();
+            read(&store, &path, None).await.unwrap();
         }
     }
 
@@ -649,12 +809,17 @@ mod tests {
         store.write(&path, "old".into(), WriteMode::Overwrite).await.unwrap();
         let line = Bytes::from(format!("{}\n", Checksum::of(b"old").hex()));
         store.write(&sidecar(&path), line, WriteMode::Overwrite).await.unwrap();
-        assert_eq!(read(&store, &path).await.unwrap(), "old");
+        assert_eq!(read(&store, &path, None).await.unwrap(), "old");
         store.write(&path, "bad".into(), WriteMode::Overwrite).await.unwrap();
-        assert_mismatch(read(&store, &path).await.unwrap_err(), "old.pkl", Checksum::of(b"old"), Checksum::of(b"bad"));
-        write(&store, &path, "new".into(), WriteMode::Overwrite).await.unwrap();
+        assert_mismatch(
+            read(&store, &path, None).await.unwrap_err(),
+            "old.pkl",
+            Checksum::of(b"old"),
+            Checksum::of(b"bad"),
+        );
+        write(&store, &path, "new".into(), WriteMode::Overwrite, None).await.unwrap();
         assert!(!store.exists(&sidecar(&path)).await.unwrap());
-        assert_eq!(read(&store, &path).await.unwrap(), "new");
+        assert_eq!(read(&store, &path, None).await.unwrap(), "new");
     }
 
     #[tokio::test]
@@ -662,7 +827,7 @@ mod tests {
         let store = Store::new(Hooked::<PlainReads>::default());
         let path = p("kept.pkl");
         for value in ["one", "two", "three"] {
-            write(&store, &path, Bytes::from(value), WriteMode::Overwrite).await.unwrap();
+            write(&store, &path, Bytes::from(value), WriteMode::Overwrite, None).await.unwrap();
         }
         let all = [b"one".as_slice(), b"two", b"three"].map(Checksum::of);
         let mut expected = all.to_vec();

@@ -9,7 +9,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
 //! use std::sync::Arc;
-//! use io_manager::IoManager;
+//! use io_manager::{IoManager, Owner};
 //! use serde_json::{json, Value};
 //! use store_core::Store;
 //!
@@ -18,15 +18,17 @@
 //!
 //! let path = io.asset_path(&["sales", "daily"], &["2026-01-01"])?;
 //! assert_eq!(path.as_str(), "sales/daily/2026-01-01.json");
-//! let written = io.handle_output(&path, &json!({"rows": 3})).await?;
+//! let owner = Owner::new(["sales", "daily"], ["2026-01-01"]);
+//! let written = io.handle_output(&path, &json!({"rows": 3}), Some(&owner)).await?;
 //! assert_eq!((written.size, written.uri.as_str()), (10, "memory:///sales/daily/2026-01-01.json"));
 //! assert_eq!(written.checksum.to_string(), "crc32c:535ec11c");
-//! assert_eq!(io.load_input(&path).await?, json!({"rows": 3}));
+//! assert_eq!(io.load_input(&path, Some(&owner)).await?, json!({"rows": 3}));
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
 pub mod integrity;
+mod owner;
 #[cfg(test)]
 mod test_backend;
 
@@ -40,6 +42,7 @@ use store_core::{ErrorKind, Store, StorePath, WriteMode};
 use crate::integrity::Checksum;
 
 pub use asset_paths::AssetPathError;
+pub use owner::Owner;
 
 /// How many objects [`IoManager::load_many`] fetches at once unless told otherwise.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 16;
@@ -62,6 +65,22 @@ pub enum Error {
     /// The asset key or extension cannot form a path.
     #[error(transparent)]
     AssetPath(#[from] AssetPathError),
+    /// The object at the path was stored for another asset or partition (two
+    /// assets whose paths collide): it is neither loaded nor overwritten.
+    #[error(
+        "{path:?} ({uri}) holds the output of {stored}, not of {expected}: two assets map to this path, so \
+         it is neither loaded nor replaced as the other's; give one of them another key prefix or IO manager"
+    )]
+    OwnedByAnother {
+        /// Store-relative path of the object.
+        path: StorePath,
+        /// The object's URI.
+        uri: String,
+        /// The owner recorded with the object, as shown.
+        stored: String,
+        /// The owner asked for, as shown.
+        expected: String,
+    },
     /// The stored bytes do not match the checksum recorded when they were written.
     #[error(
         "checksum mismatch for {path:?} ({uri}): recorded {stored}, but the stored bytes have {actual}; \
@@ -185,17 +204,28 @@ impl<V> IoManager<V> {
         Ok(StorePath::parse(path)?)
     }
 
-    /// Serializes `value` and writes it atomically to `path`.
-    pub async fn handle_output(&self, path: &StorePath, value: &V) -> Result<OutputMetadata, Error> {
+    /// Serializes `value` and writes it atomically to `path`, as `owner`'s
+    /// (see [`Owner`]: another owner's object there is refused, and stays).
+    pub async fn handle_output(
+        &self,
+        path: &StorePath,
+        value: &V,
+        owner: Option<&Owner>,
+    ) -> Result<OutputMetadata, Error> {
         let data =
             self.serializer.serialize(value).map_err(|source| Error::Serialize { path: path.clone(), source })?;
-        self.write_bytes(path, data).await
+        self.write_bytes(path, data, owner).await
     }
 
     /// Writes already-serialized bytes atomically to `path`, with their
-    /// checksum, replacing what was there.
-    pub async fn write_bytes(&self, path: &StorePath, data: Bytes) -> Result<OutputMetadata, Error> {
-        let written = integrity::write(&self.store, path, data, WriteMode::Overwrite).await?;
+    /// checksum and owner, replacing what was there.
+    pub async fn write_bytes(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        owner: Option<&Owner>,
+    ) -> Result<OutputMetadata, Error> {
+        let written = integrity::write(&self.store, path, data, WriteMode::Overwrite, owner).await?;
         Ok(self.output_metadata(path, &written))
     }
 
@@ -205,28 +235,34 @@ impl<V> IoManager<V> {
         OutputMetadata { path: path.clone(), uri: self.store.uri(path), size: written.size, checksum: written.checksum }
     }
 
-    /// Reads, verifies and deserializes the object at `path`.
-    pub async fn load_input(&self, path: &StorePath) -> Result<V, Error> {
-        let data = integrity::read(&self.store, path).await?;
+    /// Reads, verifies and deserializes the object at `path`, refusing one
+    /// recorded as another owner's than `owner`.
+    pub async fn load_input(&self, path: &StorePath, owner: Option<&Owner>) -> Result<V, Error> {
+        let data = integrity::read(&self.store, path, owner).await?;
         self.decode(path, data)
     }
 
-    /// Reads and deserializes several objects (the partitions of one input),
-    /// fetching up to the concurrency bound at once; results keep the order of `paths`.
-    pub async fn load_many(&self, paths: &[StorePath]) -> Result<Vec<V>, Error> {
-        let loaded = self.fetch_many(paths, false).await?;
+    /// Reads and deserializes several objects (the partitions of one input,
+    /// each path with its owner), fetching up to the concurrency bound at
+    /// once; results keep the order of `objects`.
+    pub async fn load_many(&self, objects: &[(StorePath, Option<Owner>)]) -> Result<Vec<V>, Error> {
+        let loaded = self.fetch_many(objects, false).await?;
         Ok(loaded.into_iter().flatten().collect())
     }
 
     /// Like [`load_many`](Self::load_many), but a missing object is `None`
     /// instead of an error (inputs that allow missing partitions).
-    pub async fn load_existing(&self, paths: &[StorePath]) -> Result<Vec<Option<V>>, Error> {
-        self.fetch_many(paths, true).await
+    pub async fn load_existing(&self, objects: &[(StorePath, Option<Owner>)]) -> Result<Vec<Option<V>>, Error> {
+        self.fetch_many(objects, true).await
     }
 
-    async fn fetch_many(&self, paths: &[StorePath], missing_ok: bool) -> Result<Vec<Option<V>>, Error> {
-        let mut fetched = self.fetches(paths);
-        let mut values = Vec::with_capacity(paths.len());
+    async fn fetch_many(
+        &self,
+        objects: &[(StorePath, Option<Owner>)],
+        missing_ok: bool,
+    ) -> Result<Vec<Option<V>>, Error> {
+        let mut fetched = self.fetches(objects);
+        let mut values = Vec::with_capacity(objects.len());
         // Decoding one result overlaps with the fetches still in flight.
         while let Some((path, data)) = fetched.next().await {
             values.push(found(data, missing_ok)?.map(|data| self.decode(&path, data)).transpose()?);
@@ -234,12 +270,15 @@ impl<V> IoManager<V> {
         Ok(values)
     }
 
-    /// Reads of `paths`, at most `max_concurrency` at once, results in order.
-    fn fetches(&self, paths: &[StorePath]) -> impl futures::Stream<Item = (StorePath, Result<Bytes, Error>)> {
-        let reads = paths.iter().cloned().map(|path| {
+    /// Reads of `objects`, at most `max_concurrency` at once, results in order.
+    fn fetches(
+        &self,
+        objects: &[(StorePath, Option<Owner>)],
+    ) -> impl futures::Stream<Item = (StorePath, Result<Bytes, Error>)> {
+        let reads = objects.iter().cloned().map(|(path, owner)| {
             let store = self.store.clone();
             async move {
-                let data = integrity::read(&store, &path).await;
+                let data = integrity::read(&store, &path, owner.as_ref()).await;
                 (path, data)
             }
         });
@@ -292,19 +331,19 @@ mod tests {
     async fn output_round_trip_and_metadata() {
         let io = manager();
         let path = io.asset_path(&["x"], NO_PARTITION).unwrap();
-        let meta = io.handle_output(&path, &json!([1, 2])).await.unwrap();
+        let meta = io.handle_output(&path, &json!([1, 2]), None).await.unwrap();
         let checksum = Checksum::of(b"[1,2]");
         assert_eq!(meta, OutputMetadata { path: path.clone(), uri: "memory:///x.json".into(), size: 5, checksum });
-        assert_eq!(io.load_input(&path).await.unwrap(), json!([1, 2]));
-        assert_eq!(io.handle_output(&path, &Value::Null).await.unwrap().size, 4);
-        assert_eq!(io.load_input(&path).await.unwrap(), Value::Null);
+        assert_eq!(io.load_input(&path, None).await.unwrap(), json!([1, 2]));
+        assert_eq!(io.handle_output(&path, &Value::Null, None).await.unwrap().size, 4);
+        assert_eq!(io.load_input(&path, None).await.unwrap(), Value::Null);
     }
 
     #[tokio::test]
     async fn missing_objects_are_not_found_with_their_path() {
         let io = manager();
         let path = io.asset_path(&["missing"], &["2026-01-01"]).unwrap();
-        match io.load_input(&path).await {
+        match io.load_input(&path, None).await {
             Err(Error::Store(e)) => {
                 assert_eq!(e.kind(), ErrorKind::NotFound);
                 assert_eq!(e.path(), Some("missing/2026-01-01.json"));
@@ -317,8 +356,8 @@ mod tests {
     async fn undecodable_data_names_the_path() {
         let io = manager();
         let path: StorePath = "bad.json".parse().unwrap();
-        io.write_bytes(&path, Bytes::from_static(b"{not json")).await.unwrap();
-        let err = io.load_input(&path).await.unwrap_err();
+        io.write_bytes(&path, Bytes::from_static(b"{not json"), None).await.unwrap();
+        let err = io.load_input(&path, None).await.unwrap_err();
         assert!(matches!(&err, Error::Serialize { source, .. } if source.is_decode()), "{err}");
         assert!(err.to_string().contains("\"bad.json\""), "{err}");
     }
@@ -327,23 +366,25 @@ mod tests {
     async fn load_many_keeps_partition_order() {
         let io = manager();
         let keys: Vec<String> = (1..=40).map(|d| format!("2026-01-{d:02}")).collect();
-        let paths: Vec<StorePath> = keys.iter().map(|k| io.asset_path(&["daily"], &[k]).unwrap()).collect();
-        for (key, path) in keys.iter().zip(&paths) {
-            io.handle_output(path, &json!(key)).await.unwrap();
+        let objects: Vec<(StorePath, Option<Owner>)> =
+            keys.iter().map(|k| (io.asset_path(&["daily"], &[k]).unwrap(), Some(Owner::new(["daily"], [k])))).collect();
+        for (key, (path, owner)) in keys.iter().zip(&objects) {
+            io.handle_output(path, &json!(key), owner.as_ref()).await.unwrap();
         }
-        let loaded = io.clone().with_max_concurrency(4).load_many(&paths).await.unwrap();
+        let loaded = io.clone().with_max_concurrency(4).load_many(&objects).await.unwrap();
         assert_eq!(loaded, keys.iter().map(|k| json!(k)).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn load_existing_skips_only_missing_objects() {
         let io = manager();
-        let paths: Vec<StorePath> = ["a.json", "b.json", "c.json"].iter().map(|p| p.parse().unwrap()).collect();
-        io.handle_output(&paths[0], &json!(1)).await.unwrap();
-        io.handle_output(&paths[2], &json!(3)).await.unwrap();
+        let paths: Vec<(StorePath, Option<Owner>)> =
+            ["a.json", "b.json", "c.json"].iter().map(|p| (p.parse().unwrap(), None)).collect();
+        io.handle_output(&paths[0].0, &json!(1), None).await.unwrap();
+        io.handle_output(&paths[2].0, &json!(3), None).await.unwrap();
         assert_eq!(io.load_existing(&paths).await.unwrap(), [Some(json!(1)), None, Some(json!(3))]);
         assert!(matches!(io.load_many(&paths).await, Err(Error::Store(e)) if e.kind() == ErrorKind::NotFound));
-        io.write_bytes(&paths[1], Bytes::from_static(b"{broken")).await.unwrap();
+        io.write_bytes(&paths[1].0, Bytes::from_static(b"{broken"), None).await.unwrap();
         assert!(matches!(io.load_existing(&paths).await, Err(Error::Serialize { .. })), "only NotFound is skipped");
     }
 
@@ -352,9 +393,10 @@ mod tests {
         let backend = Hooked::<SlowReads>::default();
         let peak = backend.hook.peak.clone();
         let io = IoManager::<Value>::new(Store::new(backend), Arc::new(serializers::Json)).with_max_concurrency(3);
-        let paths: Vec<StorePath> = (0..12).map(|i| format!("p/{i}.json").parse().unwrap()).collect();
-        for path in &paths {
-            io.write_bytes(path, Bytes::from_static(b"1")).await.unwrap();
+        let paths: Vec<(StorePath, Option<Owner>)> =
+            (0..12).map(|i| (format!("p/{i}.json").parse().unwrap(), None)).collect();
+        for (path, _) in &paths {
+            io.write_bytes(path, Bytes::from_static(b"1"), None).await.unwrap();
         }
         assert_eq!(io.load_many(&paths).await.unwrap().len(), 12);
         assert_eq!(peak.load(Ordering::SeqCst), 3, "reads overlap up to the bound and never beyond it");

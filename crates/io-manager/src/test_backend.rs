@@ -121,6 +121,10 @@ impl<H: ReadHook> Backend for Hooked<H> {
     async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
         self.inner.head(path).await
     }
+    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
+        let (meta, metadata) = self.inner.head_with_metadata(path).await?;
+        Ok((meta, if self.keeps_metadata { metadata } else { Metadata::new() }))
+    }
     async fn delete(&self, path: &StorePath) -> Result<()> {
         self.spend()?;
         self.inner.delete(path).await

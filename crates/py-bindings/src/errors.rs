@@ -56,7 +56,8 @@ pub fn config_error(py: Python<'_>, err: &store_core::Error) -> PyErr {
 }
 
 /// An IO-manager error: store and serializer errors as above, bad asset keys
-/// or extensions as `InvalidPath`, corrupt objects as `ChecksumMismatch`.
+/// or extensions as `InvalidPath`, corrupt objects as `ChecksumMismatch`,
+/// another asset's object as `AssetMismatch`.
 pub fn io_error(py: Python<'_>, err: &io_manager::Error) -> PyErr {
     match err {
         io_manager::Error::Store(e) => store_error(py, e),
@@ -71,6 +72,15 @@ pub fn io_error(py: Python<'_>, err: &io_manager::Error) -> PyErr {
                 ("actual", Some(&actual)),
             ];
             raise(py, "ChecksumMismatch", err.to_string(), &attrs)
+        }
+        io_manager::Error::OwnedByAnother { path, uri, stored, expected } => {
+            let attrs = [
+                ("path", Some(path.as_str())),
+                ("uri", Some(uri)),
+                ("stored", Some(stored)),
+                ("expected", Some(expected)),
+            ];
+            raise(py, "AssetMismatch", err.to_string(), &attrs)
         }
     }
 }

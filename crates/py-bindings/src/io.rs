@@ -1,7 +1,7 @@
 //! The Rust half of the Dagster IO manager: paths, atomic writes and
 //! concurrent loads. The Python half (`io_manager.py`) reads Dagster's context.
 
-use io_manager::{IoManager, OutputMetadata};
+use io_manager::{IoManager, OutputMetadata, Owner};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use store_core::StorePath;
@@ -63,17 +63,24 @@ impl IoManagerCore {
         self.inner.asset_path(&asset_key, &partition).into_py_result(py).map(|p| p.to_string())
     }
 
-    /// Serializes `obj` and writes it atomically to `path`, with its checksum;
-    /// returns `{"path", "uri", "size", "checksum"}`.
-    fn handle_output<'py>(&self, py: Python<'py>, path: &str, obj: Py<PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    /// Serializes `obj` and writes it atomically to `path`, with its checksum
+    /// and `owner` (`(asset_key, partition_keys)`); returns `{"path", "uri", "size", "checksum"}`.
+    #[pyo3(signature = (path, obj, *, owner = None))]
+    fn handle_output<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        obj: Py<PyAny>,
+        owner: PyOwner,
+    ) -> PyResult<Bound<'py, PyDict>> {
         guard(py, "handle_output", Some(path), || {
-            let path = parse_path(py, path)?;
+            let (path, owner) = (parse_path(py, path)?, to_owner(owner));
             if self.streams_pickle {
-                let written = pickle_stream::dump(py, self.inner.store(), &path, obj.bind(py))?;
+                let written = pickle_stream::dump(py, self.inner.store(), &path, obj.bind(py), owner.as_ref())?;
                 return metadata(py, self.inner.output_metadata(&path, &written));
             }
             let value = PyValue(obj);
-            let written = block_on(py, self.inner.handle_output(&path, &value)).into_py_result(py)?;
+            let written = block_on(py, self.inner.handle_output(&path, &value, owner.as_ref())).into_py_result(py)?;
             metadata(py, written)
         })
     }
@@ -83,37 +90,46 @@ impl IoManagerCore {
     /// row groups while the rest of it arrives), as `into` asks (see
     /// `ParquetSerializer.deserialize`); with `missing` given, a missing object
     /// is `missing` instead of an error.
-    #[pyo3(signature = (paths, *, into = None, missing = None))]
+    #[pyo3(signature = (paths, *, into = None, missing = None, owners = None))]
     fn load_tables(
         &self,
         py: Python<'_>,
         paths: Vec<String>,
         into: Option<&str>,
         missing: Option<Py<PyAny>>,
+        owners: Option<Vec<PyOwner>>,
     ) -> PyResult<Vec<Py<PyAny>>> {
         guard(py, "load_tables", paths.first().map(String::as_str), || {
-            let parsed = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
-            parquet::load_tables(py, self.inner.store(), &parsed, into, missing, self.inner.max_concurrency())
+            let objects = owned_paths(py, &paths, owners)?;
+            parquet::load_tables(py, self.inner.store(), &objects, into, missing, self.inner.max_concurrency())
         })
     }
 
-    /// The object stored at `path`, verified against its checksum.
-    fn load_input(&self, py: Python<'_>, path: &str) -> PyResult<Py<PyAny>> {
+    /// The object stored at `path`, verified against its checksum and owner.
+    #[pyo3(signature = (path, *, owner = None))]
+    fn load_input(&self, py: Python<'_>, path: &str, owner: PyOwner) -> PyResult<Py<PyAny>> {
         guard(py, "load_input", Some(path), || {
-            let path = parse_path(py, path)?;
+            let (path, owner) = (parse_path(py, path)?, to_owner(owner));
             if self.streams_pickle {
-                return pickle_stream::load(py, self.inner.store(), &path);
+                return pickle_stream::load(py, self.inner.store(), &path, owner.as_ref());
             }
-            block_on(py, self.inner.load_input(&path)).into_py_result(py).map(|v| v.0)
+            block_on(py, self.inner.load_input(&path, owner.as_ref())).into_py_result(py).map(|v| v.0)
         })
     }
 
-    /// The objects at `paths`, fetched concurrently, in the order given. With
-    /// `missing` given, a missing object is `missing` instead of an error.
-    #[pyo3(signature = (paths, *, missing = None))]
-    fn load_many(&self, py: Python<'_>, paths: Vec<String>, missing: Option<Py<PyAny>>) -> PyResult<Vec<Py<PyAny>>> {
+    /// The objects at `paths` (of `owners`, one per path, if given), fetched
+    /// concurrently, in the order given. With `missing` given, a missing object
+    /// is `missing` instead of an error.
+    #[pyo3(signature = (paths, *, missing = None, owners = None))]
+    fn load_many(
+        &self,
+        py: Python<'_>,
+        paths: Vec<String>,
+        missing: Option<Py<PyAny>>,
+        owners: Option<Vec<PyOwner>>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
         guard(py, "load_many", paths.first().map(String::as_str), || {
-            let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+            let paths = owned_paths(py, &paths, owners)?;
             let Some(missing) = missing else {
                 let values = block_on(py, self.inner.load_many(&paths)).into_py_result(py)?;
                 return Ok(values.into_iter().map(|v| v.0).collect());
@@ -127,6 +143,28 @@ impl IoManagerCore {
     fn uri(&self, py: Python<'_>, path: &str) -> PyResult<String> {
         Ok(self.inner.store().uri(&parse_path(py, path)?))
     }
+}
+
+/// An object's owner as Python gives it: `(asset_key, partition_keys)`.
+pub type PyOwner = Option<(Vec<String>, Vec<String>)>;
+
+/// The [`Owner`] that `owner` names.
+pub fn to_owner(owner: PyOwner) -> Option<Owner> {
+    owner.map(|(asset_key, partition)| Owner::new(asset_key, partition))
+}
+
+/// `paths`, parsed, each with its owner from `owners` (one per path, or none at all).
+pub fn owned_paths(
+    py: Python<'_>,
+    paths: &[String],
+    owners: Option<Vec<PyOwner>>,
+) -> PyResult<Vec<(StorePath, Option<Owner>)>> {
+    let owners = owners.unwrap_or_else(|| vec![None; paths.len()]);
+    if owners.len() != paths.len() {
+        let message = format!("{} owners for {} paths: give one per path", owners.len(), paths.len());
+        return Err(pyo3::exceptions::PyValueError::new_err(message));
+    }
+    paths.iter().zip(owners).map(|(path, owner)| Ok((parse_path(py, path)?, to_owner(owner)))).collect()
 }
 
 /// What a write reports, as the dict the Python IO manager turns into Dagster metadata.

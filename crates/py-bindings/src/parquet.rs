@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
-use io_manager::integrity;
+use io_manager::{Owner, integrity};
 use pyo3::exceptions::{PyImportError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -24,6 +24,7 @@ use store_core::{ErrorKind, StorePath};
 
 use crate::errors::{StoreResultExt, guard, serialize_error};
 use crate::frame::FrameBlock;
+use crate::io::{PyOwner, to_owner};
 use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
 use crate::store::{Store, parse_path};
@@ -364,13 +365,13 @@ const DECODE_WHILE_ARRIVING: u64 = 16 << 20;
 pub fn load_tables(
     py: Python<'_>,
     store: &store_core::Store,
-    paths: &[StorePath],
+    paths: &[(StorePath, Option<Owner>)],
     into: Option<&str>,
     missing: Option<Py<PyAny>>,
     max_concurrency: usize,
 ) -> PyResult<Vec<Py<PyAny>>> {
     let target = into.map(Target::parse).transpose()?;
-    let fetches = paths.iter().map(|path| fetch_table(store, path, target));
+    let fetches = paths.iter().map(|(path, owner)| fetch_table(store, path, owner.as_ref(), target));
     let fetched: Vec<_> = block_on(py, stream::iter(fetches).buffered(max_concurrency).collect());
     fetched
         .into_iter()
@@ -402,9 +403,10 @@ enum Fetched {
 async fn fetch_table(
     store: &store_core::Store,
     path: &StorePath,
+    owner: Option<&Owner>,
     target: Option<Target>,
 ) -> Result<Fetched, io_manager::Error> {
-    let mut object = integrity::read_stream(store, path).await?;
+    let mut object = integrity::read_stream(store, path, owner).await?;
     let size = object.size.filter(|&size| size > DECODE_WHILE_ARRIVING);
     let arriving = match size {
         Some(size) => arriving_file(store, path, size).await?,
@@ -446,7 +448,7 @@ async fn fetch_table(
         }),
         // A row group that would not decode, or a file replaced after its footer was read:
         // the object as it is now, verified, decoded whole, says what is wrong.
-        Err(_) => decode_whole(path, vec![integrity::read(store, path).await?]).await.map(Fetched::Table),
+        Err(_) => decode_whole(path, vec![integrity::read(store, path, owner).await?]).await.map(Fetched::Table),
     }
 }
 
@@ -599,20 +601,22 @@ impl ParquetSerializer {
     /// Streams `obj` as Parquet to `path` in `store`: row groups go out as
     /// multipart parts while the table is encoded, so the file is never whole
     /// in memory, and nothing is stored if encoding fails. The object's
-    /// checksum is stored with it, as for every IO-manager output. Returns
-    /// `path`, `uri`, `size`, `checksum`, `row_count`, `columns` (name and
-    /// Arrow type) and `compression`.
+    /// checksum and `owner` (`(asset_key, partition_keys)`) are stored with it,
+    /// as for every IO-manager output. Returns `path`, `uri`, `size`,
+    /// `checksum`, `row_count`, `columns` (name and Arrow type) and `compression`.
+    #[pyo3(signature = (store, path, obj, *, owner = None))]
     fn write_to<'py>(
         &self,
         py: Python<'py>,
         store: PyRef<'_, Store>,
         path: &str,
         obj: Bound<'py, PyAny>,
+        owner: PyOwner,
     ) -> PyResult<Bound<'py, PyDict>> {
         guard(py, "write", Some(path), || {
             let path = parse_path(py, path)?;
             let table = open_table(&obj).map_err(|e| serialize_error(py, &e, Some(path.as_str())))?;
-            let upload = Upload::start_checked(&store.inner, path.clone());
+            let upload = Upload::start_checked(&store.inner, path.clone(), to_owner(owner));
             let sink = ChunkSink { sender: upload.sender(), pending: Vec::new() };
             let encoded = write_table(py, table, self.compression, sink).and_then(|(sink, encoded)| {
                 py.detach(|| sink.finish()).map_err(|e| SerializeError::encode(parquet::NAME, e))?;

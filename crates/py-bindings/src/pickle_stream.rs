@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use io_manager::IoManager;
 use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
+use io_manager::{IoManager, Owner};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIOError, PyTypeError};
 use pyo3::prelude::*;
@@ -24,9 +24,15 @@ use crate::runtime::block_on;
 use crate::serializers::{Pickle, PySerializer, unpickling_error};
 use crate::stream::{ObjectReader, Upload, byte_view};
 
-/// Pickles `value` into the object at `path`, with its checksum.
-pub fn dump(py: Python<'_>, store: &Store, path: &StorePath, value: &Bound<'_, PyAny>) -> PyResult<Written> {
-    let sink = Bound::new(py, PickleSink::new(store, path))?;
+/// Pickles `value` into the object at `path`, with its checksum and owner.
+pub fn dump(
+    py: Python<'_>,
+    store: &Store,
+    path: &StorePath,
+    value: &Bound<'_, PyAny>,
+    owner: Option<&Owner>,
+) -> PyResult<Written> {
+    let sink = Bound::new(py, PickleSink::new(store, path, owner))?;
     let pickle = Pickle::module(py)?;
     let dumped = pickle.call_method1("dump", (value, &sink, pickle.getattr("HIGHEST_PROTOCOL")?));
     let sink = sink.get();
@@ -40,16 +46,22 @@ pub fn dump(py: Python<'_>, store: &Store, path: &StorePath, value: &Bound<'_, P
     sink.finish(py, false).into_py_result(py)?.ok_or_else(|| PyIOError::new_err("the pickle sink closed twice"))
 }
 
-/// Unpickles the object at `path` with the `pickle` module.
-pub fn load(py: Python<'_>, store: &Store, path: &StorePath) -> PyResult<Py<PyAny>> {
-    load_with(py, store, path, &Pickle::default())
+/// Unpickles the object at `path`, recorded as `owner`'s, with the `pickle` module.
+pub fn load(py: Python<'_>, store: &Store, path: &StorePath, owner: Option<&Owner>) -> PyResult<Py<PyAny>> {
+    load_with(py, store, path, &Pickle::default(), owner)
 }
 
 /// Unpickles the object at `path` with `pickle`; a checksum mismatch is
 /// raised instead of the value, and a pickle that does not load as
 /// `DeserializationError` naming `path`.
-pub fn load_with(py: Python<'_>, store: &Store, path: &StorePath, pickle: &Pickle) -> PyResult<Py<PyAny>> {
-    let mut object = block_on(py, integrity::read_stream(store, path)).into_py_result(py)?;
+pub fn load_with(
+    py: Python<'_>,
+    store: &Store,
+    path: &StorePath,
+    pickle: &Pickle,
+    owner: Option<&Owner>,
+) -> PyResult<Py<PyAny>> {
+    let mut object = block_on(py, integrity::read_stream(store, path, owner)).into_py_result(py)?;
     if object.size.is_some_and(|size| size <= SINGLE_WRITE_LIMIT as u64) {
         let chunks: Vec<Bytes> = block_on(py, (&mut object.chunks).try_collect()).into_py_result(py)?;
         block_on(py, object.verify()).into_py_result(py)?;
@@ -71,14 +83,14 @@ pub fn load_with(py: Python<'_>, store: &Store, path: &StorePath, pickle: &Pickl
     value
 }
 
-/// Unpickles the objects at `paths` with `pickle`, fetched `max_concurrency`
-/// at once and verified, in order; with `missing`, a missing object is
-/// `missing` instead of an error. A pickle that does not load is
-/// `DeserializationError` naming its path.
+/// Unpickles the objects at `paths` (each with its owner) with `pickle`,
+/// fetched `max_concurrency` at once and verified, in order; with `missing`,
+/// a missing object is `missing` instead of an error. A pickle that does not
+/// load is `DeserializationError` naming its path.
 pub fn load_many(
     py: Python<'_>,
     store: &Store,
-    paths: &[StorePath],
+    paths: &[(StorePath, Option<Owner>)],
     missing: Option<Py<PyAny>>,
     max_concurrency: usize,
     pickle: &Arc<Pickle>,
@@ -113,6 +125,7 @@ fn serialize_error(path: &StorePath, source: SerializeError) -> io_manager::Erro
 struct PickleSink {
     store: Store,
     path: StorePath,
+    owner: Option<Owner>,
     state: Mutex<Option<SinkState>>,
     /// Why the upload failed, for `dump` to report.
     failure: Mutex<Option<io_manager::Error>>,
@@ -127,10 +140,11 @@ enum SinkState {
 const PIECE: usize = 8 << 20;
 
 impl PickleSink {
-    fn new(store: &Store, path: &StorePath) -> Self {
+    fn new(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Self {
         Self {
             store: store.clone(),
             path: path.clone(),
+            owner: owner.cloned(),
             state: Mutex::new(Some(SinkState::Gathering(Vec::new(), 0))),
             failure: Mutex::new(None),
         }
@@ -146,7 +160,7 @@ impl PickleSink {
             }
             SinkState::Gathering(pieces, _) => {
                 let gathered = std::mem::take(pieces);
-                let upload = Upload::start_checked(&self.store, self.path.clone());
+                let upload = Upload::start_checked(&self.store, self.path.clone(), self.owner.clone());
                 let sender = upload.sender();
                 *state = Some(SinkState::Uploading(upload));
                 drop(state);
@@ -189,7 +203,8 @@ impl PickleSink {
             Some(SinkState::Gathering(..)) if abort => Ok(None),
             Some(SinkState::Gathering(pieces, _)) => {
                 let data = Bytes::from(pieces.concat());
-                block_on(py, integrity::write(&self.store, &self.path, data, WriteMode::Overwrite)).map(Some)
+                block_on(py, integrity::write(&self.store, &self.path, data, WriteMode::Overwrite, self.owner.as_ref()))
+                    .map(Some)
             }
             Some(SinkState::Uploading(upload)) => {
                 let finished = block_on(py, upload.finish(abort));

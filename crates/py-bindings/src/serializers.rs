@@ -11,9 +11,9 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use serializers::{Json, Registry, SerializeError, Serializer};
-use store_core::StorePath;
 
 use crate::errors::{guard, serialize_error};
+use crate::io::{PyOwner, owned_paths, to_owner};
 use crate::parquet::Parquet;
 use crate::pickle_stream;
 use crate::store::{Store, parse_path};
@@ -298,17 +298,19 @@ impl PickleSerializer {
     }
 
     /// The object stored at `path` by the IO manager, verified against its
-    /// checksum and unpickled as it is read.
-    fn load(&self, py: Python<'_>, store: PyRef<'_, Store>, path: &str) -> PyResult<Py<PyAny>> {
+    /// checksum and owner (`(asset_key, partition_keys)`), and unpickled as it is read.
+    #[pyo3(signature = (store, path, *, owner = None))]
+    fn load(&self, py: Python<'_>, store: PyRef<'_, Store>, path: &str, owner: PyOwner) -> PyResult<Py<PyAny>> {
         guard(py, "load_input", Some(path), || {
-            pickle_stream::load_with(py, &store.inner, &parse_path(py, path)?, &self.pickle)
+            pickle_stream::load_with(py, &store.inner, &parse_path(py, path)?, &self.pickle, to_owner(owner).as_ref())
         })
     }
 
     /// The objects stored at `paths`, fetched concurrently (at most
     /// `max_concurrency` at once) and verified, in the order given. With
-    /// `missing` given, a missing object is `missing` instead of an error.
-    #[pyo3(signature = (store, paths, *, missing = None, max_concurrency = io_manager::DEFAULT_MAX_CONCURRENCY))]
+    /// `missing` given, a missing object is `missing` instead of an error;
+    /// `owners`, one per path, are checked as for `load`.
+    #[pyo3(signature = (store, paths, *, missing = None, max_concurrency = io_manager::DEFAULT_MAX_CONCURRENCY, owners = None))]
     fn load_many(
         &self,
         py: Python<'_>,
@@ -316,9 +318,10 @@ impl PickleSerializer {
         paths: Vec<String>,
         missing: Option<Py<PyAny>>,
         max_concurrency: usize,
+        owners: Option<Vec<PyOwner>>,
     ) -> PyResult<Vec<Py<PyAny>>> {
         guard(py, "load_many", paths.first().map(String::as_str), || {
-            let paths = paths.iter().map(|p| parse_path(py, p)).collect::<PyResult<Vec<StorePath>>>()?;
+            let paths = owned_paths(py, &paths, owners)?;
             pickle_stream::load_many(py, &store.inner, &paths, missing, max_concurrency, &self.pickle)
         })
     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
+use io_manager::Owner;
 use io_manager::integrity::{self, CheckedStream, Written};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -62,11 +63,11 @@ impl Upload {
 }
 
 impl Upload<Written> {
-    /// The object with its checksum, as the IO manager writes every output.
-    pub fn start_checked(store: &Store, path: StorePath) -> Self {
+    /// The object with its checksum and owner, as the IO manager writes every output.
+    pub fn start_checked(store: &Store, path: StorePath, owner: Option<Owner>) -> Self {
         let store = store.clone();
         Upload::spawn(move |chunks| async move {
-            integrity::write_stream(&store, &path, chunks, WriteMode::Overwrite).await
+            integrity::write_stream(&store, &path, chunks, WriteMode::Overwrite, owner.as_ref()).await
         })
     }
 }

@@ -773,6 +773,11 @@ impl Backend for LocalBackend {
     async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
         self.get(path, true).await
     }
+
+    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
+        let (_, _, metadata) = self.open(path, true)?;
+        Ok((self.files.head(path).await?, metadata))
+    }
 }
 
 /// Whether a path has no symbolic link on it, in one call (Linux `openat2`); elsewhere, unknown.

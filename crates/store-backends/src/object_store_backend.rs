@@ -498,6 +498,13 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
         object_meta(self.store.head(&location(path)?).await.map_err(map_error)?)
     }
 
+    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
+        let options = GetOptions { head: true, ..GetOptions::default() };
+        let result = self.store.get_opts(&location(path)?, options).await.map_err(map_error)?;
+        let metadata = user_metadata(&result.attributes);
+        Ok((object_meta(result.meta)?, metadata))
+    }
+
     async fn delete(&self, path: &StorePath) -> Result<()> {
         match self.store.delete(&location(path)?).await {
             Err(object_store::Error::NotFound { .. }) => Ok(()),

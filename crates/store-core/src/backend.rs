@@ -182,6 +182,12 @@ pub trait Backend: Debug + Send + Sync + 'static {
         Ok((self.read(path).await?, Metadata::new()))
     }
 
+    /// The object's metadata and the metadata stored with it, without its bytes.
+    /// The default has no stored metadata, for backends that keep none.
+    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
+        Ok((self.head(path).await?, Metadata::new()))
+    }
+
     /// The object as a stream, with its size and metadata, from one request where
     /// the backend allows. The default reads the whole object where the backend
     /// keeps metadata, else streams it with no metadata and no size.

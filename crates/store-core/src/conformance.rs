@@ -136,10 +136,13 @@ pub async fn object_metadata(store: &Store) {
         put(store, "m/plain.bin", "x").await;
         assert_eq!(store.read_with_metadata(&p("m/plain.bin")).await.unwrap(), (Bytes::from("x"), Metadata::new()));
         assert_eq!(streamed(store, "m/plain.bin").await, (Bytes::from("x"), Metadata::new()));
+        assert_eq!(store.head_with_metadata(&p("m/plain.bin")).await.unwrap().1, Metadata::new());
         return;
     }
     written.expect("write with metadata");
     assert_eq!(store.read_with_metadata(&path).await.unwrap(), (Bytes::from("v1"), metadata.clone()));
+    let (meta, head_metadata) = store.head_with_metadata(&path).await.unwrap();
+    assert_eq!((meta.path.as_str(), meta.size, head_metadata), ("m/with.bin", 2, metadata.clone()));
     let data = pattern(9 << 20, 5);
     store.write_with_metadata(&big, data.clone(), WriteMode::Overwrite, &metadata).await.expect("large write");
     let (back, back_metadata) = store.read_with_metadata(&big).await.unwrap();
@@ -151,7 +154,10 @@ pub async fn object_metadata(store: &Store) {
     assert_eq!(streamed(store, "m/with.bin").await, (Bytes::from("v1"), metadata.clone()));
     put(store, "m/with.bin", "v2").await;
     assert_eq!(store.read_with_metadata(&path).await.unwrap(), (Bytes::from("v2"), Metadata::new()), "replaced");
+    assert_eq!(store.head_with_metadata(&path).await.unwrap().1, Metadata::new(), "replaced");
     let err = store.read_with_metadata(&p("m/none.bin")).await.unwrap_err();
+    assert_eq!((err.kind(), err.path()), (ErrorKind::NotFound, Some("m/none.bin")));
+    let err = store.head_with_metadata(&p("m/none.bin")).await.unwrap_err();
     assert_eq!((err.kind(), err.path()), (ErrorKind::NotFound, Some("m/none.bin")));
 }
 

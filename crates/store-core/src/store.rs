@@ -128,6 +128,15 @@ impl Store {
         self.backend.read_with_metadata(&self.full(path)).await.map_err(|e| self.context(e, "read", path))
     }
 
+    /// The object's metadata and the metadata stored with it (empty where the
+    /// backend keeps none), without reading its bytes; `path` in the result is store-relative.
+    pub async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
+        let head = self.backend.head_with_metadata(&self.full(path)).await;
+        let (mut meta, metadata) = head.map_err(|e| self.context(e, "head", path))?;
+        meta.path = path.clone();
+        Ok((meta, metadata))
+    }
+
     /// Stores what `data` yields, atomically, as multipart uploads with bounded
     /// memory where the backend has them. A stream that fails part-way leaves
     /// no object at `path` (an existing one stays as it was).

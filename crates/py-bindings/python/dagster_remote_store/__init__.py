@@ -8,6 +8,7 @@
 from ._core import CHECKSUM_RECORDS_SUFFIX, CHECKSUM_SIDECAR_SUFFIX, FileInfo, Registry, Secret, Store, __version__
 from .errors import (
     AlreadyExists,
+    AssetMismatch,
     ChecksumMismatch,
     DeserializationError,
     InternalError,
@@ -28,6 +29,7 @@ __all__ = [
     "AlreadyExists",
     "CHECKSUM_RECORDS_SUFFIX",
     "CHECKSUM_SIDECAR_SUFFIX",
+    "AssetMismatch",
     "ChecksumMismatch",
     "DagsterStoreResource",
     "DeserializationError",

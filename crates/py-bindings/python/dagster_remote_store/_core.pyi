@@ -10,6 +10,8 @@ from typing_extensions import Buffer
 from .serializers import Serializer
 
 __version__: str
+# The asset key and partition keys (one per dimension) an object is stored for.
+Owner = tuple[list[str], list[str]]
 # What the folder of an object's checksum records adds to its path (`<path>.checksums/crc32c-<hex>`),
 # where the checksum is not in the object's own metadata.
 CHECKSUM_RECORDS_SUFFIX: str
@@ -197,10 +199,16 @@ class PickleSerializer(BuiltinSerializer):
     def __init__(self, *, allowed_globals: Iterable[str] | None = None) -> None: ...
     @property
     def allowed_globals(self) -> tuple[str, ...] | None: ...
-    def load(self, store: Store, path: str) -> Any:
-        """The object at ``path``, verified against its checksum and unpickled as it is read."""
+    def load(self, store: Store, path: str, *, owner: Owner | None = None) -> Any:
+        """The object at ``path``, verified against its checksum (and ``owner``) and unpickled as it is read."""
     def load_many(
-        self, store: Store, paths: list[str], *, missing: Any = None, max_concurrency: int = 16
+        self,
+        store: Store,
+        paths: list[str],
+        *,
+        missing: Any = None,
+        max_concurrency: int = 16,
+        owners: list[Owner | None] | None = None,
     ) -> list[Any]:
         """The objects at ``paths``, fetched concurrently; ``missing`` stands in for absent ones."""
 
@@ -226,7 +234,7 @@ class ParquetSerializer(BuiltinSerializer):
         data: bytes | bytearray,
         into: Literal["polars", "polars_lazy", "pandas", "pyarrow"] | None = None,
     ) -> Any: ...
-    def write_to(self, store: Store, path: str, obj: Any) -> dict[str, Any]: ...
+    def write_to(self, store: Store, path: str, obj: Any, *, owner: Owner | None = None) -> dict[str, Any]: ...
     @staticmethod
     def describe(data: bytes | bytearray) -> ParquetDescription: ...
 
@@ -249,11 +257,18 @@ class IoManagerCore:
     @property
     def serializer_name(self) -> str: ...
     def path(self, asset_key: list[str], partition: list[str]) -> str: ...
-    def handle_output(self, path: str, obj: Any) -> dict[str, Any]: ...
-    def load_input(self, path: str) -> Any: ...
-    def load_many(self, paths: list[str], *, missing: Any = None) -> list[Any]: ...
+    def handle_output(self, path: str, obj: Any, *, owner: Owner | None = None) -> dict[str, Any]: ...
+    def load_input(self, path: str, *, owner: Owner | None = None) -> Any: ...
+    def load_many(
+        self, paths: list[str], *, missing: Any = None, owners: list[Owner | None] | None = None
+    ) -> list[Any]: ...
     def load_tables(
-        self, paths: list[str], *, into: str | None = None, missing: Any = None
+        self,
+        paths: list[str],
+        *,
+        into: str | None = None,
+        missing: Any = None,
+        owners: list[Owner | None] | None = None,
     ) -> list[Any]: ...
     def uri(self, path: str) -> str: ...
 

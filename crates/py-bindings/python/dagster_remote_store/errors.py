@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExists",
+    "AssetMismatch",
     "ChecksumMismatch",
     "DeserializationError",
     "InternalError",
@@ -87,6 +88,20 @@ class DeserializationError(RemoteStoreError, ValueError):
 class InternalError(RemoteStoreError, RuntimeError):
     """A bug inside dagster-remote-store (a Rust panic), caught before it reached
     Python; a write that fails this way stores nothing."""
+
+
+class AssetMismatch(RemoteStoreError):
+    """An object stored for another asset or partition, at a path two assets share
+    (asset ``["foo"]`` partition ``"bar"`` and asset ``["foo", "bar"]`` both map to
+    ``foo/bar``): it is neither loaded nor replaced as the other asset's.
+
+    ``stored`` names the asset (and partition) the object was stored for,
+    ``expected`` the one asked for; ``uri`` is the object's URI.
+    """
+
+    uri: str | None = None
+    stored: str | None = None
+    expected: str | None = None
 
 
 class ChecksumMismatch(RemoteStoreError):

@@ -111,8 +111,9 @@ class _RemoteStoreIOManagerImpl(IOManager):
         identifier = _identifier(context)
         partitions = _asset_partitions(context)
         if partitions is None or len(partitions) == 1:
-            path = self._core.path(identifier, _dimensions(partitions[0]) if partitions else [])
-            context.add_output_metadata(self._write(identifier, path, obj, partitioned=partitions is not None))
+            partition = partitions[0] if partitions else None
+            written = self._write(context, identifier, partition, obj)
+            context.add_output_metadata(written)
             return
         # A run that covers several partitions (a single-run backfill): one object each.
         if not isinstance(obj, collections.abc.Mapping) or set(obj) != set(partitions):
@@ -123,17 +124,19 @@ class _RemoteStoreIOManagerImpl(IOManager):
             )
         total = 0
         for key in partitions:
-            written = self._write(identifier, self._core.path(identifier, _dimensions(key)), obj[key], partitioned=True)
-            total += written["size"]
+            total += self._write(context, identifier, key, obj[key])["size"]
         context.add_output_metadata({"partitions": len(partitions), "size": MetadataValue.int(total)})
 
-    def _write(self, identifier: list[str], path: str, obj: Any, *, partitioned: bool) -> dict:
-        """Stores `obj` at `path`; returns the output metadata."""
+    def _write(self, context: OutputContext, identifier: list[str], partition: str | None, obj: Any) -> dict:
+        """Stores `obj` as the output for `partition`; returns the output metadata."""
+        dimensions = _dimensions(partition) if partition is not None else []
+        path, owner = self._core.path(identifier, dimensions), _owner(context, dimensions)
+        partitioned = partition is not None
         if self._parquet is None:
-            return _metadata(self._core.handle_output(path, obj))
+            return _metadata(self._core.handle_output(path, obj, owner=owner))
         try:
             # Streamed: row groups go out as they are encoded, never the whole file in memory.
-            table = self._parquet.write_to(self._store, path, obj)
+            table = self._parquet.write_to(self._store, path, obj, owner=owner)
         except TypeError as err:
             raise TypeError(f"{_describe(identifier)}: {err}") from err
         columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
@@ -158,37 +161,41 @@ class _RemoteStoreIOManagerImpl(IOManager):
         # at the start of the range still gets a dict), or an unpartitioned
         # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
+        owners = [_owner(context, _dimensions(key)) for key in partitions]
         partition_at = {path: key for key, path in paths.items()}
         try:
             if _input_metadata(context).get("allow_missing_partitions"):
-                values = self._load_many(context, list(paths.values()), missing=_MISSING)
+                values = self._load_many(context, list(paths.values()), owners, missing=_MISSING)
                 return {key: value for key, value in zip(paths, values) if value is not _MISSING}
-            values = self._load_many(context, list(paths.values()))
+            values = self._load_many(context, list(paths.values()), owners)
         except NotFound as missing:
             raise self._not_found(identifier, partition_at.get(missing.path), missing) from missing
         except DeserializationError as err:
             raise _undecodable(identifier, partition_at.get(err.path), err) from (err.__cause__ or err)
         return dict(zip(paths, values))
 
-    def _load(self, context: InputContext, path: str) -> Any:
+    def _load(self, context: InputContext, path: str, owner: tuple | None) -> Any:
         if self._pickle is not None:
-            return self._pickle.load(self._store, path)
+            return self._pickle.load(self._store, path, owner=owner)
         if self._parquet is None:
-            return self._core.load_input(path)
-        [table] = self._core.load_tables([path], into=_table_kind(context))
+            return self._core.load_input(path, owner=owner)
+        [table] = self._core.load_tables([path], into=_table_kind(context), owners=[owner])
         return table
 
-    def _load_many(self, context: InputContext, paths: list[str], missing: Any = None) -> list[Any]:
+    def _load_many(self, context: InputContext, paths: list[str], owners: list, missing: Any = None) -> list[Any]:
         if self._pickle is not None:
-            return self._pickle.load_many(self._store, paths, missing=missing, max_concurrency=self._max_concurrency)
+            return self._pickle.load_many(
+                self._store, paths, missing=missing, max_concurrency=self._max_concurrency, owners=owners
+            )
         if self._parquet is None:
-            return self._core.load_many(paths, missing=missing)
-        return self._core.load_tables(paths, into=_table_kind(context), missing=missing)
+            return self._core.load_many(paths, missing=missing, owners=owners)
+        return self._core.load_tables(paths, into=_table_kind(context), missing=missing, owners=owners)
 
     def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
-        path = self._core.path(identifier, _dimensions(partition) if partition is not None else [])
+        dimensions = _dimensions(partition) if partition is not None else []
+        path = self._core.path(identifier, dimensions)
         try:
-            return self._load(context, path)
+            return self._load(context, path, _owner(context, dimensions))
         except NotFound as missing:
             if _is_optional(context):
                 return None  # an `Optional[...]` input of something never stored
@@ -238,6 +245,12 @@ def _identifier(context: Union[InputContext, OutputContext]) -> list[str]:
     if context.has_asset_key:
         return list(context.asset_key.path)
     return list(context.get_identifier())
+
+
+def _owner(context: Union[InputContext, OutputContext], dimensions: list[str]) -> tuple | None:
+    """The asset key and partition an object is stored for, recorded with it so that an
+    asset whose path collides with another's is neither loaded nor replaced as the other's."""
+    return (list(context.asset_key.path), dimensions) if context.has_asset_key else None
 
 
 def _asset_partitions(context: Union[InputContext, OutputContext]) -> list[str] | None:
