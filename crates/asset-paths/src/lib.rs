@@ -1,5 +1,8 @@
-//! Maps a Dagster asset key, optional partition keys and a file extension to a
-//! relative, `/`-separated store path.
+//! One job: map a Dagster asset key, optional partition keys and a file
+//! extension to a relative, `/`-separated store path, reversibly.
+//!
+//! Layering, dependencies pointing one way: this crate depends on no other
+//! crate of the workspace; `io-manager` and `py-bindings` depend on it.
 //!
 //! | asset key          | partition              | extension | path                     |
 //! |--------------------|------------------------|-----------|--------------------------|

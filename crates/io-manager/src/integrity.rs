@@ -208,7 +208,7 @@ async fn write_checked(
 
 /// Stores what `data` yields at `path` atomically, with its checksum; memory
 /// stays bounded by the backend's multipart buffers, whatever the size. A
-/// stream that fails stores nothing; owners as for [`write`].
+/// stream that fails stores nothing; owners as for [`write()`].
 pub async fn write_stream(
     store: &Store,
     path: &StorePath,

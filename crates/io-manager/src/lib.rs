@@ -1,5 +1,9 @@
-//! Stores and loads pipeline outputs: a [`Store`], a [`Serializer`] and
-//! partition-aware [`asset_paths`] composed into one [`IoManager`].
+//! One job: store and load pipeline outputs. A [`Store`], a [`Serializer`] and
+//! partition-aware [`asset_paths`] are composed into one [`IoManager`].
+//!
+//! Layering, dependencies pointing one way: this crate depends on
+//! `store-core`, `serializers` and `asset-paths`; `py-bindings` depends on it.
+//! Its examples and tests use `store-backends` as a dev-dependency only.
 //!
 //! This is the engine behind the Dagster IO manager in the Python wheel, and
 //! usable on its own by any Rust tool that keeps outputs in a Store: writes are

@@ -45,7 +45,8 @@ impl Owner {
     }
 
     /// The form kept in object metadata and checksum records: JSON in ASCII
-    /// (other characters escaped as `\uXXXX`), or a digest of it when long.
+    /// (other characters escaped as `\u` and four hex digits), or a digest of it
+    /// when long.
     pub fn stored(&self) -> String {
         let json = serde_json::json!({"asset": self.asset_key, "partition": self.partition}).to_string();
         let ascii = ascii_json(&json);

@@ -1,7 +1,11 @@
-//! The `dagster_remote_store._core` extension module: the Store, its backends,
-//! the serializers (pickle, JSON, Parquet) and the Rust half of the Dagster IO
-//! manager. The Python package around it (`python/dagster_remote_store`) holds
-//! the Dagster glue.
+//! One job: the `dagster_remote_store._core` extension module of the Python
+//! wheel: the Store, its backends, the serializers (pickle, JSON, Parquet) and
+//! the Rust half of the Dagster IO manager. The Python package around it
+//! (`python/dagster_remote_store`) holds the Dagster glue.
+//!
+//! Layering, dependencies pointing one way: this crate depends on
+//! `store-core`, `store-backends`, `serializers`, `asset-paths` and
+//! `io-manager`; no crate depends on it.
 
 mod backends;
 mod errors;

@@ -1,5 +1,8 @@
-//! A registry of named serializers used by the Dagster IO manager to turn
-//! values into bytes and back.
+//! One job: a registry of named serializers that turn values into bytes and
+//! back, for the Dagster IO manager and any other host.
+//!
+//! Layering, dependencies pointing one way: this crate depends on no other
+//! crate of the workspace; `io-manager` and `py-bindings` depend on it.
 //!
 //! Every serializer has a registry name (e.g. `"json"`) and a file extension
 //! including the dot (e.g. `".json"`). The value type `V` is generic, because

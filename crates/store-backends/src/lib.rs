@@ -1,5 +1,5 @@
-//! Storage backends for [`store_core`], each behind its own cargo feature so a
-//! Rust user compiles only what they use:
+//! One job: the storage backends that implement [`store_core::Backend`], each
+//! behind its own cargo feature so a Rust user compiles only what they use:
 //!
 //! | feature  | backend                      | URI scheme  |
 //! |----------|------------------------------|-------------|
@@ -10,6 +10,9 @@
 //! | `gcs`    | `GcsBackend`: Google Cloud Storage | `gs://`     |
 //! | `sftp`   | `SftpBackend`: any SFTP server (OpenSSH), through libssh2 | `sftp://`   |
 //! | `registry` | `registry`: stores by name from a TOML or JSON config, with `${VAR}` interpolation and credentials held as `store_core::Secret` | — |
+//!
+//! Layering, dependencies pointing one way: this crate depends on `store-core`
+//! only; `py-bindings` depends on it (and `io-manager` uses it in its tests).
 //!
 //! Backends built on `object_store` share one adapter,
 //! [`ObjectStoreBackend`], so they map errors and paths the same way; every

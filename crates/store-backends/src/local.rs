@@ -49,7 +49,7 @@ const INLINE_LIMIT: u64 = 1 << 20;
 /// root: such paths fail with [`ErrorKind::PermissionDenied`] naming the link,
 /// and listings leave such links out. Links that stay inside the root work.
 /// The check looks at each part of the path just before the call (see
-/// [`confine`]), so a link swapped in between the two is not caught: only
+/// `confine`), so a link swapped in between the two is not caught: only
 /// those trusted with the root should be able to write links into it. A call
 /// the filesystem refuses (EACCES, EPERM) is `PermissionDenied` too.
 ///

@@ -1,9 +1,15 @@
-//! The Store API: a narrow async [`Backend`] trait, a [`Store`] (a backend plus
-//! a root prefix), one validated [`StorePath`] type and one [`Error`] type.
+//! One job, the Store API: a narrow async [`Backend`] trait, a [`Store`] (a
+//! backend plus a root prefix), one validated [`StorePath`] type and one
+//! [`Error`] type.
+//!
+//! Layering, dependencies pointing one way: this crate depends on no other
+//! crate of the workspace; `store-backends` (which implements [`Backend`]),
+//! `io-manager` and `py-bindings` depend on it. Its examples use
+//! `store-backends`' memory backend as a dev-dependency only.
 //!
 //! Backends live in the `store-backends` crate, each behind its own cargo
-//! feature; they all run the shared conformance suite in [`conformance`]
-//! (feature `conformance`), so a Store behaves the same on every backend.
+//! feature; they all run the shared conformance suite in the `conformance`
+//! module (feature `conformance`), so a Store behaves the same on every backend.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {

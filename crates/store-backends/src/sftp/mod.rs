@@ -66,7 +66,9 @@ const BACKOFF_CAP: Duration = Duration::from_secs(3);
 
 /// A [`Backend`] on an SFTP server: objects are files under [`SftpConfig::base_path`].
 ///
-/// See the [module docs](self) for the atomicity guarantees. Cloning is cheap; clones share the connections.
+/// Writes go to a hidden temporary file that is renamed into place (atomically where the server has OpenSSH's
+/// `posix-rename@openssh.com`), so readers see the old or the new object, never a mix. Cloning is cheap; clones
+/// share the connections.
 /// `Debug` and `Display` show the server and base folder, never credentials.
 ///
 /// ```no_run
@@ -394,7 +396,7 @@ impl Backend for SftpBackend {
     }
 
     /// Hands the chunks to a blocking task that writes them; only getting a session and creating the temporary
-    /// are retried (see the [module docs](self)).
+    /// are retried, since a stream cannot be replayed.
     async fn write_stream(
         &self,
         path: &StorePath,
@@ -434,7 +436,7 @@ impl Backend for SftpBackend {
     }
 
     /// A blocking task reads 1 MiB chunks, one ahead of the caller, until the end of the file or until the
-    /// stream is dropped; a lost connection is resumed on a new one (see [`send_chunks`](Self::send_chunks)).
+    /// stream is dropped; a lost connection is resumed on a new one (see `send_chunks`).
     async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
         let remote = self.remote(path);
         let opened = {
