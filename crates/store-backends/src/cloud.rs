@@ -171,7 +171,7 @@ mod tests {
 }
 
 /// Real object_store clients against a tiny local HTTP server that answers as told.
-#[cfg(all(test, any(feature = "azure", feature = "s3")))]
+#[cfg(all(test, any(feature = "azure", feature = "s3", feature = "gcs")))]
 mod answers {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -180,26 +180,38 @@ mod answers {
 
     use super::*;
 
+    /// An answer: status line, extra header lines, body.
+    type Answer = (&'static str, &'static str, &'static str);
+
     /// An HTTP server on a free local port that answers every request with `status` and `body`.
+    #[cfg(any(feature = "azure", feature = "s3"))]
     fn serve(status: &'static str, body: &'static str) -> u16 {
+        serve_by(move |_| (status, "", body))
+    }
+
+    /// An HTTP server on a free local port that answers each request as `route` says for its request line.
+    fn serve_by(route: impl Fn(&str) -> Answer + Send + Sync + Copy + 'static) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                std::thread::spawn(move || answer(stream, status, body));
+                std::thread::spawn(move || answer(stream, route));
             }
         });
         port
     }
 
-    fn answer(stream: TcpStream, status: &str, body: &str) {
+    fn answer(stream: TcpStream, route: impl Fn(&str) -> Answer) {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         loop {
-            let (mut line, mut length) = (String::new(), 0);
+            let (mut request, mut line, mut length) = (String::new(), String::new(), 0);
             while line != "\r\n" {
                 line.clear();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
                     return;
+                }
+                if request.is_empty() {
+                    request = line.clone();
                 }
                 if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     length = value.trim().parse().unwrap();
@@ -209,10 +221,54 @@ mod answers {
             if reader.read_exact(&mut request_body).is_err() {
                 return;
             }
-            let response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            let (status, headers, body) = route(&request);
+            let response = format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n{body}", body.len());
             if (&stream).write_all(response.as_bytes()).is_err() {
                 return;
             }
+        }
+    }
+
+    /// A multipart upload whose completion finds the upload gone, as a retry does after the first
+    /// completion succeeded unanswered: S3 (object_store's `NotFound`) and GCS (its text) alike.
+    #[cfg(all(feature = "s3", feature = "gcs"))]
+    #[tokio::test]
+    async fn a_completion_that_finds_its_upload_gone_is_unavailable() {
+        let route = |request: &str| -> Answer {
+            let created = "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>\
+                           <UploadId>u1</UploadId></InitiateMultipartUploadResult>";
+            match request.split(' ').nth(1).unwrap_or_default() {
+                target if target.contains("uploads") => ("200 OK", "", created),
+                target if target.contains("partNumber") => ("200 OK", "ETag: \"part\"\r\n", ""),
+                _ => ("404 Not Found", "", "<Error><Code>NoSuchUpload</Code></Error>"),
+            }
+        };
+        let s3 = crate::S3Backend::new(crate::S3Config {
+            bucket: "b".into(),
+            endpoint: Some(format!("http://127.0.0.1:{}", serve_by(route))),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("key".into()),
+            secret_access_key: Some("secret".into()),
+            client: no_retries(),
+            ..crate::S3Config::default()
+        })
+        .unwrap();
+        let gcs = crate::GcsBackend::new(crate::GcsConfig {
+            bucket: "b".into(),
+            base_url: Some(format!("http://127.0.0.1:{}", serve_by(route))),
+            anonymous: true,
+            client: no_retries(),
+            ..crate::GcsConfig::default()
+        })
+        .unwrap();
+        let backends: [&dyn Backend; 2] = [&s3, &gcs];
+        for backend in backends {
+            let parts = (0..10).map(|_| Ok(bytes::Bytes::from(vec![7u8; 1 << 20])));
+            let data = futures::StreamExt::boxed(futures::stream::iter(parts));
+            let path = "large.bin".parse().unwrap();
+            let err = backend.write_stream(&path, data, store_core::WriteMode::Overwrite).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{}: {err}", backend.kind());
+            assert!(err.to_string().contains("the object holds this write or the one before it"), "{err}");
         }
     }
 

@@ -167,6 +167,23 @@ fn map_error(err: object_store::Error) -> Error {
     Error::new(kind, redact(&err.to_string()))
 }
 
+/// A multipart upload that failed to finish. One whose upload is gone (`NoSuchUpload`: S3 answers it as a
+/// 404, which object_store reports as `NotFound`) was completed by an earlier attempt whose answer was lost,
+/// or discarded: the object holds this write or what was there before, so the write is `Unavailable`, worth
+/// making again, never a missing object.
+fn finish_error(err: object_store::Error) -> Error {
+    let text = err.to_string();
+    if matches!(err, object_store::Error::NotFound { .. }) || text.contains("NoSuchUpload") {
+        let message = format!(
+            "the upload was gone when its completion was retried, so an earlier completion went unanswered: \
+             the object holds this write or the one before it ({})",
+            redact(&text)
+        );
+        return Error::new(ErrorKind::Unavailable, message);
+    }
+    map_error(err)
+}
+
 fn user_metadata(attributes: &Attributes) -> Metadata {
     attributes
         .iter()
@@ -267,7 +284,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
             let _ = parts.abort().await;
             return Err(e);
         }
-        let put = parts.finish().await.map_err(map_error)?;
+        let put = parts.finish().await.map_err(finish_error)?;
         if mode == WriteMode::CreateNew {
             let options = RenameOptions::new().with_target_mode(RenameTargetMode::Create);
             if let Err(e) = self.store.rename_opts(&upload_to, &target, options).await {

@@ -273,7 +273,11 @@ server_test! {
         direct.write(&path, data.clone(), WriteMode::Overwrite).await.unwrap();
         let proxy = Proxy::start((env("DRS_TEST_SFTP_HOST"), env("DRS_TEST_SFTP_PORT").parse().unwrap()));
         proxy.limit.store(3 << 19, Ordering::SeqCst);
-        let store = Store::new(SftpBackend::connect(through(&proxy, 6).await).await.unwrap());
+        // Generous timeouts: this checks resumption, and the other tests of this binary (hundreds of
+        // handshakes) can slow the server's logins past the proxied configuration's 2 s.
+        let timeouts = Duration::from_secs(20);
+        let config = SftpConfig { connect_timeout: timeouts, io_timeout: timeouts, ..through(&proxy, 6).await };
+        let store = Store::new(SftpBackend::connect(config).await.unwrap());
         let store = store.child(direct.root().unwrap());
         let chunks: Vec<Bytes> = store.read_stream(&path).await.unwrap().map(Result::unwrap).collect().await;
         assert!(chunks.concat() == data, "read {} bytes, not the object's {}", chunks.concat().len(), data.len());
