@@ -13,6 +13,7 @@ Each backend's run prints one summary line (run pytest with -s to see them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -88,6 +89,16 @@ def sftp_fingerprint() -> str:
         ["ssh-keygen", "-lf", os.environ["DRS_TEST_SFTP_KNOWN_HOSTS"]], capture_output=True, text=True, check=True
     )
     return listed.stdout.split()[1]
+
+
+@contextlib.contextmanager
+def contexts(asset_key: AssetKey):
+    """An output context of `asset_key` and an input context reading it, closed on exit. Left to the garbage
+    collector, each closes an ephemeral Dagster instance there, whose log of the closing can run in the middle
+    of an unrelated `ast.parse`, which Python 3.11 then fails with "AST constructor recursion depth mismatch"."""
+    with build_output_context(asset_key=asset_key) as output:
+        with build_input_context(asset_key=asset_key, upstream_output=output) as input_:
+            yield output, input_
 
 
 def backend_through(kind: str, port: int, max_retries: int = 8):
@@ -187,9 +198,9 @@ def run_workload(kind: str, seed: int, tmp_path) -> tuple[Tally, Counter]:
             return AssetKey(["faults", asset[0], str(asset[1])])
 
         def write(asset, value) -> bool:
-            context = build_output_context(asset_key=key(asset))
             try:
-                through_proxy[serializer(asset)].handle_output(context, value)
+                with contexts(key(asset)) as (output, _):
+                    through_proxy[serializer(asset)].handle_output(output, value)
             except RemoteStoreError as err:
                 tally.failed("write", path_of(asset), kind, err)
                 possible[asset] = [*possible.get(asset, []), value]
@@ -199,10 +210,9 @@ def run_workload(kind: str, seed: int, tmp_path) -> tuple[Tally, Counter]:
             return True
 
         def load(asset, manager, clean: bool) -> None:
-            upstream = build_output_context(asset_key=key(asset))
-            context = build_input_context(asset_key=key(asset), upstream_output=upstream)
             try:
-                loaded = manager[serializer(asset)].load_input(context)
+                with contexts(key(asset)) as (_, context):
+                    loaded = manager[serializer(asset)].load_input(context)
             except RemoteStoreError as err:
                 tally.failed("load", path_of(asset), kind, err)
                 if clean:
@@ -269,18 +279,17 @@ def test_a_load_cut_midway_fails_as_unavailable_not_as_corruption(kind: str, tmp
     # error, never compare the checksum of the part it read.
     require_server(kind)
     root = f"tests/cut-{random.getrandbits(64):016x}"
-    context = build_output_context(asset_key=AssetKey(["cut", "large"]))
-    with Store(make_backend(kind, tmp_path), root_path=root) as direct:
+    with Store(make_backend(kind, tmp_path), root_path=root) as direct, contexts(AssetKey(["cut", "large"])) as (output, _):
         large = [BreaksTheConnectionsWhenLoaded(), random.Random(7).randbytes(60 << 20)]
-        remote_store_io_manager(direct).handle_output(context, large)
+        remote_store_io_manager(direct).handle_output(output, large)
         del large  # not shown with a failure
     proxy = FaultProxy(upstream(kind), seed=1, http=kind != "sftp")
     BREAKING.append(proxy)
     try:
         with Store(backend_through(kind, proxy.port, max_retries=0), root_path=root) as store:
             manager = remote_store_io_manager(store)
-            with pytest.raises(Unavailable) as raised:
-                manager.load_input(build_input_context(asset_key=AssetKey(["cut", "large"]), upstream_output=context))
+            with pytest.raises(Unavailable) as raised, contexts(AssetKey(["cut", "large"])) as (_, context):
+                manager.load_input(context)
             assert raised.value.path == "cut/large.pkl" and raised.value.backend == kind, raised.value
             proxy.command("clean")
             with store.open_reader("cut/large.pkl") as reader:
