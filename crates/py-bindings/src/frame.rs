@@ -11,11 +11,11 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3_arrow::PySchema;
 use serde_json::Value;
 use serializers::SerializeError;
 use serializers::parquet::{self, ArrivingFile, RowGroup};
 
-use crate::parquet::pyarrow_schema;
 use crate::stream::byte_buffer;
 
 /// Rows decoded at a time: a column's batch (512 KiB of 8-byte values) stays among
@@ -184,4 +184,9 @@ fn range_index(schema: &SchemaRef, rows: usize) -> Option<RangeIndex> {
         }
         _ => None,
     }
+}
+
+/// `schema` as a `pyarrow.Schema`, its metadata included.
+pub fn pyarrow_schema<'py>(pyarrow: &Bound<'py, PyModule>, schema: SchemaRef) -> PyResult<Bound<'py, PyAny>> {
+    pyarrow.call_method1("schema", (PySchema::new(schema),))
 }

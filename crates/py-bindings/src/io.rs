@@ -1,12 +1,12 @@
 //! The Rust half of the Dagster IO manager: paths, atomic writes and
 //! concurrent loads. The Python half (`io_manager.py`) reads Dagster's context.
 
-use io_manager::{IoManager, OutputMetadata, Owner};
+use io_manager::{IoManager, OutputMetadata};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use store_core::StorePath;
 
 use crate::errors::{StoreResultExt, guard};
+use crate::owner::{PyOwner, owned_paths, to_owner};
 use crate::runtime::block_on;
 use crate::serializers::{Pickle, PickleSerializer, resolve};
 use crate::store::{Store, parse_path};
@@ -143,28 +143,6 @@ impl IoManagerCore {
     fn uri(&self, py: Python<'_>, path: &str) -> PyResult<String> {
         Ok(self.inner.store().uri(&parse_path(py, path)?))
     }
-}
-
-/// An object's owner as Python gives it: `(asset_key, partition_keys)`.
-pub type PyOwner = Option<(Vec<String>, Vec<String>)>;
-
-/// The [`Owner`] that `owner` names.
-pub fn to_owner(owner: PyOwner) -> Option<Owner> {
-    owner.map(|(asset_key, partition)| Owner::new(asset_key, partition))
-}
-
-/// `paths`, parsed, each with its owner from `owners` (one per path, or none at all).
-pub fn owned_paths(
-    py: Python<'_>,
-    paths: &[String],
-    owners: Option<Vec<PyOwner>>,
-) -> PyResult<Vec<(StorePath, Option<Owner>)>> {
-    let owners = owners.unwrap_or_else(|| vec![None; paths.len()]);
-    if owners.len() != paths.len() {
-        let message = format!("{} owners for {} paths: give one per path", owners.len(), paths.len());
-        return Err(pyo3::exceptions::PyValueError::new_err(message));
-    }
-    paths.iter().zip(owners).map(|(path, owner)| Ok((parse_path(py, path)?, to_owner(owner)))).collect()
 }
 
 /// What a write reports, as the dict the Python IO manager turns into Dagster metadata.

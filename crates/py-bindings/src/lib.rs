@@ -12,6 +12,7 @@ mod errors;
 mod foreign;
 mod frame;
 mod io;
+mod owner;
 mod parquet;
 mod pickle_stream;
 mod registry;

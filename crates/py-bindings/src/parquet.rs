@@ -17,14 +17,14 @@ use pyo3::exceptions::{PyImportError, PyRuntimeError, PyTypeError, PyValueError}
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyDict;
-use pyo3_arrow::{PyChunkedArray, PyRecordBatchReader, PySchema, PyTable};
+use pyo3_arrow::{PyChunkedArray, PyRecordBatchReader, PyTable};
 use serializers::parquet::{self, ArrivingFile, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, StorePath};
 
 use crate::errors::{StoreResultExt, guard, serialize_error};
-use crate::frame::FrameBlock;
-use crate::io::{PyOwner, to_owner};
+use crate::frame::{FrameBlock, pyarrow_schema};
+use crate::owner::{PyOwner, to_owner};
 use crate::runtime::block_on;
 use crate::serializers::BuiltinSerializer;
 use crate::store::{Store, parse_path};
@@ -559,11 +559,6 @@ fn pandas_frame<'py>(
     kwargs.set_item("self_destruct", true)?;
     kwargs.set_item("use_threads", false)?;
     table.call_method("to_pandas", (), Some(&kwargs))
-}
-
-/// `schema` as a `pyarrow.Schema`, its metadata included.
-pub fn pyarrow_schema<'py>(pyarrow: &Bound<'py, PyModule>, schema: SchemaRef) -> PyResult<Bound<'py, PyAny>> {
-    pyarrow.call_method1("schema", (PySchema::new(schema),))
 }
 
 /// Parquet (`.parquet`), encoded and decoded in Rust: polars and pandas

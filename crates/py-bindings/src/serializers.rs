@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use serializers::{Json, Registry, SerializeError, Serializer};
 
 use crate::errors::{guard, serialize_error};
-use crate::io::{PyOwner, owned_paths, to_owner};
+use crate::owner::{PyOwner, owned_paths, to_owner};
 use crate::parquet::Parquet;
 use crate::pickle_stream;
 use crate::store::{Store, parse_path};

@@ -7,7 +7,7 @@ use store_core::{Error, ErrorKind, Result};
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error, without_env_credentials};
-use crate::object_store_backend::redact_url;
+use crate::uri::redact_url;
 
 /// Where an [`AzureBackend`] stores and how it authenticates.
 ///

@@ -6,7 +6,7 @@ use std::time::Duration;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use store_core::{Error, ErrorKind};
 
-use crate::object_store_backend::redact;
+use crate::uri::redact;
 
 /// Retries and timeouts of an HTTP backend.
 ///

@@ -51,6 +51,7 @@ mod memory;
 mod sftp;
 #[cfg(any(feature = "s3", feature = "gcs"))]
 mod uploads;
+mod uri;
 
 #[cfg(feature = "registry")]
 pub mod registry;

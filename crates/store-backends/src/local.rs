@@ -25,7 +25,8 @@ use store_core::{
 };
 
 use crate::ObjectStoreBackend;
-use crate::object_store_backend::{location, uri_escape};
+use crate::object_store_backend::location;
+use crate::uri::uri_escape;
 
 /// Files up to this size are read and written on the calling task: handing a
 /// small file's I/O to a blocking thread costs more than the I/O itself.

@@ -8,8 +8,8 @@ use store_core::Result;
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error, without_env_credentials};
-use crate::object_store_backend::redact_url;
 use crate::uploads::{Signer, Uploads};
+use crate::uri::redact_url;
 
 /// Where an [`S3Backend`] stores and how it authenticates.
 ///

@@ -485,7 +485,7 @@ fn repr(class: &str, fields: &[(&str, Option<&String>)]) -> String {
 /// A URL option as a `repr` shows it: without a user, a password or a query string.
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 fn url(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(crate::object_store_backend::redact_url)
+    value.as_deref().map(crate::uri::redact_url)
 }
 
 /// The retry and timeout options of the HTTP backends, with [`crate::ClientConfig`]'s defaults.

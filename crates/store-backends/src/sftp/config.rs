@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::object_store_backend::uri_escape;
+use crate::uri::uri_escape;
 
 /// How to log in. `Debug` never shows passwords, passphrases or key material.
 #[derive(Clone)]

@@ -59,7 +59,7 @@ use tokio::task::JoinError;
 pub use config::{SftpAuth, SftpConfig, SftpHostKey};
 use conn::{Conn, TEMP_PREFIX};
 
-use crate::object_store_backend::uri_escape;
+use crate::uri::uri_escape;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(3);
