@@ -492,7 +492,8 @@ pub(super) fn base64(bytes: &[u8]) -> String {
 }
 
 unsafe extern "C" {
-    // In libssh2 since 1.2.4 (libssh2_sftp.h) but not declared by libssh2-sys; the library it links has it.
+    // Added in libssh2 1.11.1 (libssh2_sftp.h), which libssh2-sys builds and links statically, but not
+    // declared by libssh2-sys.
     fn libssh2_sftp_posix_rename_ex(
         sftp: *mut raw::LIBSSH2_SFTP,
         source: *const c_char,
