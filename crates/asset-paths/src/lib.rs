@@ -40,6 +40,7 @@
 //! # Ok::<(), asset_paths::AssetPathError>(())
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 use std::borrow::Cow;
 

@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod integrity;
 mod owner;

@@ -6,28 +6,32 @@
 //! Layering, dependencies pointing one way: this crate depends on
 //! `store-core`, `store-backends`, `serializers`, `asset-paths` and
 //! `io-manager`; no crate depends on it.
+#![deny(unsafe_code)]
 
 mod backends;
 mod errors;
 mod foreign;
+#[allow(unsafe_code)] // decodes row groups straight into the NumPy block
 mod frame;
 mod io;
 mod owner;
 mod parquet;
+#[allow(unsafe_code)] // writes borrow Python's buffers without a copy
 mod pickle_stream;
 mod registry;
 mod runtime;
 mod serializers;
 mod store;
+#[allow(unsafe_code)] // `readinto` fills Python's buffer in place
 mod stream;
 mod value;
 
 use pyo3::prelude::*;
 
-/// Tables freed by this extension go back to the kernel (see `LargeMappings`): a Parquet
-/// load lets go of each column as pandas copies it, and streams reuse their parts' memory.
+/// mimalloc, which hands memory freed by large tables back to the kernel; see
+/// benches/README.md for how it compares.
 #[global_allocator]
-static ALLOCATOR: store_core::buffer::LargeMappings = store_core::buffer::LargeMappings::new();
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -31,7 +31,7 @@ const IN_FLIGHT: usize = store_backends::DEFAULT_PARTS_IN_FLIGHT;
 
 /// The wheel's allocator, so that the limit allocates as the IO manager does.
 #[global_allocator]
-static ALLOCATOR: store_core::buffer::LargeMappings = store_core::buffer::LargeMappings::new();
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {

@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 mod object_store_backend;
 

@@ -104,7 +104,7 @@ impl LocalBackend {
         let root_dir = File::open(&root).ok().map(Arc::new);
         let store = Confined { files: store, root: root.clone(), root_dir };
         let files = ObjectStoreBackend::from_store(store, "local", uri_root).without_metadata();
-        Ok(Self { files, fsync, xattrs: xattr::supported(&root), unnamed: anonymous::available(&root) })
+        Ok(Self { files, fsync, xattrs: attributes::supported(&root), unnamed: anonymous::available(&root) })
     }
 
     /// The file behind `path`; names reserved for temporaries are invalid, and
@@ -129,7 +129,7 @@ impl LocalBackend {
             let mut staged = Staged::create(target, fsync, unnamed)?;
             staged.write(&data)?;
             for (key, value) in &metadata {
-                xattr::set(&staged.file, key, value)?;
+                attributes::set(&staged.file, key, value)?;
             }
             staged.place(mode, fsync)
         })
@@ -145,7 +145,7 @@ impl LocalBackend {
             return Err(io_error(io::ErrorKind::NotFound.into())); // a folder is not an object
         }
         let metadata =
-            if with_metadata && self.xattrs { xattr::get_all(&file).map_err(io_error)? } else { Metadata::new() };
+            if with_metadata && self.xattrs { attributes::get_all(&file).map_err(io_error)? } else { Metadata::new() };
         Ok((file, meta.len(), metadata))
     }
 
@@ -784,29 +784,22 @@ impl Backend for LocalBackend {
 /// Whether a path has no symbolic link on it, in one call (Linux `openat2`); elsewhere, unknown.
 #[cfg(target_os = "linux")]
 mod linkless {
-    use std::ffi::CString;
     use std::fs::File;
-    use std::os::unix::io::AsRawFd;
+
+    use rustix::fs::{Mode, OFlags, ResolveFlags, openat2};
+    use rustix::io::Errno;
 
     /// True if `relative`, resolved beneath `root`, meets no symbolic link
     /// before it ends or reaches a part that does not exist. False where that
     /// is not known: a link on the way, or a kernel without `openat2` (before 5.6).
     pub fn no_link_on(root: &File, relative: &str) -> bool {
-        let Ok(path) = CString::new(if relative.is_empty() { "." } else { relative }) else { return false };
-        // SAFETY: open_how is plain data; all-zero is its "no options" value.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-        how.resolve = libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH;
-        // SAFETY: a valid folder descriptor, a NUL-terminated path, and `how` with its size.
-        let fd = unsafe {
-            libc::syscall(libc::SYS_openat2, root.as_raw_fd(), path.as_ptr(), &how, size_of::<libc::open_how>())
-        };
-        if fd >= 0 {
-            // SAFETY: the descriptor was just opened here and is closed once.
-            unsafe { libc::close(fd as libc::c_int) };
-            return true;
+        let path = if relative.is_empty() { "." } else { relative };
+        let (flags, resolve) = (OFlags::PATH | OFlags::CLOEXEC, ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH);
+        // The descriptor opened, if any, is closed as soon as it is dropped.
+        match openat2(root, path, flags, Mode::empty(), resolve) {
+            Ok(_) => true,
+            Err(e) => matches!(e, Errno::NOENT | Errno::NOTDIR),
         }
-        matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
     }
 }
 
@@ -821,14 +814,14 @@ mod linkless {
 
 /// Metadata as `user.<key>` extended attributes (Linux); elsewhere, none.
 #[cfg(target_os = "linux")]
-mod xattr {
-    use std::ffi::CString;
+mod attributes {
     use std::fs::File;
     use std::io;
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::io::AsRawFd;
     use std::path::Path;
 
+    use xattr::FileExt;
+    use rustix::io::Errno;
     use store_core::Metadata;
 
     const PREFIX: &str = "user.";
@@ -836,65 +829,33 @@ mod xattr {
     /// Whether the filesystem at `folder` keeps user extended attributes: asking
     /// for one that is not there says "no such attribute" only where it does.
     pub fn supported(folder: &Path) -> bool {
-        let (Ok(path), Ok(name)) =
-            (CString::new(folder.as_os_str().as_bytes()), CString::new("user.dagster_remote_store_probe"))
-        else {
-            return false;
-        };
-        // SAFETY: both pointers are NUL-terminated strings; size 0 asks for the length only.
-        let found = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
-        found >= 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ENODATA)
+        xattr::get_deref(folder, "user.dagster_remote_store_probe").is_ok()
     }
 
     pub fn set(file: &File, key: &str, value: &str) -> io::Result<()> {
-        let name = CString::new(format!("{PREFIX}{key}")).map_err(io::Error::other)?;
-        // SAFETY: `name` is NUL-terminated; `value` is read for its length only.
-        let done = unsafe { libc::fsetxattr(file.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-        if done == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        file.set_xattr(format!("{PREFIX}{key}"), value.as_bytes())
     }
 
-    /// Every `user.` attribute of `file`, prefix removed.
+    /// Every `user.` attribute of `file`, prefix removed; none where the
+    /// file's filesystem has no extended attributes.
     pub fn get_all(file: &File) -> io::Result<Metadata> {
-        let fd = file.as_raw_fd();
-        // SAFETY: each call gets a buffer and its exact length (or 0 to ask for the length).
-        let names = read_sized(|buf, len| unsafe { libc::flistxattr(fd, buf.cast(), len) })?;
+        let names = match file.list_xattr() {
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::NOTSUP) => return Ok(Metadata::new()),
+            names => names?,
+        };
         let mut metadata = Metadata::new();
-        for name in names.split(|b| *b == 0).filter(|n| n.starts_with(PREFIX.as_bytes())) {
-            let cname = CString::new(name).map_err(io::Error::other)?;
-            let value = read_sized(|buf, len| unsafe { libc::fgetxattr(fd, cname.as_ptr(), buf.cast(), len) })?;
-            let key = String::from_utf8_lossy(&name[PREFIX.len()..]).into_owned();
+        for name in names.filter(|n| n.as_bytes().starts_with(PREFIX.as_bytes())) {
+            // An attribute listed but gone before it is read: the object changed under the read.
+            let value = file.get_xattr(&name)?.ok_or(Errno::NODATA)?;
+            let key = String::from_utf8_lossy(&name.as_bytes()[PREFIX.len()..]).into_owned();
             metadata.insert(key, String::from_utf8_lossy(&value).into_owned());
         }
         Ok(metadata)
     }
-
-    /// Calls `get` with a buffer, growing it while the value does not fit.
-    fn read_sized(get: impl Fn(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; 256];
-        loop {
-            let n = get(buf.as_mut_ptr(), buf.len());
-            if n >= 0 {
-                buf.truncate(n as usize);
-                return Ok(buf);
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::ERANGE) => {
-                    let needed = get(std::ptr::null_mut(), 0);
-                    if needed < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    buf.resize(needed as usize + 1, 0);
-                }
-                Some(libc::ENOTSUP) => return Ok(Vec::new()),
-                _ => return Err(err),
-            }
-        }
-    }
 }
 
 #[cfg(not(target_os = "linux"))]
-mod xattr {
+mod attributes {
     use std::fs::File;
     use std::io;
     use std::path::Path;
@@ -917,14 +878,15 @@ mod xattr {
 /// Files without a name until linked into place (Linux `O_TMPFILE`); elsewhere, none.
 #[cfg(target_os = "linux")]
 mod anonymous {
-    use std::ffi::{CStr, CString};
     use std::fs::{File, OpenOptions};
     use std::io;
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
     use std::path::Path;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rustix::fs::{AtFlags, CWD, OFlags, linkat};
+    use rustix::io::Errno;
 
     /// Whether unnamed files can be made in `root`'s filesystem (one is made
     /// and dropped, leaving nothing) and linked by this process: `/proc/self/fd`
@@ -935,7 +897,7 @@ mod anonymous {
 
     /// A new file in `folder` with no name; unsupported filesystems say so with an error.
     pub fn create(folder: &Path) -> io::Result<File> {
-        OpenOptions::new().write(true).mode(0o666).custom_flags(libc::O_TMPFILE).open(folder)
+        OpenOptions::new().write(true).mode(0o666).custom_flags(OFlags::TMPFILE.bits() as i32).open(folder)
     }
 
     /// Set once `linkat` has refused `AT_EMPTY_PATH` and `/proc/self/fd` has
@@ -946,34 +908,26 @@ mod anonymous {
     /// Linking the descriptor itself saves the kernel resolving a `/proc` path:
     /// about 3 µs of a 30 µs small write.
     pub fn link(file: &File, target: &Path) -> io::Result<()> {
-        let to = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
         if !EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
-            match link_descriptor(file, &to) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            match link_descriptor(file, target) {
+                Err(e) if Errno::from_io_error(&e) == Some(Errno::NOENT) => {}
                 linked => return linked,
             }
             // ENOENT is also what a missing folder says: only a /proc link that works tells.
-            link_through_proc(file, &to)?;
+            link_through_proc(file, target)?;
             EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
             return Ok(());
         }
-        link_through_proc(file, &to)
+        link_through_proc(file, target)
     }
 
-    fn link_descriptor(file: &File, to: &CStr) -> io::Result<()> {
-        // SAFETY: both paths are NUL-terminated strings.
-        let done =
-            unsafe { libc::linkat(file.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_EMPTY_PATH) };
-        if done == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    fn link_descriptor(file: &File, to: &Path) -> io::Result<()> {
+        linkat(file, "", CWD, to, AtFlags::EMPTY_PATH).map_err(io::Error::from)
     }
 
-    fn link_through_proc(file: &File, to: &CStr) -> io::Result<()> {
-        let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(io::Error::other)?;
-        // SAFETY: both paths are NUL-terminated strings.
-        let done = unsafe {
-            libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW)
-        };
-        if done == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    fn link_through_proc(file: &File, to: &Path) -> io::Result<()> {
+        let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+        linkat(CWD, from, CWD, to, AtFlags::SYMLINK_FOLLOW).map_err(io::Error::from)
     }
 
     #[cfg(test)]
@@ -986,11 +940,11 @@ mod anonymous {
         fn both_ways_of_linking_name_the_unnamed_file_and_refuse_a_taken_name() {
             let dir = tempfile::tempdir().unwrap();
             for (name, link_by) in
-                [("descriptor", link_descriptor as fn(&File, &CStr) -> io::Result<()>), ("proc", link_through_proc)]
+                [("descriptor", link_descriptor as fn(&File, &Path) -> io::Result<()>), ("proc", link_through_proc)]
             {
                 let mut file = create(dir.path()).unwrap();
                 file.write_all(name.as_bytes()).unwrap();
-                let to = CString::new(dir.path().join(name).as_os_str().as_bytes()).unwrap();
+                let to = dir.path().join(name);
                 link_by(&file, &to).unwrap();
                 assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), name.as_bytes());
                 let taken = link_by(&create(dir.path()).unwrap(), &to).unwrap_err();
@@ -1188,11 +1142,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::new(dir.path()).unwrap();
         // An independent look at the filesystem: can a file here take a user attribute?
-        let probe = std::ffi::CString::new(dir.path().join("probe").into_os_string().into_encoded_bytes()).unwrap();
         std::fs::write(dir.path().join("probe"), b"").unwrap();
-        // SAFETY: NUL-terminated strings and a value with its length.
-        let supported =
-            unsafe { libc::setxattr(probe.as_ptr(), c"user.probe".as_ptr(), b"1".as_ptr().cast(), 1, 0) } == 0;
+        let supported = xattr::set(dir.path().join("probe"), "user.probe", b"1").is_ok();
         assert_eq!(
             store_core::Backend::stores_metadata(&backend),
             supported,
@@ -1207,11 +1158,8 @@ mod tests {
             return;
         }
         written.unwrap();
-        let file = std::ffi::CString::new(dir.path().join("m/a.bin").into_os_string().into_encoded_bytes()).unwrap();
-        let mut value = [0u8; 16];
-        // SAFETY: NUL-terminated strings and a buffer with its length.
-        let n = unsafe { libc::getxattr(file.as_ptr(), c"user.crc32c".as_ptr(), value.as_mut_ptr().cast(), 16) };
-        assert_eq!(&value[..n.max(0) as usize], b"0a1b2c3d");
+        let value = xattr::get(dir.path().join("m/a.bin"), "user.crc32c").unwrap();
+        assert_eq!(value.as_deref(), Some(&b"0a1b2c3d"[..]));
         let names: Vec<_> = std::fs::read_dir(dir.path().join("m")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["a.bin"], "no temporary left beside the object");
     }

@@ -153,6 +153,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(unsafe_code)] // setting the environment, which only this test reads
     async fn explicit_credentials_replace_the_environments_whole() {
         let credential = |config: S3Config| async {
             let backend = S3Backend::new(config).unwrap();

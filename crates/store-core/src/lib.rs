@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 mod backend;
 pub mod buffer;

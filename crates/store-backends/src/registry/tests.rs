@@ -6,6 +6,7 @@ use store_core::{ErrorKind, Store, WriteMode};
 use super::*;
 
 /// Sets a variable that only the test naming it reads.
+#[allow(unsafe_code)]
 fn set_env(name: &str, value: &str) {
     // SAFETY: each variable is set once, by the one test that reads it; std's
     // own environment lock serialises this with every other std lookup.

@@ -38,6 +38,7 @@
 
 mod config;
 mod conn;
+mod posix_rename;
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
