@@ -61,6 +61,7 @@ use bytes::Bytes;
 use crc_fast::{CrcAlgorithm, Digest};
 use futures::future;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use store_core::buffer::{Gathered, gather};
 use store_core::{ErrorKind, ListEntry, Metadata, Store, StorePath, WriteMode, WriteResult};
 
 use crate::{Error, Owner};
@@ -212,25 +213,18 @@ async fn write_checked(
 pub async fn write_stream(
     store: &Store,
     path: &StorePath,
-    mut data: BoxStream<'static, store_core::Result<Bytes>>,
+    data: BoxStream<'static, store_core::Result<Bytes>>,
     mode: WriteMode,
     owner: Option<&Owner>,
 ) -> Result<Written, Error> {
     check_owner(store, path, owner).await?;
-    let mut first = Vec::new();
-    let mut buffered = 0;
-    while buffered <= SINGLE_WRITE_LIMIT {
-        match data.try_next().await? {
-            Some(chunk) => {
-                buffered += chunk.len();
-                first.push(chunk);
-            }
-            None => return write_checked(store, path, first.concat().into(), mode, owner).await,
-        }
-    }
+    let data = match gather(data, SINGLE_WRITE_LIMIT).await? {
+        Gathered::Whole(data) => return write_checked(store, path, data, mode, owner).await,
+        Gathered::Streaming(data) => data,
+    };
     let digest = Arc::new(Running::default());
     let hashed = digest.clone();
-    let chunks = stream::iter(first.into_iter().map(Ok)).chain(data).inspect_ok(move |chunk| hashed.update(chunk));
+    let chunks = data.inspect_ok(move |chunk| hashed.update(chunk));
     // Polled after the last chunk, before the backend publishes the object.
     let (record_store, record_path, recorded) = (store.clone(), path.clone(), digest.clone());
     let record_owner = owner.cloned();

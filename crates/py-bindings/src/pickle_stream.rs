@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 use serializers::SerializeError;
+use store_core::buffer::Gathering;
 use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::StoreResultExt;
@@ -120,7 +121,7 @@ fn serialize_error(path: &StorePath, source: SerializeError) -> io_manager::Erro
 }
 
 /// What `pickle.dump` writes into: the first [`SINGLE_WRITE_LIMIT`] bytes are
-/// gathered, and only a longer pickle becomes a streamed upload.
+/// held ([`Gathering`]), and only a longer pickle becomes a streamed upload.
 #[pyclass(frozen, module = "dagster_remote_store._core")]
 struct PickleSink {
     store: Store,
@@ -132,7 +133,7 @@ struct PickleSink {
 }
 
 enum SinkState {
-    Gathering(Vec<Bytes>, usize),
+    Gathering(Gathering),
     Uploading(Upload<Written>),
 }
 
@@ -145,37 +146,28 @@ impl PickleSink {
             store: store.clone(),
             path: path.clone(),
             owner: owner.cloned(),
-            state: Mutex::new(Some(SinkState::Gathering(Vec::new(), 0))),
+            state: Mutex::new(Some(SinkState::Gathering(Gathering::new(SINGLE_WRITE_LIMIT)))),
             failure: Mutex::new(None),
         }
     }
 
     fn push(&self, py: Python<'_>, piece: Bytes) -> PyResult<()> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let sender = match state.as_mut().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))? {
-            SinkState::Gathering(pieces, size) if *size + piece.len() <= SINGLE_WRITE_LIMIT => {
-                *size += piece.len();
-                pieces.push(piece);
-                return Ok(());
-            }
-            SinkState::Gathering(pieces, _) => {
-                let gathered = std::mem::take(pieces);
+        let (sender, pieces) = match state.as_mut().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))? {
+            SinkState::Gathering(first) => {
+                if first.hold(piece) {
+                    return Ok(());
+                }
+                let held = std::mem::replace(first, Gathering::new(0)).into_chunks();
                 let upload = Upload::start_checked(&self.store, self.path.clone(), self.owner.clone());
                 let sender = upload.sender();
                 *state = Some(SinkState::Uploading(upload));
-                drop(state);
-                for piece in gathered {
-                    self.send(py, &sender, piece)?;
-                }
-                sender
+                (sender, held)
             }
-            SinkState::Uploading(upload) => {
-                let sender = upload.sender();
-                drop(state);
-                sender
-            }
+            SinkState::Uploading(upload) => (upload.sender(), vec![piece]),
         };
-        self.send(py, &sender, piece)
+        drop(state);
+        pieces.into_iter().try_for_each(|piece| self.send(py, &sender, piece))
     }
 
     fn send(
@@ -201,8 +193,8 @@ impl PickleSink {
         match state {
             None => Ok(None),
             Some(SinkState::Gathering(..)) if abort => Ok(None),
-            Some(SinkState::Gathering(pieces, _)) => {
-                let data = Bytes::from(pieces.concat());
+            Some(SinkState::Gathering(first)) => {
+                let data = first.into_bytes();
                 block_on(py, integrity::write(&self.store, &self.path, data, WriteMode::Overwrite, self.owner.as_ref()))
                     .map(Some)
             }

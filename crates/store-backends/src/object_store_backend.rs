@@ -14,6 +14,7 @@ use object_store::{
     Attribute, AttributeValue, Attributes, CopyMode, CopyOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
     PutMultipartOptions, PutOptions, PutPayload, RenameOptions, RenameTargetMode, WriteMultipart,
 };
+use store_core::buffer::{Gathered, gather};
 use store_core::{
     Backend, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode,
     WriteResult,
@@ -233,23 +234,14 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
     async fn put_stream(
         &self,
         path: &StorePath,
-        mut data: BoxStream<'static, Result<Bytes>>,
+        data: BoxStream<'static, Result<Bytes>>,
         mode: WriteMode,
         attributes: Attributes,
     ) -> Result<WriteResult> {
-        let mut first = Vec::new();
-        let mut buffered = 0;
-        while buffered < self.part_size {
-            match data.try_next().await? {
-                Some(chunk) => {
-                    buffered += chunk.len();
-                    first.push(chunk);
-                }
-                None => return self.put(path, first.concat().into(), mode, attributes).await,
-            }
+        match gather(data, self.part_size).await? {
+            Gathered::Whole(data) => self.put(path, data, mode, attributes).await,
+            Gathered::Streaming(chunks) => self.put_multipart(path, chunks, mode, attributes).await,
         }
-        let chunks = stream::iter(first.into_iter().map(Ok)).chain(data).boxed();
-        self.put_multipart(path, chunks, mode, attributes).await
     }
 
     /// A multipart upload, straight to the target when replacing it, or to a

@@ -3,8 +3,16 @@
 //! the faults take longer than copying the data does. Backed by 2 MiB pages
 //! (transparent huge pages, which Linux gives to memory that asks for them), it
 //! takes 128. NumPy does the same for its arrays.
+//!
+//! And data held before it is written: [`Gathering`] the first chunks of a
+//! write, so that one that fits goes out in one request.
 
 use std::mem::MaybeUninit;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+
+use crate::Result;
 
 /// Buffers from this size on are advised; NumPy's threshold too.
 const LARGE: usize = 4 << 20;
@@ -60,3 +68,88 @@ mod advice {
     }
 }
 
+/// The first chunks of a stream, held until they pass a limit: data that fits
+/// goes out in one request, and only longer data streams. Writers that are fed
+/// (a pickler writing into a sink) hold chunks themselves; writers that pull
+/// from a stream use [`gather`].
+///
+/// ```
+/// use bytes::Bytes;
+/// use store_core::buffer::Gathering;
+///
+/// let mut first = Gathering::new(8);
+/// assert!(first.hold(Bytes::from_static(b"12345")));
+/// assert!(!first.hold(Bytes::from_static(b"6789")), "9 bytes pass the limit of 8");
+/// assert_eq!(first.into_chunks().concat(), b"123456789");
+/// ```
+#[derive(Debug)]
+pub struct Gathering {
+    chunks: Vec<Bytes>,
+    size: usize,
+    limit: usize,
+}
+
+impl Gathering {
+    /// Nothing held yet; up to `limit` bytes fit.
+    pub fn new(limit: usize) -> Self {
+        Self { chunks: Vec::new(), size: 0, limit }
+    }
+
+    /// Holds `chunk`; false once the bytes held pass the limit: the data is
+    /// then too long for one request, and everything held goes first in a stream.
+    pub fn hold(&mut self, chunk: Bytes) -> bool {
+        self.size += chunk.len();
+        self.chunks.push(chunk);
+        self.size <= self.limit
+    }
+
+    /// The bytes held, in one buffer (a single chunk as it is).
+    pub fn into_bytes(mut self) -> Bytes {
+        if self.chunks.len() == 1 {
+            return self.chunks.pop().unwrap_or_default();
+        }
+        let mut whole = with_capacity(self.size);
+        self.chunks.iter().for_each(|chunk| whole.extend_from_slice(chunk));
+        whole.into()
+    }
+
+    /// The chunks held, in order.
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        self.chunks
+    }
+}
+
+/// What [`gather`] found: all of the data, or a stream of it that starts over
+/// from its first chunk.
+pub enum Gathered {
+    /// The data ended within the limit.
+    Whole(Bytes),
+    /// The data passed the limit: every chunk, the ones read already first.
+    Streaming(BoxStream<'static, Result<Bytes>>),
+}
+
+/// Reads `data` until it ends or passes `limit` bytes (see [`Gathering`]); an
+/// error of the stream is returned as it is.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use bytes::Bytes;
+/// use futures::{StreamExt, TryStreamExt, stream};
+/// use store_core::buffer::{Gathered, gather};
+///
+/// let chunks = || stream::iter([b"12345", b"6789!"].map(|c| Ok(Bytes::from_static(c)))).boxed();
+/// assert!(matches!(gather(chunks(), 10).await?, Gathered::Whole(all) if all == "123456789!"));
+/// let Gathered::Streaming(all) = gather(chunks(), 8).await? else { panic!("10 bytes pass 8") };
+/// assert_eq!(all.try_collect::<Vec<_>>().await?.concat(), b"123456789!");
+/// # Ok::<(), store_core::Error>(()) }).unwrap();
+/// ```
+pub async fn gather(mut data: BoxStream<'static, Result<Bytes>>, limit: usize) -> Result<Gathered> {
+    let mut first = Gathering::new(limit);
+    while let Some(chunk) = data.try_next().await? {
+        if !first.hold(chunk) {
+            let held = stream::iter(first.into_chunks().into_iter().map(Ok));
+            return Ok(Gathered::Streaming(held.chain(data).boxed()));
+        }
+    }
+    Ok(Gathered::Whole(first.into_bytes()))
+}
