@@ -16,9 +16,10 @@ import uuid
 
 import pytest
 
-from conftest import make_backend, require_server
 from dagster_remote_store import InvalidConfig, NotFound, PermissionDenied, Store, Unavailable
 from dagster_remote_store.backends import AzureBackend, GCSBackend, LocalBackend, S3Backend, SFTPBackend
+
+from conftest import make_backend, require_server
 
 
 def env(name: str) -> str:

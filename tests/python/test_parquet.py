@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import polars as pl
@@ -30,7 +30,7 @@ def polars_frame() -> pl.DataFrame:
             "price": [1.5, None, -2.25],
             "name": ["ada", None, "grâce"],
             "active": [True, False, None],
-            "at": [datetime(2026, 1, 1, 12, tzinfo=timezone.utc), None, datetime(1970, 1, 1, tzinfo=timezone.utc)],
+            "at": [datetime(2026, 1, 1, 12, tzinfo=UTC), None, datetime(1970, 1, 1, tzinfo=UTC)],
         },
         schema_overrides={"id": pl.Int32, "at": pl.Datetime("us", "UTC")},
     )

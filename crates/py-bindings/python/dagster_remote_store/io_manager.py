@@ -19,8 +19,8 @@ from dagster import (
     TableColumn,
     TableSchema,
     TimeWindowPartitionMapping,
+    __version__ as dagster_version,
 )
-from dagster import __version__ as dagster_version
 
 from ._core import IoManagerCore, ParquetSerializer, PickleSerializer, Store, foreign_store
 from .errors import DeserializationError, InvalidConfig, NotFound

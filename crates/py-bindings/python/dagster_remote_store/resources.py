@@ -14,7 +14,13 @@ written into Dagster's run config either.
 # at runtime, and a string `ResourceDependency[Any]` loses its meaning.
 from typing import Any, Optional
 
-from dagster import ConfigurableIOManagerFactory, ConfigurableResource, InitResourceContext, IOManager, ResourceDependency
+from dagster import (
+    ConfigurableIOManagerFactory,
+    ConfigurableResource,
+    InitResourceContext,
+    IOManager,
+    ResourceDependency,
+)
 from pydantic import PrivateAttr
 
 from ._core import Registry, Store, redact_secrets
