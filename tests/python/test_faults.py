@@ -96,9 +96,11 @@ def contexts(asset_key: AssetKey):
     """An output context of `asset_key` and an input context reading it, closed on exit. Left to the garbage
     collector, each closes an ephemeral Dagster instance there, whose log of the closing can run in the middle
     of an unrelated `ast.parse`, which Python 3.11 then fails with "AST constructor recursion depth mismatch"."""
-    with build_output_context(asset_key=asset_key) as output:
-        with build_input_context(asset_key=asset_key, upstream_output=output) as input_:
-            yield output, input_
+    with (
+        build_output_context(asset_key=asset_key) as output,
+        build_input_context(asset_key=asset_key, upstream_output=output) as input_,
+    ):
+        yield output, input_
 
 
 def backend_through(kind: str, port: int, max_retries: int = 8):

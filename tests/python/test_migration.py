@@ -7,6 +7,9 @@ from typing import Optional
 import pytest
 from dagster import AssetIn, DailyPartitionsDefinition, __version__ as dagster_version, asset, materialize
 
+import dagster_remote_store as ours
+from dagster_remote_store._core import foreign_store
+
 theirs = pytest.importorskip(
     "remote_store.ext.dagster",
     reason=f"remote-store is not installed with dagster {dagster_version}: the oldest-dependencies venv leaves "
@@ -14,9 +17,6 @@ theirs = pytest.importorskip(
 )
 import remote_store  # noqa: E402
 from remote_store.backends import LocalBackend as TheirLocalBackend  # noqa: E402
-
-import dagster_remote_store as ours
-from dagster_remote_store._core import foreign_store
 
 NAMES = [
     "dagster_io_manager",

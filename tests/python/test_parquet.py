@@ -399,7 +399,7 @@ def test_a_large_table_whose_row_groups_do_not_decode_names_its_path(store: Stor
     # table is one block, decoded into the frame until the garbage stops it.
     data = ParquetSerializer(compression="none").serialize(pl.DataFrame({"x": pl.int_range(3_000_000, eager=True)}))
     store.write("broken.parquet", data[:4] + b"\xff" * 4096 + data[4 + 4096 :])
-    with pytest.raises(DeserializationError, match="broken.parquet"):
+    with pytest.raises(DeserializationError, match=r"broken\.parquet"):
         IoManagerCore(store, ParquetSerializer()).load_tables(["broken.parquet"], into=into)
 
 
@@ -569,7 +569,7 @@ def test_a_large_pandas_load_over_every_backend_is_the_frame_written(store: Stor
 
 def test_a_large_object_that_is_not_parquet_names_its_path(store: Store) -> None:
     store.write("junk.parquet", b"x" * (20 << 20))
-    with pytest.raises(DeserializationError, match="junk.parquet"):
+    with pytest.raises(DeserializationError, match=r"junk\.parquet"):
         IoManagerCore(store, ParquetSerializer()).load_tables(["junk.parquet"])
 
 
