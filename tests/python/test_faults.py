@@ -281,7 +281,10 @@ def test_a_load_cut_midway_fails_as_unavailable_not_as_corruption(kind: str, tmp
     # error, never compare the checksum of the part it read.
     require_server(kind)
     root = f"tests/cut-{random.getrandbits(64):016x}"
-    with Store(make_backend(kind, tmp_path), root_path=root) as direct, contexts(AssetKey(["cut", "large"])) as (output, _):
+    with (
+        Store(make_backend(kind, tmp_path), root_path=root) as direct,
+        contexts(AssetKey(["cut", "large"])) as (output, _),
+    ):
         large = [BreaksTheConnectionsWhenLoaded(), random.Random(7).randbytes(60 << 20)]
         remote_store_io_manager(direct).handle_output(output, large)
         del large  # not shown with a failure

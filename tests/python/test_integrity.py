@@ -146,7 +146,9 @@ def test_streamed_parquet_larger_than_one_request_is_verified(store: Store, inst
     resources = {"tables": io, "io_manager": remote_store_io_manager(store)}
     assert materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance).success
     corrupt(store, "wide.parquet")
-    result = materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance, raise_on_error=False)
+    result = materialize(
+        [wide.to_source_asset(), wide_rows], resources=resources, instance=instance, raise_on_error=False
+    )
     assert not result.success
     assert "checksum mismatch" in failure_message(result)
 

@@ -48,14 +48,16 @@ def total(numbers: list[int]) -> int:
 def test_the_same_calls_work(tmp_path, instance) -> None:
     # The call shapes from remote-store's documentation, with only the import changed.
     for module in (theirs, ours):
-        resource = module.DagsterStoreResource(backend_type="local", backend_options={"root": str(tmp_path / module.__name__)})
-        io = module.RemoteStoreIOManager(backend_type="local", backend_options={"root": str(tmp_path / module.__name__)}, serializer="json")
+        options = {"root": str(tmp_path / module.__name__)}
+        resource = module.DagsterStoreResource(backend_type="local", backend_options=options)
+        io = module.RemoteStoreIOManager(backend_type="local", backend_options=options, serializer="json")
         assert materialize([numbers, total], resources={"io_manager": io, "store": resource}, instance=instance).success
         for serializer in (module.PickleSerializer(), module.JsonSerializer()):
             assert isinstance(serializer, module.Serializer)
             assert serializer.deserialize(serializer.serialize([1, "a"])) == [1, "a"]
         assert module.ParquetSerializer().extension == ".parquet"
-    assert (tmp_path / "dagster_remote_store" / "total.json").read_bytes() == (tmp_path / "remote_store.ext.dagster" / "total.json").read_bytes()
+    ours_stored = (tmp_path / "dagster_remote_store" / "total.json").read_bytes()
+    assert ours_stored == (tmp_path / "remote_store.ext.dagster" / "total.json").read_bytes()
 
 
 def test_a_remote_store_store_works_as_a_foreign_store(tmp_path, instance) -> None:
@@ -89,7 +91,9 @@ def test_a_remote_store_store_works_as_a_foreign_store(tmp_path, instance) -> No
 
     # The checksum travels beside each object there too, and is verified.
     (tmp_path / "daily" / "2026-01-02.pkl").write_bytes(b"corrupt")
-    failed = materialize([daily.to_source_asset(), every_day], resources={"io_manager": io}, instance=instance, raise_on_error=False)
+    failed = materialize(
+        [daily.to_source_asset(), every_day], resources={"io_manager": io}, instance=instance, raise_on_error=False
+    )
     assert not failed.success
 
 

@@ -152,7 +152,9 @@ def test_into_converts_across_libraries(store: Store, make, into: str, expected_
 
 def test_into_rejects_unknown_targets(store: Store) -> None:
     data = ParquetSerializer().serialize(polars_frame())
-    with pytest.raises(ValueError, match=r"into must be one of 'polars', 'polars_lazy', 'pandas', 'pyarrow' or None, not 'numpy'"):
+    with pytest.raises(
+        ValueError, match=r"into must be one of 'polars', 'polars_lazy', 'pandas', 'pyarrow' or None, not 'numpy'"
+    ):
         ParquetSerializer().deserialize(data, into="numpy")
 
 

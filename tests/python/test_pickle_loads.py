@@ -333,4 +333,6 @@ def test_the_allow_list_is_for_pickle_only(small_store: Store) -> None:
     with pytest.raises(InvalidConfig, match="pickle serializer, not 'json'"):
         remote_store_io_manager(small_store, "json", allowed_pickle_globals=["@data"])
     with pytest.raises(InvalidConfig, match="not both"):
-        remote_store_io_manager(small_store, PickleSerializer(allowed_globals=["@data"]), allowed_pickle_globals=["x.y"])
+        remote_store_io_manager(
+            small_store, PickleSerializer(allowed_globals=["@data"]), allowed_pickle_globals=["x.y"]
+        )

@@ -249,4 +249,5 @@ def test_create_only_writer_and_missing_reader(store: Store) -> None:
     lines.write(b"one\ntwo\nthree")
     lines.close()
     reader = store.open_reader("lines.txt")
-    assert [reader.readline(), reader.readline(), reader.readline(), reader.readline()] == [b"one\n", b"two\n", b"three", b""]
+    read = [reader.readline(), reader.readline(), reader.readline(), reader.readline()]
+    assert read == [b"one\n", b"two\n", b"three", b""]

@@ -140,9 +140,10 @@ class _RemoteStoreIOManagerImpl(IOManager):
         except TypeError as err:
             raise TypeError(f"{_describe(identifier)}: {err}") from err
         columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
+        row_count = "dagster/partition_row_count" if partitioned else "dagster/row_count"
         return {
             **_metadata(table),
-            "dagster/partition_row_count" if partitioned else "dagster/row_count": MetadataValue.int(table["row_count"]),
+            row_count: MetadataValue.int(table["row_count"]),
             "dagster/column_schema": MetadataValue.table_schema(TableSchema(columns=columns)),
             "compression": MetadataValue.text(table["compression"] or "none"),
         }
@@ -328,7 +329,8 @@ def _is_optional(context: InputContext) -> bool:
     if dagster_type is None:
         return False
     annotation = dagster_type.typing_type
-    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return is_union and type(None) in typing.get_args(annotation)
 
 
 # Table types an input can ask for, by `module-root.QualifiedName`, as ParquetSerializer names them.

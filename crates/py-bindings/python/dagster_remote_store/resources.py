@@ -183,7 +183,8 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
         if self.store_resource is not None:
             fields.append(("store_resource", self.store_resource))
         fields += self._shown_fields()
-        fields.append(("serializer", type(self.custom_serializer).__name__ if self.custom_serializer else self.serializer))
+        serializer = type(self.custom_serializer).__name__ if self.custom_serializer else self.serializer
+        fields.append(("serializer", serializer))
         if self.extension is not None:
             fields.append(("extension", self.extension))
         if self.allowed_pickle_globals is not None:
