@@ -67,7 +67,9 @@ def make_backend(kind: str, tmp_path, bucket: str | None = None):
             allow_http=True,
         )
     if kind == "gcs":
-        return GCSBackend(bucket or env("DRS_TEST_GCS_BUCKET"), base_url=env("DRS_TEST_GCS_URL"), anonymous=True, allow_http=True)
+        return GCSBackend(
+            bucket or env("DRS_TEST_GCS_BUCKET"), base_url=env("DRS_TEST_GCS_URL"), anonymous=True, allow_http=True
+        )
     if kind == "sftp":
         return SFTPBackend(
             env("DRS_TEST_SFTP_HOST"),

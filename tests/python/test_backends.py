@@ -16,9 +16,10 @@ import uuid
 
 import pytest
 
-from conftest import make_backend, require_server
 from dagster_remote_store import InvalidConfig, NotFound, PermissionDenied, Store, Unavailable
 from dagster_remote_store.backends import AzureBackend, GCSBackend, LocalBackend, S3Backend, SFTPBackend
+
+from conftest import make_backend, require_server
 
 
 def env(name: str) -> str:
@@ -169,10 +170,21 @@ def test_explicit_credentials_win_over_the_environment(monkeypatch, tmp_path) ->
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", base64.b64encode(b"WRONG-KEY" * 7).decode())
     root = f"tests/{uuid.uuid4().hex}"
     service_account = json.dumps(
-        {"gcs_base_url": env("DRS_TEST_GCS_URL"), "disable_oauth": True, "client_email": "", "private_key": "", "private_key_id": ""}
+        {
+            "gcs_base_url": env("DRS_TEST_GCS_URL"),
+            "disable_oauth": True,
+            "client_email": "",
+            "private_key": "",
+            "private_key_id": "",
+        }
     )
     backends = [
-        GCSBackend(env("DRS_TEST_GCS_BUCKET"), service_account=service_account, base_url=env("DRS_TEST_GCS_URL"), allow_http=True),
+        GCSBackend(
+            env("DRS_TEST_GCS_BUCKET"),
+            service_account=service_account,
+            base_url=env("DRS_TEST_GCS_URL"),
+            allow_http=True,
+        ),
         GCSBackend(env("DRS_TEST_GCS_BUCKET"), base_url=env("DRS_TEST_GCS_URL"), anonymous=True, allow_http=True),
         AzureBackend(
             env("DRS_TEST_AZURE_CONTAINER"),

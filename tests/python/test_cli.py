@@ -71,7 +71,14 @@ def test_config_driven_stores_across_step_processes(tmp_path, backend) -> None:
         """
 [backends.s3]
 type = "s3"
-options = { bucket = "${DRS_TEST_S3_BUCKET}", endpoint_url = "${DRS_TEST_S3_ENDPOINT}", key = "${DRS_TEST_S3_KEY}", secret = "${DRS_TEST_S3_SECRET}", region_name = "${DRS_TEST_S3_REGION}", allow_http = true }
+
+[backends.s3.options]
+bucket = "${DRS_TEST_S3_BUCKET}"
+endpoint_url = "${DRS_TEST_S3_ENDPOINT}"
+key = "${DRS_TEST_S3_KEY}"
+secret = "${DRS_TEST_S3_SECRET}"
+region_name = "${DRS_TEST_S3_REGION}"
+allow_http = true
 
 [stores.cli]
 backend = "s3"
@@ -80,7 +87,10 @@ backend = "s3"
 
     def materialize(*args: str) -> None:
         run = subprocess.run(
-            [sys.executable, "-m", "dagster", "asset", "materialize", *args, "-m", "tests.python.cli_project.definitions"],
+            [
+                sys.executable, "-m", "dagster", "asset", "materialize", *args,
+                "-m", "tests.python.cli_project.definitions",
+            ],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         )
         assert run.returncode == 0, run.stderr[-5000:]
@@ -100,7 +110,11 @@ backend = "s3"
         "every step ran in a process of its own"
     )
 
-    store = {"local": lambda: Store(LocalBackend(root=str(tmp_path / "store"))), "s3": lambda: make_store_at("s3"), "sftp": lambda: make_store_at("sftp")}[backend]()
+    store = {
+        "local": lambda: Store(LocalBackend(root=str(tmp_path / "store"))),
+        "s3": lambda: make_store_at("s3"),
+        "sftp": lambda: make_store_at("sftp"),
+    }[backend]()
     with store.child(env["DRS_CLI_ROOT_PATH"]) as scoped:
         summary = PickleSerializer().deserialize(scoped.read_bytes("summary.pkl"))
     assert summary == {"2026-01-01": 0 + 2 + 4 + 6 + 8, "2026-01-02": 1 + 3 + 5 + 7 + 9}

@@ -96,9 +96,11 @@ def contexts(asset_key: AssetKey):
     """An output context of `asset_key` and an input context reading it, closed on exit. Left to the garbage
     collector, each closes an ephemeral Dagster instance there, whose log of the closing can run in the middle
     of an unrelated `ast.parse`, which Python 3.11 then fails with "AST constructor recursion depth mismatch"."""
-    with build_output_context(asset_key=asset_key) as output:
-        with build_input_context(asset_key=asset_key, upstream_output=output) as input_:
-            yield output, input_
+    with (
+        build_output_context(asset_key=asset_key) as output,
+        build_input_context(asset_key=asset_key, upstream_output=output) as input_,
+    ):
+        yield output, input_
 
 
 def backend_through(kind: str, port: int, max_retries: int = 8):
@@ -279,7 +281,10 @@ def test_a_load_cut_midway_fails_as_unavailable_not_as_corruption(kind: str, tmp
     # error, never compare the checksum of the part it read.
     require_server(kind)
     root = f"tests/cut-{random.getrandbits(64):016x}"
-    with Store(make_backend(kind, tmp_path), root_path=root) as direct, contexts(AssetKey(["cut", "large"])) as (output, _):
+    with (
+        Store(make_backend(kind, tmp_path), root_path=root) as direct,
+        contexts(AssetKey(["cut", "large"])) as (output, _),
+    ):
         large = [BreaksTheConnectionsWhenLoaded(), random.Random(7).randbytes(60 << 20)]
         remote_store_io_manager(direct).handle_output(output, large)
         del large  # not shown with a failure

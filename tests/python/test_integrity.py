@@ -146,7 +146,9 @@ def test_streamed_parquet_larger_than_one_request_is_verified(store: Store, inst
     resources = {"tables": io, "io_manager": remote_store_io_manager(store)}
     assert materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance).success
     corrupt(store, "wide.parquet")
-    result = materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance, raise_on_error=False)
+    result = materialize(
+        [wide.to_source_asset(), wide_rows], resources=resources, instance=instance, raise_on_error=False
+    )
     assert not result.success
     assert "checksum mismatch" in failure_message(result)
 
@@ -159,7 +161,7 @@ def test_a_large_table_changed_in_the_middle_is_caught(store: Store) -> None:
     data, metadata = store.read_with_metadata("t.parquet")
     middle = len(data) // 2
     store.write("t.parquet", data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :], metadata=metadata or None)
-    with pytest.raises(ChecksumMismatch, match="t.parquet"):
+    with pytest.raises(ChecksumMismatch, match=r"t\.parquet"):
         IoManagerCore(store, ParquetSerializer()).load_tables(["t.parquet"])
 
 
@@ -184,7 +186,7 @@ def test_large_pickles_stream_both_ways_and_are_verified(store: Store) -> None:
     assert core.load_input("big.pkl").equals(frame), "the earlier object is intact"
 
     corrupt(store, "big.pkl")
-    with pytest.raises(ChecksumMismatch, match="big.pkl"):
+    with pytest.raises(ChecksumMismatch, match=r"big\.pkl"):
         core.load_input("big.pkl")
 
 
@@ -208,7 +210,7 @@ def test_large_buffers_of_every_layout_are_sent_as_they_are(store: Store) -> Non
 
 
 def _resident_kib(field: str) -> int:
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
+    line = next(row for row in Path("/proc/self/status").read_text().splitlines() if row.startswith(field + ":"))
     return int(line.split()[1])
 
 
@@ -235,7 +237,7 @@ def test_one_flipped_byte_in_a_local_file_is_caught(tmp_path, instance) -> None:
     data = bytearray(file.read_bytes())
     data[len(data) // 2] ^= 0x01
     file.write_bytes(bytes(data))
-    with pytest.raises(ChecksumMismatch, match="source.pkl"):
+    with pytest.raises(ChecksumMismatch, match=r"source\.pkl"):
         IoManagerCore(store, "pickle").load_input("source.pkl")
 
 

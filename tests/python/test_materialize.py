@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from dagster import (
     AssetIn,
     AssetKey,
@@ -86,9 +85,8 @@ def all_days(daily: dict[str, dict]) -> int:
 
 def materialize_days(store: Store, instance, *assets_, days=DAYS) -> None:
     for day in days:
-        result = materialize(
-            list(assets_), partition_key=day, resources={"io_manager": remote_store_io_manager(store)}, instance=instance
-        )
+        resources = {"io_manager": remote_store_io_manager(store)}
+        result = materialize(list(assets_), partition_key=day, resources=resources, instance=instance)
         assert result.success
 
 
@@ -176,9 +174,8 @@ def test_json_serializer_end_to_end(store: Store, instance) -> None:
     def headline(report: dict) -> str:
         return f"{report['customers']} customers"
 
-    result = materialize(
-        [report, headline], resources={"io_manager": remote_store_io_manager(store, serializer="json")}, instance=instance
-    )
+    resources = {"io_manager": remote_store_io_manager(store, serializer="json")}
+    result = materialize([report, headline], resources=resources, instance=instance)
     assert result.success
     assert store.read_bytes("report.json") == '{"customers":3,"names":["ä","b"]}'.encode()
     assert store.read_bytes("headline.json") == b'"3 customers"'

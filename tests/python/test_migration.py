@@ -7,6 +7,9 @@ from typing import Optional
 import pytest
 from dagster import AssetIn, DailyPartitionsDefinition, __version__ as dagster_version, asset, materialize
 
+import dagster_remote_store as ours
+from dagster_remote_store._core import foreign_store
+
 theirs = pytest.importorskip(
     "remote_store.ext.dagster",
     reason=f"remote-store is not installed with dagster {dagster_version}: the oldest-dependencies venv leaves "
@@ -14,9 +17,6 @@ theirs = pytest.importorskip(
 )
 import remote_store  # noqa: E402
 from remote_store.backends import LocalBackend as TheirLocalBackend  # noqa: E402
-
-import dagster_remote_store as ours
-from dagster_remote_store._core import foreign_store
 
 NAMES = [
     "dagster_io_manager",
@@ -48,14 +48,16 @@ def total(numbers: list[int]) -> int:
 def test_the_same_calls_work(tmp_path, instance) -> None:
     # The call shapes from remote-store's documentation, with only the import changed.
     for module in (theirs, ours):
-        resource = module.DagsterStoreResource(backend_type="local", backend_options={"root": str(tmp_path / module.__name__)})
-        io = module.RemoteStoreIOManager(backend_type="local", backend_options={"root": str(tmp_path / module.__name__)}, serializer="json")
+        options = {"root": str(tmp_path / module.__name__)}
+        resource = module.DagsterStoreResource(backend_type="local", backend_options=options)
+        io = module.RemoteStoreIOManager(backend_type="local", backend_options=options, serializer="json")
         assert materialize([numbers, total], resources={"io_manager": io, "store": resource}, instance=instance).success
         for serializer in (module.PickleSerializer(), module.JsonSerializer()):
             assert isinstance(serializer, module.Serializer)
             assert serializer.deserialize(serializer.serialize([1, "a"])) == [1, "a"]
         assert module.ParquetSerializer().extension == ".parquet"
-    assert (tmp_path / "dagster_remote_store" / "total.json").read_bytes() == (tmp_path / "remote_store.ext.dagster" / "total.json").read_bytes()
+    ours_stored = (tmp_path / "dagster_remote_store" / "total.json").read_bytes()
+    assert ours_stored == (tmp_path / "remote_store.ext.dagster" / "total.json").read_bytes()
 
 
 def test_a_remote_store_store_works_as_a_foreign_store(tmp_path, instance) -> None:
@@ -89,7 +91,9 @@ def test_a_remote_store_store_works_as_a_foreign_store(tmp_path, instance) -> No
 
     # The checksum travels beside each object there too, and is verified.
     (tmp_path / "daily" / "2026-01-02.pkl").write_bytes(b"corrupt")
-    failed = materialize([daily.to_source_asset(), every_day], resources={"io_manager": io}, instance=instance, raise_on_error=False)
+    failed = materialize(
+        [daily.to_source_asset(), every_day], resources={"io_manager": io}, instance=instance, raise_on_error=False
+    )
     assert not failed.success
 
 

@@ -17,8 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dagster import asset, materialize
-from hypothesis import HealthCheck, given, reject, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, reject, settings, strategies as st
 from polars.testing import assert_frame_equal as assert_polars_equal
 
 from dagster_remote_store import ParquetSerializer, SerializationError, Store, remote_store_io_manager

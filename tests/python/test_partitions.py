@@ -52,7 +52,8 @@ def test_dynamic_partition_keys_are_encoded_and_round_trip(store: Store, instanc
     io = remote_store_io_manager(store)
     for key in WEIRD_KEYS:
         assert materialize([profile], partition_key=key, resources={"io_manager": io}, instance=instance).success
-    assert materialize([profile.to_source_asset(), every_profile], resources={"io_manager": io}, instance=instance).success
+    assets = [profile.to_source_asset(), every_profile]
+    assert materialize(assets, resources={"io_manager": io}, instance=instance).success
     assert load(store, "every_profile.pkl") == {key: key for key in WEIRD_KEYS}
     paths = stored(store, "profile")
     assert len(paths) == len(WEIRD_KEYS) and all(path.count("/") == 1 for path in paths), paths
@@ -98,7 +99,8 @@ def test_none_annotated_and_materialize_result_assets_are_not_stored(store: Stor
     def reported() -> MaterializeResult:
         return MaterializeResult(metadata={"rows": 3})
 
-    result = materialize([side_effect, reported], resources={"io_manager": remote_store_io_manager(store)}, instance=instance)
+    resources = {"io_manager": remote_store_io_manager(store)}
+    result = materialize([side_effect, reported], resources=resources, instance=instance)
     assert result.success
     assert stored(store) == []
 
@@ -109,7 +111,8 @@ def test_single_run_backfill_writes_one_object_per_partition(store: Store, insta
         return {key: int(key[-1]) * 10 for key in context.partition_keys}
 
     tags = {ASSET_PARTITION_RANGE_START_TAG: "2026-01-02", ASSET_PARTITION_RANGE_END_TAG: "2026-01-04"}
-    result = materialize([ranged], tags=tags, resources={"io_manager": remote_store_io_manager(store)}, instance=instance)
+    resources = {"io_manager": remote_store_io_manager(store)}
+    result = materialize([ranged], tags=tags, resources=resources, instance=instance)
     assert result.success
     assert stored(store) == [f"ranged/2026-01-0{d}.pkl" for d in (2, 3, 4)]
     assert load(store, "ranged/2026-01-03.pkl") == 30
@@ -121,9 +124,8 @@ def test_single_run_backfill_with_the_wrong_keys_fails_clearly(store: Store, ins
         return {"2026-01-02": 1}
 
     tags = {ASSET_PARTITION_RANGE_START_TAG: "2026-01-02", ASSET_PARTITION_RANGE_END_TAG: "2026-01-03"}
-    result = materialize(
-        [sloppy], tags=tags, resources={"io_manager": remote_store_io_manager(store)}, instance=instance, raise_on_error=False
-    )
+    resources = {"io_manager": remote_store_io_manager(store)}
+    result = materialize([sloppy], tags=tags, resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
     message = "\n".join(str(e.event_specific_data.error) for e in result.get_step_failure_events())
     assert "asset sloppy runs for 2 partitions" in message and "asset asset" not in message and "2026-01-03" in message

@@ -144,7 +144,9 @@ def test_sftp_connections_are_closed_after_the_run(instance) -> None:
         during.append(sftp_connections())
         return len(numbers)
 
-    io = RemoteStoreIOManager(backend_type="sftp", backend_options=sftp_options(), root_path=f"tests/{uuid.uuid4().hex}")
+    io = RemoteStoreIOManager(
+        backend_type="sftp", backend_options=sftp_options(), root_path=f"tests/{uuid.uuid4().hex}"
+    )
     assert run([numbers, counted], io, instance).success
     assert during and during[0] > before, "the store was connected while the run was going on"
     assert sftp_connections() == before, "teardown closed every SFTP session"
@@ -154,8 +156,14 @@ def test_sftp_connections_are_closed_after_the_run(instance) -> None:
     ("fields", "message"),
     [
         ({"backend_type": "s4"}, r'unknown type "s4"; accepted: local, memory, s3, azure, gcs, sftp'),
-        ({"backend_type": "local", "backend_options": {"rot": "/x"}}, r'unknown option "rot"; accepted for local: fsync, root'),
-        ({"backend_type": "local", "backend_options": {"root": "/x", "fsync": "maybe"}}, r"fsync must be true or false"),
+        (
+            {"backend_type": "local", "backend_options": {"rot": "/x"}},
+            r'unknown option "rot"; accepted for local: fsync, root',
+        ),
+        (
+            {"backend_type": "local", "backend_options": {"root": "/x", "fsync": "maybe"}},
+            r"fsync must be true or false",
+        ),
         ({"backend_type": "s3", "backend_options": {}}, r'"bucket"'),
         ({}, r"no store: give store_resource="),
     ],
@@ -183,7 +191,9 @@ def test_io_manager_inline_fields_and_json(tmp_path, instance) -> None:
 
 def test_io_manager_on_a_store_resource_as_the_seed_shows(tmp_path, instance) -> None:
     io = RemoteStoreIOManager(
-        store_resource=DagsterStoreResource(backend_type="local", backend_options=local_options(tmp_path), root_path="dagster"),
+        store_resource=DagsterStoreResource(
+            backend_type="local", backend_options=local_options(tmp_path), root_path="dagster"
+        ),
         serializer="pickle",
     )
     assert run([numbers, total], io, instance).success
@@ -306,7 +316,12 @@ def test_json_registry_and_partitioned_assets_through_config(tmp_path, instance)
 
     registry = tmp_path / "stores.json"
     registry.write_text(
-        json.dumps({"backends": {"d": {"type": "local", "options": {"root": str(tmp_path / "store")}}}, "stores": {"s": {"backend": "d"}}})
+        json.dumps(
+            {
+                "backends": {"d": {"type": "local", "options": {"root": str(tmp_path / "store")}}},
+                "stores": {"s": {"backend": "d"}},
+            }
+        )
     )
     io = RemoteStoreIOManager(profile="s", registry_path=str(registry))
     for day in days.get_partition_keys():

@@ -70,7 +70,10 @@ def test_config_errors_next_to_a_secret_do_not_echo_it(tmp_path) -> None:
         {"type": "s3", "options": {"bucket": "b", "secret": SECRET, "retries": 3}},
         {"type": "s3", "options": {"bucket": "b", "secret": {"deep": NESTED}}},
         {"type": "s3", "options": {"bucket": "b", "key": 12345, "secret": SECRET}},
-        {"type": "sftp", "options": {"host": "h", "username": "u", "base_path": "/", "password": SECRET, "private_key": NESTED}},
+        {
+            "type": "sftp",
+            "options": {"host": "h", "username": "u", "base_path": "/", "password": SECRET, "private_key": NESTED},
+        },
     ]
     for backend in bad:
         with pytest.raises(InvalidConfig) as raised:
@@ -113,7 +116,9 @@ def test_a_run_with_secrets_shows_none_of_them(instance, capfd, caplog) -> None:
             root_path=f"tests/{uuid.uuid4().hex}",
         ),
     )
-    result = materialize([upstream, downstream, broken], resources={"io_manager": io}, instance=instance, raise_on_error=False)
+    result = materialize(
+        [upstream, downstream, broken], resources={"io_manager": io}, instance=instance, raise_on_error=False
+    )
     assert not result.success and result.output_for_node("downstream") == 2
 
     records = instance.all_logs(result.run_id)

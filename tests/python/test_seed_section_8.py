@@ -2,8 +2,7 @@
 
 from dagster import AssetKey, build_input_context, build_output_context
 
-from dagster_remote_store import Store
-from dagster_remote_store import remote_store_io_manager
+from dagster_remote_store import Store, remote_store_io_manager
 from dagster_remote_store.backends import MemoryBackend
 
 

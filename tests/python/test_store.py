@@ -227,10 +227,9 @@ def test_pickle_streams_through_writer_and_reader(store: Store) -> None:
 
 def test_an_exception_inside_the_writer_stores_nothing(store: Store) -> None:
     store.write("kept.bin", b"old")
-    with pytest.raises(RuntimeError, match="producer failed"):
-        with store.open_writer("kept.bin") as writer:
-            writer.write(b"x" * (9 << 20))
-            raise RuntimeError("producer failed")
+    with pytest.raises(RuntimeError, match="producer failed"), store.open_writer("kept.bin") as writer:
+        writer.write(b"x" * (9 << 20))
+        raise RuntimeError("producer failed")
     assert store.read_bytes("kept.bin") == b"old"
     assert store.list() == ["kept.bin"]
     with pytest.raises(ValueError, match="closed file"):
@@ -250,4 +249,5 @@ def test_create_only_writer_and_missing_reader(store: Store) -> None:
     lines.write(b"one\ntwo\nthree")
     lines.close()
     reader = store.open_reader("lines.txt")
-    assert [reader.readline(), reader.readline(), reader.readline(), reader.readline()] == [b"one\n", b"two\n", b"three", b""]
+    read = [reader.readline(), reader.readline(), reader.readline(), reader.readline()]
+    assert read == [b"one\n", b"two\n", b"three", b""]

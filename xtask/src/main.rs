@@ -18,9 +18,10 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  test [-- PYTEST_ARGS...]  start the test servers, cargo test --workspace, then build the
-                            wheel and run pytest on tests/python with PYTEST_ARGS, with the
-                            newest pinned dependencies and then with the oldest supported
+  test [-- PYTEST_ARGS...]  lint the Python code (ruff check, mypy), start the test servers,
+                            cargo test --workspace, then build the wheel and run pytest on
+                            tests/python with PYTEST_ARGS, with the newest pinned dependencies
+                            and then with the oldest supported
   servers                   start the test servers, print their DRS_TEST_* variables as
                             `export` lines, and keep them up until Ctrl-C or end of stdin
   demo                      build the wheel and run examples/demo.py into demo-output/
@@ -62,6 +63,8 @@ fn main() {
 fn test(pytest_args: &[&str]) -> Result {
     let mut dirs = Dirs::new()?;
     let python = venv(&dirs)?;
+    // First, as it takes seconds: ruff and mypy on the Python sources.
+    step("Python lint (ruff check, mypy)", || python::lint(&dirs, &python))?;
     // The floor the package declares (dagster, and the table libraries), tested as well as the newest.
     let oldest = step("Python venv (oldest supported dependencies)", || {
         let venv = dirs.target.join("xtask").join("venv-oldest");

@@ -1,5 +1,6 @@
 //! The Python side: pinned venvs under the target dir (the tests' and the
-//! benchmark's), and the wheel built from crates/py-bindings installed into one.
+//! benchmark's), the lint of the Python sources, and the wheel built from
+//! crates/py-bindings installed into one.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -38,6 +39,39 @@ pub fn ensure_venv(dirs: &Dirs, venv: &Path, requirements: &Path) -> Result<Path
         fs::write(&stamp, &wanted).map_err(|e| io_error("write", &stamp, e))?;
     }
     Ok(python)
+}
+
+/// The Python lint, with the venv's pinned tools: `ruff check` on the package and
+/// tests/python (rules in crates/py-bindings/pyproject.toml, which tests/python/ruff.toml
+/// extends), then `mypy` (strict, on the package; also set up in that pyproject.toml).
+/// It reads sources only, so it needs no wheel and takes seconds.
+pub fn lint(dirs: &Dirs, python: &Path) -> Result {
+    // The tools' caches go to the target dir, not into the source tree.
+    let cache = dirs.target.join("xtask").join("lint-cache");
+    run(dirs
+        .command(python)
+        .args(["-m", "ruff", "check", "--cache-dir"])
+        .arg(cache.join("ruff"))
+        .args(["crates/py-bindings/python", "tests/python"]))
+    .map_err(|e| Error {
+        message: format!(
+            "ruff reported the problems above in the Python code; `{} check --fix crates/py-bindings/python \
+             tests/python` fixes those marked [*] ({})",
+            python.with_file_name("ruff").display(),
+            e.message
+        ),
+        code: e.code,
+    })?;
+    // From crates/py-bindings, where its pyproject.toml names the files to check.
+    run(dirs
+        .command(python)
+        .current_dir(dirs.root.join("crates/py-bindings"))
+        .args(["-m", "mypy", "--cache-dir"])
+        .arg(cache.join("mypy")))
+    .map_err(|e| Error {
+        message: format!("mypy reported the type errors above in crates/py-bindings/python ({})", e.message),
+        code: e.code,
+    })
 }
 
 /// Builds the py-bindings wheel with cargo's `profile` (`dev`, `release`) into

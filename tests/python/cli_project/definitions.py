@@ -39,7 +39,9 @@ def io_manager() -> RemoteStoreIOManager:
     backend = os.environ.get("DRS_CLI_BACKEND", "local")
     root_path = EnvVar("DRS_CLI_ROOT_PATH")
     if backend == "local":
-        return RemoteStoreIOManager(backend_type="local", backend_options={"root": EnvVar("DRS_CLI_ROOT")}, root_path=root_path)
+        return RemoteStoreIOManager(
+            backend_type="local", backend_options={"root": EnvVar("DRS_CLI_ROOT")}, root_path=root_path
+        )
     if backend == "s3":
         return RemoteStoreIOManager(profile="cli", registry_path=EnvVar("DRS_CLI_REGISTRY"), root_path=root_path)
     if backend == "sftp":

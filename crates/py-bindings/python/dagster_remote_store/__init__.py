@@ -26,9 +26,9 @@ from .resources import DagsterStoreResource, RemoteStoreIOManager
 from .serializers import JsonSerializer, ParquetSerializer, PickleSerializer, Serializer
 
 __all__ = [
-    "AlreadyExists",
     "CHECKSUM_RECORDS_SUFFIX",
     "CHECKSUM_SIDECAR_SUFFIX",
+    "AlreadyExists",
     "AssetMismatch",
     "ChecksumMismatch",
     "DagsterStoreResource",

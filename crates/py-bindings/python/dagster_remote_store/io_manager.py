@@ -6,7 +6,7 @@ import collections.abc
 import types
 import typing
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from dagster import (
     DagsterInvariantViolationError,
@@ -19,12 +19,16 @@ from dagster import (
     TableColumn,
     TableSchema,
     TimeWindowPartitionMapping,
+    __version__ as dagster_version,
 )
-from dagster import __version__ as dagster_version
 
 from ._core import IoManagerCore, ParquetSerializer, PickleSerializer, Store, foreign_store
 from .errors import DeserializationError, InvalidConfig, NotFound
 from .serializers import Serializer
+
+if TYPE_CHECKING:
+    # A type alias of the stub only: the extension module has no `Owner`.
+    from ._core import Owner
 
 __all__ = ["dagster_io_manager", "remote_store_io_manager"]
 
@@ -96,7 +100,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         self._core = IoManagerCore(store, core_serializer, max_concurrency=max_concurrency, extension=extension)
         # Tables are encoded here rather than inside the core, so that their row count
         # and schema become metadata and loads return what the input asks for.
-        self._parquet = serializer if isinstance(serializer, ParquetSerializer) else None
+        self._parquet: ParquetSerializer | None = serializer if isinstance(serializer, ParquetSerializer) else None
         if serializer == "parquet":
             self._parquet = ParquetSerializer()
 
@@ -127,7 +131,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
             total += self._write(context, identifier, key, obj[key])["size"]
         context.add_output_metadata({"partitions": len(partitions), "size": MetadataValue.int(total)})
 
-    def _write(self, context: OutputContext, identifier: list[str], partition: str | None, obj: Any) -> dict:
+    def _write(self, context: OutputContext, identifier: list[str], partition: str | None, obj: Any) -> dict[str, Any]:
         """Stores `obj` as the output for `partition`; returns the output metadata."""
         dimensions = _dimensions(partition) if partition is not None else []
         path, owner = self._core.path(identifier, dimensions), _owner(context, dimensions)
@@ -140,9 +144,10 @@ class _RemoteStoreIOManagerImpl(IOManager):
         except TypeError as err:
             raise TypeError(f"{_describe(identifier)}: {err}") from err
         columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
+        row_count = "dagster/partition_row_count" if partitioned else "dagster/row_count"
         return {
             **_metadata(table),
-            "dagster/partition_row_count" if partitioned else "dagster/row_count": MetadataValue.int(table["row_count"]),
+            row_count: MetadataValue.int(table["row_count"]),
             "dagster/column_schema": MetadataValue.table_schema(TableSchema(columns=columns)),
             "compression": MetadataValue.text(table["compression"] or "none"),
         }
@@ -162,7 +167,8 @@ class _RemoteStoreIOManagerImpl(IOManager):
         # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
         owners = [_owner(context, _dimensions(key)) for key in partitions]
-        partition_at = {path: key for key, path in paths.items()}
+        # Looked up by an error's path, which may be None.
+        partition_at: dict[str | None, str] = {path: key for key, path in paths.items()}
         try:
             if _input_metadata(context).get("allow_missing_partitions"):
                 values = self._load_many(context, list(paths.values()), owners, missing=_MISSING)
@@ -174,7 +180,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
             raise _undecodable(identifier, partition_at.get(err.path), err) from (err.__cause__ or err)
         return dict(zip(paths, values))
 
-    def _load(self, context: InputContext, path: str, owner: tuple | None) -> Any:
+    def _load(self, context: InputContext, path: str, owner: Owner | None) -> Any:
         if self._pickle is not None:
             return self._pickle.load(self._store, path, owner=owner)
         if self._parquet is None:
@@ -182,7 +188,9 @@ class _RemoteStoreIOManagerImpl(IOManager):
         [table] = self._core.load_tables([path], into=_table_kind(context), owners=[owner])
         return table
 
-    def _load_many(self, context: InputContext, paths: list[str], owners: list, missing: Any = None) -> list[Any]:
+    def _load_many(
+        self, context: InputContext, paths: list[str], owners: list[Owner | None], missing: Any = None
+    ) -> list[Any]:
         if self._pickle is not None:
             return self._pickle.load_many(
                 self._store, paths, missing=missing, max_concurrency=self._max_concurrency, owners=owners
@@ -247,7 +255,7 @@ def _identifier(context: Union[InputContext, OutputContext]) -> list[str]:
     return list(context.get_identifier())
 
 
-def _owner(context: Union[InputContext, OutputContext], dimensions: list[str]) -> tuple | None:
+def _owner(context: Union[InputContext, OutputContext], dimensions: list[str]) -> Owner | None:
     """The asset key and partition an object is stored for, recorded with it so that an
     asset whose path collides with another's is neither loaded nor replaced as the other's."""
     return (list(context.asset_key.path), dimensions) if context.has_asset_key else None
@@ -294,7 +302,8 @@ def _partition_mapping(context: InputContext) -> Any:
     try:
         layer = step.job_def.asset_layer
         # Later dagster spells it get_assets_def_for_node; 1.9, assets_def_for_node.
-        find = getattr(layer, "get_assets_def_for_node", None) or layer.assets_def_for_node
+        # The dagster mypy reads has only the later name.
+        find = getattr(layer, "get_assets_def_for_node", None) or layer.assets_def_for_node  # type: ignore[attr-defined]
         assets_def = find(step.node_handle)
         # A plain op reading an asset has no AssetsDefinition, and no mapping.
         return assets_def.get_partition_mapping(context.asset_key) if assets_def is not None else None
@@ -317,7 +326,7 @@ def _is_nothing(context: OutputContext) -> bool:
     return dagster_type is not None and dagster_type.is_nothing
 
 
-def _input_metadata(context: InputContext) -> dict:
+def _input_metadata(context: InputContext) -> dict[str, Any]:
     """The input's definition metadata (`AssetIn(metadata=...)`, `In(metadata=...)`)."""
     return dict(context.definition_metadata or {})
 
@@ -328,7 +337,8 @@ def _is_optional(context: InputContext) -> bool:
     if dagster_type is None:
         return False
     annotation = dagster_type.typing_type
-    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return is_union and type(None) in typing.get_args(annotation)
 
 
 # Table types an input can ask for, by `module-root.QualifiedName`, as ParquetSerializer names them.
@@ -363,7 +373,7 @@ def _describe(identifier: list[str]) -> str:
     return "asset " + "/".join(identifier) if identifier else "output"
 
 
-def _metadata(written: dict) -> dict:
+def _metadata(written: dict[str, Any]) -> dict[str, Any]:
     # Size and checksum as plain values: Dagster turns them into int and text metadata
     # itself, with less work than MetadataValue.int/.text.
     return {

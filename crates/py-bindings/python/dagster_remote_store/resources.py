@@ -12,9 +12,15 @@ written into Dagster's run config either.
 
 # No `from __future__ import annotations`: Dagster reads these field annotations
 # at runtime, and a string `ResourceDependency[Any]` loses its meaning.
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
-from dagster import ConfigurableIOManagerFactory, ConfigurableResource, InitResourceContext, IOManager, ResourceDependency
+from dagster import (
+    ConfigurableIOManagerFactory,
+    ConfigurableResource,
+    InitResourceContext,
+    IOManager,
+    ResourceDependency,
+)
 from pydantic import PrivateAttr
 
 from ._core import Registry, Store, redact_secrets
@@ -26,12 +32,23 @@ __all__ = ["DagsterStoreResource", "RemoteStoreIOManager"]
 _SERIALIZERS = ("pickle", "json", "parquet")
 
 
+class _StoreFields(Protocol):
+    """The fields `_StoreConfig` reads, for type checkers. They are not annotated on the
+    mixin itself: pydantic would take those annotations as fields, first in field order."""
+
+    backend_type: Optional[str]
+    backend_options: dict[str, Any]
+    root_path: str
+    profile: Optional[str]
+    registry_path: Optional[str]
+
+
 class _StoreConfig:
     """Building the store from the fields that say where it is (`backend_type`,
     `backend_options`, `root_path`, `profile`, `registry_path`), shared by the
     resource and the IO manager, which both declare them."""
 
-    def _build_store(self, owner: str) -> "tuple[Store, Registry]":
+    def _build_store(self: _StoreFields, owner: str) -> "tuple[Store, Registry]":
         """A Store from the inline fields or the registry profile, and the
         registry that owns its backend (closing the registry closes it)."""
         if self.profile is not None:
@@ -54,8 +71,8 @@ class _StoreConfig:
             registry.close()
             raise
 
-    def _shown_fields(self) -> "list[tuple[str, Any]]":
-        fields = []
+    def _shown_fields(self: _StoreFields) -> "list[tuple[str, Any]]":
+        fields: list[tuple[str, Any]] = []
         if self.profile is not None:
             fields += [("profile", self.profile), ("registry_path", self.registry_path)]
         if self.backend_type is not None:
@@ -65,7 +82,9 @@ class _StoreConfig:
         return fields
 
 
-class DagsterStoreResource(ConfigurableResource, _StoreConfig):
+# Unparametrized, as Dagster's own examples subclass it (a parametrized base would be
+# another pydantic model class at runtime); the resource's value is the resource itself.
+class DagsterStoreResource(ConfigurableResource, _StoreConfig):  # type: ignore[type-arg]
     """A Store built from Dagster config, once per process when the resource is
     set up, and closed after execution (no SFTP or HTTP connections leak).
 
@@ -104,11 +123,12 @@ class DagsterStoreResource(ConfigurableResource, _StoreConfig):
             )
         return self._store
 
-    def __repr_args__(self):
+    def __repr_args__(self) -> "list[tuple[str, Any]]":
         return self._shown_fields()
 
 
-class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
+# Unparametrized, for the same reason as DagsterStoreResource; it creates an IOManager.
+class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):  # type: ignore[type-arg]
     """The Dagster IO manager, configured rather than built in code.
 
     The store comes from exactly one of: ``store_resource`` (a
@@ -129,7 +149,8 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
     profile: Optional[str] = None
     registry_path: Optional[str] = None
     serializer: str = "pickle"
-    custom_serializer: ResourceDependency[Any] = None
+    # None is "not given"; mypy checks the default against the descriptor type itself.
+    custom_serializer: ResourceDependency[Any] = None  # type: ignore[assignment]
     extension: Optional[str] = None
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY
     allowed_pickle_globals: Optional[list[str]] = None
@@ -172,12 +193,13 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):
         if registry is not None:
             registry.close()
 
-    def __repr_args__(self):
-        fields = []
+    def __repr_args__(self) -> "list[tuple[str, Any]]":
+        fields: list[tuple[str, Any]] = []
         if self.store_resource is not None:
             fields.append(("store_resource", self.store_resource))
         fields += self._shown_fields()
-        fields.append(("serializer", type(self.custom_serializer).__name__ if self.custom_serializer else self.serializer))
+        serializer = type(self.custom_serializer).__name__ if self.custom_serializer else self.serializer
+        fields.append(("serializer", serializer))
         if self.extension is not None:
             fields.append(("extension", self.extension))
         if self.allowed_pickle_globals is not None:

@@ -34,7 +34,10 @@ class Serializer(Protocol):
 # frames and series, polars frames and series, pyarrow tables. Single names, no wildcards:
 # a package also holds functions that must never run from a pickle (``pandas.read_pickle``).
 DATA_GLOBALS: tuple[str, ...] = (
-    *(f"builtins.{name}" for name in ("bytearray", "bytes", "complex", "dict", "frozenset", "list", "range", "set", "slice", "tuple")),
+    *(
+        f"builtins.{name}"
+        for name in ("bytearray", "bytes", "complex", "dict", "frozenset", "list", "range", "set", "slice", "tuple")
+    ),
     *(f"datetime.{name}" for name in ("date", "datetime", "time", "timedelta", "timezone")),
     "zoneinfo.ZoneInfo",
     "zoneinfo.ZoneInfo._unpickle",
@@ -43,7 +46,11 @@ DATA_GLOBALS: tuple[str, ...] = (
     "decimal.Decimal",
     *(f"collections.{name}" for name in ("Counter", "OrderedDict", "defaultdict", "deque")),
     # numpy 2 moved numpy.core to numpy._core; pickles name either.
-    *(f"numpy.{core}.{name}" for core in ("core", "_core") for name in ("multiarray._reconstruct", "multiarray.scalar", "numeric._frombuffer")),
+    *(
+        f"numpy.{core}.{name}"
+        for core in ("core", "_core")
+        for name in ("multiarray._reconstruct", "multiarray.scalar", "numeric._frombuffer")
+    ),
     "numpy.dtype",
     "numpy.ndarray",
     "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked",
@@ -75,7 +82,10 @@ DATA_GLOBALS: tuple[str, ...] = (
     "pandas.core.arrays.string_.StringArray",
     "pandas.core.arrays.string_.StringDtype",
     "pandas.core.arrays.timedeltas.TimedeltaArray",
-    *(f"pandas.core.dtypes.dtypes.{name}" for name in ("CategoricalDtype", "DatetimeTZDtype", "IntervalDtype", "PeriodDtype")),
+    *(
+        f"pandas.core.dtypes.dtypes.{name}"
+        for name in ("CategoricalDtype", "DatetimeTZDtype", "IntervalDtype", "PeriodDtype")
+    ),
     "pandas.core.frame.DataFrame",
     "pandas.core.series.Series",
     "pandas.core.indexes.base.Index",
