@@ -9,8 +9,10 @@ import datetime
 import io
 import os
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -56,6 +58,16 @@ def polars_file(frame: pl.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+def reference_file(write: Callable[[], bytes]) -> bytes:
+    """The reference library's own file. A type that this version of it cannot write to Parquet
+    (older pyarrow: 32- and 64-bit decimals, list views, some nulls in fixed-size lists; older
+    polars: Int128) has no reference round trip to compare with: the test is skipped, saying so."""
+    try:
+        return write()
+    except (pa.ArrowNotImplementedError, pl.exceptions.ComputeError) as e:
+        pytest.skip(f"pyarrow {pa.__version__} / polars {pl.__version__} cannot write it: {e}")
+
+
 def assert_tables_equal(actual: pa.Table, expected: pa.Table) -> None:
     assert actual.schema.equals(expected.schema, check_metadata=False), f"{actual.schema}\n!=\n{expected.schema}"
     assert [f.metadata for f in actual.schema] == [f.metadata for f in expected.schema]
@@ -75,7 +87,7 @@ def assert_pandas_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 def ordered_sizes(index=pa.int8(), values=pa.string()) -> pa.Array:
     """Categories in an order of their own, one unused, the rows using them out of order."""
-    dictionary = pa.array(["small", "medium", "large", "huge"]).cast(values)
+    dictionary = pa.array(["small", "medium", "large", "huge"], values)
     return pa.DictionaryArray.from_arrays(pa.array([2, 0, None, 1, 2], index), dictionary, ordered=True)
 
 
@@ -119,15 +131,23 @@ PYARROW_COLUMNS = {
     "time64[us]": pa.array([0, None, 86_399_999_999], pa.time64("us")),
     "time64[ns]": pa.array([0, None, 86_399_999_999_999], pa.time64("ns")),
     **{f"duration[{unit}]": pa.array([-1, None, 1 << 40], pa.duration(unit)) for unit in ["s", "ms", "us", "ns"]},
-    "decimal32": pa.array([Decimal("1.50"), None, Decimal("-999.99")], pa.decimal32(5, 2)),
-    "decimal64": pa.array([Decimal("1.50"), None, Decimal("-9999999999.99")], pa.decimal64(12, 2)),
+    # pyarrow has 32- and 64-bit decimals from version 18 on.
+    **(
+        {
+            "decimal32": pa.array([Decimal("1.50"), None, Decimal("-999.99")], pa.decimal32(5, 2)),
+            "decimal64": pa.array([Decimal("1.50"), None, Decimal("-9999999999.99")], pa.decimal64(12, 2)),
+        }
+        if hasattr(pa, "decimal32")
+        else {}
+    ),
     "decimal128": pa.array([Decimal("1.50"), None, Decimal("-1e27")], pa.decimal128(30, 2)),
     "decimal256": pa.array([Decimal("1.50"), None, Decimal("-1e57")], pa.decimal256(60, 2)),
     "null": pa.nulls(3),
     "bool": pa.array([True, None, False]),
     "int8": pa.array([-128, None, 127], pa.int8()),
     "uint64": pa.array([0, None, (1 << 64) - 1], pa.uint64()),
-    "float16": pa.array([1.5, None, -0.0], pa.float16()),
+    # From NumPy: pyarrow before 17 takes no Python floats for float16.
+    "float16": pa.array(np.array([1.5, 0.0, -0.0], np.float16), mask=np.array([False, True, False])),
     "float32": pa.array([1.5, None, float("inf")], pa.float32()),
     "list": pa.array([[1, None], None, []], pa.list_(pa.int64())),
     "large_list": pa.array([[1, None], None, []], pa.large_list(pa.int64())),
@@ -146,8 +166,13 @@ PYARROW_COLUMNS = {
     ),
     "list<dictionary<string>>": pa.ListArray.from_arrays(pa.array([0, 2, 2, 5]), ordered_sizes()),
     "struct<dictionary<string>>": pa.StructArray.from_arrays([ordered_sizes()[:3]], ["size"]),
-    "uuid": pa.array([uuid.UUID(int=1).bytes, None, uuid.UUID(int=2).bytes], pa.uuid()),
-    "json": pa.array(['{"a": 1}', None, "[]"], pa.json_()),
+    # Canonical extension types pyarrow has from version 18 (uuid) and 19 (json) on.
+    **(
+        {"uuid": pa.array([uuid.UUID(int=1).bytes, None, uuid.UUID(int=2).bytes], pa.uuid())}
+        if hasattr(pa, "uuid")
+        else {}
+    ),
+    **({"json": pa.array(['{"a": 1}', None, "[]"], pa.json_())} if hasattr(pa, "json_") else {}),
 }
 
 
@@ -159,7 +184,7 @@ def pyarrow_table(name: str) -> pa.Table:
 @pytest.mark.parametrize("name", list(PYARROW_COLUMNS))
 def test_pyarrow_tables_load_as_pyarrow_reads_its_own_files(store: Store, name: str) -> None:
     table = pyarrow_table(name)
-    expected = pq.read_table(io.BytesIO(pyarrow_file(table)))
+    expected = pq.read_table(io.BytesIO(reference_file(lambda: pyarrow_file(table))))
     back = through_io_manager(store, table)
     assert isinstance(back, pa.Table)
     assert_tables_equal(back, expected)
@@ -229,7 +254,7 @@ def pandas_frames() -> dict:
 @pytest.mark.parametrize("name", list(pandas_frames()))
 def test_pandas_frames_load_as_pandas_reads_pyarrow_files(store: Store, name: str) -> None:
     frame = pandas_frames()[name]
-    reference = pyarrow_file(pa.Table.from_pandas(frame))
+    reference = reference_file(lambda: pyarrow_file(pa.Table.from_pandas(frame)))
     expected = pq.read_table(io.BytesIO(reference)).to_pandas()
     back = through_io_manager(store, frame)
     assert isinstance(back, pd.DataFrame)
@@ -291,7 +316,7 @@ def polars_frames() -> dict:
 @pytest.mark.parametrize("name", list(polars_frames()))
 def test_polars_frames_load_as_polars_reads_its_own_files(store: Store, name: str) -> None:
     frame = polars_frames()[name]
-    expected = pl.read_parquet(io.BytesIO(polars_file(frame)))
+    expected = pl.read_parquet(io.BytesIO(reference_file(lambda: polars_file(frame))))
     back = through_io_manager(store, frame)
     assert isinstance(back, pl.DataFrame)
     assert_polars_equal(back, expected)
@@ -421,7 +446,7 @@ def test_a_polars_column_arrow_cannot_carry_is_named(store: Store) -> None:
 def test_a_file_the_parquet_reader_panics_on_is_a_deserialization_error() -> None:
     from dagster_remote_store import DeserializationError
 
-    data = polars_file(pl.DataFrame({"big": pl.Series([1], dtype=pl.Int128)}))
+    data = reference_file(lambda: polars_file(pl.DataFrame({"big": pl.Series([1], dtype=pl.Int128)})))
     with pytest.raises(DeserializationError, match="the Parquet library failed"):
         ParquetSerializer().deserialize(data)
 
@@ -498,10 +523,11 @@ def tables(draw) -> pa.Table:
 @given(table=tables())
 def test_random_tables_load_as_pyarrow_and_pandas_read_pyarrow_files(table: pa.Table) -> None:
     try:
-        reference = pyarrow_file(table)
-    except pa.ArrowNotImplementedError:  # what pyarrow cannot write (some nested views) has no reference
+        expected = pq.read_table(io.BytesIO(pyarrow_file(table)))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        # What pyarrow cannot write (some nested views), or older pyarrow cannot read back
+        # (a null fixed-size list), has no reference.
         reject()
-    expected = pq.read_table(io.BytesIO(reference))
     serializer = ParquetSerializer()
     data = serializer.serialize(table)
     assert_tables_equal(serializer.deserialize(data), expected)
