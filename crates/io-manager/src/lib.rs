@@ -8,7 +8,9 @@
 //! This is the engine behind the Dagster IO manager in the Python wheel, and
 //! usable on its own by any Rust tool that keeps outputs in a Store: writes are
 //! atomic and carry a checksum that every load verifies ([`integrity`]), and
-//! several partitions load concurrently with bounded concurrency.
+//! several partitions load concurrently with bounded concurrency. Outputs too
+//! large to hold whole stream in through [`upload`] (fed by an encoder or a
+//! pickler); Parquet tables load through [`tables`], decoded as they arrive.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
@@ -34,8 +36,11 @@
 
 pub mod integrity;
 mod owner;
+#[cfg(feature = "parquet")]
+pub mod tables;
 #[cfg(test)]
 mod test_backend;
+pub mod upload;
 
 use std::sync::Arc;
 

@@ -9,6 +9,7 @@
 use arrow::array::Array;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use io_manager::tables::RowGroupTarget;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PySchema;
@@ -50,6 +51,24 @@ struct RangeIndex {
     name: Option<String>,
 }
 
+impl RowGroupTarget for FrameBlock {
+    /// Decodes `group` into its rows of the block.
+    ///
+    /// # Errors
+    ///
+    /// A decode error if the row group does not decode, or does not hold what the
+    /// footer said (a null, another type, rows beyond the file's count).
+    fn fill(&self, group: RowGroup) -> Result<(), SerializeError> {
+        let mut row = usize::try_from(group.first_row()).unwrap_or(usize::MAX);
+        for batch in group.decode_in_batches(BATCH_ROWS)? {
+            let batch = batch?;
+            self.copy(row, &batch)?;
+            row += batch.num_rows();
+        }
+        Ok(())
+    }
+}
+
 impl FrameBlock {
     /// The block for the file `arriving`, if its table is one pandas keeps in one
     /// block and has a range index (or none recorded); `None` for any other table,
@@ -77,22 +96,6 @@ impl FrameBlock {
             let start = byte_buffer(&block).ok()?.buf_ptr().cast::<u8>();
             Some(Self { block: block.unbind(), empty: empty.unbind(), start, data_type, width, columns, rows, index })
         })
-    }
-
-    /// Decodes `group` into its rows of the block.
-    ///
-    /// # Errors
-    ///
-    /// A decode error if the row group does not decode, or does not hold what the
-    /// footer said (a null, another type, rows beyond the file's count).
-    pub fn fill(&self, group: RowGroup) -> Result<(), SerializeError> {
-        let mut row = usize::try_from(group.first_row()).unwrap_or(usize::MAX);
-        for batch in group.decode_in_batches(BATCH_ROWS)? {
-            let batch = batch?;
-            self.copy(row, &batch)?;
-            row += batch.num_rows();
-        }
-        Ok(())
     }
 
     fn copy(&self, row: usize, batch: &RecordBatch) -> Result<(), SerializeError> {

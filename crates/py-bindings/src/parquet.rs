@@ -4,15 +4,15 @@
 //! table was written with, recorded in the file's key-value metadata.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt, stream};
-use io_manager::{Owner, integrity};
+use io_manager::Owner;
+use io_manager::tables::{self, Fetched};
+use io_manager::upload::Upload;
 use pyo3::exceptions::{PyImportError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -25,10 +25,9 @@ use store_core::{ErrorKind, StorePath};
 use crate::errors::{StoreResultExt, guard, serialize_error};
 use crate::frame::{FrameBlock, pyarrow_schema};
 use crate::owner::{PyOwner, to_owner};
-use crate::runtime::block_on;
+use crate::runtime::{self, block_on};
 use crate::serializers::BuiltinSerializer;
 use crate::store::{Store, parse_path};
-use crate::stream::{Upload, is_aborted};
 use crate::value::PyValue;
 
 /// Key-value metadata key naming the library that wrote the table.
@@ -89,43 +88,6 @@ fn import<'py>(py: Python<'py>, module: &str, package: &str, what: &str) -> PyRe
         err.set_cause(py, Some(cause));
         err
     })
-}
-
-/// Hands the encoder's output to an upload in chunks of about 1 MiB.
-struct ChunkSink {
-    sender: tokio::sync::mpsc::Sender<store_core::Result<Bytes>>,
-    pending: Vec<u8>,
-}
-
-impl ChunkSink {
-    const CHUNK: usize = 1 << 20;
-
-    fn send(&mut self) -> std::io::Result<()> {
-        let chunk = Bytes::from(std::mem::take(&mut self.pending));
-        // Blocks while the upload is behind; runs on a Python thread, never on the runtime.
-        self.sender
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
-    }
-
-    /// Sends what is left.
-    fn finish(mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() { Ok(()) } else { self.send() }
-    }
-}
-
-impl std::io::Write for ChunkSink {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.pending.extend_from_slice(data);
-        if self.pending.len() >= Self::CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A table about to be written: its Arrow stream, the library it came from, and the
@@ -356,12 +318,11 @@ impl Target {
     }
 }
 
-/// Files larger than this are decoded row group by row group while the rest of them arrives.
-const DECODE_WHILE_ARRIVING: u64 = 16 << 20;
-
 /// The tables stored at `paths`, fetched and verified at most `max_concurrency` at once and
-/// decoded as they arrive with the GIL released, as `into` asks (see
-/// `ParquetSerializer.deserialize`); with `missing` given, a missing object is `missing`.
+/// decoded as they arrive with the GIL released (see [`tables::fetch_table`]), as `into` asks
+/// (see `ParquetSerializer.deserialize`); with `missing` given, a missing object is `missing`.
+/// Read into pandas (`into`, or the library recorded), a large table that pandas holds in one
+/// block is decoded into that block.
 pub fn load_tables(
     py: Python<'_>,
     store: &store_core::Store,
@@ -371,122 +332,25 @@ pub fn load_tables(
     max_concurrency: usize,
 ) -> PyResult<Vec<Py<PyAny>>> {
     let target = into.map(Target::parse).transpose()?;
-    let fetches = paths.iter().map(|(path, owner)| fetch_table(store, path, owner.as_ref(), target));
-    let fetched: Vec<_> = block_on(py, stream::iter(fetches).buffered(max_concurrency).collect());
+    let frame_for = |file: &ArrivingFile| {
+        let read_as = target.unwrap_or_else(|| Target::recorded(&file.key_value_metadata()));
+        matches!(read_as, Target::Pandas).then(|| FrameBlock::for_file(file)).flatten()
+    };
+    let fetched = block_on(py, tables::fetch_tables(store, paths, max_concurrency, frame_for));
     fetched
         .into_iter()
         .map(|table| match (table, &missing) {
-            (Ok(Fetched::Table((schema, batches, metadata))), _) => {
+            (Ok(Fetched::Decoded((schema, batches, metadata))), _) => {
                 let target = target.unwrap_or_else(|| Target::recorded(&metadata));
                 to_python(py, schema, batches, target).map(Bound::unbind)
             }
-            (Ok(Fetched::Frame(frame)), _) => frame.into_frame(py).map(Bound::unbind),
+            (Ok(Fetched::Filled(frame)), _) => frame.into_frame(py).map(Bound::unbind),
             (Err(io_manager::Error::Store(e)), Some(missing)) if e.kind() == ErrorKind::NotFound => {
                 Ok(missing.clone_ref(py))
             }
             (Err(e), _) => Err(e).into_py_result(py),
         })
         .collect()
-}
-
-/// A table as fetched: decoded, or already a pandas frame's block (see `frame.rs`).
-enum Fetched {
-    Table(parquet::Decoded),
-    Frame(FrameBlock),
-}
-
-/// The table stored at `path`, verified against its checksum. A large file's row groups
-/// are decoded, on every core, while the rest of the file is still arriving; its footer is
-/// read first, from the end, and the bytes of the row groups already decoded are let go.
-/// Read into pandas (`target`, or the library recorded), a table that pandas holds in one
-/// block is decoded into that block.
-async fn fetch_table(
-    store: &store_core::Store,
-    path: &StorePath,
-    owner: Option<&Owner>,
-    target: Option<Target>,
-) -> Result<Fetched, io_manager::Error> {
-    let mut object = integrity::read_stream(store, path, owner).await?;
-    let size = object.size.filter(|&size| size > DECODE_WHILE_ARRIVING);
-    let arriving = match size {
-        Some(size) => arriving_file(store, path, size).await?,
-        None => None,
-    };
-    let Some(mut arriving) = arriving else {
-        // Small, or with an end that is not a Parquet footer: decoded whole, which says what is wrong.
-        let chunks: Vec<Bytes> = (&mut object.chunks).try_collect().await?;
-        object.verify().await?;
-        return decode_whole(path, chunks).await.map(Fetched::Table);
-    };
-    let read_as = target.unwrap_or_else(|| Target::recorded(&arriving.key_value_metadata()));
-    // Shared with the decode tasks, which outlive this function if it returns early.
-    let frame = matches!(read_as, Target::Pandas).then(|| FrameBlock::for_file(&arriving)).flatten().map(Arc::new);
-    let decoders = std::thread::available_parallelism().map_or(1, usize::from);
-    let (mut running, mut decoded) = (VecDeque::new(), Vec::new());
-    while let Some(chunk) = object.chunks.try_next().await? {
-        for group in arriving.push(chunk) {
-            if running.len() == decoders {
-                decoded.push(join(running.pop_front().expect("as many as decoders")).await);
-            }
-            let frame = frame.clone();
-            running.push_back(tokio::task::spawn_blocking(move || match frame {
-                Some(frame) => frame.fill(group).map(|()| Vec::new()),
-                None => group.decode(),
-            }));
-        }
-    }
-    // A corrupt file is reported as such, whatever decoding made of it.
-    object.verify().await?;
-    for task in running {
-        decoded.push(join(task).await);
-    }
-    match decoded.into_iter().collect::<Result<_, _>>().and_then(|decoded| arriving.finish(decoded)) {
-        Ok(table) => Ok(match frame {
-            // Every decode task has finished, and let go of its share.
-            Some(frame) => Fetched::Frame(Arc::into_inner(frame).expect("no decode task still running")),
-            None => Fetched::Table(table),
-        }),
-        // A row group that would not decode, or a file replaced after its footer was read:
-        // the object as it is now, verified, decoded whole, says what is wrong.
-        Err(_) => decode_whole(path, vec![integrity::read(store, path, owner).await?]).await.map(Fetched::Table),
-    }
-}
-
-/// The decoder for the Parquet file of `size` bytes at `path`, from its footer; `None` when
-/// the file does not end in one.
-async fn arriving_file(
-    store: &store_core::Store,
-    path: &StorePath,
-    size: u64,
-) -> Result<Option<ArrivingFile>, io_manager::Error> {
-    let tail = store.read_range(path, size - parquet::FOOTER_READ.min(size)..size).await?;
-    Ok(match ArrivingFile::new(tail.clone(), size) {
-        Ok(Some(file)) => Some(file),
-        Ok(None) => match ArrivingFile::footer_length(&tail) {
-            Ok(needed) if needed <= size => {
-                let tail = store.read_range(path, size - needed..size).await?;
-                ArrivingFile::new(tail, size).ok().flatten()
-            }
-            _ => None,
-        },
-        Err(_) => None,
-    })
-}
-
-/// `chunks`, one whole file, decoded on a blocking thread.
-async fn decode_whole(path: &StorePath, chunks: Vec<Bytes>) -> Result<parquet::Decoded, io_manager::Error> {
-    let data = match <[Bytes; 1]>::try_from(chunks) {
-        Ok([data]) => data,
-        Err(chunks) => Bytes::from(chunks.concat()),
-    };
-    join(tokio::task::spawn_blocking(move || parquet::decode(data)))
-        .await
-        .map_err(|source| io_manager::Error::Serialize { path: path.clone(), source })
-}
-
-/// A decode task's result; one that panicked panics here too.
-async fn join<T>(task: tokio::task::JoinHandle<T>) -> T {
-    task.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// The table Parquet `data` holds, as `into` asks (see `ParquetSerializer.deserialize`),
@@ -611,20 +475,13 @@ impl ParquetSerializer {
         guard(py, "write", Some(path), || {
             let path = parse_path(py, path)?;
             let table = open_table(&obj).map_err(|e| serialize_error(py, &e, Some(path.as_str())))?;
-            let upload = Upload::start_checked(&store.inner, path.clone(), to_owner(owner));
-            let sink = ChunkSink { sender: upload.sender(), pending: Vec::new() };
-            let encoded = write_table(py, table, self.compression, sink).and_then(|(sink, encoded)| {
+            let upload = Upload::start_checked(&runtime::handle(), &store.inner, path.clone(), to_owner(owner));
+            let encoded = write_table(py, table, self.compression, upload.writer()).and_then(|(sink, encoded)| {
                 py.detach(|| sink.finish()).map_err(|e| SerializeError::encode(parquet::NAME, e))?;
                 Ok(encoded)
             });
-            let uploaded = block_on(py, upload.finish(encoded.is_err()));
-            // When the upload failed first, encoding only saw the channel close: report the upload's error.
-            let (written, encoded) = match (encoded, uploaded) {
-                (Ok(encoded), Ok(written)) => (written, encoded),
-                (Ok(_), Err(e)) => return Err(e).into_py_result(py),
-                (Err(_), Err(upload)) if !is_aborted(&upload) => return Err(upload).into_py_result(py),
-                (Err(e), _) => return Err(serialize_error(py, &e, Some(path.as_str()))),
-            };
+            let encode_failed = |source| io_manager::Error::Serialize { path: path.clone(), source };
+            let (written, encoded) = block_on(py, upload.settle(encoded, encode_failed)).into_py_result(py)?;
             let columns: Vec<(String, String)> =
                 encoded.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
             let out = PyDict::new(py);

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
+use io_manager::upload::Upload;
 use io_manager::{IoManager, Owner};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIOError, PyTypeError};
@@ -21,9 +22,9 @@ use store_core::buffer::Gathering;
 use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::StoreResultExt;
-use crate::runtime::block_on;
+use crate::runtime::{self, block_on};
 use crate::serializers::{Pickle, PySerializer, unpickling_error};
-use crate::stream::{ObjectReader, Upload, byte_view};
+use crate::stream::{ObjectReader, byte_view};
 
 /// Pickles `value` into the object at `path`, with its checksum and owner.
 pub fn dump(
@@ -153,19 +154,21 @@ impl PickleSink {
 
     fn push(&self, py: Python<'_>, piece: Bytes) -> PyResult<()> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (sender, pieces) = match state.as_mut().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))? {
-            SinkState::Gathering(first) => {
-                if first.hold(piece) {
-                    return Ok(());
+        let (sender, pieces) =
+            match state.as_mut().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))? {
+                SinkState::Gathering(first) => {
+                    if first.hold(piece) {
+                        return Ok(());
+                    }
+                    let held = std::mem::replace(first, Gathering::new(0)).into_chunks();
+                    let upload =
+                        Upload::start_checked(&runtime::handle(), &self.store, self.path.clone(), self.owner.clone());
+                    let sender = upload.sender();
+                    *state = Some(SinkState::Uploading(upload));
+                    (sender, held)
                 }
-                let held = std::mem::replace(first, Gathering::new(0)).into_chunks();
-                let upload = Upload::start_checked(&self.store, self.path.clone(), self.owner.clone());
-                let sender = upload.sender();
-                *state = Some(SinkState::Uploading(upload));
-                (sender, held)
-            }
-            SinkState::Uploading(upload) => (upload.sender(), vec![piece]),
-        };
+                SinkState::Uploading(upload) => (upload.sender(), vec![piece]),
+            };
         drop(state);
         pieces.into_iter().try_for_each(|piece| self.send(py, &sender, piece))
     }

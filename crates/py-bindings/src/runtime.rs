@@ -34,13 +34,9 @@ fn runtime() -> Arc<Runtime> {
     runtime
 }
 
-/// Starts `future` on the shared runtime, for work that outlives one Python call.
-pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    runtime().spawn(future)
+/// The shared runtime, for work that outlives one Python call.
+pub fn handle() -> tokio::runtime::Handle {
+    runtime().handle().clone()
 }
 
 /// Runs `future` to completion on the shared runtime with the GIL released,

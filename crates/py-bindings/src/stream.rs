@@ -3,24 +3,21 @@
 //! `Store.open_reader` reads it chunk by chunk. Memory stays bounded by a few
 //! parts, whatever the object's size.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
-use io_manager::Owner;
-use io_manager::integrity::{self, CheckedStream, Written};
+use io_manager::integrity::CheckedStream;
+use io_manager::upload::Upload;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyMemoryView, PyType};
-use store_core::{Error, ErrorKind, Store, StorePath, WriteMode, WriteResult};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::{StoreResultExt, guard, test_panic};
-use crate::runtime::{block_on, spawn};
+use crate::runtime::{self, block_on};
 
 fn closed() -> PyErr {
     PyValueError::new_err("I/O operation on closed file")
@@ -39,87 +36,6 @@ pub(crate) fn byte_view<'py>(object: &Bound<'py, PyAny>) -> PyResult<Bound<'py, 
     PyMemoryView::from(object)?.call_method1("cast", ("B",))
 }
 
-/// The message of the error an aborted upload's stream ends with.
-const ABORTED: &str = "the upload was aborted";
-
-/// A streamed upload in flight: chunks go through a small channel to a task
-/// running the Store's `write_stream` (multipart where the backend has it).
-/// `T` is what the upload reports when it completes.
-///
-/// Only [`finish`](Self::finish) commits: an upload dropped without it, by a
-/// producer that failed, panicked or was never closed, stores nothing.
-pub struct Upload<T = WriteResult> {
-    sender: mpsc::Sender<store_core::Result<Bytes>>,
-    committed: Arc<AtomicBool>,
-    task: JoinHandle<Result<T, io_manager::Error>>,
-}
-
-impl Upload {
-    /// The object as it is written, nothing added.
-    pub fn start(store: &Store, path: StorePath, mode: WriteMode) -> Self {
-        let store = store.clone();
-        Upload::spawn(move |chunks| async move { Ok(store.write_stream(&path, chunks, mode).await?) })
-    }
-}
-
-impl Upload<Written> {
-    /// The object with its checksum and owner, as the IO manager writes every output.
-    pub fn start_checked(store: &Store, path: StorePath, owner: Option<Owner>) -> Self {
-        let store = store.clone();
-        Upload::spawn(move |chunks| async move {
-            integrity::write_stream(&store, &path, chunks, WriteMode::Overwrite, owner.as_ref()).await
-        })
-    }
-}
-
-impl<T: Send + 'static> Upload<T> {
-    fn spawn<F, Fut>(upload: F) -> Self
-    where
-        F: FnOnce(BoxStream<'static, store_core::Result<Bytes>>) -> Fut,
-        Fut: Future<Output = Result<T, io_manager::Error>> + Send + 'static,
-    {
-        // Two chunks in the channel: the producer fills the next one while the upload sends.
-        let (sender, receiver) = mpsc::channel(2);
-        let committed = Arc::new(AtomicBool::new(false));
-        let ended = committed.clone();
-        let chunks = stream::unfold(Some(receiver), move |receiver| {
-            let ended = ended.clone();
-            async move {
-                let mut receiver = receiver?;
-                match receiver.recv().await {
-                    Some(chunk) => Some((chunk, Some(receiver))),
-                    // Every sender is gone: the object's end only if `finish` said so.
-                    None if ended.load(Ordering::SeqCst) => None,
-                    None => Some((Err(Error::new(ErrorKind::Other, ABORTED)), None)),
-                }
-            }
-        });
-        Self { sender, committed, task: spawn(upload(chunks.boxed())) }
-    }
-
-    /// Where chunks go; a send fails once the upload has failed.
-    pub fn sender(&self) -> mpsc::Sender<store_core::Result<Bytes>> {
-        self.sender.clone()
-    }
-
-    /// Commits the upload, or with `abort` fails its stream so nothing is stored.
-    pub async fn finish(self, abort: bool) -> Result<T, io_manager::Error> {
-        if abort {
-            let _ = self.sender.send(Err(Error::new(ErrorKind::Other, ABORTED))).await;
-        } else {
-            self.committed.store(true, Ordering::SeqCst);
-        }
-        drop(self.sender);
-        let failed = |e| Error::new(ErrorKind::Other, format!("the upload task failed: {e}")).into();
-        self.task.await.unwrap_or_else(|e| Err(failed(e)))
-    }
-}
-
-/// Whether `err` is the one [`Upload::finish`] with `abort` makes.
-pub fn is_aborted(err: &io_manager::Error) -> bool {
-    matches!(err, io_manager::Error::Store(e) if e.message() == ABORTED)
-}
-
 /// Writes one object as a stream; nothing is visible at its path until
 /// `close()`, and an exception inside `with` discards everything written.
 #[pyclass(module = "dagster_remote_store")]
@@ -130,7 +46,7 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     pub fn open(store: &Store, path: StorePath, mode: WriteMode) -> Self {
-        Self { path: path.to_string(), upload: Mutex::new(Some(Upload::start(store, path, mode))) }
+        Self { path: path.to_string(), upload: Mutex::new(Some(Upload::start(&runtime::handle(), store, path, mode))) }
     }
 
     /// Ends the upload: commits it, or with `abort` makes it fail so nothing is stored.

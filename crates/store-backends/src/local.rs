@@ -820,9 +820,9 @@ mod attributes {
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
 
-    use xattr::FileExt;
     use rustix::io::Errno;
     use store_core::Metadata;
+    use xattr::FileExt;
 
     const PREFIX: &str = "user.";
 
