@@ -8,6 +8,8 @@
 //! `io-manager`; no crate depends on it.
 #![deny(unsafe_code)]
 
+#[allow(unsafe_code)] // a global allocator is unsafe to implement
+mod allocator;
 mod backends;
 mod errors;
 mod foreign;
@@ -28,10 +30,10 @@ mod value;
 
 use pyo3::prelude::*;
 
-/// mimalloc, which hands memory freed by large tables back to the kernel; see
-/// benches/README.md for how it compares.
+/// Tables freed by this extension go back to the kernel (see `LargeMappings`): a Parquet
+/// load lets go of each column as pandas copies it, and streams reuse their parts' memory.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::LargeMappings = allocator::LargeMappings::new();
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -29,9 +29,6 @@ use object_store::{ClientOptions, ObjectStoreExt, WriteMultipart};
 const PART: usize = store_backends::DEFAULT_PART_SIZE;
 const IN_FLIGHT: usize = store_backends::DEFAULT_PARTS_IN_FLIGHT;
 
-/// The wheel's allocator, so that the limit allocates as the IO manager does.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
