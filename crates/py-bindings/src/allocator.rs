@@ -259,4 +259,3 @@ mod mapping {
         unreachable!("LargeMappings maps nothing elsewhere than Linux")
     }
 }
-

@@ -29,7 +29,6 @@ use object_store::{ClientOptions, ObjectStoreExt, WriteMultipart};
 const PART: usize = store_backends::DEFAULT_PART_SIZE;
 const IN_FLIGHT: usize = store_backends::DEFAULT_PARTS_IN_FLIGHT;
 
-
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
