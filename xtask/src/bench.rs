@@ -111,9 +111,8 @@ fn start_s3_server(binary: &Path, state: &Path) -> Attempt<S3Server> {
     let mut server = Command::new(binary);
     processes.spawn("s3", "bench-s3-server", server.arg(port.to_string()).args([KEY, SECRET]).arg(&data))?;
     // Any answer will do: an unsigned request is refused (403), but by a server that is up.
-    processes.wait("s3", || match http_response(port, "GET", "/", "")?.starts_with("HTTP/") {
-        true => Ok(()),
-        false => Err("no HTTP response".into()),
+    processes.wait("s3", || {
+        if http_response(port, "GET", "/", "")?.starts_with("HTTP/") { Ok(()) } else { Err("no HTTP response".into()) }
     })?;
     println!("    S3 server up on 127.0.0.1:{port}");
     Ok(S3Server { _processes: processes, port, data })
@@ -125,10 +124,7 @@ fn start_s3_server(binary: &Path, state: &Path) -> Attempt<S3Server> {
 /// The benchmark removes each large round's objects once the round is over, so it holds one round's at a time.
 fn s3_data(state: &Path) -> PathBuf {
     let memory = Path::new("/dev/shm");
-    match memory.is_dir() {
-        true => memory.join("dagster-remote-store-bench-s3-data"),
-        false => state.join("s3-data"),
-    }
+    if memory.is_dir() { memory.join("dagster-remote-store-bench-s3-data") } else { state.join("s3-data") }
 }
 
 /// A TCP proxy on a free port of 127.0.0.1 in front of 127.0.0.1:`upstream`, within this process. Each chunk

@@ -18,7 +18,7 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  test [-- PYTEST_ARGS...]  lint the Python code (ruff check, mypy), start the test servers,
+  test [-- PYTEST_ARGS...]  lint the code (ruff check, mypy, clippy, rustdoc), start the test servers,
                             cargo test --workspace, then build the wheel and run pytest on
                             tests/python with PYTEST_ARGS, with the newest pinned dependencies
                             and then with the oldest supported
@@ -65,6 +65,12 @@ fn test(pytest_args: &[&str]) -> Result {
     let python = venv(&dirs)?;
     // First, as it takes seconds: ruff and mypy on the Python sources.
     step("Python lint (ruff check, mypy)", || python::lint(&dirs, &python))?;
+    // Then the Rust side: clippy with the workspace's lints (`[workspace.lints]`) and rustdoc, warnings as errors.
+    step("Rust lint (clippy, rustdoc)", || {
+        let every_target = ["--workspace", "--all-targets", "--all-features"];
+        run(dirs.cargo().arg("clippy").args(every_target).args(["--", "-D", "warnings"]))?;
+        run(dirs.cargo().args(["doc", "--no-deps", "--workspace", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
     // The floor the package declares (dagster, and the table libraries), tested as well as the newest.
     let oldest = step("Python venv (oldest supported dependencies)", || {
         let venv = dirs.target.join("xtask").join("venv-oldest");

@@ -267,6 +267,7 @@ fn s3(servers: &mut Servers) -> Attempt<Ready> {
 }
 
 /// moto and fake-gcs-server come with the venv's pinned requirements.
+#[allow(clippy::unnecessary_wraps, reason = "an install step like the others, which can fail")]
 fn in_venv(_state: &Path) -> Attempt {
     Ok(())
 }
@@ -406,9 +407,12 @@ fn sftp(servers: &mut Servers) -> Attempt<Ready> {
     let mut keyscan = Command::new("ssh-keyscan");
     keyscan.args(["-T", "1", "-t", "ed25519", "-p", &port.to_string(), "127.0.0.1"]);
     Ok(Box::new(move |servers| {
-        servers.processes.wait("sftp", || match output(&mut keyscan)?.contains(&host_public) {
-            true => Ok(()),
-            false => Err("ssh-keyscan did not get the host key".into()),
+        servers.processes.wait("sftp", || {
+            if output(&mut keyscan)?.contains(&host_public) {
+                Ok(())
+            } else {
+                Err("ssh-keyscan did not get the host key".into())
+            }
         })?;
         let path = |path: &Path| path.to_string_lossy().into_owned();
         Ok((

@@ -365,12 +365,12 @@ pub fn decode_table(py: Python<'_>, data: Bytes, into: Option<&str>, path: Optio
 
 /// The decoded batches as a `target` object, handed over through the PyCapsule
 /// interface (so polars needs no pyarrow).
-fn to_python<'py>(
-    py: Python<'py>,
+fn to_python(
+    py: Python<'_>,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     target: Target,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Bound<'_, PyAny>> {
     let table = |batches, schema| Bound::new(py, PyTable::try_new(batches, schema)?);
     match target {
         Target::Polars | Target::PolarsLazy => {
@@ -500,7 +500,7 @@ impl ParquetSerializer {
     /// `compression` (`None` for a file with no rows) and `library` (the writer,
     /// `None` if not recorded).
     #[staticmethod]
-    fn describe<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyDict>> {
+    fn describe(py: Python<'_>, data: PyBackedBytes) -> PyResult<Bound<'_, PyDict>> {
         let summary = parquet::describe(&Bytes::from_owner(data)).map_err(|e| serialize_error(py, &e, None))?;
         let columns: Vec<(String, String)> =
             summary.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();

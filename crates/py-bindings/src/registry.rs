@@ -53,8 +53,8 @@ impl Secret {
         hasher.finish()
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
-        Ok((slf.get_type().into_any(), (slf.get().value.clone(),)))
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> (Bound<'py, PyAny>, (String,)) {
+        (slf.get_type().into_any(), (slf.get().value.clone(),))
     }
 }
 
@@ -99,7 +99,7 @@ fn to_json(value: &Bound<'_, PyAny>, at: &str) -> PyResult<Value> {
         return Ok(Value::from(value.extract::<i64>()?));
     }
     if let Ok(f) = value.cast::<PyFloat>() {
-        return Ok(serde_json::Number::from_f64(f.value()).map(Value::Number).unwrap_or(Value::Null));
+        return Ok(serde_json::Number::from_f64(f.value()).map_or(Value::Null, Value::Number));
     }
     if let Ok(s) = value.cast::<PyString>() {
         return Ok(Value::String(s.to_cow()?.into_owned()));

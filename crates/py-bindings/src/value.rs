@@ -30,7 +30,7 @@ impl<'de> Deserialize<'de> for PyValue {
 struct Json<'a, 'py>(&'a Bound<'py, PyAny>);
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    obj.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
 }
 
 fn not_serializable<E: ser::Error>(obj: &Bound<'_, PyAny>) -> E {

@@ -790,7 +790,7 @@ mod tests {
                 all.clone().map(|i| if i < skipped { 1.0 } else { f64::from(i).sqrt() }),
             )),
             Arc::new(Float64Array::from_iter_values(all.clone().map(|i| f64::from(i % 100)))),
-            Arc::new(Int32Array::from_iter(all.clone().map(|i| (i >= skipped && i % 7 != 0).then_some(i)))),
+            Arc::new(all.clone().map(|i| (i >= skipped && i % 7 != 0).then_some(i)).collect::<Int32Array>()),
             Arc::new(StringArray::from_iter_values(all.map(|i| format!("n{}", i % 3)))),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns).unwrap().slice(skipped as usize, rows as usize);

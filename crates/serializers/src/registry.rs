@@ -96,7 +96,7 @@ mod tests {
             self.name
         }
 
-        fn extension(&self) -> &str {
+        fn extension(&self) -> &'static str {
             ".txt"
         }
 

@@ -34,7 +34,7 @@ fn chunk(i: usize) -> Bytes {
     Bytes::from(vec![(i % 251) as u8; CHUNK])
 }
 
-async fn store_for(kind: &str, dir: &std::path::Path) -> Store {
+fn store_for(kind: &str, dir: &std::path::Path) -> Store {
     match kind {
         "local" => Store::new(store_backends::LocalBackend::new(dir).expect("local backend")),
         #[cfg(feature = "s3")]
@@ -64,7 +64,7 @@ async fn main() {
     let kind = args.get(1).map_or("local", String::as_str);
     let mib: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(256);
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = store_for(kind, dir.path()).await;
+    let store = store_for(kind, dir.path());
     let path = "bench/large_roundtrip.bin".parse().expect("path");
     let (_, baseline) = memory_mib();
 

@@ -211,7 +211,7 @@ mod answers {
                     return;
                 }
                 if request.is_empty() {
-                    request = line.clone();
+                    request.clone_from(&line);
                 }
                 if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     length = value.trim().parse().unwrap();

@@ -390,7 +390,7 @@ fn claim_name<T>(target: &Path, create: impl Fn(&Path) -> io::Result<T>) -> io::
         let path = PathBuf::from(path);
         match create(&path) {
             Ok(made) => return Ok((made, path)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
     }

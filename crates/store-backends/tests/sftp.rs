@@ -215,7 +215,9 @@ fn pipe(link: &Link, from: usize, to: usize, mut limit: u64) {
 }
 
 fn close(link: &Link) {
-    link.iter().for_each(|end| drop(end.shutdown(Shutdown::Both)));
+    for end in link {
+        drop(end.shutdown(Shutdown::Both));
+    }
 }
 
 server_test! {
@@ -330,8 +332,8 @@ server_test! {
         let refused = [
             store.write(&p("f/once.txt"), "second".into(), WriteMode::CreateNew).await,
             store.write_stream(&p("f/once.txt"), again, WriteMode::CreateNew).await,
-            store.copy(&p("f/other.txt"), &p("f/once.txt"), false).await.map(|_| Default::default()),
-            store.rename(&p("f/other.txt"), &p("f/once.txt"), false).await.map(|_| Default::default()),
+            store.copy(&p("f/other.txt"), &p("f/once.txt"), false).await.map(|()| Default::default()),
+            store.rename(&p("f/other.txt"), &p("f/once.txt"), false).await.map(|()| Default::default()),
         ];
         for result in refused {
             assert_eq!(result.unwrap_err().kind(), ErrorKind::AlreadyExists);
@@ -403,7 +405,7 @@ server_test! {
         }
         assert_eq!(offset, SIZE);
         let grown = peak_rss() - before;
-        eprintln!("peak RSS grew by {:.1} MiB while streaming 256 MiB up and back", grown as f64 / (1 << 20) as f64);
+        eprintln!("peak RSS grew by {:.1} MiB while streaming 256 MiB up and back", grown as f64 / f64::from(1 << 20));
         assert!(grown < 64 << 20, "peak RSS grew by {grown} bytes");
         store.delete(&path, false).await.unwrap();
     }

@@ -82,7 +82,7 @@ fn invalid_reason(path: &str) -> Option<String> {
         return Some("path must be relative, not start with '/'".into());
     }
     if let Some(c) = path.chars().find(|c| c.is_control()) {
-        return Some(format!("path contains the control character {:?}", c));
+        return Some(format!("path contains the control character {c:?}"));
     }
     if path.contains('\\') {
         return Some("path contains a backslash; use '/' to separate segments".into());

@@ -484,8 +484,8 @@ fn repr(class: &str, fields: &[(&str, Option<&String>)]) -> String {
 
 /// A URL option as a `repr` shows it: without a user, a password or a query string.
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
-fn url(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(crate::uri::redact_url)
+fn url(value: Option<&String>) -> Option<String> {
+    value.map(|url| crate::uri::redact_url(url))
 }
 
 /// The retry and timeout options of the HTTP backends, with [`crate::ClientConfig`]'s defaults.
@@ -544,7 +544,7 @@ fn s3(options: Reader<'_>) -> Result<(Typed, String), String> {
         "S3Backend",
         &[
             ("bucket", Some(&config.bucket)),
-            ("endpoint_url", url(&config.endpoint).as_ref()),
+            ("endpoint_url", url(config.endpoint.as_ref()).as_ref()),
             ("region_name", config.region.as_ref()),
         ],
     );
@@ -567,7 +567,7 @@ fn azure(options: Reader<'_>) -> Result<(Typed, String), String> {
         &[
             ("container", Some(&config.container)),
             ("account_name", config.account_name.as_ref()),
-            ("account_url", url(&config.account_url).as_ref()),
+            ("account_url", url(config.account_url.as_ref()).as_ref()),
         ],
     );
     Ok((Typed::Azure(config), description))
@@ -583,7 +583,7 @@ fn gcs(options: Reader<'_>) -> Result<(Typed, String), String> {
         client: client_config(&options)?,
     };
     let description =
-        repr("GCSBackend", &[("bucket", Some(&config.bucket)), ("base_url", url(&config.base_url).as_ref())]);
+        repr("GCSBackend", &[("bucket", Some(&config.bucket)), ("base_url", url(config.base_url.as_ref()).as_ref())]);
     Ok((Typed::Gcs(config), description))
 }
 

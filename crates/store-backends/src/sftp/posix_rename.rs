@@ -36,7 +36,7 @@ impl PosixRenamer {
         let handle = {
             let mut locked = session.raw();
             // SAFETY: the session is connected, logged in and locked for the call.
-            unsafe { raw::libssh2_sftp_init(&mut *locked) }
+            unsafe { raw::libssh2_sftp_init(&raw mut *locked) }
         };
         if handle.is_null() {
             return Err(ssh2::Error::last_session_error(session).unwrap_or_else(ssh2::Error::unknown));
