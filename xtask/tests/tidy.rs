@@ -1,6 +1,7 @@
 //! Keeps the tree honest: crate layering, documented crates, and no leftover
 //! debugging or unfinished markers. Runs with `cargo test --workspace`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,114 @@ fn crates_depend_only_on_lower_layers() {
         }
     }
     assert_no_problems(problems);
+}
+
+/// Within a crate, top-level modules import each other one way, so each can be read (and changed) knowing
+/// only those below it. A name that `lib.rs` re-exports counts as its module's; unit tests are left out.
+#[test]
+fn modules_import_each_other_one_way() {
+    let mut problems = Vec::new();
+    for name in crate_names() {
+        let graph = module_graph(&root().join("crates").join(&name).join("src"));
+        if let Some(cycle) = find_cycle(&graph) {
+            problems.push(format!("crates/{name}: modules import each other: {}", cycle.join(" -> ")));
+        }
+    }
+    assert_no_problems(problems);
+}
+
+type ModuleGraph = BTreeMap<String, BTreeSet<String>>;
+
+/// Each top-level module of the crate in `src` (`x.rs`, or `x/` with its submodules) and the modules it uses.
+fn module_graph(src: &Path) -> ModuleGraph {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let module_of = |path: &Path| {
+        let first = path.strip_prefix(src).expect("below src").components().next().expect("a file");
+        first.as_os_str().to_string_lossy().trim_end_matches(".rs").to_owned()
+    };
+    let modules: BTreeSet<String> =
+        files.iter().map(|file| module_of(file)).filter(|m| m != "lib" && m != "main").collect();
+    let mut reexported = BTreeMap::new();
+    let lib = read(&src.join("lib.rs"));
+    for statement in lib.split("pub use ").skip(1).map(|rest| rest.split(';').next().unwrap_or_default()) {
+        let Some((module, names)) = statement.split_once("::") else { continue };
+        if modules.contains(module.trim()) {
+            for name in names.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|n| !n.is_empty()) {
+                reexported.insert(name.to_owned(), module.trim().to_owned());
+            }
+        }
+    }
+    let mut graph = ModuleGraph::new();
+    for file in &files {
+        let module = module_of(file);
+        if !modules.contains(&module) {
+            continue;
+        }
+        let text = read(file);
+        let code: String = (text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default().lines())
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        // `super::` reaches the crate root only from a file directly in src.
+        let roots: &[&str] = if file.parent() == Some(src) { &["crate::", "super::"] } else { &["crate::"] };
+        let used = graph.entry(module.clone()).or_default();
+        for root in roots {
+            for after in code.split(root).skip(1) {
+                for name in first_names(after) {
+                    let target = if modules.contains(&name) { Some(&name) } else { reexported.get(&name) };
+                    used.extend(target.filter(|t| **t != module).cloned());
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// The names a path continues with after `crate::`: one, or each of a `{a::b, c}` group.
+fn first_names(after: &str) -> Vec<String> {
+    let ident = |s: &str| s.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    let Some(group) = after.strip_prefix('{') else { return vec![ident(after)] };
+    let (mut depth, mut names, mut start) = (0, Vec::new(), 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(ident(&group[start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(ident(&group[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// A cycle in `graph`, as the modules along it with the first repeated at the end.
+fn find_cycle(graph: &ModuleGraph) -> Option<Vec<String>> {
+    fn visit<'a>(
+        graph: &'a ModuleGraph,
+        module: &'a str,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| *m == module) {
+            return Some(path[at..].iter().chain([&module]).map(|m| (*m).to_owned()).collect());
+        }
+        if !done.insert(module) {
+            return None;
+        }
+        path.push(module);
+        let found = graph.get(module).into_iter().flatten().find_map(|next| visit(graph, next, path, done));
+        path.pop();
+        found
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|module| visit(graph, module, &mut Vec::new(), &mut done))
 }
 
 #[test]

@@ -53,7 +53,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -64,6 +63,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use store_core::buffer::{Gathered, gather};
 use store_core::{ErrorKind, ListEntry, Metadata, Store, StorePath, WriteMode, WriteResult};
 
+pub use crate::checksum::Checksum;
 use crate::{Error, Owner};
 
 /// Metadata key of the checksum, where the backend keeps object metadata.
@@ -92,47 +92,6 @@ pub const RECORD_GRACE: Duration = Duration::from_secs(15 * 60);
 
 /// What a record's name puts before the checksum's hex digits.
 const RECORD_PREFIX: &str = "crc32c-";
-
-/// The CRC-32C of an object's bytes.
-///
-/// ```
-/// use io_manager::integrity::Checksum;
-/// let checksum = Checksum::of(b"123456789");
-/// assert_eq!(checksum.to_string(), "crc32c:e3069283");
-/// assert_eq!(Checksum::parse_hex("e3069283"), Some(checksum));
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Checksum(u32);
-
-impl Checksum {
-    /// The checksum of `data`.
-    pub fn of(data: &[u8]) -> Self {
-        Self(crc_fast::checksum(CrcAlgorithm::Crc32Iscsi, data) as u32)
-    }
-
-    /// The 8 lowercase hex digits stored in metadata and records.
-    pub fn hex(&self) -> String {
-        format!("{:08x}", self.0)
-    }
-
-    /// Parses [`hex`](Self::hex) output (surrounding whitespace allowed).
-    pub fn parse_hex(text: &str) -> Option<Self> {
-        let text = text.trim();
-        (text.len() == 8).then(|| u32::from_str_radix(text, 16).ok().map(Self)).flatten()
-    }
-}
-
-impl fmt::Display for Checksum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "crc32c:{:08x}", self.0)
-    }
-}
-
-impl fmt::Debug for Checksum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
 
 /// What a checked write stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +211,7 @@ impl Running {
 
     fn checksum(&self) -> Checksum {
         let running = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        running.0.as_ref().map_or_else(|| Checksum::of(b""), |digest| Checksum(digest.finalize() as u32))
+        running.0.as_ref().map_or_else(|| Checksum::of(b""), Checksum::of_digest)
     }
 
     fn size(&self) -> u64 {

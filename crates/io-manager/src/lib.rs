@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod checksum;
 pub mod integrity;
 mod owner;
 #[cfg(feature = "parquet")]
@@ -49,7 +50,7 @@ use futures::{StreamExt, stream};
 use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, Store, StorePath, WriteMode};
 
-use crate::integrity::Checksum;
+use crate::checksum::Checksum;
 
 pub use asset_paths::AssetPathError;
 pub use owner::Owner;

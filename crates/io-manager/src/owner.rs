@@ -53,7 +53,7 @@ impl Owner {
         if ascii.len() <= LONGEST_STORED {
             return ascii;
         }
-        let digest = crate::integrity::Checksum::of(ascii.as_bytes());
+        let digest = crate::checksum::Checksum::of(ascii.as_bytes());
         format!("{}:{}", digest, ascii.len())
     }
 

@@ -7,8 +7,9 @@ use pyo3::types::{PyDict, PyString};
 
 use crate::errors::{StoreResultExt, guard};
 use crate::owner::{PyOwner, owned_paths, to_owner};
+use crate::pickle::Pickle;
 use crate::runtime::block_on;
-use crate::serializers::{Pickle, PickleSerializer, resolve};
+use crate::serializers::{PickleSerializer, resolve};
 use crate::store::{Store, parse_path};
 use crate::value::PyValue;
 use crate::{parquet, pickle_stream};

@@ -11,6 +11,7 @@
 #[allow(unsafe_code)] // a global allocator is unsafe to implement
 mod allocator;
 mod backends;
+mod builtin;
 mod errors;
 mod foreign;
 #[allow(unsafe_code)] // decodes row groups straight into the NumPy block
@@ -18,6 +19,7 @@ mod frame;
 mod io;
 mod owner;
 mod parquet;
+mod pickle;
 #[allow(unsafe_code)] // writes borrow Python's buffers without a copy
 mod pickle_stream;
 mod registry;
@@ -51,7 +53,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::FileInfo>()?;
     m.add_class::<stream::ObjectWriter>()?;
     m.add_class::<stream::ObjectReader>()?;
-    m.add_class::<serializers::BuiltinSerializer>()?;
+    m.add_class::<builtin::BuiltinSerializer>()?;
     m.add_class::<serializers::PickleSerializer>()?;
     m.add_class::<serializers::JsonSerializer>()?;
     m.add_class::<parquet::ParquetSerializer>()?;

@@ -22,11 +22,11 @@ use serializers::parquet::{self, ArrivingFile, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, StorePath};
 
+use crate::builtin::BuiltinSerializer;
 use crate::errors::{StoreResultExt, guard, serialize_error};
 use crate::frame::{FrameBlock, pyarrow_schema};
 use crate::owner::{PyOwner, to_owner};
 use crate::runtime::{self, block_on};
-use crate::serializers::BuiltinSerializer;
 use crate::store::{Store, parse_path};
 use crate::value::PyValue;
 

@@ -22,9 +22,10 @@ use store_core::buffer::Gathering;
 use store_core::{Store, StorePath, WriteMode};
 
 use crate::errors::StoreResultExt;
+use crate::pickle::{Pickle, unpickling_error};
 use crate::runtime::{self, block_on};
-use crate::serializers::{Pickle, PySerializer, unpickling_error};
 use crate::stream::{ObjectReader, byte_view};
+use crate::value::PySerializer;
 
 /// Pickles `value` into the object at `path`, with its checksum and owner.
 pub fn dump(

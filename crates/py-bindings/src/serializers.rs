@@ -1,125 +1,25 @@
-//! The serializer registry as Python sees it: `"pickle"` (runs Python's pickle),
-//! `"json"` (serde_json in Rust), `"parquet"` (tables, see `parquet.rs`), and any
-//! object with `extension`, `serialize(obj) -> bytes` and `deserialize(data)`.
+//! The serializer registry as Python sees it: `"pickle"` (runs Python's pickle, see
+//! `pickle.rs`), `"json"` (serde_json in Rust), `"parquet"` (tables, see `parquet.rs`),
+//! and any object with `extension`, `serialize(obj) -> bytes` and `deserialize(data)`;
+//! and the `PickleSerializer` and `JsonSerializer` classes.
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyString};
 use serializers::{Json, Registry, SerializeError, Serializer};
 
-use crate::errors::{guard, serialize_error};
+use crate::builtin::BuiltinSerializer;
+use crate::errors::guard;
 use crate::owner::{PyOwner, owned_paths, to_owner};
 use crate::parquet::Parquet;
+use crate::pickle::Pickle;
 use crate::pickle_stream;
 use crate::store::{Store, parse_path};
-use crate::value::PyValue;
-
-/// A serializer of Python objects.
-pub type PySerializer = Arc<dyn Serializer<PyValue>>;
-
-/// Python's pickle, highest protocol. Loads go through
-/// `dagster_remote_store.serializers.RestrictedPickle` when the serializer has
-/// an allow-list of globals, else through the `pickle` module; both have
-/// `load(file)` and `loads(data)`.
-#[derive(Default)]
-pub struct Pickle {
-    restricted: Option<Py<PyAny>>,
-}
-
-impl Pickle {
-    pub const NAME: &'static str = "pickle";
-    const EXTENSION: &'static str = ".pkl";
-
-    pub fn module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
-        static PICKLE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-        PICKLE.get_or_try_init(py, || py.import("pickle").map(Bound::unbind)).map(|m| m.bind(py))
-    }
-
-    fn loader<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match &self.restricted {
-            Some(restricted) => Ok(restricted.bind(py).clone()),
-            None => Ok(Self::module(py)?.clone().into_any()),
-        }
-    }
-
-    /// The value pickled in `file` (read as it decodes); a failure is
-    /// `DeserializationError` naming `path` (see [`unpickling_error`]).
-    pub fn load(&self, py: Python<'_>, file: &Bound<'_, PyAny>, path: &str) -> PyResult<Py<PyAny>> {
-        let value = self.loader(py)?.call_method1("load", (file,));
-        value.map(Bound::unbind).map_err(|e| unpickling_error(py, Some(path), e))
-    }
-
-    /// The value pickled in `data`; a failure as in [`load`](Self::load).
-    pub fn loads(&self, py: Python<'_>, data: Bound<'_, PyBytes>, path: Option<&str>) -> PyResult<Py<PyAny>> {
-        let value = self.loader(py)?.call_method1("loads", (data,));
-        value.map(Bound::unbind).map_err(|e| unpickling_error(py, path, e))
-    }
-}
-
-/// Why a pickle did not load, as `DeserializationError` (a `ValueError`) naming
-/// `path` and the original exception, which becomes its `__cause__`: truncated
-/// data, garbage, a class that no longer imports, a global the allow-list
-/// refuses all fail alike. Our own errors (a read that failed mid-stream) and
-/// what is not an `Exception` (`KeyboardInterrupt`) are raised as they are. A
-/// `DeserializationError` that named no path (bytes decoded before their path
-/// was known) is raised again naming `path`.
-pub fn unpickling_error(py: Python<'_>, path: Option<&str>, err: PyErr) -> PyErr {
-    let wrap = || -> PyResult<PyErr> {
-        let errors = py.import("dagster_remote_store.errors")?;
-        let value = err.value(py);
-        if value.is_instance(&errors.getattr("DeserializationError")?)? {
-            match (path, err.cause(py)) {
-                (Some(path), Some(cause)) if value.getattr("path")?.is_none() => {
-                    return Ok(unpickling_error(py, Some(path), cause));
-                }
-                _ => return Ok(err.clone_ref(py)),
-            }
-        }
-        if !err.is_instance_of::<PyException>(py) || value.is_instance(&errors.getattr("RemoteStoreError")?)? {
-            return Ok(err.clone_ref(py));
-        }
-        let what = match path {
-            Some(path) => format!("{path:?}"),
-            None => "the data".to_owned(),
-        };
-        let message = format!("cannot unpickle {what}: {}: {value}", value.get_type().qualname()?);
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("path", path)?;
-        kwargs.set_item("operation", "load")?;
-        let raised = PyErr::from_value(errors.getattr("DeserializationError")?.call((message,), Some(&kwargs))?);
-        raised.set_cause(py, Some(err.clone_ref(py)));
-        Ok(raised)
-    };
-    wrap().unwrap_or_else(|failed| failed)
-}
-
-impl Serializer<PyValue> for Pickle {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-    fn extension(&self) -> &str {
-        Self::EXTENSION
-    }
-    fn serialize(&self, value: &PyValue) -> Result<Bytes, SerializeError> {
-        Python::attach(|py| {
-            let pickle = Self::module(py)?;
-            let protocol = pickle.getattr("HIGHEST_PROTOCOL")?;
-            let data: PyBackedBytes = pickle.call_method1("dumps", (value.0.bind(py), protocol))?.extract()?;
-            // The pickled bytes object itself backs the buffer: no copy.
-            Ok(Bytes::from_owner(data))
-        })
-        .map_err(|e: PyErr| SerializeError::encode(Self::NAME, e))
-    }
-    fn deserialize(&self, data: Bytes) -> Result<PyValue, SerializeError> {
-        Python::attach(|py| self.loads(py, PyBytes::new(py, &data), None).map(PyValue))
-            .map_err(|e: PyErr| SerializeError::decode(Self::NAME, e))
-    }
-}
+use crate::value::{PySerializer, PyValue};
 
 /// Any Python object following the `Serializer` protocol.
 struct PythonSerializer {
@@ -189,7 +89,7 @@ pub fn resolve(serializer: &Bound<'_, PyAny>) -> PyResult<PySerializer> {
         ));
     }
     if let Ok(builtin) = serializer.cast::<BuiltinSerializer>() {
-        return Ok(builtin.get().inner.clone());
+        return Ok(builtin.get().inner().clone());
     }
     let name = serializer.get_type().name()?.to_string();
     let protocol_error = |missing: &str| {
@@ -209,51 +109,6 @@ pub fn resolve(serializer: &Bound<'_, PyAny>) -> PyResult<PySerializer> {
     Ok(Arc::new(PythonSerializer { object: serializer.clone().unbind(), name, extension }))
 }
 
-/// Common base of the built-in serializers; they run in Rust where they can.
-#[pyclass(subclass, frozen, module = "dagster_remote_store", name = "BuiltinSerializer")]
-pub struct BuiltinSerializer {
-    inner: PySerializer,
-}
-
-impl BuiltinSerializer {
-    /// The base of a built-in serializer class running `inner`.
-    pub fn new(inner: PySerializer) -> Self {
-        Self { inner }
-    }
-}
-
-#[pymethods]
-impl BuiltinSerializer {
-    /// Registry name.
-    #[getter]
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    /// File extension, with the dot.
-    #[getter]
-    fn extension(&self) -> &str {
-        self.inner.extension()
-    }
-
-    /// `obj` as bytes.
-    fn serialize<'py>(&self, py: Python<'py>, obj: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-        let data = self.inner.serialize(&PyValue(obj.unbind()));
-        let data = data.map_err(|e| serialize_error(py, &e, None))?;
-        Ok(PyBytes::new(py, &data))
-    }
-
-    /// The object `data` encodes.
-    fn deserialize(&self, py: Python<'_>, data: PyBackedBytes) -> PyResult<Py<PyAny>> {
-        let value = self.inner.deserialize(Bytes::from_owner(data));
-        value.map(|v| v.0).map_err(|e| serialize_error(py, &e, None))
-    }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        Ok(format!("{}()", slf.get_type().name()?))
-    }
-}
-
 /// Python's pickle (`.pkl`): any picklable object. The default.
 ///
 /// With `allowed_globals` (see `RestrictedPickle`), loads resolve only the
@@ -269,7 +124,7 @@ pub struct PickleSerializer {
 impl PickleSerializer {
     /// Whether loads are restricted to an allow-list of globals.
     pub fn is_restricted(&self) -> bool {
-        self.pickle.restricted.is_some()
+        self.pickle.is_restricted()
     }
 }
 
@@ -285,8 +140,8 @@ impl PickleSerializer {
             None => None,
         };
         let allowed_globals = restricted.as_ref().map(|r| r.getattr("allowed_globals")).transpose()?;
-        let pickle = Arc::new(Pickle { restricted: restricted.map(Bound::unbind) });
-        let base = BuiltinSerializer { inner: pickle.clone() };
+        let pickle = Arc::new(restricted.map_or_else(Pickle::default, |r| Pickle::restricted(r.unbind())));
+        let base = BuiltinSerializer::new(pickle.clone());
         Ok(PyClassInitializer::from(base)
             .add_subclass(Self { pickle, allowed_globals: allowed_globals.map(Bound::unbind) }))
     }
@@ -343,6 +198,6 @@ pub struct JsonSerializer;
 impl JsonSerializer {
     #[new]
     fn new() -> PyClassInitializer<Self> {
-        PyClassInitializer::from(BuiltinSerializer { inner: Arc::new(Json) }).add_subclass(Self)
+        PyClassInitializer::from(BuiltinSerializer::new(Arc::new(Json))).add_subclass(Self)
     }
 }

@@ -9,6 +9,9 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A serializer of Python objects.
+pub type PySerializer = std::sync::Arc<dyn serializers::Serializer<PyValue>>;
+
 /// A Python object, as the value type of the Rust IO manager.
 #[derive(Debug)]
 pub struct PyValue(pub Py<PyAny>);
