@@ -19,7 +19,8 @@ Usage: cargo xtask <command>
 
 Commands:
   test [-- PYTEST_ARGS...]  lint the code (ruff check, mypy, clippy, rustdoc), start the test servers,
-                            cargo test --workspace, then build the wheel and run pytest on
+                            cargo test --workspace, then build the wheel, check its stubs
+                            (stubtest) and run pytest on
                             tests/python with PYTEST_ARGS, with the newest pinned dependencies
                             and then with the oldest supported
   servers                   start the test servers, print their DRS_TEST_* variables as
@@ -82,6 +83,7 @@ fn test(pytest_args: &[&str]) -> Result {
     // Unit, integration and doc tests of every crate; py-bindings is tested from Python below.
     step("cargo test --workspace", || run(dirs.cargo().args(["test", "--workspace"])))?;
     let wheel = wheel(&dirs, &python)?;
+    step("stubtest (the .pyi stubs against the wheel)", || python::stubtest(&dirs, &python))?;
     let pytest =
         |python: &Path| run(dirs.command(python).args(["-m", "pytest", "tests/python", "-q"]).args(pytest_args));
     step("pytest tests/python", || pytest(&python))?;

@@ -74,6 +74,26 @@ pub fn lint(dirs: &Dirs, python: &Path) -> Result {
     })
 }
 
+/// `stubtest`: the extension module's stubs (`_core.pyi`) against the wheel installed in the venv of
+/// `python`, so that a signature changed in Rust and not in the stub fails the run. Names that only type
+/// checkers see are listed in crates/py-bindings/stubtest-allowlist.txt.
+pub fn stubtest(dirs: &Dirs, python: &Path) -> Result {
+    let allowlist = dirs.root.join("crates/py-bindings/stubtest-allowlist.txt");
+    run(dirs
+        .command(python)
+        .env("MYPY_CACHE_DIR", dirs.target.join("xtask").join("lint-cache").join("stubtest"))
+        .args(["-m", "mypy.stubtest", "dagster_remote_store._core", "--allowlist"])
+        .arg(allowlist))
+    .map_err(|e| Error {
+        message: format!(
+            "crates/py-bindings/python/dagster_remote_store/_core.pyi differs from the extension module as \
+             stubtest reports above ({})",
+            e.message
+        ),
+        code: e.code,
+    })
+}
+
 /// Builds the py-bindings wheel with cargo's `profile` (`dev`, `release`) into
 /// `<target>/wheels` with the venv's maturin and force-installs it into the
 /// venv; returns the wheel, for other venvs to install the same build.

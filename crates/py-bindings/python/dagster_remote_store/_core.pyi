@@ -4,13 +4,14 @@ import builtins
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from os import PathLike
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Self, TypedDict, final
 
-from typing_extensions import Buffer
+from typing_extensions import Buffer, disjoint_base
 
 from .serializers import Serializer
 
 __version__: str
+__all__: list[str]
 # The asset key and partition keys (one per dimension) an object is stored for.
 Owner = tuple[list[str], list[str]]
 # What the folder of an object's checksum records adds to its path (`<path>.checksums/crc32c-<hex>`),
@@ -19,23 +20,27 @@ CHECKSUM_RECORDS_SUFFIX: str
 # What the single checksum sidecar of earlier versions added to its object's path; still read.
 CHECKSUM_SIDECAR_SUFFIX: str
 
+@disjoint_base
 class Backend:
     """Base of every backend."""
 
     @property
     def kind(self) -> str: ...
 
+@final
 class LocalBackend(Backend):
-    def __init__(self, root: str | PathLike[str], *, fsync: bool = False) -> None: ...
+    def __new__(cls, root: str | PathLike[str], *, fsync: bool = False) -> Self: ...
     @property
     def root(self) -> str: ...
 
+@final
 class MemoryBackend(Backend):
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
 
+@final
 class S3Backend(Backend):
-    def __init__(
-        self,
+    def __new__(
+        cls,
         bucket: str,
         *,
         endpoint_url: str | None = None,
@@ -50,11 +55,12 @@ class S3Backend(Backend):
         read_timeout: float | None = None,
         timeout: float | None = None,
         retry_timeout: float | None = None,
-    ) -> None: ...
+    ) -> Self: ...
 
+@final
 class AzureBackend(Backend):
-    def __init__(
-        self,
+    def __new__(
+        cls,
         container: str,
         *,
         account_name: str | None = None,
@@ -68,11 +74,12 @@ class AzureBackend(Backend):
         read_timeout: float | None = None,
         timeout: float | None = None,
         retry_timeout: float | None = None,
-    ) -> None: ...
+    ) -> Self: ...
 
+@final
 class GCSBackend(Backend):
-    def __init__(
-        self,
+    def __new__(
+        cls,
         bucket: str,
         *,
         service_account: str | None = None,
@@ -84,11 +91,12 @@ class GCSBackend(Backend):
         read_timeout: float | None = None,
         timeout: float | None = None,
         retry_timeout: float | None = None,
-    ) -> None: ...
+    ) -> Self: ...
 
+@final
 class SFTPBackend(Backend):
-    def __init__(
-        self,
+    def __new__(
+        cls,
         host: str,
         *,
         username: str,
@@ -105,8 +113,9 @@ class SFTPBackend(Backend):
         keepalive_interval: float = 30.0,
         pool_size: int = 4,
         max_retries: int = 3,
-    ) -> None: ...
+    ) -> Self: ...
 
+@final
 class ObjectWriter:
     """Streams one object as a multipart upload; stored only on `close()`."""
 
@@ -119,10 +128,11 @@ class ObjectWriter:
     def __enter__(self) -> ObjectWriter: ...
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> Literal[False]: ...
 
+@final
 class ObjectReader:
     """Streams one object: `read(size)`, `readinto(buffer)`, `readline()`, or iteration over chunks."""
 
-    def read(self, size: int = -1) -> bytes: ...
+    def read(self, size: int = ...) -> bytes: ...
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fills `buffer` (any writable, contiguous buffer) as far as the object goes; returns how
         many bytes it filled, 0 at the end. On Linux a buffer of 4 MiB or more is first advised
@@ -139,6 +149,7 @@ class ObjectReader:
     def __enter__(self) -> ObjectReader: ...
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> Literal[False]: ...
 
+@final
 class FileInfo:
     @property
     def path(self) -> str: ...
@@ -151,8 +162,9 @@ class FileInfo:
     @property
     def last_modified(self) -> datetime | None: ...
 
+@final
 class Store:
-    def __init__(self, backend: Backend, root_path: str = "") -> None: ...
+    def __new__(cls, backend: Backend, root_path: str = "") -> Self: ...
     @property
     def backend(self) -> Backend: ...
     @property
@@ -185,6 +197,7 @@ class Store:
     def __enter__(self) -> Store: ...
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> Literal[False]: ...
 
+@disjoint_base
 class BuiltinSerializer:
     @property
     def name(self) -> str: ...
@@ -193,12 +206,13 @@ class BuiltinSerializer:
     def serialize(self, obj: Any) -> bytes: ...
     def deserialize(self, data: bytes | bytearray) -> Any: ...
 
+@final
 class PickleSerializer(BuiltinSerializer):
     """Python's pickle (``.pkl``). With ``allowed_globals`` (``"module.Name"``, ``"package.*"``,
     ``"@data"``), loads import and call only what it names; see ``serializers.RestrictedPickle``.
     A pickle that does not load raises ``DeserializationError`` (its ``__cause__`` says why)."""
 
-    def __init__(self, *, allowed_globals: Iterable[str] | None = None) -> None: ...
+    def __new__(cls, *, allowed_globals: Iterable[str] | None = None) -> Self: ...
     @property
     def allowed_globals(self) -> tuple[str, ...] | None: ...
     def load(self, store: Store, path: str, *, owner: Owner | None = None) -> Any:
@@ -209,14 +223,16 @@ class PickleSerializer(BuiltinSerializer):
         paths: list[str],
         *,
         missing: Any = None,
-        max_concurrency: int = 16,
+        max_concurrency: int = ...,
         owners: list[Owner | None] | None = None,
     ) -> list[Any]:
         """The objects at ``paths``, fetched concurrently; ``missing`` stands in for absent ones."""
 
+@final
 class JsonSerializer(BuiltinSerializer):
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
 
+@final
 class ParquetSerializer(BuiltinSerializer):
     """Parquet (``.parquet``), encoded and decoded in Rust.
 
@@ -228,7 +244,7 @@ class ParquetSerializer(BuiltinSerializer):
     library raises ImportError naming what to ``pip install``; a non-table, TypeError.
     """
 
-    def __init__(self, compression: Literal["zstd", "snappy", "none"] = "zstd") -> None: ...
+    def __new__(cls, compression: Literal["zstd", "snappy", "none"] = "zstd") -> Self: ...
     @property
     def compression(self) -> Literal["zstd", "snappy", "none"]: ...
     def deserialize(
@@ -250,10 +266,11 @@ class ParquetDescription(TypedDict):
 
 def serializer_names() -> list[str]: ...
 
+@final
 class IoManagerCore:
-    def __init__(
-        self, store: Store, serializer: str | Serializer, *, max_concurrency: int = 16, extension: str | None = None
-    ) -> None: ...
+    def __new__(
+        cls, store: Store, serializer: str | Serializer, *, max_concurrency: int = ..., extension: str | None = None
+    ) -> Self: ...
     @property
     def extension(self) -> str: ...
     @property
@@ -278,19 +295,21 @@ def foreign_store(obj: Any) -> Store:
     """A Store over a remote-store ``Store``, or any object with its ``read_bytes``, ``write``,
     ``get_file_info``, ``list_files`` and ``delete`` methods."""
 
+@final
 class Secret:
     """A credential: prints as ``Secret('***')`` / ``***``; ``reveal()`` gives the value."""
 
-    def __init__(self, value: str) -> None: ...
+    def __new__(cls, value: str) -> Self: ...
     def reveal(self) -> str: ...
 
 def redact_secrets(value: Any) -> Any:
     """A copy of ``value`` (dicts and lists at any depth) with credential options shown as ``"***"``."""
 
+@final
 class Registry:
     """Named backends and stores from one config: a dict, or a TOML or JSON file."""
 
-    def __init__(self, config: dict[str, Any], *, context: str | None = None) -> None: ...
+    def __new__(cls, config: dict[str, Any], *, context: str | None = None) -> Self: ...
     @staticmethod
     def from_file(path: str | PathLike[str]) -> Registry: ...
     @property
