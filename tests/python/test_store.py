@@ -11,12 +11,13 @@ import pytest
 
 from dagster_remote_store import (
     AlreadyExists,
+    InvalidConfig,
     InvalidPath,
     NotFound,
     RemoteStoreError,
     Store,
 )
-from dagster_remote_store.backends import Backend, LocalBackend, MemoryBackend
+from dagster_remote_store.backends import Backend, LocalBackend, MemoryBackend, S3Backend, SFTPBackend
 
 
 def test_write_read_overwrite(store: Store) -> None:
@@ -124,6 +125,33 @@ def test_store_rejects_what_is_not_a_backend() -> None:
     with pytest.raises(TypeError, match="LocalBackend"):
         Store("/data/dagster")  # type: ignore[arg-type]
     assert isinstance(LocalBackend, type) and issubclass(MemoryBackend, Backend)
+
+
+def test_backend_constructors_check_their_arguments_as_a_signature_would(tmp_path) -> None:
+    unknown = r'S3Backend\(\) got an unexpected keyword argument "buckt"; accepted: bucket, endpoint_url, '
+    with pytest.raises(TypeError, match=unknown):
+        S3Backend(buckt="data")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r'S3Backend\(\) argument "allow_http" must be bool, not str'):
+        S3Backend("data", allow_http="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r'S3Backend\(\) argument "max_retries" must be int, not bool'):
+        S3Backend("data", max_retries=True)
+    with pytest.raises(TypeError, match=r'S3Backend\(\) missing required argument "bucket"'):
+        S3Backend()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"S3Backend\(\) takes 1 positional argument but 2 were given"):
+        S3Backend("data", "eu-west-1")  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r'S3Backend\(\) got multiple values for argument "bucket"'):
+        S3Backend("data", bucket="other")  # type: ignore[misc]
+    with pytest.raises(TypeError, match=r'SFTPBackend\(\) missing required argument "username"'):
+        SFTPBackend("host", base_path="/srv", password="pw")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r'got an unexpected keyword argument "pkey"'):
+        SFTPBackend("host", username="u", base_path="/srv", pkey="key")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'root'"):
+        MemoryBackend(root="x")  # type: ignore[call-arg]
+    # Paths as os.PathLike, numbers of seconds as int or float, and None for "left out".
+    assert LocalBackend(tmp_path, fsync=None).root == tmp_path  # type: ignore[arg-type]
+    assert repr(S3Backend("data", region_name=None, timeout=30, read_timeout=2.5)) == 'S3Backend(bucket="data")'
+    with pytest.raises(InvalidConfig, match="timeout must be a positive number of seconds, got 0"):
+        S3Backend("data", timeout=0)
 
 
 def test_reprs_name_backend_and_root(tmp_path) -> None:

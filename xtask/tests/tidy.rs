@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use store_backends::registry::{self, OptionType};
+
 /// Our crates each crate depends on (normal `[dependencies]`; dev-dependencies
 /// are free). Layers only depend downwards: store-core <- store-backends;
 /// serializers and asset-paths stand alone; io-manager composes store-core,
@@ -170,6 +172,72 @@ fn find_cycle(graph: &ModuleGraph) -> Option<Vec<String>> {
     }
     let mut done = BTreeSet::new();
     graph.keys().find_map(|module| visit(graph, module, &mut Vec::new(), &mut done))
+}
+
+/// The backend options the Python stubs and the Dagster guide list are those of the registry's spec
+/// (`store_backends::registry::backend_options`), which the constructors and config files accept.
+#[test]
+fn backend_options_are_listed_as_the_spec_defines_them() {
+    let stub_path = "crates/py-bindings/python/dagster_remote_store/_core.pyi";
+    let (stub, guide) = (read(&root().join(stub_path)), read(&root().join("docs/dagster.md")));
+    let mut problems = Vec::new();
+    for backend in registry::all_backend_options() {
+        let class = match backend.kind {
+            "gcs" => "GCSBackend".to_owned(),
+            "sftp" => "SFTPBackend".to_owned(),
+            kind => format!("{}{}Backend", kind[..1].to_uppercase(), &kind[1..]),
+        };
+        let new = stub_constructor(backend);
+        let defined =
+            stub.split(&format!("\nclass {class}(Backend):\n")).nth(1).and_then(|body| body.split("\nclass ").next());
+        if !defined.is_some_and(|body| body.contains(&new)) {
+            problems.push(format!("{stub_path}: class {class} should declare\n{new}"));
+        }
+        let row = format!("| `{}` | {} |", backend.kind, guide_options(backend));
+        if !guide.contains(&row) {
+            problems.push(format!("docs/dagster.md: the options table should have the row\n{row}"));
+        }
+    }
+    assert_no_problems(problems);
+}
+
+/// The `__new__` a stub declares for the options of `backend`.
+fn stub_constructor(backend: &registry::BackendOptions) -> String {
+    let keywords: Vec<_> = backend.options().filter(|option| option.alias_of.is_none()).collect();
+    if keywords.is_empty() {
+        return "    def __new__(cls) -> Self: ...".to_owned();
+    }
+    let mut lines = vec!["    def __new__(".to_owned(), "        cls,".to_owned()];
+    for (index, option) in keywords.iter().enumerate() {
+        let python = match option.kind {
+            OptionType::Text => "str",
+            OptionType::Path => "str | PathLike[str]",
+            OptionType::Flag => "bool",
+            OptionType::Count => "int",
+            OptionType::Seconds => "float",
+        };
+        let declared = match (option.required, option.kind) {
+            (true, _) => format!("{}: {python},", option.name),
+            (false, OptionType::Flag) => format!("{}: {python} = False,", option.name),
+            (false, _) => format!("{}: {python} | None = None,", option.name),
+        };
+        lines.push(format!("        {declared}"));
+        if index == 0 && backend.positional().is_some() && keywords.len() > 1 {
+            lines.push("        *,".to_owned());
+        }
+    }
+    lines.push("    ) -> Self: ...".to_owned());
+    lines.join("\n")
+}
+
+/// The options cell of the guide's table: the options of the backend type alone (the HTTP ones the
+/// cloud types share are listed below the table), without remote-store's aliases, the required in bold.
+fn guide_options(backend: &registry::BackendOptions) -> String {
+    let own: Vec<String> = (backend.specific())
+        .filter(|option| option.alias_of.is_none())
+        .map(|option| if option.required { format!("**`{}`**", option.name) } else { format!("`{}`", option.name) })
+        .collect();
+    if own.is_empty() { "none".to_owned() } else { own.join(", ") }
 }
 
 #[test]

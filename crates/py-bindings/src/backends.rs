@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use store_backends::registry::{self, OptionValue, Options};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
+use store_backends::registry::{self, OptionSpec, OptionType, OptionValue, Options};
 
 use crate::errors::config_error;
 use crate::runtime::block_on;
@@ -23,13 +25,19 @@ impl Backend {
         Self { inner, shown }
     }
 
-    /// The initializer of a backend class: the Rust backend and its `repr`.
-    fn init<T: pyo3::PyClass<BaseType = Backend>>(
-        backend: Arc<dyn store_core::Backend>,
-        shown: String,
-        class: T,
-    ) -> PyClassInitializer<T> {
-        PyClassInitializer::from(Backend { inner: backend, shown }).add_subclass(class)
+    /// The initializer of the backend class `T` of type `kind`, built from the constructor's
+    /// arguments (see [`options`]).
+    fn init<T: pyo3::PyClass<BaseType = Backend> + pyo3::PyTypeInfo>(
+        py: Python<'_>,
+        kind: &str,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        class: impl FnOnce(&Options) -> T,
+    ) -> PyResult<PyClassInitializer<T>> {
+        let options = options(py, T::NAME, kind, args, kwargs)?;
+        let handle = block_on(py, registry::build_backend(kind, &options)).map_err(|e| config_error(py, &e))?;
+        let base = Backend { inner: handle.backend, shown: handle.description };
+        Ok(PyClassInitializer::from(base).add_subclass(class(&options)))
     }
 }
 
@@ -46,6 +54,84 @@ impl Backend {
     }
 }
 
+/// The options of a backend of type `kind` from the arguments of its Python class `class`:
+/// exactly the options the registry's spec gives that type (its aliases aside), the first one
+/// also positional. Values of the wrong Python type, unknown keywords and missing required options
+/// raise `TypeError`, as a Python signature would; `None` leaves an option out. The values are
+/// then checked and the backend built by the registry, as for config files.
+fn options(
+    py: Python<'_>,
+    class: &str,
+    kind: &str,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Options> {
+    let spec = registry::backend_options(kind).expect("every backend class has a type in the spec");
+    let keywords: Vec<&OptionSpec> = spec.options().filter(|option| option.alias_of.is_none()).collect();
+    let positional: Vec<&OptionSpec> = spec.positional().into_iter().collect();
+    if args.len() > positional.len() {
+        return Err(PyTypeError::new_err(format!(
+            "{class}() takes {} positional argument{} but {} were given",
+            positional.len(),
+            if positional.len() == 1 { "" } else { "s" },
+            args.len()
+        )));
+    }
+    let mut given: Vec<(&OptionSpec, Bound<'_, PyAny>)> = positional.into_iter().zip(args.iter()).collect();
+    for (name, value) in kwargs.into_iter().flatten() {
+        let name: String = name.extract()?;
+        let Some(option) = keywords.iter().find(|option| option.name == name) else {
+            let accepted: Vec<&str> = keywords.iter().map(|option| option.name).collect();
+            return Err(PyTypeError::new_err(format!(
+                "{class}() got an unexpected keyword argument {name:?}; accepted: {}",
+                accepted.join(", ")
+            )));
+        };
+        if given.iter().any(|(known, _)| known.name == name) {
+            return Err(PyTypeError::new_err(format!("{class}() got multiple values for argument {name:?}")));
+        }
+        given.push((option, value));
+    }
+    let mut options = Options::new();
+    for (option, value) in given {
+        if let Some(value) = option_value(py, class, option, &value)? {
+            options.insert(option.name, value).map_err(|e| config_error(py, &e))?;
+        }
+    }
+    if let Some(missing) = keywords.iter().find(|option| option.required && options.get(option.name).is_none()) {
+        return Err(PyTypeError::new_err(format!("{class}() missing required argument {:?}", missing.name)));
+    }
+    Ok(options)
+}
+
+/// The value of one constructor argument, if it is not `None`.
+fn option_value(
+    py: Python<'_>,
+    class: &str,
+    option: &OptionSpec,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<Option<OptionValue>> {
+    if value.is_none() {
+        return Ok(None);
+    }
+    let is_number = value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>();
+    let (converted, expected) = match option.kind {
+        OptionType::Text => (value.cast::<PyString>().ok().map(|s| s.to_string().into()), "str"),
+        OptionType::Path => {
+            let path = py.import("os")?.call_method1("fspath", (value,)).ok();
+            (path.and_then(|p| p.extract::<String>().ok()).map(Into::into), "str or os.PathLike")
+        }
+        OptionType::Flag => (value.cast::<PyBool>().ok().map(|b| b.is_true().into()), "bool"),
+        OptionType::Count => (is_number.then(|| value.extract::<i64>()).transpose()?.map(Into::into), "int"),
+        OptionType::Seconds if value.is_instance_of::<PyFloat>() => (Some(value.extract::<f64>()?.into()), "float"),
+        OptionType::Seconds => (is_number.then(|| value.extract::<i64>()).transpose()?.map(Into::into), "float"),
+    };
+    converted.map(Some).ok_or_else(|| {
+        let got = value.get_type().name().map(|name| name.to_string()).unwrap_or_default();
+        PyTypeError::new_err(format!("{class}() argument {:?} must be {expected}, not {got}", option.name))
+    })
+}
+
 /// Files under a local (or mounted) folder; writes are atomic (a new file put
 /// at the target only when complete), optionally synced to disk.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends")]
@@ -56,11 +142,19 @@ pub struct LocalBackend {
 #[pymethods]
 impl LocalBackend {
     #[new]
-    #[pyo3(signature = (root, *, fsync = false))]
-    fn new(py: Python<'_>, root: PathBuf, fsync: bool) -> PyResult<PyClassInitializer<Self>> {
-        let options = vec![("root", Some(root.to_string_lossy().into_owned().into())), ("fsync", Some(fsync.into()))];
-        let (backend, shown) = build(py, "local", options)?;
-        Ok(Backend::init(backend, shown, Self { root }))
+    #[pyo3(signature = (*args, **kwargs))]
+    fn new(
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyClassInitializer<Self>> {
+        Backend::init(py, "local", args, kwargs, |options| {
+            let root = match options.get("root") {
+                Some(OptionValue::String(root)) => PathBuf::from(root),
+                _ => PathBuf::new(),
+            };
+            Self { root }
+        })
     }
 
     /// The root folder as given.
@@ -78,44 +172,9 @@ pub struct MemoryBackend;
 #[pymethods]
 impl MemoryBackend {
     #[new]
-    fn new() -> PyClassInitializer<Self> {
-        Backend::init(Arc::new(store_backends::MemoryBackend::new()), "MemoryBackend()".into(), Self)
+    fn new(py: Python<'_>) -> PyResult<PyClassInitializer<Self>> {
+        Backend::init(py, "memory", &PyTuple::empty(py), None, |_| Self)
     }
-}
-
-/// A backend of `kind` from its keyword arguments (`None`: left out), checked
-/// and built by the registry's option parsing, so constructors and config files
-/// accept exactly the same options; returns the backend and its `repr`.
-fn build(
-    py: Python<'_>,
-    kind: &str,
-    arguments: Vec<(&str, Option<OptionValue>)>,
-) -> PyResult<(Arc<dyn store_core::Backend>, String)> {
-    let mut options = Options::new();
-    for (name, value) in arguments {
-        if let Some(value) = value {
-            options.insert(name, value).map_err(|e| config_error(py, &e))?;
-        }
-    }
-    let handle = block_on(py, registry::build_backend(kind, &options)).map_err(|e| config_error(py, &e))?;
-    Ok((handle.backend, handle.description))
-}
-
-/// The retry and timeout keywords every HTTP backend takes, as options; those
-/// left out (`None`) take `store_backends::ClientConfig`'s defaults.
-fn client_options(
-    allow_http: bool,
-    max_retries: Option<usize>,
-    [connect_timeout, read_timeout, timeout, retry_timeout]: [Option<f64>; 4],
-) -> [(&'static str, Option<OptionValue>); 6] {
-    [
-        ("allow_http", Some(allow_http.into())),
-        ("max_retries", max_retries.map(|retries| (retries as i64).into())),
-        ("connect_timeout", connect_timeout.map(Into::into)),
-        ("read_timeout", read_timeout.map(Into::into)),
-        ("timeout", timeout.map(Into::into)),
-        ("retry_timeout", retry_timeout.map(Into::into)),
-    ]
 }
 
 /// Amazon S3 or an S3-compatible server (MinIO, Ceph, R2, ...).
@@ -132,41 +191,13 @@ pub struct S3Backend;
 #[pymethods]
 impl S3Backend {
     #[new]
-    #[pyo3(signature = (
-        bucket, *, endpoint_url = None, key = None, secret = None, token = None, region_name = None,
-        virtual_hosted_style = false, allow_http = false, max_retries = None, connect_timeout = None,
-        read_timeout = None, timeout = None, retry_timeout = None,
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*args, **kwargs))]
     fn new(
         py: Python<'_>,
-        bucket: String,
-        endpoint_url: Option<String>,
-        key: Option<String>,
-        secret: Option<String>,
-        token: Option<String>,
-        region_name: Option<String>,
-        virtual_hosted_style: bool,
-        allow_http: bool,
-        max_retries: Option<usize>,
-        connect_timeout: Option<f64>,
-        read_timeout: Option<f64>,
-        timeout: Option<f64>,
-        retry_timeout: Option<f64>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let mut options = vec![
-            ("bucket", Some(bucket.into())),
-            ("endpoint_url", endpoint_url.map(Into::into)),
-            ("key", key.map(Into::into)),
-            ("secret", secret.map(Into::into)),
-            ("token", token.map(Into::into)),
-            ("region_name", region_name.map(Into::into)),
-            ("virtual_hosted_style", Some(virtual_hosted_style.into())),
-        ];
-        let timeouts = [connect_timeout, read_timeout, timeout, retry_timeout];
-        options.extend(client_options(allow_http, max_retries, timeouts));
-        let (backend, shown) = build(py, "s3", options)?;
-        Ok(Backend::init(backend, shown, Self))
+        Backend::init(py, "s3", args, kwargs, |_| Self)
     }
 }
 
@@ -183,39 +214,13 @@ pub struct AzureBackend;
 #[pymethods]
 impl AzureBackend {
     #[new]
-    #[pyo3(signature = (
-        container, *, account_name = None, account_key = None, sas_token = None, connection_string = None,
-        account_url = None, allow_http = false, max_retries = None, connect_timeout = None, read_timeout = None,
-        timeout = None, retry_timeout = None,
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*args, **kwargs))]
     fn new(
         py: Python<'_>,
-        container: String,
-        account_name: Option<String>,
-        account_key: Option<String>,
-        sas_token: Option<String>,
-        connection_string: Option<String>,
-        account_url: Option<String>,
-        allow_http: bool,
-        max_retries: Option<usize>,
-        connect_timeout: Option<f64>,
-        read_timeout: Option<f64>,
-        timeout: Option<f64>,
-        retry_timeout: Option<f64>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let mut options = vec![
-            ("container", Some(container.into())),
-            ("account_name", account_name.map(Into::into)),
-            ("account_key", account_key.map(Into::into)),
-            ("sas_token", sas_token.map(Into::into)),
-            ("connection_string", connection_string.map(Into::into)),
-            ("account_url", account_url.map(Into::into)),
-        ];
-        let timeouts = [connect_timeout, read_timeout, timeout, retry_timeout];
-        options.extend(client_options(allow_http, max_retries, timeouts));
-        let (backend, shown) = build(py, "azure", options)?;
-        Ok(Backend::init(backend, shown, Self))
+        Backend::init(py, "azure", args, kwargs, |_| Self)
     }
 }
 
@@ -231,34 +236,13 @@ pub struct GcsBackend;
 #[pymethods]
 impl GcsBackend {
     #[new]
-    #[pyo3(signature = (
-        bucket, *, service_account = None, base_url = None, anonymous = false, allow_http = false,
-        max_retries = None, connect_timeout = None, read_timeout = None, timeout = None, retry_timeout = None,
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*args, **kwargs))]
     fn new(
         py: Python<'_>,
-        bucket: String,
-        service_account: Option<String>,
-        base_url: Option<String>,
-        anonymous: bool,
-        allow_http: bool,
-        max_retries: Option<usize>,
-        connect_timeout: Option<f64>,
-        read_timeout: Option<f64>,
-        timeout: Option<f64>,
-        retry_timeout: Option<f64>,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let mut options = vec![
-            ("bucket", Some(bucket.into())),
-            ("service_account", service_account.map(Into::into)),
-            ("base_url", base_url.map(Into::into)),
-            ("anonymous", Some(anonymous.into())),
-        ];
-        let timeouts = [connect_timeout, read_timeout, timeout, retry_timeout];
-        options.extend(client_options(allow_http, max_retries, timeouts));
-        let (backend, shown) = build(py, "gcs", options)?;
-        Ok(Backend::init(backend, shown, Self))
+        Backend::init(py, "gcs", args, kwargs, |_| Self)
     }
 }
 
@@ -269,54 +253,20 @@ impl GcsBackend {
 /// `~/.ssh/known_hosts`) or `host_key_fingerprint` (`SHA256:...`, as
 /// `ssh-keygen -lf` prints it); `accept_any_host_key=True` turns the check off
 /// and must be asked for. Everything lives under the absolute `base_path`.
+/// Left out, `port` is 22, and in seconds `timeout` 30, `connect_timeout` 10 and
+/// `keepalive_interval` 30; `pool_size` is 4 and `max_retries` 3.
 #[pyclass(extends = Backend, frozen, module = "dagster_remote_store.backends", name = "SFTPBackend")]
 pub struct SftpBackend;
 
 #[pymethods]
 impl SftpBackend {
     #[new]
-    #[pyo3(signature = (
-        host, *, username, base_path, port = 22, password = None, private_key = None, passphrase = None,
-        known_hosts = None, host_key_fingerprint = None, accept_any_host_key = false, timeout = 30.0,
-        connect_timeout = 10.0, keepalive_interval = 30.0, pool_size = 4, max_retries = 3,
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*args, **kwargs))]
     fn new(
         py: Python<'_>,
-        host: String,
-        username: String,
-        base_path: String,
-        port: u16,
-        password: Option<String>,
-        private_key: Option<String>,
-        passphrase: Option<String>,
-        known_hosts: Option<PathBuf>,
-        host_key_fingerprint: Option<String>,
-        accept_any_host_key: bool,
-        timeout: f64,
-        connect_timeout: f64,
-        keepalive_interval: f64,
-        pool_size: usize,
-        max_retries: u32,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let options = vec![
-            ("host", Some(host.into())),
-            ("username", Some(username.into())),
-            ("base_path", Some(base_path.into())),
-            ("port", Some(i64::from(port).into())),
-            ("password", password.map(Into::into)),
-            ("private_key", private_key.map(Into::into)),
-            ("passphrase", passphrase.map(Into::into)),
-            ("known_hosts", known_hosts.map(|path| path.to_string_lossy().into_owned().into())),
-            ("host_key_fingerprint", host_key_fingerprint.map(Into::into)),
-            ("accept_any_host_key", Some(accept_any_host_key.into())),
-            ("timeout", Some(timeout.into())),
-            ("connect_timeout", Some(connect_timeout.into())),
-            ("keepalive_interval", Some(keepalive_interval.into())),
-            ("pool_size", Some((pool_size as i64).into())),
-            ("max_retries", Some(i64::from(max_retries).into())),
-        ];
-        let (backend, shown) = build(py, "sftp", options)?;
-        Ok(Backend::init(backend, shown, Self))
+        Backend::init(py, "sftp", args, kwargs, |_| Self)
     }
 }

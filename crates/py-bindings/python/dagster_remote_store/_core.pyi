@@ -29,7 +29,12 @@ class Backend:
 
 @final
 class LocalBackend(Backend):
-    def __new__(cls, root: str | PathLike[str], *, fsync: bool = False) -> Self: ...
+    def __new__(
+        cls,
+        root: str | PathLike[str],
+        *,
+        fsync: bool = False,
+    ) -> Self: ...
     @property
     def root(self) -> str: ...
 
@@ -101,18 +106,18 @@ class SFTPBackend(Backend):
         *,
         username: str,
         base_path: str,
-        port: int = 22,
+        port: int | None = None,
         password: str | None = None,
         private_key: str | None = None,
         passphrase: str | None = None,
         known_hosts: str | PathLike[str] | None = None,
         host_key_fingerprint: str | None = None,
         accept_any_host_key: bool = False,
-        timeout: float = 30.0,
-        connect_timeout: float = 10.0,
-        keepalive_interval: float = 30.0,
-        pool_size: int = 4,
-        max_retries: int = 3,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        keepalive_interval: float | None = None,
+        pool_size: int | None = None,
+        max_retries: int | None = None,
     ) -> Self: ...
 
 @final

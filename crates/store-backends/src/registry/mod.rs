@@ -59,6 +59,7 @@
 
 mod interpolate;
 mod options;
+mod spec;
 #[cfg(all(test, feature = "local", feature = "memory"))]
 mod tests;
 
@@ -71,9 +72,10 @@ use store_core::{Backend, Error, ErrorKind, Result, Store, StorePath};
 use tokio::sync::OnceCell;
 
 pub use options::{BackendConfig, BackendHandle, OptionValue, Options, build_backend, is_secret_key};
+pub use spec::{BackendOptions, OptionSpec, OptionType, all_backend_options, backend_options};
 
 use interpolate::{Env, interpolate};
-use options::{TYPES, accepted_options};
+use options::accepted_options;
 
 /// A table of a parsed config.
 type Table = Map<String, Value>;
@@ -232,8 +234,8 @@ fn load_backend(mut entry: Table) -> Result<BackendConfig, String> {
     check_keys(&entry, &BACKEND_KEYS)?;
     let kind = match entry.remove("type") {
         Some(Value::String(kind)) => kind,
-        Some(_) => return Err(format!("type must be a string; accepted: {}", TYPES.join(", "))),
-        None => return Err(format!("missing \"type\"; accepted: {}", TYPES.join(", "))),
+        Some(_) => return Err(format!("type must be a string; accepted: {}", spec::type_names())),
+        None => return Err(format!("missing \"type\"; accepted: {}", spec::type_names())),
     };
     let (kind, accepted) = accepted_options(&kind)?;
     let mut options = match entry.remove("options") {

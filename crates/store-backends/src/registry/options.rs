@@ -8,87 +8,13 @@ use std::sync::Arc;
 use serde_json::Value;
 use store_core::{Backend, Result, Secret};
 
+use super::spec::{backend_options, type_names};
 use super::{child, config_error};
 
-/// The backend types, in the order messages list them.
-pub(super) const TYPES: [&str; 6] = ["local", "memory", "s3", "azure", "gcs", "sftp"];
-
-/// The options of each type, sorted.
-const LOCAL: &[&str] = &["fsync", "root"];
-const MEMORY: &[&str] = &[];
-const S3: &[&str] = &[
-    "allow_http",
-    "bucket",
-    "connect_timeout",
-    "endpoint_url",
-    "key",
-    "max_retries",
-    "read_timeout",
-    "region_name",
-    "retry_timeout",
-    "secret",
-    "timeout",
-    "token",
-    "virtual_hosted_style",
-];
-const AZURE: &[&str] = &[
-    "account_key",
-    "account_name",
-    "account_url",
-    "allow_http",
-    "connect_timeout",
-    "connection_string",
-    "container",
-    "max_retries",
-    "read_timeout",
-    "retry_timeout",
-    "sas_token",
-    "timeout",
-];
-const GCS: &[&str] = &[
-    "allow_http",
-    "anonymous",
-    "base_url",
-    "bucket",
-    "connect_timeout",
-    "max_retries",
-    "read_timeout",
-    "retry_timeout",
-    "service_account",
-    "timeout",
-];
-const SFTP: &[&str] = &[
-    "accept_any_host_key",
-    "base_path",
-    "connect_timeout",
-    "host",
-    "host_key_fingerprint",
-    "keepalive_interval",
-    "known_hosts",
-    "max_retries",
-    "passphrase",
-    "password",
-    "pool_size",
-    "port",
-    "private_key",
-    "timeout",
-    "username",
-    // remote-store's names for the same settings.
-    "pkey",
-    "host_keys_path",
-    "host_key_policy",
-    "io_timeout",
-];
-
-/// The backend type named `kind` as a static name, with the options it accepts.
-pub(super) fn accepted_options(kind: &str) -> Result<(&'static str, &'static [&'static str]), String> {
-    let accepted = [LOCAL, MEMORY, S3, AZURE, GCS, SFTP];
-    TYPES
-        .iter()
-        .zip(accepted)
-        .find(|(name, _)| **name == kind)
-        .map(|(name, options)| (*name, options))
-        .ok_or_else(|| format!("unknown type {kind:?}; accepted: {}", TYPES.join(", ")))
+/// The backend type named `kind` as a static name, with the options it accepts as messages list them.
+pub(super) fn accepted_options(kind: &str) -> Result<(&'static str, Vec<&'static str>), String> {
+    (backend_options(kind).map(|backend| (backend.kind, backend.accepted())))
+        .ok_or_else(|| format!("unknown type {kind:?}; accepted: {}", type_names()))
 }
 
 /// Whether an option named `key` holds a credential, and so is held as a
@@ -683,18 +609,12 @@ impl BackendConfig {
     /// types, missing required options and conflicting ones are errors of kind
     /// [`store_core::ErrorKind::Other`], as is a type whose cargo feature is not enabled.
     ///
-    /// | type | options (defaults) |
-    /// |------|--------------------|
-    /// | `local` | `root` (required), `fsync` (false) |
-    /// | `memory` | none |
-    /// | `s3` | `bucket` (required), `endpoint_url`, `key`, `secret`, `token`, `region_name`, `virtual_hosted_style` (false), HTTP options |
-    /// | `azure` | `container` (required), `account_name`, `account_key`, `sas_token`, `connection_string`, `account_url`, HTTP options |
-    /// | `gcs` | `bucket` (required), `service_account`, `base_url`, `anonymous` (false), HTTP options |
-    /// | `sftp` | `host`, `username`, `base_path` (required), `port` (22), `password` or `private_key` (a path, or the key text), `passphrase`, at most one of `known_hosts` (a path; default `~/.ssh/known_hosts`), `host_key_fingerprint` or `accept_any_host_key` (false), `timeout` (30), `connect_timeout` (10), `keepalive_interval` (30), `pool_size` (4), `max_retries` (3) |
-    ///
-    /// The HTTP options are `allow_http` (false), `max_retries` (5) and the
-    /// positive numbers of seconds `connect_timeout` (5), `read_timeout` (60),
-    /// `timeout` (300) and `retry_timeout` (90): see [`crate::ClientConfig`].
+    /// Each type takes the options [`backend_options`] lists for it. Left out, a flag is false;
+    /// SFTP's `port` is 22, `known_hosts` is `~/.ssh/known_hosts`, `timeout` 30 s,
+    /// `connect_timeout` 10 s, `keepalive_interval` 30 s, `pool_size` 4 and `max_retries` 3; the
+    /// HTTP options are `max_retries` (5) and the positive numbers of seconds `connect_timeout`
+    /// (5), `read_timeout` (60), `timeout` (300) and `retry_timeout` (90): see
+    /// [`crate::ClientConfig`].
     /// SFTP's seconds may be 0 (no limit, no keepalive).
     pub fn parse(kind: &str, options: &Options) -> Result<Self> {
         Self::parse_options(kind, options).map_err(config_error)

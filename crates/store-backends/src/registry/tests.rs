@@ -644,3 +644,33 @@ fn types_left_out_of_the_build_are_errors() {
         r#"backend "lake": type "sftp" is not available: store-backends was built without its "sftp" feature"#
     );
 }
+
+/// Every option of the spec is read by its backend's parser: a value no option takes (a list) is refused
+/// with a message naming it. A parser that never reads an option would let the list through.
+#[test]
+fn every_specified_option_is_read() {
+    for backend in all_backend_options() {
+        let valid = |kind: OptionType| match kind {
+            OptionType::Path => OptionValue::from("/tmp"),
+            _ => OptionValue::from("x"),
+        };
+        let mut base = Options::new();
+        for option in backend.options().filter(|option| option.required) {
+            base.insert(option.name, valid(option.kind)).unwrap();
+        }
+        if backend.kind == "sftp" {
+            base.insert("password", "x").unwrap();
+        }
+        let available = BackendConfig::parse(backend.kind, &base);
+        if available.as_ref().is_err_and(|e| e.message().contains("is not available")) {
+            continue;
+        }
+        available.unwrap_or_else(|e| panic!("{}: {e}", backend.kind));
+        for option in backend.options() {
+            let mut options = base.clone();
+            options.insert(option.name, OptionValue::List(Vec::new())).unwrap();
+            let err = BackendConfig::parse(backend.kind, &options).unwrap_err();
+            assert!(err.message().contains(option.name), "{} {}: {}", backend.kind, option.name, err.message());
+        }
+    }
+}
