@@ -7,6 +7,7 @@ running makes its tests skip with the reason, or fail under CI=true.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from pathlib import Path
@@ -25,6 +26,17 @@ from dagster_remote_store.backends import (
 )
 
 REMOTE = ["s3", "azure", "gcs", "sftp"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    # A Dagster context left to the collector closes its ephemeral instance, which logs;
+    # collected inside pytest's own ast.parse of a failure, that trips CPython 3.11's
+    # "AST constructor recursion depth mismatch". Collect while the test still owns it.
+    try:
+        return (yield)
+    finally:
+        gc.collect()
 BACKENDS = ["local", "memory", *REMOTE]
 
 

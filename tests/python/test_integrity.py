@@ -14,6 +14,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     DailyPartitionsDefinition,
+    PartitionKeyRange,
     StaticPartitionsDefinition,
     asset,
     build_input_context,
@@ -272,6 +273,10 @@ def test_two_assets_on_one_path_never_load_or_replace_each_others_value(store, s
     loaded = materialize([partitioned.to_source_asset()], resources=resources, instance=instance)
     assert loaded.success
     context = build_input_context(
-        asset_key=AssetKey(["foo"]), partition_key="bar", asset_partitions_def=bars, instance=instance
+        asset_key=AssetKey(["foo"]),
+        partition_key="bar",
+        asset_partition_key_range=PartitionKeyRange("bar", "bar"),
+        asset_partitions_def=bars,
+        instance=instance,
     )
     assert io.load_input(context).equals(table), "the first asset's value is still there, as it was"
