@@ -317,7 +317,7 @@ mod tests {
 
     use serde_json::{Value, json};
     use store_backends::MemoryBackend;
-    use store_core::Backend;
+    use store_core::BackendExt;
 
     use crate::test_backend::{Hooked, ReadHook};
 

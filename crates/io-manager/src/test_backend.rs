@@ -5,16 +5,15 @@
 //! away in the middle of a write.
 
 use std::fmt::Debug;
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use store_backends::MemoryBackend;
 use store_core::{
-    Backend, Error, ErrorKind, ListEntry, Metadata, ObjectMeta, Result, StorePath, WriteMode, WriteResult,
+    Backend, BackendExt, Error, ErrorKind, GetOptions, GetResult, HeadOptions, ListEntry, Metadata, ObjectMeta,
+    Payload, PutOptions, Result, StorePath, WriteResult,
 };
 
 /// What a [`Hooked`] backend does on a whole-object read.
@@ -80,50 +79,33 @@ impl<H: ReadHook> Backend for Hooked<H> {
     fn uri(&self, path: &StorePath) -> String {
         self.inner.uri(path)
     }
-    async fn read(&self, path: &StorePath) -> Result<Bytes> {
-        self.hook.read(&self.inner, path).await
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        if options.range.is_some() {
+            return self.inner.get_opts(path, options).await;
+        }
+        let data = self.hook.read(&self.inner, path).await?;
+        let metadata = if self.keeps_metadata && options.metadata {
+            self.inner.read_with_metadata(path).await?.1
+        } else {
+            Metadata::new()
+        };
+        Ok(GetResult { size: Some(data.len() as u64), metadata, payload: data.into() })
     }
-    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        self.inner.read_range(path, range).await
+    async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
+        let (meta, metadata) = self.inner.head_opts(path, options).await?;
+        Ok((meta, if self.keeps_metadata { metadata } else { Metadata::new() }))
     }
-    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
-        self.spend()?;
-        self.inner.write(path, data, mode).await
-    }
-    async fn write_stream(
-        &self,
-        path: &StorePath,
-        data: BoxStream<'static, Result<Bytes>>,
-        mode: WriteMode,
-    ) -> Result<WriteResult> {
+    async fn put_opts(&self, path: &StorePath, payload: Payload, options: PutOptions) -> Result<WriteResult> {
+        if !self.keeps_metadata {
+            options.refuse_metadata(self.kind())?;
+        }
         // The whole stream first, as a multipart upload sends every part before it completes.
-        let chunks: Vec<Bytes> = data.try_collect().await?;
-        self.write(path, chunks.concat().into(), mode).await
+        let data = payload.bytes().await?;
+        self.spend()?;
+        self.inner.put_opts(path, data.into(), options).await
     }
     fn stores_metadata(&self) -> bool {
         self.keeps_metadata
-    }
-    async fn write_with_metadata(
-        &self,
-        path: &StorePath,
-        data: Bytes,
-        mode: WriteMode,
-        metadata: &Metadata,
-    ) -> Result<WriteResult> {
-        self.spend()?;
-        self.inner.write_with_metadata(path, data, mode, metadata).await
-    }
-    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
-        let data = self.read(path).await?;
-        let metadata = if self.keeps_metadata { self.inner.read_with_metadata(path).await?.1 } else { Metadata::new() };
-        Ok((data, metadata))
-    }
-    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
-        self.inner.head(path).await
-    }
-    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
-        let (meta, metadata) = self.inner.head_with_metadata(path).await?;
-        Ok((meta, if self.keeps_metadata { metadata } else { Metadata::new() }))
     }
     async fn delete(&self, path: &StorePath) -> Result<()> {
         self.spend()?;

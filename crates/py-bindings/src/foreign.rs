@@ -7,7 +7,6 @@
 //! method. Every call goes through Python, on a blocking thread that takes the
 //! GIL: slower than the native backends, same semantics.
 
-use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -16,7 +15,10 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use pyo3::exceptions::PyFileNotFoundError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use store_core::{Backend, Error, ErrorKind, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult};
+use store_core::{
+    Backend, Error, ErrorKind, GetOptions, GetResult, HeadOptions, ListEntry, Metadata, ObjectMeta, Payload,
+    PutOptions, Result, StorePath, WriteMode, WriteResult,
+};
 
 /// Methods a foreign store must have, with remote-store's signatures.
 pub const REQUIRED: [&str; 5] = [
@@ -118,37 +120,42 @@ impl Backend for ForeignBackend {
         format!("{}:{path}", self.type_name)
     }
 
-    async fn read(&self, path: &StorePath) -> Result<Bytes> {
+    /// remote-store reads whole objects only, so a range is cut from the whole.
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         let path = path.to_string();
-        self.call(move |_, store| {
-            let data = store.call_method1("read_bytes", (path,))?;
-            Ok(Bytes::copy_from_slice(data.cast::<PyBytes>()?.as_bytes()))
-        })
-        .await
+        let mut data = self
+            .call(move |_, store| {
+                let data = store.call_method1("read_bytes", (path,))?;
+                Ok(Bytes::copy_from_slice(data.cast::<PyBytes>()?.as_bytes()))
+            })
+            .await?;
+        if let Some(range) = options.range {
+            let end = usize::try_from(range.end).unwrap_or(usize::MAX).min(data.len());
+            data = data.slice(usize::try_from(range.start).unwrap_or(usize::MAX).min(end)..end);
+        }
+        Ok(GetResult { size: Some(data.len() as u64), metadata: Metadata::new(), payload: data.into() })
     }
 
-    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        let data = self.read(path).await?;
-        let end = (range.end as usize).min(data.len());
-        Ok(data.slice((range.start as usize).min(end)..end))
+    async fn head_opts(&self, path: &StorePath, _: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
+        let path = path.clone();
+        let meta = self
+            .call(move |_, store| {
+                let info = store.call_method1("get_file_info", (path.to_string(),))?;
+                object_meta(path, &info)
+            })
+            .await?;
+        Ok((meta, Metadata::new()))
     }
 
-    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
-        let path = path.to_string();
+    /// A streamed payload is gathered first: remote-store writes whole objects.
+    async fn put_opts(&self, path: &StorePath, payload: Payload, options: PutOptions) -> Result<WriteResult> {
+        options.refuse_metadata(self.kind())?;
+        let (path, data) = (path.to_string(), payload.bytes().await?);
         self.call(move |py, store| {
             let kwargs = pyo3::types::PyDict::new(py);
-            kwargs.set_item("overwrite", mode == WriteMode::Overwrite)?;
+            kwargs.set_item("overwrite", options.mode == WriteMode::Overwrite)?;
             store.call_method("write", (path, PyBytes::new(py, &data)), Some(&kwargs))?;
             Ok(WriteResult::default())
-        })
-        .await
-    }
-
-    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
-        let path = path.clone();
-        self.call(move |_, store| {
-            let info = store.call_method1("get_file_info", (path.to_string(),))?;
-            object_meta(path, &info)
         })
         .await
     }

@@ -176,7 +176,7 @@ mod answers {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
 
-    use store_core::Backend;
+    use store_core::{Backend, BackendExt};
 
     use super::*;
 

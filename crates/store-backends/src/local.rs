@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,8 +19,8 @@ use object_store::{
     PutOptions, PutPayload, PutResult, RenameOptions,
 };
 use store_core::{
-    Backend, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode,
-    WriteResult,
+    Backend, BackendExt, Error, ErrorKind, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream,
+    Payload, Result, StorePath, WriteMode, WriteResult,
 };
 
 use crate::ObjectStoreBackend;
@@ -119,19 +118,48 @@ impl LocalBackend {
         Ok(file)
     }
 
-    async fn put(&self, path: &StorePath, data: Bytes, mode: WriteMode, metadata: &Metadata) -> Result<WriteResult> {
-        if !metadata.is_empty() && !self.xattrs {
+    /// Refuses metadata where the filesystem has no extended attributes to keep it in.
+    fn check_metadata(&self, options: &store_core::PutOptions) -> Result<()> {
+        if !options.metadata.is_empty() && !self.xattrs {
             return Err(Error::new(ErrorKind::Other, "this local filesystem has no extended attributes for metadata"));
         }
-        let (target, fsync, unnamed, metadata) = (self.file(path)?, self.fsync, self.unnamed, metadata.clone());
+        Ok(())
+    }
+
+    async fn put(&self, path: &StorePath, data: Bytes, options: store_core::PutOptions) -> Result<WriteResult> {
+        self.check_metadata(&options)?;
+        let (target, fsync, unnamed) = (self.file(path)?, self.fsync, self.unnamed);
         let small = data.len() as u64 <= INLINE_LIMIT;
         off_task(small, move || {
             let mut staged = Staged::create(target, fsync, unnamed)?;
             staged.write(&data)?;
-            for (key, value) in &metadata {
-                attributes::set(&staged.file, key, value)?;
-            }
-            staged.place(mode, fsync)
+            staged.set_metadata(&options.metadata)?;
+            staged.place(options.mode, fsync)
+        })
+        .await?;
+        Ok(WriteResult::default())
+    }
+
+    /// Written chunk by chunk into the temporary file, so memory holds one chunk.
+    async fn put_stream(
+        &self,
+        path: &StorePath,
+        mut data: BoxStream<'static, Result<Bytes>>,
+        options: store_core::PutOptions,
+    ) -> Result<WriteResult> {
+        self.check_metadata(&options)?;
+        let (target, fsync, unnamed) = (self.file(path)?, self.fsync, self.unnamed);
+        let mut staged = off_task(true, move || Staged::create(target, fsync, unnamed)).await?;
+        while let Some(chunk) = data.try_next().await? {
+            staged = off_task(chunk.len() as u64 <= INLINE_LIMIT, move || {
+                staged.write(&chunk)?;
+                Ok(staged)
+            })
+            .await?;
+        }
+        off_task(false, move || {
+            staged.set_metadata(&options.metadata)?;
+            staged.place(options.mode, fsync)
         })
         .await?;
         Ok(WriteResult::default())
@@ -170,11 +198,6 @@ impl LocalBackend {
             .try_filter(|chunk| std::future::ready(!chunk.is_empty()))
             .map_ok(Bytes::from_owner);
         Ok(ObjectStream { size: Some(size), metadata, chunks: chunks.boxed() })
-    }
-
-    async fn get(&self, path: &StorePath, with_metadata: bool) -> Result<(Bytes, Metadata)> {
-        let (file, size, metadata) = self.open(path, with_metadata)?;
-        Ok((read_to_end(file, size).await?, metadata))
     }
 }
 
@@ -338,6 +361,11 @@ impl Staged {
     /// Appends `data`, a [`WRITE_CALL`] per system call.
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         data.chunks(WRITE_CALL).try_for_each(|call| self.file.write_all(call))
+    }
+
+    /// Keeps `metadata` in the file's extended attributes, before it is placed.
+    fn set_metadata(&self, metadata: &Metadata) -> io::Result<()> {
+        metadata.iter().try_for_each(|(key, value)| attributes::set(&self.file, key, value))
     }
 
     /// Puts the file at its target: replacing what is there, or only if nothing is.
@@ -677,10 +705,6 @@ impl Backend for LocalBackend {
         self.files.uri(path)
     }
 
-    async fn read(&self, path: &StorePath) -> Result<Bytes> {
-        Ok(self.get(path, false).await?.0)
-    }
-
     /// The named temporaries (`name#N`) of writers that were killed, on
     /// filesystems without unnamed files; with them, a killed writer leaves nothing.
     async fn leftovers(&self, prefix: Option<&StorePath>) -> Result<Vec<Leftover>> {
@@ -701,16 +725,39 @@ impl Backend for LocalBackend {
         }
     }
 
-    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        self.files.read_range(path, range).await
+    /// A whole file is read from one open descriptor, so its bytes, size and
+    /// extended attributes are of the same file even if it is replaced meanwhile.
+    async fn get_opts(&self, path: &StorePath, options: store_core::GetOptions) -> Result<store_core::GetResult> {
+        if options.range.is_some() {
+            let with_metadata = options.metadata && self.xattrs;
+            let mut got = self.files.get_opts(path, store_core::GetOptions { metadata: false, ..options }).await?;
+            if with_metadata {
+                got.metadata = self.open(path, true)?.2;
+            }
+            return Ok(got);
+        }
+        if options.stream {
+            return Ok(self.stream(path, options.metadata).await?.into());
+        }
+        let (file, size, metadata) = self.open(path, options.metadata)?;
+        Ok(store_core::GetResult { size: Some(size), metadata, payload: read_to_end(file, size).await?.into() })
     }
 
-    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
-        self.put(path, data, mode, &Metadata::new()).await
+    async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
+        let metadata = if options.metadata { self.open(path, true)?.2 } else { Metadata::new() };
+        Ok((self.files.head(path).await?, metadata))
     }
 
-    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
-        self.files.head(path).await
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Payload,
+        options: store_core::PutOptions,
+    ) -> Result<WriteResult> {
+        match payload {
+            Payload::Bytes(data) => self.put(path, data, options).await,
+            Payload::Stream(chunks) => self.put_stream(path, chunks, options).await,
+        }
     }
 
     async fn delete(&self, path: &StorePath) -> Result<()> {
@@ -729,55 +776,8 @@ impl Backend for LocalBackend {
         self.files.rename(from, to, overwrite).await
     }
 
-    /// Written chunk by chunk into the temporary file, so memory holds one chunk.
-    async fn write_stream(
-        &self,
-        path: &StorePath,
-        mut data: BoxStream<'static, Result<Bytes>>,
-        mode: WriteMode,
-    ) -> Result<WriteResult> {
-        let (target, fsync, unnamed) = (self.file(path)?, self.fsync, self.unnamed);
-        let mut staged = off_task(true, move || Staged::create(target, fsync, unnamed)).await?;
-        while let Some(chunk) = data.try_next().await? {
-            staged = off_task(chunk.len() as u64 <= INLINE_LIMIT, move || {
-                staged.write(&chunk)?;
-                Ok(staged)
-            })
-            .await?;
-        }
-        off_task(false, move || staged.place(mode, fsync)).await?;
-        Ok(WriteResult::default())
-    }
-
-    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
-        Ok(self.stream(path, false).await?.chunks)
-    }
-
-    async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
-        self.stream(path, true).await
-    }
-
     fn stores_metadata(&self) -> bool {
         self.xattrs
-    }
-
-    async fn write_with_metadata(
-        &self,
-        path: &StorePath,
-        data: Bytes,
-        mode: WriteMode,
-        metadata: &Metadata,
-    ) -> Result<WriteResult> {
-        self.put(path, data, mode, metadata).await
-    }
-
-    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
-        self.get(path, true).await
-    }
-
-    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
-        let (_, _, metadata) = self.open(path, true)?;
-        Ok((self.files.head(path).await?, metadata))
     }
 }
 

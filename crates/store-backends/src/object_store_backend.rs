@@ -2,7 +2,6 @@
 //! only configures the underlying store.
 
 use std::fmt;
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -16,8 +15,8 @@ use object_store::{
 };
 use store_core::buffer::{Gathered, gather};
 use store_core::{
-    Backend, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode,
-    WriteResult,
+    Backend, Error, ErrorKind, GetResult, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream,
+    Payload, Result, StorePath, WriteMode, WriteResult,
 };
 
 use crate::uri::{redact, uri_escape};
@@ -453,69 +452,58 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
         }
     }
 
-    async fn read(&self, path: &StorePath) -> Result<Bytes> {
-        Ok(self.get(path).await?.bytes().await?.0)
+    async fn get_opts(&self, path: &StorePath, options: store_core::GetOptions) -> Result<GetResult> {
+        let Some(range) = options.range else {
+            let fetch = self.get(path).await?;
+            if options.stream {
+                return Ok(fetch.into_stream().into());
+            }
+            let (data, metadata) = fetch.bytes().await?;
+            return Ok(GetResult { size: Some(data.len() as u64), metadata, payload: data.into() });
+        };
+        let (data, metadata) = if options.metadata {
+            let ranged = GetOptions { range: Some(range.into()), ..GetOptions::default() };
+            let result = self.store.get_opts(&location(path)?, ranged).await.map_err(map_error)?;
+            let metadata = user_metadata(&result.attributes);
+            (result.bytes().await.map_err(map_error)?, metadata)
+        } else {
+            (self.store.get_range(&location(path)?, range).await.map_err(map_error)?, Metadata::new())
+        };
+        Ok(GetResult { size: Some(data.len() as u64), metadata, payload: data.into() })
     }
 
-    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        self.store.get_range(&location(path)?, range).await.map_err(map_error)
-    }
-
-    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
-        self.put(path, data, mode, Attributes::new()).await
-    }
-
-    async fn write_stream(
-        &self,
-        path: &StorePath,
-        data: BoxStream<'static, Result<Bytes>>,
-        mode: WriteMode,
-    ) -> Result<WriteResult> {
-        self.put_stream(path, data, mode, Attributes::new()).await
-    }
-
-    fn stores_metadata(&self) -> bool {
-        self.stores_metadata
-    }
-
-    async fn write_with_metadata(
-        &self,
-        path: &StorePath,
-        data: Bytes,
-        mode: WriteMode,
-        metadata: &Metadata,
-    ) -> Result<WriteResult> {
-        if !self.stores_metadata && !metadata.is_empty() {
-            let message = format!("the {} backend does not store object metadata", self.kind);
-            return Err(Error::new(ErrorKind::Other, message));
+    async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
+        if !options.metadata {
+            return Ok((object_meta(self.store.head(&location(path)?).await.map_err(map_error)?)?, Metadata::new()));
         }
-        let attributes = metadata
-            .iter()
-            .map(|(key, value)| (Attribute::Metadata(key.clone().into()), AttributeValue::from(value.clone())));
-        self.put(path, data, mode, attributes.collect()).await
-    }
-
-    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
-        self.get(path).await?.bytes().await
-    }
-
-    async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
-        Ok(self.get(path).await?.into_stream())
-    }
-
-    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
-        Ok(self.get(path).await?.into_stream().chunks)
-    }
-
-    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
-        object_meta(self.store.head(&location(path)?).await.map_err(map_error)?)
-    }
-
-    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
         let options = GetOptions { head: true, ..GetOptions::default() };
         let result = self.store.get_opts(&location(path)?, options).await.map_err(map_error)?;
         let metadata = user_metadata(&result.attributes);
         Ok((object_meta(result.meta)?, metadata))
+    }
+
+    async fn put_opts(
+        &self,
+        path: &StorePath,
+        payload: Payload,
+        options: store_core::PutOptions,
+    ) -> Result<WriteResult> {
+        if !self.stores_metadata {
+            options.refuse_metadata(self.kind)?;
+        }
+        let attributes = options
+            .metadata
+            .into_iter()
+            .map(|(key, value)| (Attribute::Metadata(key.into()), AttributeValue::from(value)))
+            .collect();
+        match payload {
+            Payload::Bytes(data) => self.put(path, data, options.mode, attributes).await,
+            Payload::Stream(chunks) => self.put_stream(path, chunks, options.mode, attributes).await,
+        }
+    }
+
+    fn stores_metadata(&self) -> bool {
+        self.stores_metadata
     }
 
     async fn delete(&self, path: &StorePath) -> Result<()> {
@@ -576,7 +564,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_object_replaced_while_it_is_read_in_ranges_fails_the_read() {
         use futures::{StreamExt, TryStreamExt};
-        use store_core::{Backend, ErrorKind, WriteMode};
+        use store_core::{BackendExt, ErrorKind, WriteMode};
 
         let backend = crate::MemoryBackend::new().with_multipart(5 << 20, 2);
         let path = "big.bin".parse().unwrap();

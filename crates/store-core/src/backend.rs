@@ -90,9 +90,149 @@ impl Debug for ObjectStream {
     }
 }
 
-/// A storage backend. Paths here are backend-relative: the [`crate::Store`]
-/// applies its root prefix before calling and adds operation, path and backend
-/// kind to every error after.
+/// What [`Backend::get_opts`] reads of an object.
+///
+/// ```
+/// use store_core::GetOptions;
+///
+/// let footer = GetOptions { range: Some(1000..1008), ..GetOptions::default() };
+/// assert!(!footer.metadata && !footer.stream);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetOptions {
+    /// Only bytes `start..end`, clamped at the object's end; the whole object if `None`.
+    pub range: Option<Range<u64>>,
+    /// Also the metadata stored with the object, which costs a call more on
+    /// some backends; without it [`GetResult::metadata`] may be empty.
+    pub metadata: bool,
+    /// The bytes chunk by chunk, so a large object need not fit in memory. A
+    /// hint: a backend may still answer with one buffer, or with a stream.
+    pub stream: bool,
+}
+
+/// What [`Backend::head_opts`] reads of an object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadOptions {
+    /// Also the metadata stored with the object; without it the metadata may be empty.
+    pub metadata: bool,
+}
+
+/// How [`Backend::put_opts`] stores an object.
+///
+/// ```
+/// use store_core::{Metadata, PutOptions, WriteMode};
+///
+/// let options = PutOptions { mode: WriteMode::CreateNew, metadata: Metadata::new() };
+/// assert_eq!(options, PutOptions { mode: WriteMode::CreateNew, ..PutOptions::default() });
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// What happens to an object already at the path.
+    pub mode: WriteMode,
+    /// Metadata stored with the object in the same atomic write; a backend that
+    /// keeps none ([`Backend::stores_metadata`] is false) refuses any.
+    pub metadata: Metadata,
+}
+
+impl PutOptions {
+    /// Fails, naming the backend, if there is metadata to store: what a backend
+    /// that keeps no metadata answers.
+    pub fn refuse_metadata(&self, kind: &str) -> Result<()> {
+        if self.metadata.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(ErrorKind::Other, format!("the {kind} backend does not store object metadata")))
+    }
+}
+
+/// An object's bytes: one buffer, or chunks as they arrive.
+pub enum Payload {
+    /// All of it.
+    Bytes(Bytes),
+    /// Chunk by chunk; a failed chunk ends it.
+    Stream(BoxStream<'static, Result<Bytes>>),
+}
+
+impl Payload {
+    /// All the bytes in one buffer, gathering a stream.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+    /// use futures::stream::{self, StreamExt};
+    /// use store_core::Payload;
+    ///
+    /// let chunks = stream::iter([Ok("ab".into()), Ok("c".into())]).boxed();
+    /// assert_eq!(Payload::Stream(chunks).bytes().await?, "abc");
+    /// # Ok(()) }
+    /// ```
+    pub async fn bytes(self) -> Result<Bytes> {
+        match self {
+            Payload::Bytes(data) => Ok(data),
+            Payload::Stream(chunks) => {
+                let chunks: Vec<Bytes> = chunks.try_collect().await?;
+                Ok(if chunks.len() == 1 {
+                    chunks.into_iter().next().unwrap_or_default()
+                } else {
+                    chunks.concat().into()
+                })
+            }
+        }
+    }
+
+    /// The bytes as a stream: a buffer becomes one chunk.
+    pub fn into_stream(self) -> BoxStream<'static, Result<Bytes>> {
+        match self {
+            Payload::Bytes(data) => stream::once(async { Ok(data) }).boxed(),
+            Payload::Stream(chunks) => chunks,
+        }
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(data: Bytes) -> Self {
+        Payload::Bytes(data)
+    }
+}
+
+impl Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Bytes(data) => f.debug_tuple("Bytes").field(&data.len()).finish(),
+            Payload::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// What [`Backend::get_opts`] returns.
+#[derive(Debug)]
+pub struct GetResult {
+    /// Size in bytes of what is returned, where the backend knows it before the bytes arrive.
+    pub size: Option<u64>,
+    /// Metadata stored with the object; empty where the backend keeps none or
+    /// [`GetOptions::metadata`] was not asked for.
+    pub metadata: Metadata,
+    /// The bytes.
+    pub payload: Payload,
+}
+
+impl From<ObjectStream> for GetResult {
+    fn from(object: ObjectStream) -> Self {
+        GetResult { size: object.size, metadata: object.metadata, payload: Payload::Stream(object.chunks) }
+    }
+}
+
+impl GetResult {
+    /// The bytes as a stream, with the size and metadata.
+    pub fn into_stream(self) -> ObjectStream {
+        ObjectStream { size: self.size, metadata: self.metadata, chunks: self.payload.into_stream() }
+    }
+}
+
+/// A storage backend: a small required core taking option structs, as
+/// object_store's `ObjectStore` does, with the conveniences (`read`, `write`,
+/// `read_stream`, ...) in [`BackendExt`]. Paths here are backend-relative: the
+/// [`crate::Store`] applies its root prefix before calling and adds operation,
+/// path and backend kind to every error after.
 ///
 /// Implementations map their own errors onto [`crate::ErrorKind`] and keep
 /// credentials out of messages. Every implementation runs the shared
@@ -105,17 +245,18 @@ pub trait Backend: Debug + Send + Sync + 'static {
     /// The object's URI in the backend's own scheme (`file:///...`, `s3://bucket/key`).
     fn uri(&self, path: &StorePath) -> String;
 
-    /// The whole object.
-    async fn read(&self, path: &StorePath) -> Result<Bytes>;
+    /// Reads the object, or the range of it that `options` names, with the
+    /// metadata stored with it if asked, in one request where the backend allows.
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult>;
 
-    /// Bytes `range.start..range.end` of the object (clamped at its end).
-    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes>;
+    /// Metadata of one object, and the metadata stored with it if asked.
+    async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)>;
 
-    /// Stores `data` at `path` atomically: on any failure no partial object is visible.
-    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult>;
-
-    /// Metadata of one object.
-    async fn head(&self, path: &StorePath) -> Result<ObjectMeta>;
+    /// Stores `payload` at `path` atomically: nothing is visible at `path` until
+    /// all of it is stored, and a failed write or stream leaves no object behind
+    /// (an existing one stays as it was). Backends with multipart uploads send a
+    /// streamed payload in parts as they fill, with memory bounded by the part size.
+    async fn put_opts(&self, path: &StorePath, payload: Payload, options: PutOptions) -> Result<WriteResult>;
 
     /// Removes the object; a missing object is not an error here (the Store decides).
     async fn delete(&self, path: &StorePath) -> Result<()>;
@@ -131,73 +272,11 @@ pub trait Backend: Debug + Send + Sync + 'static {
     /// Moves `from` to `to`; with `overwrite == false` fails if `to` exists.
     async fn rename(&self, from: &StorePath, to: &StorePath, overwrite: bool) -> Result<()>;
 
-    /// Stores what `data` yields at `path`, atomically: nothing is visible at
-    /// `path` until the stream ends, and a failed stream or upload leaves no
-    /// object behind. Backends with multipart uploads override this to send
-    /// parts as they fill, several at once, with memory bounded by the part
-    /// size; the default gathers the stream and calls [`write`](Self::write).
-    async fn write_stream(
-        &self,
-        path: &StorePath,
-        data: BoxStream<'static, Result<Bytes>>,
-        mode: WriteMode,
-    ) -> Result<WriteResult> {
-        let chunks: Vec<Bytes> = data.try_collect().await?;
-        self.write(path, chunks.concat().into(), mode).await
-    }
-
-    /// The object as a stream of chunks, so large objects need not fit in
-    /// memory. The default reads the whole object as one chunk.
-    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
-        let data = self.read(path).await?;
-        Ok(stream::once(async { Ok(data) }).boxed())
-    }
-
-    /// Whether [`write_with_metadata`](Self::write_with_metadata) keeps metadata
-    /// with the object (S3, Azure, GCS, memory). Backends that cannot (local
-    /// files, SFTP) keep the default `false`.
+    /// Whether [`put_opts`](Self::put_opts) keeps metadata with the object
+    /// (S3, Azure, GCS, memory, local files with extended attributes).
+    /// Backends that cannot keep the default `false` and refuse metadata.
     fn stores_metadata(&self) -> bool {
         false
-    }
-
-    /// Like [`write`](Self::write), with `metadata` stored as part of the same
-    /// atomic write; replacing an object replaces its metadata. The default
-    /// refuses non-empty metadata, for backends that cannot store it.
-    async fn write_with_metadata(
-        &self,
-        path: &StorePath,
-        data: Bytes,
-        mode: WriteMode,
-        metadata: &Metadata,
-    ) -> Result<WriteResult> {
-        if metadata.is_empty() {
-            return self.write(path, data, mode).await;
-        }
-        Err(Error::new(ErrorKind::Other, format!("the {} backend does not store object metadata", self.kind())))
-    }
-
-    /// The whole object and the metadata stored with it, from one request
-    /// where the backend allows. The default reads the object with no metadata.
-    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
-        Ok((self.read(path).await?, Metadata::new()))
-    }
-
-    /// The object's metadata and the metadata stored with it, without its bytes.
-    /// The default has no stored metadata, for backends that keep none.
-    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
-        Ok((self.head(path).await?, Metadata::new()))
-    }
-
-    /// The object as a stream, with its size and metadata, from one request where
-    /// the backend allows. The default reads the whole object where the backend
-    /// keeps metadata, else streams it with no metadata and no size.
-    async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
-        if self.stores_metadata() {
-            let (data, metadata) = self.read_with_metadata(path).await?;
-            let size = Some(data.len() as u64);
-            return Ok(ObjectStream { size, metadata, chunks: stream::once(async { Ok(data) }).boxed() });
-        }
-        Ok(ObjectStream { size: None, metadata: Metadata::new(), chunks: self.read_stream(path).await? })
     }
 
     /// What interrupted writes left under `prefix` (everything if `None`):
@@ -219,3 +298,85 @@ pub trait Backend: Debug + Send + Sync + 'static {
         Ok(())
     }
 }
+
+/// The conveniences every [`Backend`] has, each one call to its core.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+/// use store_core::{BackendExt, WriteMode};
+///
+/// let backend = store_backends::MemoryBackend::new();
+/// let path = "a/b.txt".parse()?;
+/// backend.write(&path, "hello".into(), WriteMode::Overwrite).await?;
+/// assert_eq!(backend.read_range(&path, 1..3).await?, "el");
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait BackendExt: Backend {
+    /// The whole object.
+    async fn read(&self, path: &StorePath) -> Result<Bytes> {
+        self.get_opts(path, GetOptions::default()).await?.payload.bytes().await
+    }
+
+    /// Bytes `range.start..range.end` of the object (clamped at its end).
+    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
+        let options = GetOptions { range: Some(range), ..GetOptions::default() };
+        self.get_opts(path, options).await?.payload.bytes().await
+    }
+
+    /// The whole object and the metadata stored with it.
+    async fn read_with_metadata(&self, path: &StorePath) -> Result<(Bytes, Metadata)> {
+        let got = self.get_opts(path, GetOptions { metadata: true, ..GetOptions::default() }).await?;
+        Ok((got.payload.bytes().await?, got.metadata))
+    }
+
+    /// The object as a stream of chunks, so large objects need not fit in memory.
+    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let options = GetOptions { stream: true, ..GetOptions::default() };
+        Ok(self.get_opts(path, options).await?.payload.into_stream())
+    }
+
+    /// The object as a stream, with its size and the metadata stored with it.
+    async fn read_stream_with_metadata(&self, path: &StorePath) -> Result<ObjectStream> {
+        let options = GetOptions { metadata: true, stream: true, ..GetOptions::default() };
+        Ok(self.get_opts(path, options).await?.into_stream())
+    }
+
+    /// Metadata of one object.
+    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+        Ok(self.head_opts(path, HeadOptions::default()).await?.0)
+    }
+
+    /// Metadata of one object and the metadata stored with it.
+    async fn head_with_metadata(&self, path: &StorePath) -> Result<(ObjectMeta, Metadata)> {
+        self.head_opts(path, HeadOptions { metadata: true }).await
+    }
+
+    /// Stores `data` at `path` atomically.
+    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
+        self.put_opts(path, data.into(), PutOptions { mode, ..PutOptions::default() }).await
+    }
+
+    /// Stores `data` with `metadata` in the same atomic write.
+    async fn write_with_metadata(
+        &self,
+        path: &StorePath,
+        data: Bytes,
+        mode: WriteMode,
+        metadata: &Metadata,
+    ) -> Result<WriteResult> {
+        self.put_opts(path, data.into(), PutOptions { mode, metadata: metadata.clone() }).await
+    }
+
+    /// Stores what `data` yields, atomically, in parts where the backend uploads in parts.
+    async fn write_stream(
+        &self,
+        path: &StorePath,
+        data: BoxStream<'static, Result<Bytes>>,
+        mode: WriteMode,
+    ) -> Result<WriteResult> {
+        self.put_opts(path, Payload::Stream(data), PutOptions { mode, ..PutOptions::default() }).await
+    }
+}
+
+impl<B: Backend + ?Sized> BackendExt for B {}

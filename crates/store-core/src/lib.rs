@@ -46,7 +46,10 @@ mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use backend::{Backend, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, WriteMode, WriteResult};
+pub use backend::{
+    Backend, BackendExt, GetOptions, GetResult, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream,
+    Payload, PutOptions, WriteMode, WriteResult,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use path::StorePath;
 pub use secret::Secret;

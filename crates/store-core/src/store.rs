@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{
-    Backend, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath, WriteMode,
-    WriteResult,
+    Backend, BackendExt, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath,
+    WriteMode, WriteResult,
 };
 
 /// A backend plus an optional root prefix: every path given to a Store is

@@ -43,7 +43,6 @@ mod posix_rename;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::iter;
-use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -52,7 +51,8 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use ssh2::{File, FileStat};
 use store_core::{
-    Backend, Error, ErrorKind, Leftover, ListEntry, ObjectMeta, Result, StorePath, WriteMode, WriteResult,
+    Backend, Error, ErrorKind, GetOptions, GetResult, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, Payload,
+    PutOptions, Result, StorePath, WriteMode, WriteResult,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinError;
@@ -369,42 +369,15 @@ impl fmt::Display for SftpBackend {
     }
 }
 
-#[async_trait]
-impl Backend for SftpBackend {
-    fn kind(&self) -> &'static str {
-        "sftp"
-    }
-
-    fn uri(&self, path: &StorePath) -> String {
-        format!("{}/{}", self.shared.uri_root, uri_escape(path.as_str()))
-    }
-
-    async fn read(&self, path: &StorePath) -> Result<Bytes> {
-        let remote = self.remote(path);
-        self.run(move |conn| conn.read(&remote, None)).await
-    }
-
-    async fn read_range(&self, path: &StorePath, range: Range<u64>) -> Result<Bytes> {
-        let remote = self.remote(path);
-        self.run(move |conn| conn.read(&remote, Some(range.clone()))).await
-    }
-
-    async fn write(&self, path: &StorePath, data: Bytes, mode: WriteMode) -> Result<WriteResult> {
-        check_name(path)?;
-        let remote = self.remote(path);
-        self.run(move |conn| conn.write(&remote, &data, mode == WriteMode::Overwrite)).await?;
-        Ok(WriteResult::default())
-    }
-
+impl SftpBackend {
     /// Hands the chunks to a blocking task that writes them; only getting a session and creating the temporary
     /// are retried, since a stream cannot be replayed.
-    async fn write_stream(
+    async fn put_stream(
         &self,
         path: &StorePath,
         mut data: BoxStream<'static, Result<Bytes>>,
         mode: WriteMode,
     ) -> Result<WriteResult> {
-        check_name(path)?;
         // The channel holds one chunk, `None` marks the end of the stream, and a sender dropped before that (this
         // call was dropped) fails the upload, so a cut-off stream is never committed.
         let (sender, mut receiver) = mpsc::channel(1);
@@ -451,11 +424,44 @@ impl Backend for SftpBackend {
         let failed = stream::once(reader).filter_map(|joined| async { joined.err().map(|e| Err(worker_failed(e))) });
         Ok(chunks.chain(failed).boxed())
     }
+}
 
-    async fn head(&self, path: &StorePath) -> Result<ObjectMeta> {
+#[async_trait]
+impl Backend for SftpBackend {
+    fn kind(&self) -> &'static str {
+        "sftp"
+    }
+
+    fn uri(&self, path: &StorePath) -> String {
+        format!("{}/{}", self.shared.uri_root, uri_escape(path.as_str()))
+    }
+
+    async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        if options.stream && options.range.is_none() {
+            let chunks = self.read_stream(path).await?;
+            return Ok(GetResult { size: None, metadata: Metadata::new(), payload: Payload::Stream(chunks) });
+        }
+        let remote = self.remote(path);
+        let data = self.run(move |conn| conn.read(&remote, options.range.clone())).await?;
+        Ok(GetResult { size: Some(data.len() as u64), metadata: Metadata::new(), payload: data.into() })
+    }
+
+    async fn head_opts(&self, path: &StorePath, _: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
         let remote = self.remote(path);
         let stat = self.run(move |conn| conn.stat(&remote)).await?;
-        Ok(object_meta(path.clone(), &stat))
+        Ok((object_meta(path.clone(), &stat), Metadata::new()))
+    }
+
+    async fn put_opts(&self, path: &StorePath, payload: Payload, options: PutOptions) -> Result<WriteResult> {
+        options.refuse_metadata(self.kind())?;
+        check_name(path)?;
+        let data = match payload {
+            Payload::Bytes(data) => data,
+            Payload::Stream(chunks) => return self.put_stream(path, chunks, options.mode).await,
+        };
+        let (remote, overwrite) = (self.remote(path), options.mode == WriteMode::Overwrite);
+        self.run(move |conn| conn.write(&remote, &data, overwrite)).await?;
+        Ok(WriteResult::default())
     }
 
     async fn delete(&self, path: &StorePath) -> Result<()> {
