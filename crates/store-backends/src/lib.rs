@@ -19,6 +19,11 @@
 //! backend runs `store_core`'s conformance suite in its tests, the remote ones
 //! against real servers that `cargo xtask test` starts.
 //!
+//! Errors: each module has its own `thiserror` type (the private `error`
+//! module lists every way a backend fails) and `From` maps it onto one
+//! [`store_core::ErrorKind`], keeping the typed error as the source. Callers see
+//! [`store_core::Error`] only.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
 //! use store_core::{Store, WriteMode};
@@ -33,6 +38,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod error;
 mod object_store_backend;
 
 #[cfg(feature = "azure")]

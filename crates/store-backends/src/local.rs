@@ -19,11 +19,12 @@ use object_store::{
     PutOptions, PutPayload, PutResult, RenameOptions,
 };
 use store_core::{
-    Backend, BackendExt, Error, ErrorKind, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream,
-    Payload, Result, StorePath, WriteMode, WriteResult,
+    Backend, BackendExt, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Payload, Result,
+    StorePath, WriteMode, WriteResult,
 };
 
 use crate::ObjectStoreBackend;
+use crate::error::LocalError;
 use crate::object_store_backend::location;
 use crate::uri::uri_escape;
 
@@ -90,13 +91,15 @@ impl LocalBackend {
 
     fn with_options(root: impl AsRef<Path>, fsync: bool) -> Result<Self> {
         let root = root.as_ref();
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            Error::new(ErrorKind::Other, format!("cannot {what} local root {}: {e}", root.display()))
+        let failed = |action, source: Box<dyn std::error::Error + Send + Sync>| LocalError::Root {
+            action,
+            root: root.to_owned(),
+            source,
         };
-        fs::create_dir_all(root).map_err(|e| failed("create", &e))?;
-        let root: PathBuf = root.canonicalize().map_err(|e| failed("resolve", &e))?;
+        fs::create_dir_all(root).map_err(|e| failed("create", e.into()))?;
+        let root: PathBuf = root.canonicalize().map_err(|e| failed("resolve", e.into()))?;
         let store = LocalFileSystem::new_with_prefix(&root)
-            .map_err(|e| failed("open", &e))?
+            .map_err(|e| failed("open", e.into()))?
             .with_fsync(fsync)
             .with_automatic_cleanup(true);
         let uri_root = format!("file://{}", uri_escape(root.to_string_lossy().trim_end_matches('/')));
@@ -110,10 +113,8 @@ impl LocalBackend {
     /// paths through a link leading out of the root are refused.
     fn file(&self, path: &StorePath) -> Result<PathBuf> {
         let confined = self.files.inner();
-        let file = confined.files.path_to_filesystem(&location(path)?).map_err(|_| {
-            let message = format!("{path:?}: names ending in '#' and digits are reserved for temporary files");
-            Error::new(ErrorKind::InvalidPath, message)
-        })?;
+        let file =
+            confined.files.path_to_filesystem(&location(path)?).map_err(|_| LocalError::ReservedName(path.clone()))?;
         confined.confine(path.as_str())?;
         Ok(file)
     }
@@ -121,7 +122,7 @@ impl LocalBackend {
     /// Refuses metadata where the filesystem has no extended attributes to keep it in.
     fn check_metadata(&self, options: &store_core::PutOptions) -> Result<()> {
         if !options.metadata.is_empty() && !self.xattrs {
-            return Err(Error::new(ErrorKind::Other, "this local filesystem has no extended attributes for metadata"));
+            return Err(LocalError::NoExtendedAttributes.into());
         }
         Ok(())
     }
@@ -167,13 +168,16 @@ impl LocalBackend {
 
     /// The open file, its size, and its metadata if asked for.
     fn open(&self, path: &StorePath, with_metadata: bool) -> Result<(File, u64, Metadata)> {
-        let file = File::open(self.file(path)?).map_err(io_error)?;
-        let meta = file.metadata().map_err(io_error)?;
+        let file = File::open(self.file(path)?).map_err(LocalError::Io)?;
+        let meta = file.metadata().map_err(LocalError::Io)?;
         if meta.is_dir() {
-            return Err(io_error(io::ErrorKind::NotFound.into())); // a folder is not an object
+            return Err(LocalError::Io(io::ErrorKind::NotFound.into()).into()); // a folder is not an object
         }
-        let metadata =
-            if with_metadata && self.xattrs { attributes::get_all(&file).map_err(io_error)? } else { Metadata::new() };
+        let metadata = if with_metadata && self.xattrs {
+            attributes::get_all(&file).map_err(LocalError::Io)?
+        } else {
+            Metadata::new()
+        };
         Ok((file, meta.len(), metadata))
     }
 
@@ -288,10 +292,7 @@ const READ_CHUNK: usize = 8 << 20;
 /// Runs `work` on this task when `small`, else on tokio's blocking pool (or
 /// here, outside a tokio runtime).
 async fn off_task<T: Send + 'static>(small: bool, work: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T> {
-    blocking(small, work)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Other, format!("the local I/O task failed: {e}")))?
-        .map_err(io_error)
+    Ok(blocking(small, work).await.map_err(LocalError::Task)?.map_err(LocalError::Io)?)
 }
 
 /// [`off_task`] with the work's own result, for callers that map errors their way.
@@ -302,17 +303,6 @@ async fn blocking<T: Send + 'static>(
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) if !small => runtime.spawn_blocking(work).await,
         _ => Ok(work()),
-    }
-}
-
-/// Our kinds for filesystem errors; the common kinds get fixed messages, like
-/// the other backends'.
-fn io_error(err: io::Error) -> Error {
-    match err.kind() {
-        io::ErrorKind::NotFound => Error::new(ErrorKind::NotFound, "no such object"),
-        io::ErrorKind::AlreadyExists => Error::new(ErrorKind::AlreadyExists, "an object already exists at the target"),
-        io::ErrorKind::PermissionDenied => Error::new(ErrorKind::PermissionDenied, err.to_string()),
-        _ => Error::new(ErrorKind::Other, err.to_string()),
     }
 }
 
@@ -472,7 +462,7 @@ fn sync_folders(folder: &Path) -> io::Result<()> {
 /// at the first part that does not exist, or at a dangling link: no call goes
 /// through either, and a write replaces a link at the end of the path rather
 /// than following it.
-fn confine(root: &Path, relative: &str) -> Result<(), Escape> {
+fn confine(root: &Path, relative: &str) -> Result<(), LocalError> {
     let mut at = root.to_path_buf();
     for part in relative.split('/').filter(|part| !part.is_empty()) {
         at.push(part);
@@ -482,35 +472,13 @@ fn confine(root: &Path, relative: &str) -> Result<(), Escape> {
                 Ok(target) if target.starts_with(root) => {}
                 Ok(_) => {
                     let link = at.strip_prefix(root).unwrap_or(&at).to_string_lossy().into_owned();
-                    return Err(Escape { link, root: root.to_owned() });
+                    return Err(LocalError::Escape { link, root: root.to_owned() });
                 }
                 Err(_) => return Ok(()),
             }
         }
     }
     Ok(())
-}
-
-/// A path through a symbolic link that leads out of the local root.
-#[derive(Debug)]
-struct Escape {
-    /// The link, relative to the root.
-    link: String,
-    root: PathBuf,
-}
-
-impl fmt::Display for Escape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is a symbolic link leading outside the local root {}", self.link, self.root.display())
-    }
-}
-
-impl std::error::Error for Escape {}
-
-impl From<Escape> for Error {
-    fn from(escape: Escape) -> Self {
-        Error::new(ErrorKind::PermissionDenied, escape.to_string())
-    }
 }
 
 /// object_store's local filesystem kept inside its root: every call is
@@ -535,7 +503,7 @@ impl fmt::Display for Confined {
 impl Confined {
     /// [`confine`], after a quicker look that settles the usual case: one call
     /// tells whether `relative` has no link on it at all.
-    fn confine(&self, relative: &str) -> Result<(), Escape> {
+    fn confine(&self, relative: &str) -> Result<(), LocalError> {
         match &self.root_dir {
             Some(root_dir) if linkless::no_link_on(root_dir, relative) => Ok(()),
             _ => confine(&self.root, relative),
@@ -717,10 +685,10 @@ impl Backend for LocalBackend {
         let file = PathBuf::from(&leftover.id);
         let root = &self.files.inner().root;
         if !file.starts_with(root) || temporary_target(&file).is_none() {
-            return Err(Error::new(ErrorKind::InvalidPath, format!("{:?} is not a temporary file", leftover.id)));
+            return Err(LocalError::NotTemporary(leftover.id.clone()).into());
         }
         match fs::remove_file(&file) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(LocalError::Io(e).into()),
             _ => Ok(()),
         }
     }

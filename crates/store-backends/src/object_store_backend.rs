@@ -15,11 +15,12 @@ use object_store::{
 };
 use store_core::buffer::{Gathered, gather};
 use store_core::{
-    Backend, Error, ErrorKind, GetResult, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream,
-    Payload, Result, StorePath, WriteMode, WriteResult,
+    Backend, Error, GetResult, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Payload, Result,
+    StorePath, WriteMode, WriteResult,
 };
 
-use crate::uri::{redact, uri_escape};
+use crate::error::ObjectStoreError;
+use crate::uri::uri_escape;
 
 /// A [`Backend`] over an `object_store` store `S`.
 ///
@@ -83,7 +84,7 @@ impl<S> ObjectStoreBackend<S> {
     fn write_error(&self, err: object_store::Error) -> Error {
         match (&err, &self.container) {
             (object_store::Error::NotFound { .. }, Some(container)) => {
-                Error::new(ErrorKind::NotFound, format!("{container} does not exist"))
+                ObjectStoreError::MissingContainer(container.clone()).into()
             }
             _ => map_error(err),
         }
@@ -143,32 +144,16 @@ impl<S> fmt::Debug for ObjectStoreBackend<S> {
 
 pub(crate) fn location(path: &StorePath) -> Result<Path> {
     // A StorePath is stricter than object_store's Path, so this only fails on a bug.
-    Path::parse(path.as_str()).map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))
+    Ok(Path::parse(path.as_str()).map_err(ObjectStoreError::Path)?)
 }
 
 fn store_path(location: &Path) -> Result<StorePath> {
     StorePath::parse(location.as_ref())
 }
 
-/// Maps an `object_store` error onto our kinds. Messages for the common kinds are
-/// fixed (the underlying text names backend-absolute paths); other messages keep
-/// the underlying text with URL query strings, where signatures travel, redacted.
+/// An `object_store` error as ours: see [`ObjectStoreError::Store`].
 fn map_error(err: object_store::Error) -> Error {
-    use object_store::Error as E;
-    let kind = match &err {
-        E::NotFound { .. } => return Error::new(ErrorKind::NotFound, "no such object"),
-        E::AlreadyExists { .. } => {
-            return Error::new(ErrorKind::AlreadyExists, "an object already exists at the target");
-        }
-        E::Precondition { .. } | E::NotModified { .. } => ErrorKind::Precondition,
-        E::PermissionDenied { .. } | E::Unauthenticated { .. } => ErrorKind::PermissionDenied,
-        E::InvalidPath { .. } => ErrorKind::InvalidPath,
-        #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
-        other => crate::cloud::classify(other).unwrap_or(ErrorKind::Other),
-        #[cfg(not(any(feature = "s3", feature = "azure", feature = "gcs")))]
-        _ => ErrorKind::Other,
-    };
-    Error::new(kind, redact(&err.to_string()))
+    ObjectStoreError::Store(err).into()
 }
 
 /// A multipart upload that failed to finish. One whose upload is gone (`NoSuchUpload`: S3 answers it as a
@@ -176,14 +161,8 @@ fn map_error(err: object_store::Error) -> Error {
 /// or discarded: the object holds this write or what was there before, so the write is `Unavailable`, worth
 /// making again, never a missing object.
 fn finish_error(err: object_store::Error) -> Error {
-    let text = err.to_string();
-    if matches!(err, object_store::Error::NotFound { .. }) || text.contains("NoSuchUpload") {
-        let message = format!(
-            "the upload was gone when its completion was retried, so an earlier completion went unanswered: \
-             the object holds this write or the one before it ({})",
-            redact(&text)
-        );
-        return Error::new(ErrorKind::Unavailable, message);
+    if matches!(err, object_store::Error::NotFound { .. }) || err.to_string().contains("NoSuchUpload") {
+        return ObjectStoreError::UploadGone(err).into();
     }
     map_error(err)
 }
@@ -258,8 +237,9 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
         let target = location(path)?;
         let upload_to = match mode {
             WriteMode::Overwrite => target.clone(),
-            WriteMode::CreateNew => Path::parse(format!("{target}.upload-{}", unique_suffix()))
-                .map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?,
+            WriteMode::CreateNew => {
+                Path::parse(format!("{target}.upload-{}", unique_suffix())).map_err(ObjectStoreError::Path)?
+            }
         };
         let options = PutMultipartOptions { attributes, ..Default::default() };
         let upload = self.store.put_multipart_opts(&upload_to, options).await.map_err(|e| self.write_error(e))?;
@@ -321,9 +301,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
         let started: Vec<_> = ranges.by_ref().take(self.parts_in_flight).collect();
         let rest =
             stream::iter(started.into_iter().chain(ranges)).buffered(self.parts_in_flight).map_err(|e| match e {
-                object_store::Error::Precondition { .. } => {
-                    Error::new(ErrorKind::Precondition, "the object was replaced while it was being read")
-                }
+                object_store::Error::Precondition { .. } => ObjectStoreError::Replaced.into(),
                 other => map_error(other),
             });
         Ok(Fetch { size, metadata, body: FetchBody::Parts(head.chain(rest).boxed()) })
@@ -375,7 +353,7 @@ impl Fetch {
             }
         };
         if data.len() as u64 != self.size {
-            return Err(cut_short(data.len() as u64, self.size));
+            return Err(ObjectStoreError::CutShort { seen: data.len() as u64, size: self.size }.into());
         }
         Ok((data, self.metadata))
     }
@@ -401,14 +379,10 @@ fn exactly(chunks: BoxStream<'static, Result<Bytes>>, size: u64) -> BoxStream<'s
             }
             Some(Err(e)) => Some((Err(e), None)),
             None if seen == size => None,
-            None => Some((Err(cut_short(seen, size)), None)),
+            None => Some((Err(ObjectStoreError::CutShort { seen, size }.into()), None)),
         }
     })
     .boxed()
-}
-
-fn cut_short(seen: u64, size: u64) -> Error {
-    Error::new(ErrorKind::Unavailable, format!("the object's body ended after {seen} of its {size} bytes"))
 }
 
 /// The first `limit` bytes of `body`; the rest is never read (the connection is dropped).

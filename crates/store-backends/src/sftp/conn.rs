@@ -15,6 +15,7 @@ use store_core::{Error, ErrorKind, Result};
 
 use super::posix_rename::PosixRenamer;
 use super::{SftpAuth, SftpConfig, SftpHostKey};
+use crate::error::{SftpError, ssh_kind};
 
 /// Names of in-flight temporaries start with this; listings skip them and writes refuse such names.
 pub(super) const TEMP_PREFIX: &str = ".drs-tmp-";
@@ -34,9 +35,7 @@ impl Conn {
     /// Connects, checks the host key, logs in and opens the SFTP channels.
     pub(super) fn connect(config: &SftpConfig) -> Result<Conn> {
         let server = config.server();
-        let session_failed = |what: &str, e: ssh2::Error| {
-            Error::new(ErrorKind::Unavailable, format!("{what} {server} failed: {}", e.message())).with_source(e)
-        };
+        let session_failed = |step, source| SftpError::Session { step, server: server.clone(), source };
         let mut session = Session::new().map_err(|e| session_failed("starting an SSH session for", e))?;
         session.set_tcp_stream(tcp_connect(config)?);
         session.set_timeout(millis(config.connect_timeout));
@@ -69,10 +68,7 @@ impl Conn {
         let size = stat.size.unwrap_or(0);
         let range = match range {
             None => 0..size,
-            Some(r) if r.start >= size => {
-                let message = format!("byte range starts at {}, beyond the end of the object ({size} bytes)", r.start);
-                return Err(Error::new(ErrorKind::Other, message));
-            }
+            Some(r) if r.start >= size => return Err(SftpError::RangeBeyondEnd { start: r.start, size }.into()),
             Some(r) => r.start..r.end.min(size),
         };
         // Seeking only moves libssh2's local offset: no request is sent.
@@ -96,7 +92,7 @@ impl Conn {
     pub(super) fn reopen(&self, path: &str, stat: &FileStat) -> Result<File> {
         let (file, now) = self.open(path)?;
         if (now.size, now.mtime) != (stat.size, stat.mtime) {
-            return Err(Error::new(ErrorKind::Precondition, "the object was replaced while it was being read"));
+            return Err(SftpError::Replaced.into());
         }
         Ok(file)
     }
@@ -211,7 +207,7 @@ impl Conn {
         let make = || match self.sftp.mkdir(Path::new(folder), 0o755) {
             Err(e) if !is_not_found(&e) => match self.sftp.stat(Path::new(folder)) {
                 Ok(stat) if stat.is_dir() => Ok(()),
-                Err(looking) if error_kind(&looking) == ErrorKind::Unavailable => Err(looking),
+                Err(looking) if ssh_kind(&looking) == ErrorKind::Unavailable => Err(looking),
                 _ => Err(e),
             },
             other => other,
@@ -290,8 +286,8 @@ impl Conn {
                 return map_error(e);
             }
             match self.sftp.stat(Path::new(to)) {
-                Ok(_) => Error::new(ErrorKind::AlreadyExists, "an object already exists at the target").with_source(e),
-                Err(looking) if error_kind(&looking) == ErrorKind::Unavailable => map_error(looking),
+                Ok(_) => SftpError::AlreadyExists(e).into(),
+                Err(looking) if ssh_kind(&looking) == ErrorKind::Unavailable => map_error(looking),
                 Err(_) => map_error(e),
             }
         })
@@ -302,16 +298,10 @@ impl Conn {
     /// connection (transient); otherwise the session's last error, which the failed call set, tells a
     /// server's refusal (an SFTP status, final) from a failed connection.
     fn io_error(&self, err: io::Error) -> Error {
-        let message = match err.kind() {
-            io::ErrorKind::UnexpectedEof => "SFTP transfer ended before the object's last byte".to_owned(),
-            io::ErrorKind::WriteZero => "SFTP transfer stopped taking bytes".to_owned(),
-            _ => format!("SFTP transfer failed: {err}"),
-        };
         let last = ssh2::Error::last_session_error(&self.session).map(|e| e.code());
         let refused = last == Some(ErrorCode::Session(raw::LIBSSH2_ERROR_SFTP_PROTOCOL))
             && !matches!(err.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::WriteZero | io::ErrorKind::TimedOut);
-        let kind = if refused { ErrorKind::Other } else { ErrorKind::Unavailable };
-        Error::new(kind, message).with_source(err)
+        SftpError::Transfer { refused, source: err }.into()
     }
 }
 
@@ -326,7 +316,7 @@ fn millis(timeout: Duration) -> u32 {
 
 fn tcp_connect(config: &SftpConfig) -> Result<TcpStream> {
     let server = config.server();
-    let unavailable = |e: io::Error| Error::new(ErrorKind::Unavailable, format!("cannot connect to {server}: {e}"));
+    let unavailable = |source| SftpError::Connect { server: server.clone(), source };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
     for addr in (config.host.as_str(), config.port).to_socket_addrs().map_err(unavailable)? {
         match TcpStream::connect_timeout(&addr, config.connect_timeout) {
@@ -334,18 +324,16 @@ fn tcp_connect(config: &SftpConfig) -> Result<TcpStream> {
             Err(e) => last = e,
         }
     }
-    Err(unavailable(last))
+    Err(unavailable(last).into())
 }
 
 /// Checks the server's key as `config.host_key` says. Every refusal names the server and the fingerprint
 /// it showed, and says how to fix it.
 fn check_host_key(session: &Session, config: &SftpConfig) -> Result<()> {
     let server = config.server();
-    let refuse = |message: String| Err(Error::new(ErrorKind::PermissionDenied, message));
-    let (key, key_type) =
-        session.host_key().ok_or_else(|| Error::new(ErrorKind::Other, "the server sent no host key"))?;
-    let hash =
-        session.host_key_hash(HashType::Sha256).ok_or_else(|| Error::new(ErrorKind::Other, "no SHA-256 in libssh2"))?;
+    let refuse = |message: String| Err(SftpError::HostKeyRefused(message).into());
+    let (key, key_type) = session.host_key().ok_or(SftpError::HostKeyUnreadable("the server sent no host key"))?;
+    let hash = session.host_key_hash(HashType::Sha256).ok_or(SftpError::HostKeyUnreadable("no SHA-256 in libssh2"))?;
     let seen = format!("SHA256:{}", base64(hash));
     let shown = format!("{key_type:?} key {seen}");
     match &config.host_key {
@@ -411,14 +399,12 @@ fn log_in(session: &Session, config: &SftpConfig) -> Result<()> {
         Err(e) if !is_auth_error(&e) => Err(map_error(e)),
         // libssh2 reports a connection lost while waiting for the server's verdict as a refused key. A server
         // that refused is still there and lists its login methods; one that cannot is gone.
-        Err(e) if session.auth_methods(user).is_err() => {
-            let message = format!("the connection to {} failed during login: {}", config.server(), e.message());
-            Err(Error::new(ErrorKind::Unavailable, message).with_source(e))
+        Err(source) if session.auth_methods(user).is_err() => {
+            Err(SftpError::LoginLost { server: config.server(), source }.into())
         }
         result => {
             let reason = result.err().map_or_else(|| "not authenticated".to_owned(), |e| e.message().to_owned());
-            let message = format!("{} refused {method} login as {user:?}: {reason}", config.server());
-            Err(Error::new(ErrorKind::PermissionDenied, message))
+            Err(SftpError::LoginRefused { server: config.server(), method, user: user.clone(), reason }.into())
         }
     }
 }
@@ -440,41 +426,16 @@ fn is_not_found(err: &ssh2::Error) -> bool {
     matches!(err.code(), ErrorCode::SFTP(raw::LIBSSH2_FX_NO_SUCH_FILE | raw::LIBSSH2_FX_NO_SUCH_PATH))
 }
 
-/// The kind [`map_error`] gives `err`.
-fn error_kind(err: &ssh2::Error) -> ErrorKind {
-    match err.code() {
-        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_SUCH_FILE | raw::LIBSSH2_FX_NO_SUCH_PATH) => ErrorKind::NotFound,
-        ErrorCode::SFTP(raw::LIBSSH2_FX_PERMISSION_DENIED | raw::LIBSSH2_FX_WRITE_PROTECT) => {
-            ErrorKind::PermissionDenied
-        }
-        ErrorCode::SFTP(raw::LIBSSH2_FX_FILE_ALREADY_EXISTS) => ErrorKind::AlreadyExists,
-        ErrorCode::SFTP(raw::LIBSSH2_FX_NO_CONNECTION | raw::LIBSSH2_FX_CONNECTION_LOST) | ErrorCode::Session(_) => {
-            ErrorKind::Unavailable
-        }
-        ErrorCode::SFTP(_) => ErrorKind::Other,
-    }
-}
-
-/// Maps a libssh2 error onto our kinds, with store-relative wording (libssh2's texts name no paths). SFTP
-/// status codes are the server's answer to a request; any other libssh2 error means the session failed
-/// (socket closed, timeout, protocol error), which a fresh connection may fix.
+/// A libssh2 error as ours: see [`SftpError::Ssh`].
 fn map_error(err: ssh2::Error) -> Error {
-    let kind = error_kind(&err);
-    let message = match kind {
-        ErrorKind::NotFound => "no such object".to_owned(),
-        ErrorKind::PermissionDenied => "the SFTP server denied access".to_owned(),
-        ErrorKind::AlreadyExists => "an object already exists at the target".to_owned(),
-        ErrorKind::Unavailable => format!("SSH connection failed: {}", err.message()),
-        _ => format!("SFTP request failed: {}", err.message()),
-    };
-    Error::new(kind, message).with_source(err)
+    SftpError::Ssh(err).into()
 }
 
 /// The stat of a regular file; a folder or other special file is not an object.
 fn file_stat(stat: Result<FileStat, ssh2::Error>) -> Result<FileStat> {
     match stat.map_err(map_error)? {
         stat if stat.is_file() => Ok(stat),
-        _ => Err(Error::new(ErrorKind::NotFound, "no such object (the path is a folder or special file)")),
+        _ => Err(SftpError::NotAFile.into()),
     }
 }
 

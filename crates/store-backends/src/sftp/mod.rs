@@ -60,6 +60,7 @@ use tokio::task::JoinError;
 pub use config::{SftpAuth, SftpConfig, SftpHostKey};
 use conn::{Conn, TEMP_PREFIX};
 
+use crate::error::SftpError;
 use crate::uri::uri_escape;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
@@ -108,8 +109,7 @@ impl SftpBackend {
     /// missing, and keeps the session for later calls. Must run inside a Tokio runtime.
     pub async fn connect(config: SftpConfig) -> Result<Self> {
         if !config.base_path.starts_with('/') || config.base_path.contains('\0') {
-            let message = format!("the SFTP base path must be an absolute folder, not {:?}", config.base_path);
-            return Err(Error::new(ErrorKind::InvalidPath, message));
+            return Err(SftpError::BasePath(config.base_path).into());
         }
         let shared = Shared {
             root: config.base_path.trim_end_matches('/').to_owned(),
@@ -122,10 +122,7 @@ impl SftpBackend {
         let base = backend.folder(None);
         backend
             .run(move |conn| {
-                conn.mkdir_all(&base).map_err(|e| {
-                    let message = format!("cannot create the base folder {base:?}: {}", e.message());
-                    Error::new(e.kind(), message).with_source(e)
-                })
+                conn.mkdir_all(&base).map_err(|source| SftpError::BaseFolder { folder: base.clone(), source }.into())
             })
             .await?;
         if !backend.shared.config.keepalive_interval.is_zero() {
@@ -292,7 +289,7 @@ impl Lease {
 }
 
 fn worker_failed(err: JoinError) -> Error {
-    Error::new(ErrorKind::Other, "an SFTP worker thread failed").with_source(err)
+    SftpError::Worker(err).into()
 }
 
 /// libssh2 sends keepalives only while a call waits on the socket: this sends them on idle sessions too,
@@ -335,8 +332,7 @@ fn random_u64() -> u64 {
 /// Refuses target names that listings would hide.
 fn check_name(path: &StorePath) -> Result<()> {
     if path.file_name().starts_with(TEMP_PREFIX) {
-        let message = format!("names starting with {TEMP_PREFIX:?} are reserved for temporary files");
-        return Err(Error::new(ErrorKind::InvalidPath, message));
+        return Err(SftpError::ReservedName { prefix: TEMP_PREFIX }.into());
     }
     Ok(())
 }
@@ -388,7 +384,7 @@ impl SftpBackend {
             let (lease, (temp, file)) =
                 backend.retry(move |lease| lease.start(|conn| conn.create_temp(&remote))).await?;
             let chunks = iter::from_fn(move || {
-                let cancelled = || Some(Err(Error::new(ErrorKind::Other, "the streamed write was cancelled")));
+                let cancelled = || Some(Err(SftpError::Cancelled.into()));
                 receiver.blocking_recv().unwrap_or_else(cancelled)
             });
             tokio::task::spawn_blocking(move || {
@@ -525,7 +521,7 @@ impl Backend for SftpBackend {
         let ours = leftover.id.starts_with(&self.folder(None))
             && leftover.id.rsplit('/').next().is_some_and(|name| name.starts_with(TEMP_PREFIX));
         if !ours {
-            return Err(Error::new(ErrorKind::InvalidPath, format!("{:?} is not a temporary file", leftover.id)));
+            return Err(SftpError::NotTemporary(leftover.id.clone()).into());
         }
         let temporary = leftover.id.clone();
         self.run(move |conn| match conn.delete(&temporary) {
