@@ -1,5 +1,6 @@
 //! Streamed writes fed by code that is not async: an encoder writing into a
-//! [`std::io::Write`], or a pickler handing over buffers. Chunks go through a
+//! [`std::io::Write`] ([`Upload::writer`]), or a pickler handing over buffers
+//! ([`OutputSink`]). Chunks go through a
 //! small channel to a task on a Tokio runtime that runs the Store's streamed
 //! write (multipart where the backend has it), so memory stays bounded by a few
 //! chunks whatever the object's size, and the producer blocks while the upload
@@ -32,12 +33,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
+use store_core::buffer::Gathering;
 use store_core::{Error as StoreError, ErrorKind, Store, StorePath, WriteMode, WriteResult};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::integrity::{self, Written};
+use crate::integrity::{self, SINGLE_WRITE_LIMIT, Written};
 use crate::{Error, Owner};
 
 /// The message of the error an aborted upload's stream ends with.
@@ -134,6 +136,114 @@ impl<T: Send + 'static> Upload<T> {
             (Ok(_), Err(upload)) => Err(upload),
             (Err(_), Err(upload)) if !is_aborted(&upload) => Err(upload),
             (Err(produce), _) => Err(produce_error(produce)),
+        }
+    }
+}
+
+/// An output handed over piece by piece by a producer that is not async (a
+/// pickler writing buffers), stored with its checksum and owner as every output
+/// is. A short output (up to [`SINGLE_WRITE_LIMIT`]) is held and stored in one
+/// checked write at [`finish`](Self::finish), with no upload task; a longer one
+/// becomes an [`Upload`] as soon as it passes the limit, so memory stays
+/// bounded whatever its size.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
+/// use io_manager::{integrity, upload::OutputSink};
+/// use store_core::Store;
+///
+/// let store = Store::new(store_backends::MemoryBackend::new());
+/// let path = "out.bin".parse()?;
+/// let mut sink = OutputSink::new(&store, &path, None);
+/// sink.push("head".into()).await?;
+/// sink.push("tail".into()).await?;
+/// let written = sink.finish(false).await?.expect("finished once");
+/// assert_eq!(written.size, 8);
+/// assert_eq!(integrity::read(&store, &path, None).await?, "headtail");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct OutputSink {
+    store: Store,
+    path: StorePath,
+    owner: Option<Owner>,
+    state: Option<SinkState>,
+}
+
+enum SinkState {
+    Holding(Gathering),
+    Uploading(Upload<Written>),
+}
+
+impl std::fmt::Debug for SinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SinkState::Holding(_) => "Holding",
+            SinkState::Uploading(_) => "Uploading",
+        })
+    }
+}
+
+impl OutputSink {
+    /// An empty output for `path`, recorded as `owner`'s.
+    pub fn new(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Self {
+        let state = Some(SinkState::Holding(Gathering::new(SINGLE_WRITE_LIMIT)));
+        Self { store: store.clone(), path: path.clone(), owner: owner.cloned(), state }
+    }
+
+    /// Adds `piece`, starting the upload (on the current Tokio runtime) once the
+    /// output passes [`SINGLE_WRITE_LIMIT`]. Waits while the upload is behind. An
+    /// upload that failed is finished here and its error returned; the sink is
+    /// then closed.
+    pub async fn push(&mut self, piece: Bytes) -> Result<(), Error> {
+        let (sender, pieces) = match self.state.as_mut() {
+            None => return Err(StoreError::new(ErrorKind::Other, "the output was already finished").into()),
+            Some(SinkState::Holding(held)) => {
+                if held.hold(piece) {
+                    return Ok(());
+                }
+                let held = std::mem::replace(held, Gathering::new(0)).into_chunks();
+                let upload =
+                    Upload::start_checked(&Handle::current(), &self.store, self.path.clone(), self.owner.clone());
+                let sender = upload.sender();
+                self.state = Some(SinkState::Uploading(upload));
+                (sender, held)
+            }
+            Some(SinkState::Uploading(upload)) => (upload.sender(), vec![piece]),
+        };
+        for piece in pieces {
+            if sender.send(Ok(piece)).await.is_err() {
+                // The upload stopped taking pieces: its own error says why.
+                let failed = self.finish(false).await;
+                return Err(failed
+                    .err()
+                    .unwrap_or_else(|| StoreError::new(ErrorKind::Other, "the upload stopped taking pieces").into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the output passed [`SINGLE_WRITE_LIMIT`] and is being uploaded.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.state, Some(SinkState::Uploading(_)))
+    }
+
+    /// Stores what was pushed, or with `abort` nothing (the old object stays);
+    /// `None` if the sink was already finished.
+    pub async fn finish(&mut self, abort: bool) -> Result<Option<Written>, Error> {
+        match self.state.take() {
+            None => Ok(None),
+            Some(SinkState::Holding(_)) if abort => Ok(None),
+            Some(SinkState::Holding(held)) => {
+                let data = held.into_bytes();
+                integrity::write(&self.store, &self.path, data, WriteMode::Overwrite, self.owner.as_ref())
+                    .await
+                    .map(Some)
+            }
+            Some(SinkState::Uploading(upload)) => {
+                let finished = upload.finish(abort).await;
+                if abort { Ok(None) } else { finished.map(Some) }
+            }
         }
     }
 }
@@ -255,5 +365,77 @@ mod tests {
         let settled =
             runtime.block_on(upload.settle(produced, |e| StoreError::new(ErrorKind::Other, e.to_string()).into()));
         assert!(matches!(settled, Err(Error::OwnedByAnother { .. })), "{settled:?}");
+    }
+
+    #[test]
+    fn a_short_output_is_held_and_stored_in_one_checked_write() {
+        let (runtime, store, path) = setup();
+        let mut sink = OutputSink::new(&store, &path, None);
+        runtime.block_on(async {
+            for piece in ["a", "bc", "def"] {
+                sink.push(Bytes::from_static(piece.as_bytes())).await.unwrap();
+            }
+        });
+        assert!(!sink.is_streaming(), "no upload for a short output");
+        assert!(!runtime.block_on(store.exists(&path)).unwrap(), "nothing stored before finish");
+        let written = runtime.block_on(sink.finish(false)).unwrap().unwrap();
+        assert_eq!((written.size, written.checksum), (6, integrity::Checksum::of(b"abcdef")));
+        assert_eq!(runtime.block_on(integrity::read(&store, &path, None)).unwrap(), "abcdef");
+        assert!(runtime.block_on(sink.finish(false)).unwrap().is_none(), "finished once");
+        assert!(runtime.block_on(sink.push(Bytes::from_static(b"late"))).is_err(), "no piece after the end");
+    }
+
+    #[test]
+    fn a_long_output_streams_once_past_the_limit_and_is_stored_whole() {
+        let (runtime, store, path) = setup();
+        let data: Vec<u8> = (0..20 << 20).map(|i: u32| (i % 253) as u8).collect();
+        let mut sink = OutputSink::new(&store, &path, None);
+        let mut streamed_at = None;
+        runtime.block_on(async {
+            for (at, piece) in data.chunks(1 << 20).enumerate() {
+                sink.push(Bytes::copy_from_slice(piece)).await.unwrap();
+                if sink.is_streaming() && streamed_at.is_none() {
+                    streamed_at = Some(at);
+                }
+            }
+        });
+        assert_eq!(streamed_at, Some(SINGLE_WRITE_LIMIT >> 20), "the upload starts with the piece past the limit");
+        let written = runtime.block_on(sink.finish(false)).unwrap().unwrap();
+        assert_eq!((written.size, written.checksum), (data.len() as u64, integrity::Checksum::of(&data)));
+        assert_eq!(runtime.block_on(integrity::read(&store, &path, None)).unwrap(), data);
+    }
+
+    #[test]
+    fn an_aborted_output_keeps_the_old_object() {
+        let (runtime, store, path) = setup();
+        runtime
+            .block_on(integrity::write(&store, &path, Bytes::from_static(b"old"), WriteMode::Overwrite, None))
+            .unwrap();
+        for size in [10, 20 << 20] {
+            let mut sink = OutputSink::new(&store, &path, None);
+            runtime.block_on(sink.push(vec![7; size].into())).unwrap();
+            assert!(runtime.block_on(sink.finish(true)).unwrap().is_none());
+            assert_eq!(runtime.block_on(integrity::read(&store, &path, None)).unwrap(), "old", "{size} bytes");
+        }
+    }
+
+    #[test]
+    fn a_push_into_a_failed_upload_returns_the_upload_error() {
+        let (runtime, store, path) = setup();
+        let other = Owner::new(["other"], [] as [&str; 0]);
+        runtime
+            .block_on(integrity::write(&store, &path, Bytes::from_static(b"x"), WriteMode::Overwrite, Some(&other)))
+            .unwrap();
+        let mine = Owner::new(["mine"], [] as [&str; 0]);
+        let mut sink = OutputSink::new(&store, &path, Some(&mine));
+        let pushed = runtime.block_on(async {
+            for _ in 0..64 {
+                sink.push(vec![0; 1 << 20].into()).await?;
+            }
+            Ok::<_, Error>(())
+        });
+        assert!(matches!(pushed, Err(Error::OwnedByAnother { .. })), "{pushed:?}");
+        assert!(runtime.block_on(sink.finish(false)).unwrap().is_none(), "the failed upload was finished");
+        assert_eq!(runtime.block_on(integrity::read(&store, &path, Some(&other))).unwrap(), "x");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
-use io_manager::upload::Upload;
+use io_manager::upload::OutputSink;
 use io_manager::{IoManager, Owner};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyIOError, PyTypeError};
@@ -18,12 +18,11 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 use serializers::SerializeError;
-use store_core::buffer::Gathering;
-use store_core::{Store, StorePath, WriteMode};
+use store_core::{Store, StorePath};
 
 use crate::errors::StoreResultExt;
 use crate::pickle::{Pickle, unpickling_error};
-use crate::runtime::{self, block_on};
+use crate::runtime::block_on;
 use crate::stream::{ObjectReader, byte_view};
 use crate::value::PySerializer;
 
@@ -122,21 +121,15 @@ fn serialize_error(path: &StorePath, source: SerializeError) -> io_manager::Erro
     io_manager::Error::Serialize { path: path.clone(), source }
 }
 
-/// What `pickle.dump` writes into: the first [`SINGLE_WRITE_LIMIT`] bytes are
-/// held ([`Gathering`]), and only a longer pickle becomes a streamed upload.
+/// What `pickle.dump` writes into: an [`OutputSink`], which holds a short
+/// pickle for one write and streams a longer one.
 #[pyclass(frozen, module = "dagster_remote_store._core")]
 struct PickleSink {
-    store: Store,
     path: StorePath,
-    owner: Option<Owner>,
-    state: Mutex<Option<SinkState>>,
+    /// Taken while a piece is pushed with the GIL released, so that no lock is held across it.
+    sink: Mutex<Option<OutputSink>>,
     /// Why the upload failed, for `dump` to report.
     failure: Mutex<Option<io_manager::Error>>,
-}
-
-enum SinkState {
-    Gathering(Gathering),
-    Uploading(Upload<Written>),
 }
 
 /// Large buffers go out in pieces of this size: one multipart part, or one write to a file.
@@ -144,68 +137,39 @@ const PIECE: usize = 8 << 20;
 
 impl PickleSink {
     fn new(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Self {
-        Self {
-            store: store.clone(),
-            path: path.clone(),
-            owner: owner.cloned(),
-            state: Mutex::new(Some(SinkState::Gathering(Gathering::new(SINGLE_WRITE_LIMIT)))),
-            failure: Mutex::new(None),
-        }
+        let sink = Mutex::new(Some(OutputSink::new(store, path, owner)));
+        Self { path: path.clone(), sink, failure: Mutex::new(None) }
+    }
+
+    fn take(&self) -> Option<OutputSink> {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn push(&self, py: Python<'_>, piece: Bytes) -> PyResult<()> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (sender, pieces) =
-            match state.as_mut().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))? {
-                SinkState::Gathering(first) => {
-                    if first.hold(piece) {
-                        return Ok(());
-                    }
-                    let held = std::mem::replace(first, Gathering::new(0)).into_chunks();
-                    let upload =
-                        Upload::start_checked(&runtime::handle(), &self.store, self.path.clone(), self.owner.clone());
-                    let sender = upload.sender();
-                    *state = Some(SinkState::Uploading(upload));
-                    (sender, held)
+        let mut sink = self.take().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))?;
+        let pushed = block_on(py, sink.push(piece));
+        let streaming = sink.is_streaming();
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+        match pushed {
+            Ok(()) => {
+                if streaming {
+                    crate::errors::test_panic(self.path.as_str());
                 }
-                SinkState::Uploading(upload) => (upload.sender(), vec![piece]),
-            };
-        drop(state);
-        pieces.into_iter().try_for_each(|piece| self.send(py, &sender, piece))
-    }
-
-    fn send(
-        &self,
-        py: Python<'_>,
-        sender: &tokio::sync::mpsc::Sender<store_core::Result<Bytes>>,
-        piece: Bytes,
-    ) -> PyResult<()> {
-        if block_on(py, sender.send(Ok(piece))).is_ok() {
-            crate::errors::test_panic(self.path.as_str());
-            return Ok(());
+                Ok(())
+            }
+            Err(err) => {
+                // Kept for `dump`, which reports it rather than the pickling error it causes.
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
+                Err(PyIOError::new_err("the upload failed"))
+            }
         }
-        // The upload stopped early: keep its error for `dump`.
-        if let Err(err) = self.finish(py, false) {
-            *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
-        }
-        Err(PyIOError::new_err("the upload failed"))
     }
 
     /// Stores what was written (or with `abort`, nothing); `None` if already finished.
     fn finish(&self, py: Python<'_>, abort: bool) -> Result<Option<Written>, io_manager::Error> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match state {
+        match self.take() {
+            Some(mut sink) => block_on(py, sink.finish(abort)),
             None => Ok(None),
-            Some(SinkState::Gathering(..)) if abort => Ok(None),
-            Some(SinkState::Gathering(first)) => {
-                let data = first.into_bytes();
-                block_on(py, integrity::write(&self.store, &self.path, data, WriteMode::Overwrite, self.owner.as_ref()))
-                    .map(Some)
-            }
-            Some(SinkState::Uploading(upload)) => {
-                let finished = block_on(py, upload.finish(abort));
-                if abort { Ok(None) } else { finished.map(Some) }
-            }
         }
     }
 }
