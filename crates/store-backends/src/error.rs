@@ -23,6 +23,8 @@ pub(crate) use local::LocalError;
 pub(crate) use object_store_adapter::ObjectStoreError;
 #[cfg(feature = "sftp")]
 pub(crate) use sftp::{SftpError, ssh_kind};
+#[cfg(any(feature = "s3", feature = "gcs"))]
+pub(crate) use uploads::UploadsError;
 
 mod object_store_adapter {
     use store_core::{Error, ErrorKind};
@@ -308,6 +310,62 @@ mod sftp {
 
     impl From<SftpError> for Error {
         fn from(err: SftpError) -> Self {
+            err.into_store_error()
+        }
+    }
+}
+
+#[cfg(any(feature = "s3", feature = "gcs"))]
+mod uploads {
+    use store_core::{Error, ErrorKind};
+
+    use super::Classified;
+
+    /// What goes wrong listing or aborting incomplete multipart uploads, which
+    /// object_store cannot list.
+    #[derive(Debug, thiserror::Error)]
+    pub(crate) enum UploadsError {
+        #[error("cannot build the HTTP client: {0}")]
+        Client(#[source] reqwest::Error),
+        /// The request failed before an answer; the error carries no URL.
+        #[error("cannot list incomplete uploads: {0}")]
+        Request(#[source] reqwest::Error),
+        #[error("listing incomplete uploads answered {0}")]
+        Status(reqwest::StatusCode),
+        #[error("unreadable list of incomplete uploads: {0}")]
+        Unreadable(#[source] quick_xml::DeError),
+        #[error("no credentials to list incomplete uploads: {0}")]
+        NoCredentials(#[source] object_store::Error),
+        #[cfg(feature = "s3")]
+        #[error("bad URL: {0}")]
+        BadUrl(String),
+        #[cfg(feature = "s3")]
+        #[error("a bucket URL without a host")]
+        NoHost,
+        #[error("cannot abort the upload: {0}")]
+        Abort(#[source] object_store::Error),
+    }
+
+    impl Classified for UploadsError {
+        fn kind(&self) -> ErrorKind {
+            match self {
+                UploadsError::Request(_) => ErrorKind::Unavailable,
+                UploadsError::Status(status) => match status.as_u16() {
+                    401 | 403 => ErrorKind::PermissionDenied,
+                    404 => ErrorKind::NotFound,
+                    408 | 429 | 500..=599 => ErrorKind::Unavailable,
+                    _ => ErrorKind::Other,
+                },
+                UploadsError::NoCredentials(_) => ErrorKind::PermissionDenied,
+                #[cfg(feature = "s3")]
+                UploadsError::BadUrl(_) | UploadsError::NoHost => ErrorKind::Other,
+                UploadsError::Client(_) | UploadsError::Unreadable(_) | UploadsError::Abort(_) => ErrorKind::Other,
+            }
+        }
+    }
+
+    impl From<UploadsError> for Error {
+        fn from(err: UploadsError) -> Self {
             err.into_store_error()
         }
     }

@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use serde::Deserialize;
-use store_core::{Error, ErrorKind, Leftover, Result, StorePath};
+use store_core::{Leftover, Result, StorePath};
 
 use crate::cloud::ClientConfig;
+use crate::error::{ObjectStoreError, UploadsError};
 use crate::object_store_backend::Staging;
 
 /// How a listing request proves who sends it.
@@ -50,7 +51,7 @@ impl Uploads {
             .connect_timeout(client.connect_timeout)
             .timeout(client.request_timeout)
             .build()
-            .map_err(|e| Error::new(ErrorKind::Other, format!("cannot build the HTTP client: {e}")))?;
+            .map_err(UploadsError::Client)?;
         Ok(Self { client, bucket_url: bucket_url.trim_end_matches('/').to_owned(), signer, aborter })
     }
 
@@ -64,29 +65,18 @@ impl Uploads {
         let query = query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&");
         let url = format!("{}?{query}", self.bucket_url);
         let request = self.sign(self.client.get(&url), &url, &query).await?;
-        let unavailable = |e: reqwest::Error| {
-            Error::new(ErrorKind::Unavailable, format!("cannot list incomplete uploads: {}", e.without_url()))
-        };
+        let unavailable = |e: reqwest::Error| UploadsError::Request(e.without_url());
         let response = request.send().await.map_err(unavailable)?;
         let status = response.status();
         let body = response.text().await.map_err(unavailable)?;
         if !status.is_success() {
-            let kind = match status.as_u16() {
-                401 | 403 => ErrorKind::PermissionDenied,
-                404 => ErrorKind::NotFound,
-                408 | 429 | 500..=599 => ErrorKind::Unavailable,
-                _ => ErrorKind::Other,
-            };
-            return Err(Error::new(kind, format!("listing incomplete uploads answered {status}")));
+            return Err(UploadsError::Status(status).into());
         }
-        quick_xml::de::from_str(&body)
-            .map_err(|e| Error::new(ErrorKind::Other, format!("unreadable list of incomplete uploads: {e}")))
+        Ok(quick_xml::de::from_str(&body).map_err(UploadsError::Unreadable)?)
     }
 
     async fn sign(&self, request: reqwest::RequestBuilder, url: &str, query: &str) -> Result<reqwest::RequestBuilder> {
-        let denied = |e: object_store::Error| {
-            Error::new(ErrorKind::PermissionDenied, format!("no credentials to list incomplete uploads: {e}"))
-        };
+        let denied = UploadsError::NoCredentials;
         Ok(match &self.signer {
             #[cfg(feature = "s3")]
             Signer::AwsV4 { credentials, region } => {
@@ -132,11 +122,10 @@ impl Staging for Uploads {
     }
 
     async fn remove(&self, leftover: &Leftover) -> Result<()> {
-        let location =
-            Path::parse(leftover.path.as_str()).map_err(|e| Error::new(ErrorKind::InvalidPath, e.to_string()))?;
+        let location = Path::parse(leftover.path.as_str()).map_err(ObjectStoreError::Path)?;
         match self.aborter.abort_multipart(&location, &leftover.id).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(Error::new(ErrorKind::Other, format!("cannot abort the upload: {e}"))),
+            Err(e) => Err(UploadsError::Abort(e).into()),
         }
     }
 }
@@ -186,9 +175,10 @@ fn encode(text: &str) -> String {
 mod sigv4 {
     use std::time::SystemTime;
 
+    use crate::error::UploadsError;
     use aws_lc_rs::{digest, hmac};
     use object_store::aws::AwsCredential;
-    use store_core::{Error, ErrorKind, Result};
+    use store_core::Result;
 
     /// SHA-256 of an empty body.
     const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -201,11 +191,11 @@ mod sigv4 {
         credential: &AwsCredential,
         now: SystemTime,
     ) -> Result<Vec<(&'static str, String)>> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| Error::new(ErrorKind::Other, format!("bad URL: {e}")))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| UploadsError::BadUrl(e.to_string()))?;
         let host = match (parsed.host_str(), parsed.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(Error::new(ErrorKind::Other, "a bucket URL without a host")),
+            (None, _) => return Err(UploadsError::NoHost.into()),
         };
         let time = chrono::DateTime::<chrono::Utc>::from(now);
         let (date, stamp) = (time.format("%Y%m%d").to_string(), time.format("%Y%m%dT%H%M%SZ").to_string());
