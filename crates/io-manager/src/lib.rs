@@ -9,8 +9,10 @@
 //! usable on its own by any Rust tool that keeps outputs in a Store: writes are
 //! atomic and carry a checksum that every load verifies ([`integrity`]), and
 //! several partitions load concurrently with bounded concurrency. Outputs too
-//! large to hold whole stream in through [`upload`] (fed by an encoder or a
-//! pickler); Parquet tables load through [`tables`], decoded as they arrive.
+//! large to hold whole stream in through [`IoManager::output_sink`] (fed piece
+//! by piece, as by a pickler) or an [`upload`] (fed by an encoder), and stream
+//! out through [`IoManager::input_stream`]; Parquet tables load through
+//! [`tables`], decoded as they arrive.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
@@ -238,6 +240,47 @@ impl<V> IoManager<V> {
     ) -> Result<OutputMetadata, Error> {
         let written = integrity::write(&self.store, path, data, WriteMode::Overwrite, owner).await?;
         Ok(self.output_metadata(path, &written))
+    }
+
+    /// A streamed output at `path`, as `owner`'s: for a value that a producer
+    /// which is not async hands over piece by piece (a pickler writing buffers)
+    /// rather than as one encoded `V`. Stored, with checksum and owner, when the
+    /// sink is finished; see [`OutputSink`](upload::OutputSink).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), io_manager::Error> {
+    /// # use std::sync::Arc;
+    /// # use futures::TryStreamExt;
+    /// # use io_manager::IoManager;
+    /// # use store_core::Store;
+    /// let io = IoManager::<serde_json::Value>::new(Store::new(store_backends::MemoryBackend::new()), Arc::new(serializers::Json));
+    /// let path = io.asset_path(&["frame"], &[] as &[&str])?;
+    /// let mut sink = io.output_sink(&path, None);
+    /// sink.push("[1, ".into()).await?;
+    /// sink.push("2]".into()).await?;
+    /// let written = sink.finish(false).await?.expect("finished once");
+    /// assert_eq!(io.output_metadata(&path, &written).size, 6);
+    ///
+    /// let mut input = io.input_stream(&path, None).await?;
+    /// let chunks: Vec<bytes::Bytes> = (&mut input.chunks).try_collect().await?;
+    /// input.verify().await?;
+    /// assert_eq!(chunks.concat(), b"[1, 2]");
+    /// # Ok(()) }
+    /// ```
+    pub fn output_sink(&self, path: &StorePath, owner: Option<&Owner>) -> upload::OutputSink {
+        upload::OutputSink::new(&self.store, path, owner)
+    }
+
+    /// The object at `path` as it arrives, for a consumer that decodes while it
+    /// reads (an unpickler); verified against its checksum once read
+    /// ([`CheckedStream::verify`](integrity::CheckedStream::verify)), and refused
+    /// if recorded as another owner's than `owner`.
+    pub async fn input_stream(
+        &self,
+        path: &StorePath,
+        owner: Option<&Owner>,
+    ) -> Result<integrity::CheckedStream, Error> {
+        integrity::read_stream(&self.store, path, owner).await
     }
 
     /// What a checked write of `path` reports as output metadata (for outputs

@@ -77,7 +77,8 @@ impl IoManagerCore {
         guard(py, "handle_output", Some(path), || {
             let (path, owner) = (parse_path(py, path)?, to_owner(owner));
             if self.streams_pickle {
-                let written = pickle_stream::dump(py, self.inner.store(), &path, obj.bind(py), owner.as_ref())?;
+                let output = self.inner.output_sink(&path, owner.as_ref());
+                let written = pickle_stream::dump(py, output, &path, obj.bind(py))?;
                 return metadata(py, self.inner.output_metadata(&path, &written));
             }
             let value = PyValue(obj);
@@ -112,7 +113,8 @@ impl IoManagerCore {
         guard(py, "load_input", Some(path), || {
             let (path, owner) = (parse_path(py, path)?, to_owner(owner));
             if self.streams_pickle {
-                return pickle_stream::load(py, self.inner.store(), &path, owner.as_ref());
+                let object = block_on(py, self.inner.input_stream(&path, owner.as_ref())).into_py_result(py)?;
+                return pickle_stream::load(py, object, &path, &Pickle::default());
             }
             block_on(py, self.inner.load_input(&path, owner.as_ref())).into_py_result(py).map(|v| v.0)
         })

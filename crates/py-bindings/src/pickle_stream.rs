@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use io_manager::integrity::{self, SINGLE_WRITE_LIMIT, Written};
+use io_manager::integrity::{CheckedStream, SINGLE_WRITE_LIMIT, Written};
 use io_manager::upload::OutputSink;
 use io_manager::{IoManager, Owner};
 use pyo3::buffer::PyBuffer;
@@ -26,15 +26,9 @@ use crate::runtime::block_on;
 use crate::stream::{ObjectReader, byte_view};
 use crate::value::PySerializer;
 
-/// Pickles `value` into the object at `path`, with its checksum and owner.
-pub fn dump(
-    py: Python<'_>,
-    store: &Store,
-    path: &StorePath,
-    value: &Bound<'_, PyAny>,
-    owner: Option<&Owner>,
-) -> PyResult<Written> {
-    let sink = Bound::new(py, PickleSink::new(store, path, owner))?;
+/// Pickles `value` into `output`, the IO manager's streamed output at `path`.
+pub fn dump(py: Python<'_>, output: OutputSink, path: &StorePath, value: &Bound<'_, PyAny>) -> PyResult<Written> {
+    let sink = Bound::new(py, PickleSink::new(output, path))?;
     let pickle = Pickle::module(py)?;
     let dumped = pickle.call_method1("dump", (value, &sink, pickle.getattr("HIGHEST_PROTOCOL")?));
     let sink = sink.get();
@@ -48,22 +42,10 @@ pub fn dump(
     sink.finish(py, false).into_py_result(py)?.ok_or_else(|| PyIOError::new_err("the pickle sink closed twice"))
 }
 
-/// Unpickles the object at `path`, recorded as `owner`'s, with the `pickle` module.
-pub fn load(py: Python<'_>, store: &Store, path: &StorePath, owner: Option<&Owner>) -> PyResult<Py<PyAny>> {
-    load_with(py, store, path, &Pickle::default(), owner)
-}
-
-/// Unpickles the object at `path` with `pickle`; a checksum mismatch is
-/// raised instead of the value, and a pickle that does not load as
-/// `DeserializationError` naming `path`.
-pub fn load_with(
-    py: Python<'_>,
-    store: &Store,
-    path: &StorePath,
-    pickle: &Pickle,
-    owner: Option<&Owner>,
-) -> PyResult<Py<PyAny>> {
-    let mut object = block_on(py, integrity::read_stream(store, path, owner)).into_py_result(py)?;
+/// Unpickles `object`, the object at `path` as it arrives, with `pickle`; a
+/// checksum mismatch is raised instead of the value, and a pickle that does
+/// not load as `DeserializationError` naming `path`.
+pub fn load(py: Python<'_>, mut object: CheckedStream, path: &StorePath, pickle: &Pickle) -> PyResult<Py<PyAny>> {
     if object.size.is_some_and(|size| size <= SINGLE_WRITE_LIMIT as u64) {
         let chunks: Vec<Bytes> = block_on(py, (&mut object.chunks).try_collect()).into_py_result(py)?;
         block_on(py, object.verify()).into_py_result(py)?;
@@ -136,9 +118,8 @@ struct PickleSink {
 const PIECE: usize = 8 << 20;
 
 impl PickleSink {
-    fn new(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Self {
-        let sink = Mutex::new(Some(OutputSink::new(store, path, owner)));
-        Self { path: path.clone(), sink, failure: Mutex::new(None) }
+    fn new(output: OutputSink, path: &StorePath) -> Self {
+        Self { path: path.clone(), sink: Mutex::new(Some(output)), failure: Mutex::new(None) }
     }
 
     fn take(&self) -> Option<OutputSink> {

@@ -6,6 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use io_manager::integrity;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -13,11 +14,12 @@ use pyo3::types::{PyBytes, PyString};
 use serializers::{Json, Registry, SerializeError, Serializer};
 
 use crate::builtin::BuiltinSerializer;
-use crate::errors::guard;
+use crate::errors::{StoreResultExt, guard};
 use crate::owner::{PyOwner, owned_paths, to_owner};
 use crate::parquet::Parquet;
 use crate::pickle::Pickle;
 use crate::pickle_stream;
+use crate::runtime::block_on;
 use crate::store::{Store, parse_path};
 use crate::value::{PySerializer, PyValue};
 
@@ -157,7 +159,10 @@ impl PickleSerializer {
     #[pyo3(signature = (store, path, *, owner = None))]
     fn load(&self, py: Python<'_>, store: PyRef<'_, Store>, path: &str, owner: PyOwner) -> PyResult<Py<PyAny>> {
         guard(py, "load_input", Some(path), || {
-            pickle_stream::load_with(py, &store.inner, &parse_path(py, path)?, &self.pickle, to_owner(owner).as_ref())
+            let (path, owner) = (parse_path(py, path)?, to_owner(owner));
+            let object =
+                block_on(py, integrity::read_stream(&store.inner, &path, owner.as_ref())).into_py_result(py)?;
+            pickle_stream::load(py, object, &path, &self.pickle)
         })
     }
 
