@@ -47,7 +47,7 @@ const INLINE_LIMIT: u64 = 1 << 20;
 ///
 /// No call reads, writes, lists, copies, renames or deletes through a symbolic
 /// link, of a file or a folder at any depth, whose target lies outside the
-/// root: such paths fail with [`ErrorKind::PermissionDenied`] naming the link,
+/// root: such paths fail with [`store_core::ErrorKind::PermissionDenied`] naming the link,
 /// and listings leave such links out. Links that stay inside the root work.
 /// The check looks at each part of the path just before the call (see
 /// `confine`), so a link swapped in between the two is not caught: only
