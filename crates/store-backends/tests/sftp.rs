@@ -166,6 +166,10 @@ struct Proxy {
     links: Arc<Mutex<Vec<Link>>>,
     /// How many bytes from the server new connections may carry before they are cut.
     limit: Arc<AtomicU64>,
+    /// How long, in milliseconds, a connection that reached `limit` stays open (passing nothing) before it is
+    /// cut. libssh2 drops what it has received but not yet handed out when its socket fails, so a client
+    /// slower than the proxy (a loaded machine) would otherwise lose every byte of each connection.
+    linger_ms: Arc<AtomicU64>,
 }
 
 type Link = [Arc<TcpStream>; 2];
@@ -175,17 +179,19 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (links, limit) = (Arc::<Mutex<Vec<Link>>>::default(), Arc::new(AtomicU64::new(u64::MAX)));
-        let (links2, limit2) = (links.clone(), limit.clone());
+        let linger_ms = Arc::new(AtomicU64::new(0));
+        let (links2, limit2, linger2) = (links.clone(), limit.clone(), linger_ms.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let (Ok(client), Ok(upstream)) = (client, TcpStream::connect(&server)) else { continue };
                 let link = [Arc::new(client), Arc::new(upstream)];
                 links2.lock().unwrap().push(link.clone());
-                pipe(&link, 0, 1, u64::MAX);
-                pipe(&link, 1, 0, limit2.load(Ordering::SeqCst));
+                pipe(&link, 0, 1, u64::MAX, Duration::ZERO);
+                let linger = Duration::from_millis(linger2.load(Ordering::SeqCst));
+                pipe(&link, 1, 0, limit2.load(Ordering::SeqCst), linger);
             }
         });
-        Proxy { port, links, limit }
+        Proxy { port, links, limit, linger_ms }
     }
 
     fn accepted(&self) -> usize {
@@ -198,15 +204,19 @@ impl Proxy {
 }
 
 /// Passes bytes from end `from` of `link` to end `to` until either closes or `limit` bytes have passed; then
-/// cuts the connection.
-fn pipe(link: &Link, from: usize, to: usize, mut limit: u64) {
+/// cuts the connection, after `linger` if the limit was reached.
+fn pipe(link: &Link, from: usize, to: usize, mut limit: u64, linger: Duration) {
     let link = link.clone();
     std::thread::spawn(move || {
         let mut buffer = vec![0; 64 << 10];
         while let Ok(read @ 1..) = (&*link[from]).read(&mut buffer) {
             let n = read.min(usize::try_from(limit).unwrap_or(usize::MAX));
             limit -= n as u64;
-            if (&*link[to]).write_all(&buffer[..n]).is_err() || n < read || limit == 0 {
+            if (&*link[to]).write_all(&buffer[..n]).is_err() {
+                break;
+            }
+            if n < read || limit == 0 {
+                std::thread::sleep(linger);
                 break;
             }
         }
@@ -265,9 +275,9 @@ async fn through(proxy: &Proxy, max_retries: u32) -> SftpConfig {
 }
 
 server_test! {
-    /// Every connection is cut after 1.5 MiB from the server: a 3 MiB streamed read (1 MiB chunks) goes on from
-    /// where each connection stopped, and yields the object exactly; libssh2's early "end of file" never ends it
-    /// short.
+    /// Every connection is cut once it has carried 1.5 MiB from the server (and lingered 1 s): a 3 MiB streamed
+    /// read (1 MiB chunks) goes on from where each connection stopped, and yields the object exactly; libssh2's
+    /// early "end of file" never ends it short.
     async fn a_streamed_read_resumes_after_lost_connections() {
         let direct = isolated(config(key_auth()), "resume").await;
         let path = p("big.bin");
@@ -275,6 +285,7 @@ server_test! {
         direct.write(&path, data.clone(), WriteMode::Overwrite).await.unwrap();
         let proxy = Proxy::start((env("DRS_TEST_SFTP_HOST"), env("DRS_TEST_SFTP_PORT").parse().unwrap()));
         proxy.limit.store(3 << 19, Ordering::SeqCst);
+        proxy.linger_ms.store(1000, Ordering::SeqCst);
         // Generous timeouts: this checks resumption, and the other tests of this binary (hundreds of
         // handshakes) can slow the server's logins past the proxied configuration's 2 s.
         let timeouts = Duration::from_secs(20);
