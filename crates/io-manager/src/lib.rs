@@ -124,6 +124,13 @@ pub struct OutputMetadata {
     pub checksum: Checksum,
 }
 
+impl OutputMetadata {
+    /// What a checked write of `path` in `store` reports (see [`integrity::write`]).
+    pub fn of(store: &Store, path: &StorePath, written: &integrity::Written) -> Self {
+        Self { path: path.clone(), uri: store.uri(path), size: written.size, checksum: written.checksum }
+    }
+}
+
 /// A Store, a serializer for values of type `V`, and a bound on concurrent fetches.
 pub struct IoManager<V> {
     store: Store,
@@ -271,6 +278,55 @@ impl<V> IoManager<V> {
         upload::OutputSink::new(&self.store, path, owner)
     }
 
+    /// A streamed output at `path`, as `owner`'s, fed by an encoder that runs
+    /// on its own thread and writes through [`Upload::writer`](upload::Upload::writer)
+    /// (a Parquet writer), while the upload runs on `runtime`. Stored, with
+    /// checksum and owner, when [`settle`](upload::Upload::settle)d with the
+    /// encoder's success; nothing is stored otherwise.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 1)] async fn main() -> Result<(), io_manager::Error> {
+    /// # use std::io::Write;
+    /// # use std::sync::Arc;
+    /// # use io_manager::IoManager;
+    /// # use store_core::Store;
+    /// let io = IoManager::<serde_json::Value>::new(Store::new(store_backends::MemoryBackend::new()), Arc::new(serializers::Json));
+    /// let path = io.asset_path(&["report"], &[] as &[&str])?;
+    /// let upload = io.output_upload(&tokio::runtime::Handle::current(), &path, None);
+    /// let mut writer = upload.writer();
+    /// let encoded = tokio::task::spawn_blocking(move || {
+    ///     writer.write_all(b"{\"rows\": 3}")?;
+    ///     writer.finish()
+    /// })
+    /// .await
+    /// .expect("the encoder ran");
+    /// let failed = |e| io_manager::Error::Serialize { path: path.clone(), source: serializers::SerializeError::encode("json", e) };
+    /// let (written, ()) = upload.settle(encoded, failed).await?;
+    /// assert_eq!(written.size, 11);
+    /// assert_eq!(io.load_input(&path, None).await?, serde_json::json!({"rows": 3}));
+    /// # Ok(()) }
+    /// ```
+    pub fn output_upload(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        path: &StorePath,
+        owner: Option<&Owner>,
+    ) -> upload::Upload<integrity::Written> {
+        upload::Upload::start_checked(runtime, &self.store, path.clone(), owner.cloned())
+    }
+
+    /// The Parquet tables stored at `objects` (each path with its owner),
+    /// fetched, verified and decoded within this IO manager's concurrency
+    /// bound; see [`tables::fetch_tables`].
+    #[cfg(feature = "parquet")]
+    pub async fn fetch_tables<T: tables::RowGroupTarget>(
+        &self,
+        objects: &[(StorePath, Option<Owner>)],
+        target_for: impl Fn(&serializers::parquet::ArrivingFile) -> Option<T>,
+    ) -> Vec<Result<tables::Fetched<T>, Error>> {
+        tables::fetch_tables(&self.store, objects, self.max_concurrency, target_for).await
+    }
+
     /// The object at `path` as it arrives, for a consumer that decodes while it
     /// reads (an unpickler); verified against its checksum once read
     /// ([`CheckedStream::verify`](integrity::CheckedStream::verify)), and refused
@@ -286,7 +342,7 @@ impl<V> IoManager<V> {
     /// What a checked write of `path` reports as output metadata (for outputs
     /// written by other means than [`handle_output`](Self::handle_output), such as streams).
     pub fn output_metadata(&self, path: &StorePath, written: &integrity::Written) -> OutputMetadata {
-        OutputMetadata { path: path.clone(), uri: self.store.uri(path), size: written.size, checksum: written.checksum }
+        OutputMetadata::of(&self.store, path, written)
     }
 
     /// Reads, verifies and deserializes the object at `path`, refusing one

@@ -4,11 +4,13 @@
 use io_manager::{IoManager, OutputMetadata};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use serializers::parquet::{self as parquet_format, Compression};
 
 use crate::errors::{StoreResultExt, guard};
 use crate::owner::{PyOwner, owned_paths, to_owner};
+use crate::parquet::ParquetSerializer;
 use crate::pickle::Pickle;
-use crate::runtime::block_on;
+use crate::runtime::{self, block_on};
 use crate::serializers::{PickleSerializer, resolve};
 use crate::store::{Store, parse_path};
 use crate::value::PyValue;
@@ -19,8 +21,34 @@ use crate::{parquet, pickle_stream};
 #[pyclass(frozen, module = "dagster_remote_store._core")]
 pub struct IoManagerCore {
     inner: IoManager<PyValue>,
-    /// Pickle streams values to and from the store instead of going through bytes.
-    streams_pickle: bool,
+    format: Format,
+}
+
+/// How outputs go to the store.
+#[derive(Clone, Copy)]
+enum Format {
+    /// Pickled straight into an output sink and unpickled from the arriving object, never whole as bytes.
+    Pickle,
+    /// Encoded a row group at a time into an upload.
+    Parquet(Compression),
+    /// Encoded whole by the serializer.
+    Encoded,
+}
+
+impl Format {
+    fn of(serializer: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(name) = serializer.cast::<PyString>() {
+            return Ok(match &*name.to_cow()? {
+                Pickle::NAME => Self::Pickle,
+                parquet_format::NAME => Self::Parquet(Compression::default()),
+                _ => Self::Encoded,
+            });
+        }
+        if let Ok(parquet) = serializer.cast::<ParquetSerializer>() {
+            return Ok(Self::Parquet(parquet.get().compression));
+        }
+        Ok(if serializer.is_instance_of::<PickleSerializer>() { Self::Pickle } else { Self::Encoded })
+    }
 }
 
 #[pymethods]
@@ -34,17 +62,14 @@ impl IoManagerCore {
         max_concurrency: usize,
         extension: Option<String>,
     ) -> PyResult<Self> {
-        let streams_pickle = match serializer.cast::<PyString>() {
-            Ok(name) => name.to_cow()? == Pickle::NAME,
-            Err(_) => serializer.is_instance_of::<PickleSerializer>(),
-        };
+        let format = Format::of(serializer)?;
         let serializer = resolve(serializer)?;
         let inner = IoManager::new(store.inner.clone(), serializer).with_max_concurrency(max_concurrency);
         let inner = match extension {
             Some(extension) => inner.with_extension(extension).into_py_result(py)?,
             None => inner,
         };
-        Ok(Self { inner, streams_pickle })
+        Ok(Self { inner, format })
     }
 
     /// The extension stored paths end with.
@@ -65,7 +90,9 @@ impl IoManagerCore {
     }
 
     /// Serializes `obj` and writes it atomically to `path`, with its checksum
-    /// and `owner` (`(asset_key, partition_keys)`); returns `{"path", "uri", "size", "checksum"}`.
+    /// and `owner` (`(asset_key, partition_keys)`); returns `{"path", "uri",
+    /// "size", "checksum"}`, and for a Parquet table also `row_count`,
+    /// `columns` (name and Arrow type) and `compression`.
     #[pyo3(signature = (path, obj, *, owner = None))]
     fn handle_output<'py>(
         &self,
@@ -76,14 +103,25 @@ impl IoManagerCore {
     ) -> PyResult<Bound<'py, PyDict>> {
         guard(py, "handle_output", Some(path), || {
             let (path, owner) = (parse_path(py, path)?, to_owner(owner));
-            if self.streams_pickle {
-                let output = self.inner.output_sink(&path, owner.as_ref());
-                let written = pickle_stream::dump(py, output, &path, obj.bind(py))?;
-                return metadata(py, self.inner.output_metadata(&path, &written));
+            match self.format {
+                Format::Pickle => {
+                    let output = self.inner.output_sink(&path, owner.as_ref());
+                    let written = pickle_stream::dump(py, output, &path, obj.bind(py))?;
+                    metadata(py, self.inner.output_metadata(&path, &written))
+                }
+                Format::Parquet(compression) => {
+                    let upload = self.inner.output_upload(&runtime::handle(), &path, owner.as_ref());
+                    let (written, encoded) = parquet::store_table(py, upload, &path, obj.bind(py), compression)?;
+                    let out = metadata(py, self.inner.output_metadata(&path, &written))?;
+                    parquet::table_metadata(&out, &encoded, compression)?;
+                    Ok(out)
+                }
+                Format::Encoded => {
+                    let value = PyValue(obj);
+                    let written = self.inner.handle_output(&path, &value, owner.as_ref());
+                    metadata(py, block_on(py, written).into_py_result(py)?)
+                }
             }
-            let value = PyValue(obj);
-            let written = block_on(py, self.inner.handle_output(&path, &value, owner.as_ref())).into_py_result(py)?;
-            metadata(py, written)
         })
     }
 
@@ -103,7 +141,7 @@ impl IoManagerCore {
     ) -> PyResult<Vec<Py<PyAny>>> {
         guard(py, "load_tables", paths.first().map(String::as_str), || {
             let objects = owned_paths(py, &paths, owners)?;
-            parquet::load_tables(py, self.inner.store(), &objects, into, missing, self.inner.max_concurrency())
+            parquet::load_tables(py, &self.inner, &objects, into, missing)
         })
     }
 
@@ -112,7 +150,7 @@ impl IoManagerCore {
     fn load_input(&self, py: Python<'_>, path: &str, owner: PyOwner) -> PyResult<Py<PyAny>> {
         guard(py, "load_input", Some(path), || {
             let (path, owner) = (parse_path(py, path)?, to_owner(owner));
-            if self.streams_pickle {
+            if matches!(self.format, Format::Pickle) {
                 let object = block_on(py, self.inner.input_stream(&path, owner.as_ref())).into_py_result(py)?;
                 return pickle_stream::load(py, object, &path, &Pickle::default());
             }
@@ -149,7 +187,7 @@ impl IoManagerCore {
 }
 
 /// What a write reports, as the dict the Python IO manager turns into Dagster metadata.
-fn metadata(py: Python<'_>, written: OutputMetadata) -> PyResult<Bound<'_, PyDict>> {
+pub fn metadata(py: Python<'_>, written: OutputMetadata) -> PyResult<Bound<'_, PyDict>> {
     let metadata = PyDict::new(py);
     metadata.set_item("path", written.path.as_str())?;
     metadata.set_item("uri", written.uri)?;

@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchReader};
 use bytes::Bytes;
-use io_manager::Owner;
-use io_manager::tables::{self, Fetched};
+use io_manager::integrity::Written;
+use io_manager::tables::Fetched;
 use io_manager::upload::Upload;
+use io_manager::{IoManager, OutputMetadata, Owner};
 use pyo3::exceptions::{PyImportError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -319,24 +320,23 @@ impl Target {
 }
 
 /// The tables stored at `paths`, fetched and verified at most `max_concurrency` at once and
-/// decoded as they arrive with the GIL released (see [`tables::fetch_table`]), as `into` asks
+/// decoded as they arrive with the GIL released (see [`io_manager::tables::fetch_table`]), as `into` asks
 /// (see `ParquetSerializer.deserialize`); with `missing` given, a missing object is `missing`.
 /// Read into pandas (`into`, or the library recorded), a large table that pandas holds in one
 /// block is decoded into that block.
 pub fn load_tables(
     py: Python<'_>,
-    store: &store_core::Store,
+    io: &IoManager<PyValue>,
     paths: &[(StorePath, Option<Owner>)],
     into: Option<&str>,
     missing: Option<Py<PyAny>>,
-    max_concurrency: usize,
 ) -> PyResult<Vec<Py<PyAny>>> {
     let target = into.map(Target::parse).transpose()?;
     let frame_for = |file: &ArrivingFile| {
         let read_as = target.unwrap_or_else(|| Target::recorded(&file.key_value_metadata()));
         matches!(read_as, Target::Pandas).then(|| FrameBlock::for_file(file)).flatten()
     };
-    let fetched = block_on(py, tables::fetch_tables(store, paths, max_concurrency, frame_for));
+    let fetched = block_on(py, io.fetch_tables(paths, frame_for));
     fetched
         .into_iter()
         .map(|table| match (table, &missing) {
@@ -351,6 +351,35 @@ pub fn load_tables(
             (Err(e), _) => Err(e).into_py_result(py),
         })
         .collect()
+}
+
+/// Encodes the table `obj` into `upload` on this thread, row groups going out
+/// as they are encoded, and commits the upload if encoding succeeded (else
+/// nothing is stored); says what was written and what was encoded.
+pub fn store_table(
+    py: Python<'_>,
+    upload: Upload<Written>,
+    path: &StorePath,
+    obj: &Bound<'_, PyAny>,
+    compression: Compression,
+) -> PyResult<(Written, parquet::Encoded)> {
+    let table = open_table(obj).map_err(|e| serialize_error(py, &e, Some(path.as_str())))?;
+    let encoded = write_table(py, table, compression, upload.writer()).and_then(|(sink, encoded)| {
+        py.detach(|| sink.finish()).map_err(|e| SerializeError::encode(parquet::NAME, e))?;
+        Ok(encoded)
+    });
+    let encode_failed = |source| io_manager::Error::Serialize { path: path.clone(), source };
+    block_on(py, upload.settle(encoded, encode_failed)).into_py_result(py)
+}
+
+/// Adds what a stored table holds to its output metadata: `row_count`,
+/// `columns` (name and Arrow type) and `compression`.
+pub fn table_metadata(out: &Bound<'_, PyDict>, encoded: &parquet::Encoded, compression: Compression) -> PyResult<()> {
+    let columns: Vec<(String, String)> =
+        encoded.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
+    out.set_item("row_count", encoded.row_count)?;
+    out.set_item("columns", columns)?;
+    out.set_item("compression", compression.to_string())
 }
 
 /// The table Parquet `data` holds, as `into` asks (see `ParquetSerializer.deserialize`),
@@ -430,7 +459,7 @@ fn pandas_frame<'py>(
 /// `__arrow_c_stream__`.
 #[pyclass(extends = BuiltinSerializer, frozen, module = "dagster_remote_store")]
 pub struct ParquetSerializer {
-    compression: Compression,
+    pub(crate) compression: Compression,
 }
 
 #[pymethods]
@@ -474,24 +503,10 @@ impl ParquetSerializer {
     ) -> PyResult<Bound<'py, PyDict>> {
         guard(py, "write", Some(path), || {
             let path = parse_path(py, path)?;
-            let table = open_table(&obj).map_err(|e| serialize_error(py, &e, Some(path.as_str())))?;
             let upload = Upload::start_checked(&runtime::handle(), &store.inner, path.clone(), to_owner(owner));
-            let encoded = write_table(py, table, self.compression, upload.writer()).and_then(|(sink, encoded)| {
-                py.detach(|| sink.finish()).map_err(|e| SerializeError::encode(parquet::NAME, e))?;
-                Ok(encoded)
-            });
-            let encode_failed = |source| io_manager::Error::Serialize { path: path.clone(), source };
-            let (written, encoded) = block_on(py, upload.settle(encoded, encode_failed)).into_py_result(py)?;
-            let columns: Vec<(String, String)> =
-                encoded.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
-            let out = PyDict::new(py);
-            out.set_item("path", path.as_str())?;
-            out.set_item("uri", store.inner.uri(&path))?;
-            out.set_item("size", written.size)?;
-            out.set_item("checksum", written.checksum.to_string())?;
-            out.set_item("row_count", encoded.row_count)?;
-            out.set_item("columns", columns)?;
-            out.set_item("compression", self.compression.to_string())?;
+            let (written, encoded) = store_table(py, upload, &path, &obj, self.compression)?;
+            let out = crate::io::metadata(py, OutputMetadata::of(&store.inner, &path, &written))?;
+            table_metadata(&out, &encoded, self.compression)?;
             Ok(out)
         })
     }

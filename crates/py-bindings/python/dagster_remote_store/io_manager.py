@@ -98,11 +98,8 @@ class _RemoteStoreIOManagerImpl(IOManager):
         self._pickle = _pickle_serializer(serializer, allowed_pickle_globals)
         core_serializer = "pickle" if self._pickle is not None else serializer
         self._core = IoManagerCore(store, core_serializer, max_concurrency=max_concurrency, extension=extension)
-        # Tables are encoded here rather than inside the core, so that their row count
-        # and schema become metadata and loads return what the input asks for.
-        self._parquet: ParquetSerializer | None = serializer if isinstance(serializer, ParquetSerializer) else None
-        if serializer == "parquet":
-            self._parquet = ParquetSerializer()
+        # Tables load as the input's annotation asks (polars, pandas, pyarrow).
+        self._tables = serializer == "parquet" or isinstance(serializer, ParquetSerializer)
 
     def __repr__(self) -> str:
         return f"remote_store_io_manager({self._store!r}, serializer={self._core.serializer_name!r})"
@@ -136,13 +133,15 @@ class _RemoteStoreIOManagerImpl(IOManager):
         dimensions = _dimensions(partition) if partition is not None else []
         path, owner = self._core.path(identifier, dimensions), _owner(context, dimensions)
         partitioned = partition is not None
-        if self._parquet is None:
-            return _metadata(self._core.handle_output(path, obj, owner=owner))
         try:
-            # Streamed: row groups go out as they are encoded, never the whole file in memory.
-            table = self._parquet.write_to(self._store, path, obj, owner=owner)
+            written = self._core.handle_output(path, obj, owner=owner)
         except TypeError as err:
+            if not self._tables:
+                raise
             raise TypeError(f"{_describe(identifier)}: {err}") from err
+        if "row_count" not in written:
+            return _metadata(written)
+        table = written
         columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
         row_count = "dagster/partition_row_count" if partitioned else "dagster/row_count"
         return {
@@ -183,7 +182,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
     def _load(self, context: InputContext, path: str, owner: Owner | None) -> Any:
         if self._pickle is not None:
             return self._pickle.load(self._store, path, owner=owner)
-        if self._parquet is None:
+        if not self._tables:
             return self._core.load_input(path, owner=owner)
         [table] = self._core.load_tables([path], into=_table_kind(context), owners=[owner])
         return table
@@ -195,7 +194,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
             return self._pickle.load_many(
                 self._store, paths, missing=missing, max_concurrency=self._max_concurrency, owners=owners
             )
-        if self._parquet is None:
+        if not self._tables:
             return self._core.load_many(paths, missing=missing, owners=owners)
         return self._core.load_tables(paths, into=_table_kind(context), missing=missing, owners=owners)
 
