@@ -134,7 +134,7 @@ async fn streamed_outputs_on_s3() {
         endpoint: Some(env("DRS_TEST_S3_ENDPOINT")),
         region: Some(env("DRS_TEST_S3_REGION")),
         access_key_id: Some(env("DRS_TEST_S3_KEY")),
-        secret_access_key: Some(env("DRS_TEST_S3_SECRET")),
+        secret_access_key: Some(env("DRS_TEST_S3_SECRET").into()),
         client: http(),
         ..S3Config::default()
     };
@@ -147,7 +147,7 @@ async fn streamed_outputs_on_azure() {
     let config = AzureConfig {
         container: env("DRS_TEST_AZURE_CONTAINER"),
         account_name: Some(env("DRS_TEST_AZURE_ACCOUNT")),
-        account_key: Some(env("DRS_TEST_AZURE_KEY")),
+        account_key: Some(env("DRS_TEST_AZURE_KEY").into()),
         account_url: Some(env("DRS_TEST_AZURE_ENDPOINT")),
         client: http(),
         ..AzureConfig::default()

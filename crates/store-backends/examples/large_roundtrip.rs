@@ -47,7 +47,7 @@ fn store_for(kind: &str, dir: &std::path::Path) -> Store {
                     endpoint: Some(env("DRS_TEST_S3_ENDPOINT")),
                     region: Some(env("DRS_TEST_S3_REGION")),
                     access_key_id: Some(env("DRS_TEST_S3_KEY")),
-                    secret_access_key: Some(env("DRS_TEST_S3_SECRET")),
+                    secret_access_key: Some(env("DRS_TEST_S3_SECRET").into()),
                     client: store_backends::ClientConfig { allow_http: true, ..Default::default() },
                     ..Default::default()
                 })

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
-use store_core::{Error, ErrorKind, Result};
+use store_core::{Error, ErrorKind, Result, Secret};
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error, without_env_credentials};
@@ -25,11 +25,11 @@ pub struct AzureConfig {
     /// Storage account name.
     pub account_name: Option<String>,
     /// Storage account key.
-    pub account_key: Option<String>,
+    pub account_key: Option<Secret>,
     /// Shared access signature, as the query string the portal gives (`sv=...&sig=...`).
-    pub sas_token: Option<String>,
+    pub sas_token: Option<Secret>,
     /// A connection string, `AccountName=...;AccountKey=...;BlobEndpoint=...`.
-    pub connection_string: Option<String>,
+    pub connection_string: Option<Secret>,
     /// Blob endpoint including the account, e.g. `http://127.0.0.1:10000/devstoreaccount1`.
     pub account_url: Option<String>,
     /// Retries, timeouts and plain-HTTP permission.
@@ -38,13 +38,12 @@ pub struct AzureConfig {
 
 impl fmt::Debug for AzureConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("AzureConfig")
             .field("container", &self.container)
             .field("account_name", &self.account_name)
-            .field("account_key", &hidden(&self.account_key))
-            .field("sas_token", &hidden(&self.sas_token))
-            .field("connection_string", &hidden(&self.connection_string))
+            .field("account_key", &self.account_key)
+            .field("sas_token", &self.sas_token)
+            .field("connection_string", &self.connection_string)
             .field("account_url", &self.account_url.as_deref().map(redact_url))
             .field("client", &self.client)
             .finish()
@@ -59,7 +58,7 @@ impl fmt::Debug for AzureConfig {
 /// let backend = AzureBackend::new(AzureConfig {
 ///     container: "pipelines".into(),
 ///     account_name: Some("mystorage".into()),
-///     account_key: std::env::var("STORAGE_KEY").ok(),
+///     account_key: std::env::var("STORAGE_KEY").ok().map(Into::into),
 ///     ..Default::default()
 /// })?;
 /// # Ok(()) }
@@ -70,7 +69,7 @@ impl ObjectStoreBackend<MicrosoftAzure> {
     /// A backend for `config.container`; fails on invalid options, without network access.
     pub fn new(mut config: AzureConfig) -> Result<Self> {
         if let Some(connection_string) = config.connection_string.take() {
-            apply_connection_string(&mut config, &connection_string)?;
+            apply_connection_string(&mut config, connection_string.expose())?;
         }
         let builder = if config.account_key.is_some() || config.sas_token.is_some() {
             // What names the account and endpoint, not who signs.
@@ -103,13 +102,13 @@ impl ObjectStoreBackend<MicrosoftAzure> {
             builder = builder.with_account(account);
         }
         if let Some(key) = config.account_key {
-            builder = builder.with_access_key(key);
+            builder = builder.with_access_key(key.into_exposed());
         }
         if let Some(url) = config.account_url {
             builder = builder.with_endpoint(url);
         }
         if let Some(sas) = config.sas_token {
-            builder = builder.with_sas_authorization(sas_pairs(&sas)?);
+            builder = builder.with_sas_authorization(sas_pairs(sas.expose())?);
         }
         let store = builder.build().map_err(|e| config_error("azure", e))?;
         let container = format!("the container {:?}", config.container);
@@ -124,16 +123,20 @@ fn apply_connection_string(config: &mut AzureConfig, connection_string: &str) ->
             // Never echo the part: it may be a key.
             return Err(Error::new(ErrorKind::Other, "malformed Azure connection string: expected Key=Value parts"));
         };
-        let slot = match key {
-            "AccountName" => &mut config.account_name,
-            "AccountKey" => &mut config.account_key,
-            "BlobEndpoint" => &mut config.account_url,
-            "SharedAccessSignature" => &mut config.sas_token,
-            _ => continue,
-        };
-        slot.get_or_insert_with(|| value.to_owned());
+        match key {
+            "AccountName" => fill(&mut config.account_name, value),
+            "AccountKey" => fill(&mut config.account_key, value),
+            "BlobEndpoint" => fill(&mut config.account_url, value),
+            "SharedAccessSignature" => fill(&mut config.sas_token, value),
+            _ => {}
+        }
     }
     Ok(())
+}
+
+/// Sets `slot` to `value` unless it is set.
+fn fill<T: for<'a> From<&'a str>>(slot: &mut Option<T>, value: &str) {
+    slot.get_or_insert_with(|| value.into());
 }
 
 /// A SAS query string as decoded key/value pairs (object_store encodes them again).
@@ -186,7 +189,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.account_name.as_deref(), Some("explicit"));
-        assert_eq!(config.account_key.as_deref(), Some("a2V5"));
+        assert_eq!(config.account_key.as_ref().map(Secret::expose), Some("a2V5"));
         assert_eq!(config.account_url.as_deref(), Some("http://127.0.0.1:10000/dev"));
         let err = apply_connection_string(&mut config, "AccountKey").unwrap_err();
         assert!(!err.to_string().contains("AccountKey"), "{err}");

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey};
-use store_core::Result;
+use store_core::{Result, Secret};
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error, without_env_credentials};
@@ -23,7 +23,7 @@ pub struct GcsConfig {
     /// Bucket name.
     pub bucket: String,
     /// A service-account key: the path of its JSON file, or the JSON itself.
-    pub service_account: Option<String>,
+    pub service_account: Option<Secret>,
     /// API base URL of an emulator, e.g. `http://127.0.0.1:4443`.
     pub base_url: Option<String>,
     /// Send requests unsigned (emulators, public buckets). Off by default.
@@ -36,7 +36,7 @@ impl fmt::Debug for GcsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GcsConfig")
             .field("bucket", &self.bucket)
-            .field("service_account", &self.service_account.as_ref().map(|_| "<redacted>"))
+            .field("service_account", &self.service_account)
             .field("base_url", &self.base_url.as_deref().map(redact_url))
             .field("anonymous", &self.anonymous)
             .field("client", &self.client)
@@ -79,7 +79,7 @@ impl ObjectStoreBackend<GoogleCloudStorage> {
         if let Some(base_url) = &config.base_url {
             builder = builder.with_base_url(base_url);
         }
-        builder = match config.service_account {
+        builder = match config.service_account.map(Secret::into_exposed) {
             Some(json) if json.trim_start().starts_with('{') => builder.with_service_account_key(json),
             Some(path) => builder.with_service_account_path(path),
             // object_store asks a credential provider before writes even when

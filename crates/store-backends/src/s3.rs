@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
-use store_core::Result;
+use store_core::{Result, Secret};
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error, without_env_credentials};
@@ -30,9 +30,9 @@ pub struct S3Config {
     /// Access key id.
     pub access_key_id: Option<String>,
     /// Secret access key.
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Session token of temporary credentials.
-    pub session_token: Option<String>,
+    pub session_token: Option<Secret>,
     /// Address buckets as `bucket.host` rather than `host/bucket`.
     pub virtual_hosted_style: bool,
     /// Retries, timeouts and plain-HTTP permission.
@@ -46,8 +46,8 @@ impl fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint.as_deref().map(redact_url))
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field("secret_access_key", &self.secret_access_key)
+            .field("session_token", &self.session_token)
             .field("virtual_hosted_style", &self.virtual_hosted_style)
             .field("client", &self.client)
             .finish()
@@ -76,8 +76,9 @@ pub type S3Backend = ObjectStoreBackend<AmazonS3>;
 impl ObjectStoreBackend<AmazonS3> {
     /// A backend for `config.bucket`; fails on invalid options, without network access.
     pub fn new(config: S3Config) -> Result<Self> {
-        let explicit = [&config.access_key_id, &config.secret_access_key, &config.session_token];
-        let builder = if explicit.iter().any(|credential| credential.is_some()) {
+        let explicit =
+            config.access_key_id.is_some() || config.secret_access_key.is_some() || config.session_token.is_some();
+        let builder = if explicit {
             use AmazonS3ConfigKey::{AccessKeyId, SecretAccessKey, Token};
             let is_credential = |key: &AmazonS3ConfigKey| matches!(key, AccessKeyId | SecretAccessKey | Token);
             without_env_credentials(AmazonS3Builder::new(), "AWS_", AmazonS3Builder::with_config, is_credential)
@@ -95,8 +96,8 @@ impl ObjectStoreBackend<AmazonS3> {
             (config.endpoint, AmazonS3Builder::with_endpoint as fn(AmazonS3Builder, String) -> AmazonS3Builder),
             (config.region, AmazonS3Builder::with_region),
             (config.access_key_id, AmazonS3Builder::with_access_key_id),
-            (config.secret_access_key, AmazonS3Builder::with_secret_access_key),
-            (config.session_token, AmazonS3Builder::with_token),
+            (config.secret_access_key.map(Secret::into_exposed), AmazonS3Builder::with_secret_access_key),
+            (config.session_token.map(Secret::into_exposed), AmazonS3Builder::with_token),
         ];
         for (value, set) in settings {
             if let Some(value) = value {

@@ -12,7 +12,7 @@ fn config() -> AzureConfig {
     AzureConfig {
         container: env("DRS_TEST_AZURE_CONTAINER"),
         account_name: Some(env("DRS_TEST_AZURE_ACCOUNT")),
-        account_key: Some(env("DRS_TEST_AZURE_KEY")),
+        account_key: Some(env("DRS_TEST_AZURE_KEY").into()),
         account_url: Some(env("DRS_TEST_AZURE_ENDPOINT")),
         client: ClientConfig { allow_http: true, ..Default::default() },
         ..Default::default()
@@ -38,7 +38,7 @@ async fn a_connection_string_configures_the_same_store() {
     let from_string = Store::new(
         AzureBackend::new(AzureConfig {
             container: env("DRS_TEST_AZURE_CONTAINER"),
-            connection_string: Some(connection_string),
+            connection_string: Some(connection_string.into()),
             client: ClientConfig { allow_http: true, ..Default::default() },
             ..Default::default()
         })

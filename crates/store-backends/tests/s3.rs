@@ -19,7 +19,7 @@ fn config() -> S3Config {
         endpoint: Some(env("DRS_TEST_S3_ENDPOINT")),
         region: Some(env("DRS_TEST_S3_REGION")),
         access_key_id: Some(env("DRS_TEST_S3_KEY")),
-        secret_access_key: Some(env("DRS_TEST_S3_SECRET")),
+        secret_access_key: Some(env("DRS_TEST_S3_SECRET").into()),
         client: ClientConfig { allow_http: true, ..Default::default() },
         ..Default::default()
     }

@@ -23,7 +23,7 @@ fn key_auth() -> SftpAuth {
 }
 
 fn password_auth() -> SftpAuth {
-    SftpAuth::Password(env("DRS_TEST_SFTP_PASSWORD"))
+    SftpAuth::Password(env("DRS_TEST_SFTP_PASSWORD").into())
 }
 
 fn config(auth: SftpAuth) -> SftpConfig {
@@ -87,7 +87,7 @@ server_test! {
     /// From a key file and from the key's text in memory.
     async fn key_login_works() {
         let pem = std::fs::read_to_string(env("DRS_TEST_SFTP_KEY")).unwrap();
-        for auth in [key_auth(), SftpAuth::PrivateKeyPem { pem, passphrase: None }] {
+        for auth in [key_auth(), SftpAuth::PrivateKeyPem { pem: pem.into(), passphrase: None }] {
             let store = isolated(config(auth), "key-login").await;
             store.write(&p("x.txt"), "key".into(), WriteMode::CreateNew).await.unwrap();
             assert_eq!(store.read(&p("x.txt")).await.unwrap(), "key");

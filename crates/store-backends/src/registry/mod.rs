@@ -208,6 +208,51 @@ impl RegistryConfig {
     }
 }
 
+/// A whole registry config from any serde format, checked and with its
+/// environment variables read as [`RegistryConfig::from_value`] does.
+impl<'de> serde::Deserialize<'de> for RegistryConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Self::load(value, &|name| std::env::var_os(name)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One backend entry (`type`, `options`, `retry`, as under `[backends.NAME]`)
+/// from any serde format, so that a tool's own config can hold one: checked,
+/// with environment variables read and credentials held as [`store_core::Secret`]s.
+///
+/// ```
+/// use store_backends::registry::BackendConfig;
+///
+/// #[derive(Debug, serde::Deserialize)]
+/// struct ToolConfig {
+///     output: BackendConfig,
+/// }
+///
+/// let config: ToolConfig = toml::from_str(
+///     r#"
+///     [output]
+///     type = "s3"
+///     options = { bucket = "data", secret = "hunter2", region_name = "eu-west-1" }
+///     "#,
+/// )?;
+/// assert_eq!(config.output.kind(), "s3");
+/// assert!(!format!("{:?}", config.output).contains("hunter2"));
+///
+/// let typo = toml::from_str::<ToolConfig>("[output]\ntype = \"s3\"\noptions = { bucket = \"data\", regoin = \"x\" }");
+/// assert!(typo.unwrap_err().to_string().contains(r#"unknown option "regoin""#));
+/// # Ok::<(), toml::de::Error>(())
+/// ```
+impl<'de> serde::Deserialize<'de> for BackendConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = interpolate(Value::deserialize(deserializer)?, "backend", &|name| std::env::var_os(name));
+        match value.map_err(serde::de::Error::custom)? {
+            Value::Object(entry) => load_backend(entry).map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom("a backend must be a table with \"type\" and \"options\"")),
+        }
+    }
+}
+
 /// The named entries of the `backends` or `stores` section, each a table itself.
 fn entries(value: Option<Value>, section: &str, entry: &str) -> Result<Vec<(String, Table)>, String> {
     match value {

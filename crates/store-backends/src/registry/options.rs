@@ -325,6 +325,12 @@ impl<'a> Reader<'a> {
         Ok(self.text(name)?.map(str::to_owned))
     }
 
+    /// A credential, kept a [`Secret`].
+    #[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "sftp"))]
+    fn secret(&self, name: &str) -> Result<Option<Secret>, String> {
+        Ok(self.text(name)?.map(Secret::from))
+    }
+
     /// The option under its own name or under `alias` (remote-store's name), not both.
     #[cfg(feature = "sftp")]
     fn either(&self, name: &str, alias: &str) -> Result<Option<String>, String> {
@@ -461,8 +467,8 @@ fn s3(options: Reader<'_>) -> Result<(Typed, String), String> {
         endpoint: options.owned("endpoint_url")?,
         region: options.owned("region_name")?,
         access_key_id: options.owned("key")?,
-        secret_access_key: options.owned("secret")?,
-        session_token: options.owned("token")?,
+        secret_access_key: options.secret("secret")?,
+        session_token: options.secret("token")?,
         virtual_hosted_style: options.flag("virtual_hosted_style")?,
         client: client_config(&options)?,
     };
@@ -482,9 +488,9 @@ fn azure(options: Reader<'_>) -> Result<(Typed, String), String> {
     let config = crate::AzureConfig {
         container: options.required("container")?,
         account_name: options.owned("account_name")?,
-        account_key: options.owned("account_key")?,
-        sas_token: options.owned("sas_token")?,
-        connection_string: options.owned("connection_string")?,
+        account_key: options.secret("account_key")?,
+        sas_token: options.secret("sas_token")?,
+        connection_string: options.secret("connection_string")?,
         account_url: options.owned("account_url")?,
         client: client_config(&options)?,
     };
@@ -503,7 +509,7 @@ fn azure(options: Reader<'_>) -> Result<(Typed, String), String> {
 fn gcs(options: Reader<'_>) -> Result<(Typed, String), String> {
     let config = crate::GcsConfig {
         bucket: options.required("bucket")?,
-        service_account: options.owned("service_account")?,
+        service_account: options.secret("service_account")?,
         base_url: options.owned("base_url")?,
         anonymous: options.flag("anonymous")?,
         client: client_config(&options)?,
@@ -521,11 +527,13 @@ fn sftp(options: Reader<'_>) -> Result<(Typed, String), String> {
     let username = options.required("username")?;
     let base_path = options.required("base_path")?;
     let port = options.integer("port", "an integer from 0 to 65535")?.unwrap_or(22);
-    let passphrase = options.owned("passphrase")?;
+    let passphrase = options.secret("passphrase")?;
     let private_key = options.either("private_key", "pkey")?;
-    let auth = match (options.owned("password")?, private_key) {
+    let auth = match (options.secret("password")?, private_key) {
         (Some(password), None) => SftpAuth::Password(password),
-        (None, Some(pem)) if pem.contains("PRIVATE KEY-----") => SftpAuth::PrivateKeyPem { pem, passphrase },
+        (None, Some(pem)) if pem.contains("PRIVATE KEY-----") => {
+            SftpAuth::PrivateKeyPem { pem: pem.into(), passphrase }
+        }
         (None, Some(path)) => SftpAuth::PrivateKey { path: path.into(), passphrase },
         _ => return Err("sftp takes exactly one of password= or private_key=".to_owned()),
     };

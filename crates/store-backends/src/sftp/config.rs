@@ -5,52 +5,29 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use store_core::Secret;
+
 use crate::uri::uri_escape;
 
-/// How to log in. `Debug` never shows passwords, passphrases or key material.
-#[derive(Clone)]
+/// How to log in. Passwords, passphrases and key material are [`Secret`]s, which `Debug` never shows.
+#[derive(Clone, Debug)]
 pub enum SftpAuth {
     /// Password login.
-    Password(String),
+    Password(Secret),
     /// Public-key login with a private key file on this machine (OpenSSH or PEM format).
     PrivateKey {
         /// The private key file; the public key is derived from it.
         path: PathBuf,
         /// The key's passphrase, if it is encrypted.
-        passphrase: Option<String>,
+        passphrase: Option<Secret>,
     },
     /// Public-key login with a private key held in memory, e.g. from a secret store.
     PrivateKeyPem {
         /// The private key text (`-----BEGIN ... PRIVATE KEY-----` ...).
-        pem: String,
+        pem: Secret,
         /// The key's passphrase, if it is encrypted.
-        passphrase: Option<String>,
+        passphrase: Option<Secret>,
     },
-}
-
-impl fmt::Debug for SftpAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| Redacted);
-        match self {
-            Self::Password(_) => f.debug_tuple("Password").field(&Redacted).finish(),
-            Self::PrivateKey { path, passphrase } => {
-                f.debug_struct("PrivateKey").field("path", path).field("passphrase", &hidden(passphrase)).finish()
-            }
-            Self::PrivateKeyPem { passphrase, .. } => f
-                .debug_struct("PrivateKeyPem")
-                .field("pem", &Redacted)
-                .field("passphrase", &hidden(passphrase))
-                .finish(),
-        }
-    }
-}
-
-struct Redacted;
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// How the server proves it is the server: checked on every connection, before logging in.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use libssh2_sys as raw;
 use ssh2::{CheckResult, ErrorCode, File, FileStat, HashType, KnownHostFileKind, OpenFlags, OpenType, RenameFlags};
 use ssh2::{Session, Sftp};
-use store_core::{Error, ErrorKind, Result};
+use store_core::{Error, ErrorKind, Result, Secret};
 
 use super::posix_rename::PosixRenamer;
 use super::{SftpAuth, SftpConfig, SftpHostKey};
@@ -384,13 +384,14 @@ fn check_host_key(session: &Session, config: &SftpConfig) -> Result<()> {
 fn log_in(session: &Session, config: &SftpConfig) -> Result<()> {
     let user = &config.username;
     let (method, result) = match &config.auth {
-        SftpAuth::Password(password) => ("password", session.userauth_password(user, password)),
+        SftpAuth::Password(password) => ("password", session.userauth_password(user, password.expose())),
         SftpAuth::PrivateKey { path, passphrase } => {
-            ("private key", session.userauth_pubkey_file(user, None, path, passphrase.as_deref()))
+            ("private key", session.userauth_pubkey_file(user, None, path, passphrase.as_ref().map(Secret::expose)))
         }
-        SftpAuth::PrivateKeyPem { pem, passphrase } => {
-            ("private key", session.userauth_pubkey_memory(user, None, pem, passphrase.as_deref()))
-        }
+        SftpAuth::PrivateKeyPem { pem, passphrase } => (
+            "private key",
+            session.userauth_pubkey_memory(user, None, pem.expose(), passphrase.as_ref().map(Secret::expose)),
+        ),
     };
     match result {
         Ok(()) if session.authenticated() => Ok(()),
