@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use pyo3::PyClass;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
-use store_backends::registry::{self, OptionSpec, OptionType, OptionValue, Options};
+use store_backends::registry::{self, BackendConfig, OptionSpec, OptionType, OptionValue, Options, Setting};
 
 use crate::errors::config_error;
 use crate::runtime::block_on;
@@ -36,7 +37,7 @@ impl Backend {
     ) -> PyResult<PyClassInitializer<T>> {
         let options = options(py, T::NAME, kind, args, kwargs)?;
         let handle = block_on(py, registry::build_backend(kind, &options)).map_err(|e| config_error(py, &e))?;
-        let base = Backend { inner: handle.backend, shown: handle.description };
+        let base = Backend { inner: handle.backend, shown: repr(&handle.config) };
         Ok(PyClassInitializer::from(base).add_subclass(class(&options)))
     }
 }
@@ -52,6 +53,28 @@ impl Backend {
     fn __repr__(&self) -> &str {
         &self.shown
     }
+}
+
+/// A backend's `repr`: its Python class and the settings that say where it
+/// stores (see `BackendConfig::settings`: never a credential), e.g.
+/// `S3Backend(bucket="data", region_name="eu-west-1")`.
+pub(crate) fn repr(config: &BackendConfig) -> String {
+    let class = match config.kind() {
+        "local" => LocalBackend::NAME,
+        "memory" => MemoryBackend::NAME,
+        "s3" => S3Backend::NAME,
+        "azure" => AzureBackend::NAME,
+        "gcs" => GcsBackend::NAME,
+        _ => SftpBackend::NAME,
+    };
+    let settings: Vec<String> = (config.settings().into_iter())
+        .map(|(name, value)| match value {
+            Setting::Text(text) => format!("{name}={text:?}"),
+            Setting::Flag(flag) => format!("{name}={}", if flag { "True" } else { "False" }),
+            Setting::Number(number) => format!("{name}={number}"),
+        })
+        .collect();
+    format!("{class}({})", settings.join(", "))
 }
 
 /// The options of a backend of type `kind` from the arguments of its Python class `class`:

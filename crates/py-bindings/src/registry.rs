@@ -180,7 +180,7 @@ impl Registry {
     #[pyo3(signature = (name, *, root_path = ""))]
     fn get_store(&self, py: Python<'_>, name: &str, root_path: &str) -> PyResult<Store> {
         let store = block_on(py, self.inner.store(name)).map_err(|e| self.error(py, e))?;
-        let shown = self.inner.describe(name).map_err(|e| self.error(py, e))?.to_owned();
+        let shown = crate::backends::repr(self.inner.backend_config(name).map_err(|e| self.error(py, e))?);
         let root = root_path.trim_end_matches('/');
         let store = if root.is_empty() { store } else { store.child(&parse_path(py, root)?) };
         Store::from_store(py, store, shown)

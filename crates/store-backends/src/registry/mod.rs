@@ -52,7 +52,7 @@
 //!
 //! let all = registry.store("all").await?;
 //! assert_eq!(all.read(&"raw/orders.json".parse()?).await?, "[]");
-//! assert_eq!(registry.describe("raw")?, "MemoryBackend()");
+//! assert_eq!(registry.backend_config("raw")?.kind(), "memory");
 //! registry.close().await?;
 //! # Ok(()) }
 //! ```
@@ -71,7 +71,7 @@ use serde_json::{Map, Value};
 use store_core::{Backend, Error, ErrorKind, Result, Store, StorePath};
 use tokio::sync::OnceCell;
 
-pub use options::{BackendConfig, BackendHandle, OptionValue, Options, build_backend, is_secret_key};
+pub use options::{BackendConfig, BackendHandle, OptionValue, Options, Setting, build_backend, is_secret_key};
 pub use spec::{BackendOptions, OptionSpec, OptionType, all_backend_options, backend_options};
 
 use interpolate::{Env, interpolate};
@@ -399,10 +399,10 @@ impl Registry {
         self.stores.keys().map(String::as_str)
     }
 
-    /// The description of the store's backend (see [`BackendConfig::description`]).
-    pub fn describe(&self, store: &str) -> Result<&str> {
+    /// The config of the store's backend.
+    pub fn backend_config(&self, store: &str) -> Result<&BackendConfig> {
         let (_, slot) = self.lookup(store)?;
-        Ok(slot.config.description())
+        Ok(&slot.config)
     }
 
     /// The store named `name`: its backend, built on first use, scoped to its root path.

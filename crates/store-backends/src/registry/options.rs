@@ -405,19 +405,43 @@ fn wrong(name: &str, expected: &str, value: &OptionValue) -> String {
     format!("{name} must be {expected}, got {}", value.shown())
 }
 
-/// A Python-style `repr` of the given settings; callers pass no credential,
-/// and URLs through [`url`].
-#[cfg(any(feature = "s3", feature = "azure", feature = "gcs", feature = "sftp"))]
-fn repr(class: &str, fields: &[(&str, Option<&String>)]) -> String {
-    let shown: Vec<String> =
-        fields.iter().filter_map(|(name, value)| Some(format!("{name}={:?}", value.as_ref()?))).collect();
-    format!("{class}({})", shown.join(", "))
+/// A URL option as [`BackendConfig::settings`] shows it: without a user, a password or a query string.
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+fn url(value: Option<&String>) -> Option<Setting> {
+    value.map(|url| Setting::Text(crate::uri::redact_url(url)))
 }
 
-/// A URL option as a `repr` shows it: without a user, a password or a query string.
-#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
-fn url(value: Option<&String>) -> Option<String> {
-    value.map(|url| crate::uri::redact_url(url))
+/// A setting of a backend that is safe to show (see [`BackendConfig::settings`]).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Setting {
+    /// Text: a name, a path, a URL without user, password or query string.
+    Text(String),
+    /// `true` or `false`.
+    Flag(bool),
+    /// A whole number.
+    Number(u64),
+}
+
+impl fmt::Debug for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => write!(f, "{text:?}"),
+            Self::Flag(flag) => write!(f, "{flag}"),
+            Self::Number(number) => write!(f, "{number}"),
+        }
+    }
+}
+
+/// The settings given, in order, those left out skipped.
+#[cfg(any(feature = "local", feature = "s3", feature = "azure", feature = "gcs", feature = "sftp"))]
+fn given(settings: impl IntoIterator<Item = (&'static str, Option<Setting>)>) -> Vec<(&'static str, Setting)> {
+    settings.into_iter().filter_map(|(name, value)| Some((name, value?))).collect()
+}
+
+/// A text setting.
+#[cfg(any(feature = "local", feature = "s3", feature = "azure", feature = "gcs", feature = "sftp"))]
+fn text(value: impl ToString) -> Setting {
+    Setting::Text(value.to_string())
 }
 
 /// The retry and timeout options of the HTTP backends, with [`crate::ClientConfig`]'s defaults.
@@ -453,15 +477,12 @@ enum Typed {
 }
 
 #[cfg(feature = "local")]
-fn local(options: Reader<'_>) -> Result<(Typed, String), String> {
-    let root = options.required("root")?;
-    let fsync = options.flag("fsync")?;
-    let description = format!("LocalBackend(root={root:?}, fsync={})", if fsync { "True" } else { "False" });
-    Ok((Typed::Local { root: root.into(), fsync }, description))
+fn local(options: Reader<'_>) -> Result<Typed, String> {
+    Ok(Typed::Local { root: options.required("root")?.into(), fsync: options.flag("fsync")? })
 }
 
 #[cfg(feature = "s3")]
-fn s3(options: Reader<'_>) -> Result<(Typed, String), String> {
+fn s3(options: Reader<'_>) -> Result<Typed, String> {
     let config = crate::S3Config {
         bucket: options.required("bucket")?,
         endpoint: options.owned("endpoint_url")?,
@@ -472,19 +493,11 @@ fn s3(options: Reader<'_>) -> Result<(Typed, String), String> {
         virtual_hosted_style: options.flag("virtual_hosted_style")?,
         client: client_config(&options)?,
     };
-    let description = repr(
-        "S3Backend",
-        &[
-            ("bucket", Some(&config.bucket)),
-            ("endpoint_url", url(config.endpoint.as_ref()).as_ref()),
-            ("region_name", config.region.as_ref()),
-        ],
-    );
-    Ok((Typed::S3(config), description))
+    Ok(Typed::S3(config))
 }
 
 #[cfg(feature = "azure")]
-fn azure(options: Reader<'_>) -> Result<(Typed, String), String> {
+fn azure(options: Reader<'_>) -> Result<Typed, String> {
     let config = crate::AzureConfig {
         container: options.required("container")?,
         account_name: options.owned("account_name")?,
@@ -494,19 +507,11 @@ fn azure(options: Reader<'_>) -> Result<(Typed, String), String> {
         account_url: options.owned("account_url")?,
         client: client_config(&options)?,
     };
-    let description = repr(
-        "AzureBackend",
-        &[
-            ("container", Some(&config.container)),
-            ("account_name", config.account_name.as_ref()),
-            ("account_url", url(config.account_url.as_ref()).as_ref()),
-        ],
-    );
-    Ok((Typed::Azure(config), description))
+    Ok(Typed::Azure(config))
 }
 
 #[cfg(feature = "gcs")]
-fn gcs(options: Reader<'_>) -> Result<(Typed, String), String> {
+fn gcs(options: Reader<'_>) -> Result<Typed, String> {
     let config = crate::GcsConfig {
         bucket: options.required("bucket")?,
         service_account: options.secret("service_account")?,
@@ -514,13 +519,11 @@ fn gcs(options: Reader<'_>) -> Result<(Typed, String), String> {
         anonymous: options.flag("anonymous")?,
         client: client_config(&options)?,
     };
-    let description =
-        repr("GCSBackend", &[("bucket", Some(&config.bucket)), ("base_url", url(config.base_url.as_ref()).as_ref())]);
-    Ok((Typed::Gcs(config), description))
+    Ok(Typed::Gcs(config))
 }
 
 #[cfg(feature = "sftp")]
-fn sftp(options: Reader<'_>) -> Result<(Typed, String), String> {
+fn sftp(options: Reader<'_>) -> Result<Typed, String> {
     use crate::{SftpAuth, SftpConfig, SftpHostKey};
 
     let host = options.required("host")?;
@@ -562,7 +565,7 @@ fn sftp(options: Reader<'_>) -> Result<(Typed, String), String> {
                 );
             }
         };
-    let defaults = SftpConfig::new(host.clone(), username.clone(), auth, base_path.clone());
+    let defaults = SftpConfig::new(host, username, auth, base_path);
     let config = SftpConfig {
         port,
         host_key,
@@ -580,17 +583,12 @@ fn sftp(options: Reader<'_>) -> Result<(Typed, String), String> {
         max_retries: options.integer("max_retries", "a non-negative integer")?.unwrap_or(defaults.max_retries),
         ..defaults
     };
-    let port = port.to_string();
-    let description = repr(
-        "SFTPBackend",
-        &[("host", Some(&host)), ("port", Some(&port)), ("username", Some(&username)), ("base_path", Some(&base_path))],
-    );
-    Ok((Typed::Sftp(config), description))
+    Ok(Typed::Sftp(config))
 }
 
 /// A backend's type and validated options, ready to [`build`](Self::build).
 ///
-/// `Debug` shows the type and the [`description`](Self::description), never a credential.
+/// `Debug` shows the type and the [`settings`](Self::settings), never a credential.
 ///
 /// ```
 /// use store_backends::registry::{BackendConfig, Options};
@@ -598,7 +596,7 @@ fn sftp(options: Reader<'_>) -> Result<(Typed, String), String> {
 /// let options = Options::from_json(serde_json::json!({ "root": "/data/dagster" }))?;
 /// let config = BackendConfig::parse("local", &options)?;
 /// assert_eq!(config.kind(), "local");
-/// assert_eq!(config.description(), r#"LocalBackend(root="/data/dagster", fsync=False)"#);
+/// assert_eq!(format!("{config:?}"), r#"BackendConfig { kind: "local", root: "/data/dagster", fsync: false }"#);
 ///
 /// let err = BackendConfig::parse("local", &Options::new()).unwrap_err();
 /// assert_eq!(err.message(), r#"missing required option "root""#);
@@ -607,7 +605,6 @@ fn sftp(options: Reader<'_>) -> Result<(Typed, String), String> {
 #[derive(Clone)]
 pub struct BackendConfig {
     kind: &'static str,
-    description: String,
     typed: Typed,
 }
 
@@ -633,10 +630,51 @@ impl BackendConfig {
         self.kind
     }
 
-    /// A Python-style `repr` of the backend naming where it stores and never
-    /// a credential, e.g. `S3Backend(bucket="data", region_name="eu-west-1")`.
-    pub fn description(&self) -> &str {
-        &self.description
+    /// The settings that say where the backend stores, in the order of
+    /// [`backend_options`], with their option names: never a credential, and
+    /// URLs without a user, a password or a query string. What a `repr` or a
+    /// log line may show of the backend.
+    ///
+    /// ```
+    /// use store_backends::registry::{BackendConfig, Options, Setting};
+    ///
+    /// let options = Options::from_json(serde_json::json!({ "bucket": "data", "secret": "hunter2", "endpoint_url": "http://me:pw@host:9000" }))?;
+    /// let settings = BackendConfig::parse("s3", &options)?.settings();
+    /// assert_eq!(settings, [("bucket", Setting::Text("data".into())), ("endpoint_url", Setting::Text("http://<redacted>@host:9000".into()))]);
+    /// # Ok::<(), store_core::Error>(())
+    /// ```
+    pub fn settings(&self) -> Vec<(&'static str, Setting)> {
+        match &self.typed {
+            #[cfg(feature = "local")]
+            Typed::Local { root, fsync } => {
+                given([("root", Some(text(root.display()))), ("fsync", Some(Setting::Flag(*fsync)))])
+            }
+            #[cfg(feature = "memory")]
+            Typed::Memory => Vec::new(),
+            #[cfg(feature = "s3")]
+            Typed::S3(config) => given([
+                ("bucket", Some(text(&config.bucket))),
+                ("endpoint_url", url(config.endpoint.as_ref())),
+                ("region_name", config.region.as_ref().map(text)),
+            ]),
+            #[cfg(feature = "azure")]
+            Typed::Azure(config) => given([
+                ("container", Some(text(&config.container))),
+                ("account_name", config.account_name.as_ref().map(text)),
+                ("account_url", url(config.account_url.as_ref())),
+            ]),
+            #[cfg(feature = "gcs")]
+            Typed::Gcs(config) => {
+                given([("bucket", Some(text(&config.bucket))), ("base_url", url(config.base_url.as_ref()))])
+            }
+            #[cfg(feature = "sftp")]
+            Typed::Sftp(config) => given([
+                ("host", Some(text(&config.host))),
+                ("port", Some(Setting::Number(config.port.into()))),
+                ("username", Some(text(&config.username))),
+                ("base_path", Some(text(&config.base_path))),
+            ]),
+        }
     }
 
     /// Builds the backend. Only SFTP reaches the server here (it logs in and
@@ -647,24 +685,20 @@ impl BackendConfig {
             Typed::Local { ref root, fsync } => {
                 let backend =
                     if fsync { crate::LocalBackend::with_fsync(root)? } else { crate::LocalBackend::new(root)? };
-                Ok(BackendHandle::new(backend, &self.description))
+                Ok(BackendHandle::new(backend, self.clone()))
             }
             #[cfg(feature = "memory")]
-            Typed::Memory => Ok(BackendHandle::new(crate::MemoryBackend::new(), &self.description)),
+            Typed::Memory => Ok(BackendHandle::new(crate::MemoryBackend::new(), self.clone())),
             #[cfg(feature = "s3")]
-            Typed::S3(ref config) => Ok(BackendHandle::new(crate::S3Backend::new(config.clone())?, &self.description)),
+            Typed::S3(ref config) => Ok(BackendHandle::new(crate::S3Backend::new(config.clone())?, self.clone())),
             #[cfg(feature = "azure")]
-            Typed::Azure(ref config) => {
-                Ok(BackendHandle::new(crate::AzureBackend::new(config.clone())?, &self.description))
-            }
+            Typed::Azure(ref config) => Ok(BackendHandle::new(crate::AzureBackend::new(config.clone())?, self.clone())),
             #[cfg(feature = "gcs")]
-            Typed::Gcs(ref config) => {
-                Ok(BackendHandle::new(crate::GcsBackend::new(config.clone())?, &self.description))
-            }
+            Typed::Gcs(ref config) => Ok(BackendHandle::new(crate::GcsBackend::new(config.clone())?, self.clone())),
             #[cfg(feature = "sftp")]
             Typed::Sftp(ref config) => {
                 let backend = crate::SftpBackend::connect(config.clone()).await?;
-                Ok(BackendHandle::new(backend, &self.description))
+                Ok(BackendHandle::new(backend, self.clone()))
             }
         }
     }
@@ -679,11 +713,11 @@ impl BackendConfig {
                 format!("unknown option {unknown:?}; accepted for {kind}: {}", accepted.join(", "))
             });
         }
-        let (typed, description) = match kind {
+        let typed = match kind {
             #[cfg(feature = "local")]
             "local" => local(Reader { options }),
             #[cfg(feature = "memory")]
-            "memory" => Ok((Typed::Memory, "MemoryBackend()".to_owned())),
+            "memory" => Ok(Typed::Memory),
             #[cfg(feature = "s3")]
             "s3" => s3(Reader { options }),
             #[cfg(feature = "azure")]
@@ -694,40 +728,36 @@ impl BackendConfig {
             "sftp" => sftp(Reader { options }),
             _ => Err(format!("type {kind:?} is not available: store-backends was built without its {kind:?} feature")),
         }?;
-        Ok(Self { kind, description, typed })
+        Ok(Self { kind, typed })
     }
 }
 
 impl fmt::Debug for BackendConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BackendConfig").field("kind", &self.kind).field("description", &self.description).finish()
+        let mut shown = f.debug_struct("BackendConfig");
+        shown.field("kind", &self.kind);
+        for (name, value) in self.settings() {
+            shown.field(name, &value);
+        }
+        shown.finish()
     }
 }
 
-/// A built backend and its description (see [`BackendConfig::description`]).
+/// A built backend and the config it was built from.
 ///
-/// `Debug` shows the kind and the description.
-#[derive(Clone)]
+/// `Debug` shows the config (see [`BackendConfig::settings`]).
+#[derive(Clone, Debug)]
 pub struct BackendHandle {
     /// The backend, shared by every [`store_core::Store`] made from it.
     pub backend: Arc<dyn Backend>,
-    /// A Python-style `repr` of the backend that names no credential.
-    pub description: String,
+    /// What it was built from.
+    pub config: BackendConfig,
 }
 
 impl BackendHandle {
-    /// A handle for `backend`, described as `description`.
-    pub fn new(backend: impl Backend, description: impl Into<String>) -> Self {
-        Self { backend: Arc::new(backend), description: description.into() }
-    }
-}
-
-impl fmt::Debug for BackendHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BackendHandle")
-            .field("kind", &self.backend.kind())
-            .field("description", &self.description)
-            .finish()
+    /// A handle for `backend`, built from `config`.
+    pub fn new(backend: impl Backend, config: BackendConfig) -> Self {
+        Self { backend: Arc::new(backend), config }
     }
 }
 
@@ -741,7 +771,7 @@ impl fmt::Debug for BackendHandle {
 ///
 /// let handle = build_backend("memory", &Options::new()).await?;
 /// assert_eq!(handle.backend.kind(), "memory");
-/// assert_eq!(handle.description, "MemoryBackend()");
+/// assert_eq!(handle.config.kind(), "memory");
 ///
 /// let options = Options::from_json(serde_json::json!({ "root": "/tmp", "fsinc": true }))?;
 /// let err = build_backend("local", &options).await.unwrap_err();

@@ -35,7 +35,7 @@ fn memory_and_local(root: &Path) -> Value {
 }
 
 fn summary(config: &RegistryConfig) -> Vec<String> {
-    let backends = config.backends().map(|(name, backend)| format!("{name}: {}", backend.description()));
+    let backends = config.backends().map(|(name, backend)| format!("{name}: {backend:?}"));
     let stores = config.stores().map(|(name, store)| {
         format!("{name} -> {} at {:?}", store.backend(), store.root_path().map(|p| p.as_str().to_owned()))
     });
@@ -72,8 +72,8 @@ fn toml_json_and_values_load_the_same_config() {
     let from_json = RegistryConfig::from_json(&value.to_string()).unwrap();
     let from_value = RegistryConfig::from_value(value).unwrap();
     let expected = [
-        r#"files: LocalBackend(root="/srv/data", fsync=True)"#,
-        "scratch: MemoryBackend()",
+        r#"files: BackendConfig { kind: "local", root: "/srv/data", fsync: true }"#,
+        r#"scratch: BackendConfig { kind: "memory" }"#,
         r#"a -> files at Some("x")"#,
         "all -> files at None",
         r#"b -> files at Some("y/z")"#,
@@ -89,11 +89,14 @@ fn files_are_read_by_extension() {
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("registry.toml");
     std::fs::write(&toml, "[backends.m]\ntype = \"memory\"\n[stores.s]\nbackend = \"m\"\n").unwrap();
-    assert_eq!(summary(&RegistryConfig::from_file(&toml).unwrap()), ["m: MemoryBackend()", "s -> m at None"]);
+    assert_eq!(
+        summary(&RegistryConfig::from_file(&toml).unwrap()),
+        [r#"m: BackendConfig { kind: "memory" }"#, "s -> m at None"]
+    );
 
     let json = dir.path().join("registry.JSON");
     std::fs::write(&json, r#"{ "backends": { "m": { "type": "memory" } } }"#).unwrap();
-    assert_eq!(summary(&RegistryConfig::from_file(&json).unwrap()), ["m: MemoryBackend()"]);
+    assert_eq!(summary(&RegistryConfig::from_file(&json).unwrap()), [r#"m: BackendConfig { kind: "memory" }"#]);
 
     let yaml = dir.path().join("registry.yaml");
     let err = RegistryConfig::from_file(&yaml).unwrap_err();
@@ -147,8 +150,8 @@ fn environment_variables_are_read_when_loading() {
     assert_eq!(
         summary(&config),
         [
-            r#"files: LocalBackend(root="/srv/from-env", fsync=False)"#,
-            r#"other: LocalBackend(root="/srv/default/${DRS_REGISTRY_TEST_FOLDER}/nested", fsync=False)"#,
+            r#"files: BackendConfig { kind: "local", root: "/srv/from-env", fsync: false }"#,
+            r#"other: BackendConfig { kind: "local", root: "/srv/default/${DRS_REGISTRY_TEST_FOLDER}/nested", fsync: false }"#,
             r#"raw -> files at Some("raw/nested")"#,
         ]
     );
@@ -339,7 +342,9 @@ fn sftp_options_are_checked_without_connecting() {
     .unwrap();
     assert_eq!(
         summary(&config),
-        [r#"box: SFTPBackend(host="sftp.example.org", port="2222", username="etl", base_path="/data")"#]
+        [
+            r#"box: BackendConfig { kind: "sftp", host: "sftp.example.org", port: 2222, username: "etl", base_path: "/data" }"#
+        ]
     );
 
     let cases = [
@@ -395,8 +400,8 @@ fn sftp_options_are_checked_without_connecting() {
     assert_eq!(
         summary(&config),
         [
-            r#"any: SFTPBackend(host="sftp.example.org", port="22", username="etl", base_path="/data")"#,
-            r#"box: SFTPBackend(host="sftp.example.org", port="2222", username="etl", base_path="/data")"#,
+            r#"any: BackendConfig { kind: "sftp", host: "sftp.example.org", port: 22, username: "etl", base_path: "/data" }"#,
+            r#"box: BackendConfig { kind: "sftp", host: "sftp.example.org", port: 2222, username: "etl", base_path: "/data" }"#,
         ]
     );
 }
@@ -412,8 +417,8 @@ async fn http_backends_build_without_a_server() {
     let handle = build_backend("s3", &s3).await.unwrap();
     assert_eq!(handle.backend.kind(), "s3");
     assert_eq!(
-        handle.description,
-        r#"S3Backend(bucket="data", endpoint_url="http://127.0.0.1:9", region_name="us-east-1")"#
+        format!("{:?}", handle.config),
+        r#"BackendConfig { kind: "s3", bucket: "data", endpoint_url: "http://127.0.0.1:9", region_name: "us-east-1" }"#
     );
 
     let azure = Options::from_json(json!({
@@ -423,8 +428,8 @@ async fn http_backends_build_without_a_server() {
     .unwrap();
     let handle = build_backend("azure", &azure).await.unwrap();
     assert_eq!(
-        handle.description,
-        r#"AzureBackend(container="c", account_name="devstoreaccount1", account_url="http://127.0.0.1:9/devstoreaccount1")"#
+        format!("{:?}", handle.config),
+        r#"BackendConfig { kind: "azure", container: "c", account_name: "devstoreaccount1", account_url: "http://127.0.0.1:9/devstoreaccount1" }"#
     );
 
     let gcs = Options::from_json(json!({
@@ -434,7 +439,7 @@ async fn http_backends_build_without_a_server() {
     let handle = build_backend("gcs", &gcs).await.unwrap();
     assert_eq!(
         format!("{handle:?}"),
-        r#"BackendHandle { kind: "gcs", description: "GCSBackend(bucket=\"b\", base_url=\"http://127.0.0.1:9\")" }"#
+        r#"BackendHandle { backend: Backend { kind: "gcs", root: "gs://b" }, config: BackendConfig { kind: "gcs", bucket: "b", base_url: "http://127.0.0.1:9" } }"#
     );
 
     let mut bad = Options::new();
@@ -513,9 +518,9 @@ async fn secrets_never_show_in_debug_or_errors() {
     let registry = Registry::new(config.clone());
     let options = Options::from_json(json!({ "password": SECRET, "nested": { "db_password": SECRET } })).unwrap();
     let mut shown = vec![format!("{config:?}"), format!("{options:?}")];
-    shown.extend(config.backends().map(|(_, backend)| format!("{backend:?} {}", backend.description())));
+    shown.extend(config.backends().map(|(_, backend)| format!("{backend:?} {:?}", backend.settings())));
     let store = registry.store("raw").await.unwrap();
-    shown.push(format!("{store:?} {registry:?} {}", registry.describe("raw").unwrap()));
+    shown.push(format!("{store:?} {registry:?} {:?}", registry.backend_config("raw").unwrap()));
 
     let wrapped = |text: String| format!("{{ bucket = \"b\", secret = \"{SECRET}\", {text} }}");
     let toml_errors = [
@@ -549,13 +554,13 @@ async fn secrets_never_show_in_debug_or_errors() {
         assert!(!text.contains(SECRET) && !text.contains("Sup3r"), "a secret shows in: {text}");
     }
     // URLs keep where they point, not who logs in or what the query signs.
-    let urls = config.backends().filter(|(name, _)| *name != "box").map(|(_, backend)| backend.description());
+    let urls = config.backends().filter(|(name, _)| *name != "box").map(|(_, backend)| format!("{backend:?}"));
     assert_eq!(
         urls.collect::<Vec<_>>(),
         [
-            r#"AzureBackend(container="c", account_url="https://a.blob.core.windows.net?<redacted>")"#,
-            r#"GCSBackend(bucket="b", base_url="https://<redacted>@gcs.example.org/")"#,
-            r#"S3Backend(bucket="data", endpoint_url="http://<redacted>@127.0.0.1:9/?<redacted>")"#,
+            r#"BackendConfig { kind: "azure", container: "c", account_url: "https://a.blob.core.windows.net?<redacted>" }"#,
+            r#"BackendConfig { kind: "gcs", bucket: "b", base_url: "https://<redacted>@gcs.example.org/" }"#,
+            r#"BackendConfig { kind: "s3", bucket: "data", endpoint_url: "http://<redacted>@127.0.0.1:9/?<redacted>" }"#,
         ]
     );
 }
@@ -581,8 +586,8 @@ async fn stores_are_scoped_to_their_root_path() {
     assert_eq!(all.root(), None);
     assert_eq!(all.read(&"x/f.txt".parse().unwrap()).await.unwrap(), "through a");
     assert_eq!(
-        registry.describe("a").unwrap(),
-        format!("LocalBackend(root={:?}, fsync=True)", dir.path().display().to_string())
+        format!("{:?}", registry.backend_config("a").unwrap()),
+        format!(r#"BackendConfig {{ kind: "local", root: {:?}, fsync: true }}"#, dir.path().display().to_string())
     );
     registry.close().await.unwrap();
 }
@@ -620,7 +625,7 @@ async fn unknown_stores_and_failed_builds_are_errors() {
     let registry = local_registry(&file);
     let err = registry.store("nope").await.unwrap_err();
     assert_eq!(err.message(), r#"unknown store "nope"; defined stores: a, all, b, tmp"#);
-    let err = registry.describe("nope").unwrap_err();
+    let err = registry.backend_config("nope").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Other);
 
     let err = registry.store("a").await.unwrap_err();
