@@ -6,6 +6,7 @@
 """
 
 from ._core import CHECKSUM_RECORDS_SUFFIX, CHECKSUM_SIDECAR_SUFFIX, FileInfo, Registry, Secret, Store, __version__
+from .compute_logs import RemoteStoreComputeLogManager
 from .errors import (
     AlreadyExists,
     AssetMismatch,
@@ -44,6 +45,7 @@ __all__ = [
     "PickleSerializer",
     "PreconditionFailed",
     "Registry",
+    "RemoteStoreComputeLogManager",
     "RemoteStoreError",
     "RemoteStoreIOManager",
     "Secret",

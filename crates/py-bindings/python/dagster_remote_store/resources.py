@@ -43,33 +43,52 @@ class _StoreFields(Protocol):
     registry_path: Optional[str]
 
 
+def build_store(
+    owner: str,
+    *,
+    backend_type: Optional[str],
+    backend_options: dict[str, Any],
+    root_path: str,
+    profile: Optional[str],
+    registry_path: Optional[str],
+) -> "tuple[Store, Registry]":
+    """A Store from inline backend fields or from a registry profile, and the registry that
+    owns its backend (closing the registry closes it). Errors name `owner`."""
+    if profile is not None:
+        if backend_type is not None or backend_options:
+            raise InvalidConfig(f"{owner}: give either profile= or backend_type=/backend_options=, not both")
+        if not registry_path:
+            raise InvalidConfig(f"{owner}: profile={profile!r} needs registry_path= (a TOML or JSON file)")
+        registry, name = Registry.from_file(registry_path), profile
+    elif backend_type is None:
+        raise InvalidConfig(f"{owner}: give backend_type= (and backend_options=), or profile= and registry_path=")
+    else:
+        config = {
+            "backends": {backend_type: {"type": backend_type, "options": backend_options}},
+            "stores": {"store": {"backend": backend_type, "root_path": root_path}},
+        }
+        registry, name, root_path = Registry(config, context=owner), "store", ""
+    try:
+        return registry.get_store(name, root_path=root_path), registry
+    except BaseException:
+        registry.close()
+        raise
+
+
 class _StoreConfig:
     """Building the store from the fields that say where it is (`backend_type`,
     `backend_options`, `root_path`, `profile`, `registry_path`), shared by the
     resource and the IO manager, which both declare them."""
 
     def _build_store(self: _StoreFields, owner: str) -> "tuple[Store, Registry]":
-        """A Store from the inline fields or the registry profile, and the
-        registry that owns its backend (closing the registry closes it)."""
-        if self.profile is not None:
-            if self.backend_type is not None or self.backend_options:
-                raise InvalidConfig(f"{owner}: give either profile= or backend_type=/backend_options=, not both")
-            if not self.registry_path:
-                raise InvalidConfig(f"{owner}: profile={self.profile!r} needs registry_path= (a TOML or JSON file)")
-            registry, name, root_path = Registry.from_file(self.registry_path), self.profile, self.root_path
-        elif self.backend_type is None:
-            raise InvalidConfig(f"{owner}: give backend_type= (and backend_options=), or profile= and registry_path=")
-        else:
-            config = {
-                "backends": {self.backend_type: {"type": self.backend_type, "options": self.backend_options}},
-                "stores": {"store": {"backend": self.backend_type, "root_path": self.root_path}},
-            }
-            registry, name, root_path = Registry(config, context=owner), "store", ""
-        try:
-            return registry.get_store(name, root_path=root_path), registry
-        except BaseException:
-            registry.close()
-            raise
+        return build_store(
+            owner,
+            backend_type=self.backend_type,
+            backend_options=self.backend_options,
+            root_path=self.root_path,
+            profile=self.profile,
+            registry_path=self.registry_path,
+        )
 
     def _shown_fields(self: _StoreFields) -> "list[tuple[str, Any]]":
         fields: list[tuple[str, Any]] = []

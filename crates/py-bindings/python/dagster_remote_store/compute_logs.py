@@ -1,0 +1,217 @@
+"""Step logs in the team's Store: :class:`RemoteStoreComputeLogManager`, configured in
+``dagster.yaml`` as remote-store's is, so the Dagster UI shows every step's stdout and stderr
+from any machine.
+
+.. code-block:: yaml
+
+    compute_logs:
+      module: dagster_remote_store
+      class: RemoteStoreComputeLogManager
+      config:
+        backend_type: s3
+        backend_options:
+          bucket: pipeline-logs
+          secret: {env: S3_SECRET}
+        prefix: dagster
+        upload_interval: 30
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import IO, Any, Optional
+
+from dagster import Field, Noneable, Permissive, StringSource, _check as check
+from dagster._core.storage.cloud_storage_compute_log_manager import (
+    PollingComputeLogSubscriptionManager,
+    TruncatingCloudStorageComputeLogManager,
+)
+from dagster._core.storage.compute_log_manager import CapturedLogSubscription, ComputeIOType
+from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._utils import ensure_dir
+
+from ._core import Store
+from .errors import NotFound, RemoteStoreError
+from .resources import build_store
+
+__all__ = ["RemoteStoreComputeLogManager"]
+
+# Folders under the prefix, as remote-store lays them out, so logs written before a switch still show.
+_STORAGE = "storage"
+_PARTIAL = "partial"
+
+
+class RemoteStoreComputeLogManager(TruncatingCloudStorageComputeLogManager, ConfigurableClass):
+    """Captures each step's stdout and stderr to a local folder and uploads them to a Store,
+    where the Dagster UI reads them; with ``upload_interval`` (seconds), also while the step runs.
+
+    The Store is ``backend_type`` with ``backend_options`` (as for :class:`DagsterStoreResource`;
+    give credentials as ``{env: VAR}``) scoped to ``root_path``, or ``profile`` in the registry
+    file at ``registry_path``. Objects are ``{prefix}/storage/{run_id}/compute_logs/{key}.out``
+    and ``.err``, and ``.out.partial``/``.err.partial`` while a step runs. ``local_dir`` is where
+    logs are captured before upload (the system's temporary folder if not given);
+    ``skip_empty_files`` skips uploading empty logs. Uploads are cut at Dagster's limit
+    (``DAGSTER_TRUNCATE_COMPUTE_LOGS_UPLOAD_BYTES``, 50 MB by default).
+
+    A log the Store refuses to give (a missing permission, a bad credential, a server gone) shows
+    in the log view as that error, not as a missing log.
+    """
+
+    def __init__(
+        self,
+        backend_type: Optional[str] = None,
+        backend_options: Optional[Mapping[str, Any]] = None,
+        root_path: str = "",
+        local_dir: Optional[str] = None,
+        prefix: str = "dagster",
+        skip_empty_files: bool = False,
+        upload_interval: Optional[int] = None,
+        profile: Optional[str] = None,
+        registry_path: Optional[str] = None,
+        inst_data: Optional[ConfigurableClassData] = None,
+    ) -> None:
+        self._store, self._registry = build_store(
+            type(self).__name__,
+            backend_type=backend_type,
+            backend_options=dict(backend_options or {}),
+            root_path=root_path,
+            profile=profile,
+            registry_path=registry_path,
+        )
+        self._prefix = "/".join(part for part in prefix.split("/") if part)
+        self._skip_empty_files = skip_empty_files
+        self._upload_interval = upload_interval or None
+        self._inst_data = inst_data
+        self._local_manager = LocalComputeLogManager(local_dir or tempfile.gettempdir())
+        self._subscription_manager = PollingComputeLogSubscriptionManager(self)  # type: ignore[no-untyped-call]
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    # Configured from dagster.yaml
+
+    @property
+    def inst_data(self) -> Optional[ConfigurableClassData]:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {
+            "backend_type": Field(StringSource, is_required=False),
+            "backend_options": Field(Permissive(), is_required=False),  # type: ignore[no-untyped-call]
+            "root_path": Field(StringSource, is_required=False, default_value=""),
+            "local_dir": Field(StringSource, is_required=False),
+            "prefix": Field(StringSource, is_required=False, default_value="dagster"),
+            "skip_empty_files": Field(bool, is_required=False, default_value=False),
+            "upload_interval": Field(Noneable(int), is_required=False, default_value=None),
+            "profile": Field(StringSource, is_required=False),
+            "registry_path": Field(StringSource, is_required=False),
+        }
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: Optional[ConfigurableClassData], config_value: Mapping[str, Any]
+    ) -> RemoteStoreComputeLogManager:
+        return cls(inst_data=inst_data, **config_value)
+
+    @property
+    def store(self) -> Store:
+        """The Store the logs go to."""
+        return self._store
+
+    # What the cloud-storage base class asks for
+
+    @property
+    def local_manager(self) -> LocalComputeLogManager:
+        return self._local_manager
+
+    @property
+    def upload_interval(self) -> Optional[int]:
+        return self._upload_interval
+
+    def _store_path(self, log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False) -> str:
+        *namespace, base = log_key
+        name = f"{base}.{IO_TYPE_EXTENSION[io_type]}" + (f".{_PARTIAL}" if partial else "")
+        return "/".join(part for part in (self._prefix, _STORAGE, *namespace, name) if part)
+
+    def _store_folder(self, log_key_prefix: Sequence[str]) -> str:
+        return "/".join(part for part in (self._prefix, _STORAGE, *log_key_prefix) if part)
+
+    def _upload_file_obj(
+        self, data: IO[bytes], log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False
+    ) -> None:
+        local = self._local_manager.get_captured_local_path(log_key, IO_TYPE_EXTENSION[io_type])
+        if (self._skip_empty_files or partial) and os.stat(local).st_size == 0:
+            return
+        # Streamed: the object is replaced whole and atomically, never seen half-written.
+        with self._store.open_writer(self._store_path(log_key, io_type, partial)) as writer:
+            shutil.copyfileobj(data, writer, 1 << 20)
+
+    def download_from_cloud_storage(
+        self, log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False
+    ) -> None:
+        local = self._local_manager.get_captured_local_path(log_key, IO_TYPE_EXTENSION[io_type], partial=partial)
+        ensure_dir(os.path.dirname(local))
+        with self._store.open_reader(self._store_path(log_key, io_type, partial)) as reader, open(local, "wb") as out:
+            shutil.copyfileobj(reader, out, 1 << 20)
+
+    def cloud_storage_has_logs(self, log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False) -> bool:
+        return self._store.exists(self._store_path(log_key, io_type, partial))
+
+    def get_log_data_for_type(
+        self, log_key: Sequence[str], io_type: ComputeIOType, offset: int, max_bytes: Optional[int]
+    ) -> tuple[Optional[bytes], int]:
+        try:
+            return super().get_log_data_for_type(log_key, io_type, offset, max_bytes)
+        except RemoteStoreError as err:
+            if isinstance(err, NotFound):
+                raise
+            # Shown once, where the log would be: the reason it cannot be read.
+            if offset:
+                return None, offset
+            shown = f"[dagster-remote-store] cannot read this log from the store: {err}\n".encode()
+            return shown, len(shown)
+
+    def display_path_for_type(self, log_key: Sequence[str], io_type: ComputeIOType) -> Optional[str]:  # type: ignore[override]
+        if not self.is_capture_complete(log_key):
+            return None
+        return self._store.uri(self._store_path(log_key, io_type))
+
+    def download_url_for_type(self, log_key: Sequence[str], io_type: ComputeIOType) -> Optional[str]:
+        return None
+
+    def delete_logs(self, log_key: Optional[Sequence[str]] = None, prefix: Optional[Sequence[str]] = None) -> None:
+        if log_key is None and prefix is None:
+            check.failed("Must pass in either `log_key` or `prefix` argument to delete_logs")
+        self._local_manager.delete_logs(log_key=log_key, prefix=prefix)
+        if log_key:
+            paths = [
+                self._store_path(log_key, io_type, partial)
+                for io_type in (ComputeIOType.STDOUT, ComputeIOType.STDERR)
+                for partial in (False, True)
+            ]
+        else:
+            paths = self._store.list(self._store_folder(prefix or []) + "/")
+        for path in paths:
+            self._store.delete(path, missing_ok=True)
+
+    def get_log_keys_for_log_key_prefix(
+        self, log_key_prefix: Sequence[str], io_type: ComputeIOType
+    ) -> Sequence[list[str]]:
+        folder = self._store_folder(log_key_prefix) + "/"
+        suffix = f".{IO_TYPE_EXTENSION[io_type]}"
+        names = (path[len(folder) :] for path in self._store.list(folder, recursive=False))
+        return [[*log_key_prefix, name[: -len(suffix)]] for name in names if name.endswith(suffix)]
+
+    def on_subscribe(self, subscription: CapturedLogSubscription) -> None:
+        self._subscription_manager.add_subscription(subscription)
+
+    def on_unsubscribe(self, subscription: CapturedLogSubscription) -> None:
+        self._subscription_manager.remove_subscription(subscription)
+
+    def dispose(self) -> None:
+        self._subscription_manager.dispose()
+        super().dispose()  # type: ignore[no-untyped-call]
+        self._registry.close()

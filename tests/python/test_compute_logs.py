@@ -1,0 +1,211 @@
+"""`RemoteStoreComputeLogManager` in a real `DAGSTER_HOME`, with runs launched by the `dagster`
+CLI: step logs are read back through the instance's compute log manager, as the UI reads them,
+while a step runs (partial uploads) and after the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, job, op
+from dagster._core.storage.compute_log_manager import ComputeIOType
+
+from dagster_remote_store import InvalidConfig, RemoteStoreComputeLogManager, Store
+
+from conftest import REMOTE, make_backend, require_server
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def backend_options(kind: str, tmp_path: Path) -> dict[str, Any]:
+    """The options of `kind`'s test server as a dagster.yaml gives them: credentials as `{env: VAR}`."""
+    env = os.environ.get
+    if kind == "local":
+        return {"root": str(tmp_path / "store")}
+    require_server(kind)
+    if kind == "s3":
+        return {
+            "bucket": env("DRS_TEST_S3_BUCKET"),
+            "endpoint_url": env("DRS_TEST_S3_ENDPOINT"),
+            "key": env("DRS_TEST_S3_KEY"),
+            "secret": {"env": "DRS_TEST_S3_SECRET"},
+            "region_name": env("DRS_TEST_S3_REGION"),
+            "allow_http": True,
+        }
+    if kind == "azure":
+        return {
+            "container": env("DRS_TEST_AZURE_CONTAINER"),
+            "account_name": env("DRS_TEST_AZURE_ACCOUNT"),
+            "account_key": {"env": "DRS_TEST_AZURE_KEY"},
+            "account_url": env("DRS_TEST_AZURE_ENDPOINT"),
+            "allow_http": True,
+        }
+    if kind == "gcs":
+        return {
+            "bucket": env("DRS_TEST_GCS_BUCKET"),
+            "base_url": env("DRS_TEST_GCS_URL"),
+            "anonymous": True,
+            "allow_http": True,
+        }
+    return {
+        "host": env("DRS_TEST_SFTP_HOST"),
+        "port": int(env("DRS_TEST_SFTP_PORT") or 0),
+        "username": env("DRS_TEST_SFTP_USER"),
+        "private_key": env("DRS_TEST_SFTP_KEY"),
+        "known_hosts": env("DRS_TEST_SFTP_KNOWN_HOSTS"),
+        "base_path": env("DRS_TEST_SFTP_ROOT"),
+    }
+
+
+def wait_for(find, what: str, process: subprocess.Popen, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found:
+            return found
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before {what}: {process.stderr.read()[-3000:] if process.stderr else ''}")
+        time.sleep(0.2)
+    pytest.fail(f"no {what} within {timeout} s")
+
+
+@pytest.mark.parametrize("kind", ["local", *REMOTE])
+def test_a_runs_step_logs_are_read_back_from_the_store_during_and_after_it(kind, tmp_path) -> None:
+    home, capture, release = tmp_path / "home", tmp_path / "capture", tmp_path / "release"
+    home.mkdir()
+    root_path, marker = f"tests/{uuid.uuid4().hex}", uuid.uuid4().hex
+    config = {
+        "backend_type": kind,
+        "backend_options": backend_options(kind, tmp_path),
+        "root_path": root_path,
+        "local_dir": str(capture),
+        "prefix": "logs",
+        "upload_interval": 1,
+    }
+    manager = {"module": "dagster_remote_store", "class": "RemoteStoreComputeLogManager", "config": config}
+    (home / "dagster.yaml").write_text(json.dumps({"compute_logs": manager}))
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DRS_LOG_MARKER": marker, "DRS_LOG_RELEASE": str(release)}
+    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "tests.python.compute_logs_project.definitions"]
+    run = subprocess.Popen(
+        [*command, "-j", "logs_job"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    store = Store(make_backend(kind, tmp_path), root_path=root_path)
+    try:
+
+        def partial_upload() -> list[str]:
+            partials = [path for path in store.list("logs/storage/") if path.endswith(".out.partial")]
+            return [path for path in partials if marker.encode() in store.read_bytes(path)]
+
+        [partial] = wait_for(partial_upload, "a partial upload of chatty's stdout", run)
+    finally:
+        release.touch()
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err[-5000:]
+    assert partial.startswith("logs/storage/") and "/compute_logs/" in partial
+
+    # Read as the UI reads, with nothing left on this machine: from the store only.
+    shutil.rmtree(capture, ignore_errors=True)
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert isinstance(instance.compute_log_manager, RemoteStoreComputeLogManager)
+        [dagster_run] = instance.get_runs()
+        assert dagster_run.is_success
+        captured = [
+            record.dagster_event.logs_captured_data
+            for record in instance.all_logs(dagster_run.run_id)
+            if record.dagster_event and record.dagster_event.event_type == DagsterEventType.LOGS_CAPTURED
+        ]
+        logs: dict[str, list[tuple[str, str]]] = {}
+        for data in captured:
+            log_key = instance.compute_log_manager.build_log_key_for_run(dagster_run.run_id, data.file_key)
+            read = instance.compute_log_manager.get_log_data(log_key)
+            [step] = data.step_keys
+            logs.setdefault(step, []).append((read.stdout.decode(), read.stderr.decode()))
+            metadata = instance.compute_log_manager.get_log_metadata(log_key)
+            assert metadata.stdout_location == store.uri(
+                f"logs/storage/{dagster_run.run_id}/compute_logs/{data.file_key}.out"
+            )
+
+    [(chatty_out, chatty_err)] = logs["chatty"]
+    assert f"out: {marker}" in chatty_out and "out: after the partial upload" in chatty_out
+    assert f"err: {marker}" in chatty_err
+    # A retried step: each attempt ran in a process of its own and keeps its own log.
+    attempts = sorted(out for out, _ in logs["flaky"])
+    assert len(attempts) == 2 and "attempt 1" in attempts[0] and "attempt 2" in attempts[1]
+    assert "attempt 2" not in attempts[0] and "the first attempt fails" in "".join(err for _, err in logs["flaky"])
+    # Every capture stored its stdout and its stderr.
+    finals = [path for path in store.list("logs/storage/") if path.endswith((".out", ".err"))]
+    assert len(finals) == 2 * len(captured)
+
+
+@op
+def hello() -> None:
+    print("hello from the memory store", flush=True)
+
+
+@job
+def hello_job() -> None:
+    hello()
+
+
+def test_memory_logs_in_one_process(tmp_path) -> None:
+    """The memory backend lives in one process: an in-process run and the reader share it."""
+    config = {"backend_type": "memory", "local_dir": str(tmp_path / "capture")}
+    manager = {"module": "dagster_remote_store", "class": "RemoteStoreComputeLogManager", "config": config}
+    (tmp_path / "dagster.yaml").write_text(json.dumps({"compute_logs": manager}))
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        result = hello_job.execute_in_process(instance=instance)
+        assert result.success
+        [data] = [
+            event.logs_captured_data
+            for event in result.all_events
+            if event.event_type == DagsterEventType.LOGS_CAPTURED
+        ]
+        manager_ = instance.compute_log_manager
+        log_key = manager_.build_log_key_for_run(result.run_id, data.file_key)
+        shutil.rmtree(tmp_path / "capture", ignore_errors=True)
+        assert manager_.get_log_data(log_key).stdout == b"hello from the memory store\n"
+        assert manager_.get_log_keys_for_log_key_prefix([result.run_id, "compute_logs"], ComputeIOType.STDOUT) == [
+            log_key
+        ]
+        manager_.delete_logs(prefix=[result.run_id])
+        assert manager_.store.list() == []
+
+
+def test_a_log_the_store_refuses_shows_why_not_that_it_is_missing(tmp_path) -> None:
+    require_server("s3")
+    env = os.environ.get
+    options = {
+        "bucket": env("DRS_TEST_S3_BUCKET"),
+        "endpoint_url": env("DRS_TEST_S3_ENDPOINT"),
+        "key": env("DRS_TEST_S3_KEY"),
+        "secret": "Wrong-S3-Secret-Value",
+        "region_name": env("DRS_TEST_S3_REGION"),
+        "allow_http": True,
+        "max_retries": 0,
+    }
+    manager = RemoteStoreComputeLogManager("s3", options, local_dir=str(tmp_path / "capture"))
+    try:
+        read = manager.get_log_data(["run", "compute_logs", "step"])
+        shown = read.stdout.decode()
+        assert "cannot read this log from the store" in shown and "ermission" in shown, shown
+        assert "Wrong-S3-Secret-Value" not in shown
+        # Shown once: the UI asks again from where the last answer ended.
+        again = manager.get_log_data(["run", "compute_logs", "step"], cursor=read.cursor)
+        assert again.stdout is None
+    finally:
+        manager.dispose()
+
+
+def test_config_errors_name_the_manager_and_the_option(tmp_path) -> None:
+    with pytest.raises(InvalidConfig, match=r"RemoteStoreComputeLogManager.*unknown option \"bukket\""):
+        RemoteStoreComputeLogManager("s3", {"bukket": "x"})
+    with pytest.raises(InvalidConfig, match="RemoteStoreComputeLogManager: give backend_type="):
+        RemoteStoreComputeLogManager()
