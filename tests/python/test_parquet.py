@@ -180,6 +180,37 @@ def test_other_arrow_producers_read_back_as_pyarrow() -> None:
     assert ParquetSerializer().deserialize(data).equals(pyarrow_table())
 
 
+class Relation:
+    """A table of another library that converts to pyarrow with `to_arrow()` but has no
+    `__arrow_c_stream__` (older DuckDB relations, Ibis tables)."""
+
+    def to_arrow(self) -> pa.Table:
+        return pyarrow_table()
+
+
+def test_tables_with_to_arrow_are_stored_and_load_as_pyarrow(store: Store, instance) -> None:
+    loaded: list[pa.Table] = []
+
+    @asset
+    def relation() -> Relation:
+        return Relation()
+
+    @asset(io_manager_key="values")
+    def rows(relation: pa.Table) -> int:
+        loaded.append(relation)
+        return relation.num_rows
+
+    resources = {
+        "io_manager": remote_store_io_manager(store, serializer="parquet"),
+        "values": remote_store_io_manager(store),
+    }
+    result = materialize([relation, rows], resources=resources, instance=instance)
+    assert result.success
+    [table] = loaded
+    assert table.equals(pyarrow_table())
+    assert result.output_for_node("rows") == 3
+
+
 @pytest.mark.parametrize(
     ("obj", "type_name"),
     [({"a": [1]}, "dict"), ([1, 2], "list"), (None, "NoneType"), (pl.Series("a", [1, 2]), "Series")],

@@ -109,7 +109,7 @@ fn open_table<'py>(obj: &Bound<'py, PyAny>) -> Result<Table<'py>, SerializeError
     let not_a_table = |detail: String| {
         PyTypeError::new_err(format!(
             "parquet serializer needs a table (polars or pandas DataFrame, pyarrow Table, or any object with \
-             __arrow_c_stream__), got {type_name}{detail}"
+             __arrow_c_stream__ or to_arrow()), got {type_name}{detail}"
         ))
     };
     let exportable = (|| match library.as_str() {
@@ -126,6 +126,8 @@ fn open_table<'py>(obj: &Bound<'py, PyAny>) -> Result<Table<'py>, SerializeError
         // A LazyFrame is a query, not a table: run it.
         "polars" if type_name == "LazyFrame" => obj.call_method0("collect"),
         _ if obj.hasattr("__arrow_c_stream__")? => Ok(obj.clone()),
+        // Table objects of other libraries (DuckDB relations, Ibis tables, ...) that convert to pyarrow.
+        _ if obj.getattr("to_arrow").is_ok_and(|m| m.is_callable()) => obj.call_method0("to_arrow"),
         _ => Err(not_a_table(String::new())),
     })()
     .map_err(encode_error)?;
