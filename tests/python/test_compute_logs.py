@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from dagster_remote_store import InvalidConfig, RemoteStoreComputeLogManager, St
 from conftest import REMOTE, make_backend, require_server
 
 REPO = Path(__file__).resolve().parents[2]
+# The test servers whose Stores sign URLs with the credentials the tests give them (GCS's is anonymous).
+SIGNING = ("s3", "azure")
 
 
 def backend_options(kind: str, tmp_path: Path) -> dict[str, Any]:
@@ -132,6 +135,12 @@ def test_a_runs_step_logs_are_read_back_from_the_store_during_and_after_it(kind,
             assert metadata.stdout_location == store.uri(
                 f"logs/storage/{dagster_run.run_id}/compute_logs/{data.file_key}.out"
             )
+            # Download links: signed URLs where the Store signs them, else the webserver serves the log.
+            if kind in SIGNING:
+                with urllib.request.urlopen(metadata.stdout_download_url, timeout=10) as answer:
+                    assert answer.read() == read.stdout
+            else:
+                assert metadata.stdout_download_url is None
 
     [(chatty_out, chatty_err)] = logs["chatty"]
     assert f"out: {marker}" in chatty_out and "out: after the partial upload" in chatty_out
@@ -180,23 +189,15 @@ def test_memory_logs_in_one_process(tmp_path) -> None:
 
 
 def test_a_log_the_store_refuses_shows_why_not_that_it_is_missing(tmp_path) -> None:
-    require_server("s3")
-    env = os.environ.get
-    options = {
-        "bucket": env("DRS_TEST_S3_BUCKET"),
-        "endpoint_url": env("DRS_TEST_S3_ENDPOINT"),
-        "key": env("DRS_TEST_S3_KEY"),
-        "secret": "Wrong-S3-Secret-Value",
-        "region_name": env("DRS_TEST_S3_REGION"),
-        "allow_http": True,
-        "max_retries": 0,
-    }
-    manager = RemoteStoreComputeLogManager("s3", options, local_dir=str(tmp_path / "capture"))
+    """Azurite checks the account key's signatures (the S3 test server accepts any credentials)."""
+    options = {**backend_options("azure", tmp_path), "account_key": "V3JvbmctQXp1cmUtS2V5", "max_retries": 0}
+    manager = RemoteStoreComputeLogManager("azure", options, local_dir=str(tmp_path / "capture"))
     try:
         read = manager.get_log_data(["run", "compute_logs", "step"])
+        assert read.stdout is not None, "reported as a missing log"
         shown = read.stdout.decode()
-        assert "cannot read this log from the store" in shown and "ermission" in shown, shown
-        assert "Wrong-S3-Secret-Value" not in shown
+        assert "cannot read this log from the store" in shown and "permission" in shown.lower(), shown
+        assert "V3JvbmctQXp1cmUtS2V5" not in shown
         # Shown once: the UI asks again from where the last answer ended.
         again = manager.get_log_data(["run", "compute_logs", "step"], cursor=read.cursor)
         assert again.stdout is None
@@ -209,3 +210,23 @@ def test_config_errors_name_the_manager_and_the_option(tmp_path) -> None:
         RemoteStoreComputeLogManager("s3", {"bukket": "x"})
     with pytest.raises(InvalidConfig, match="RemoteStoreComputeLogManager: give backend_type="):
         RemoteStoreComputeLogManager()
+
+
+def test_show_url_only_points_the_ui_at_signed_urls(tmp_path) -> None:
+    require_server("s3")
+    options = backend_options("s3", tmp_path)
+    manager = RemoteStoreComputeLogManager(
+        "s3", options, root_path=f"tests/{uuid.uuid4().hex}", local_dir=str(tmp_path / "capture"), show_url_only=True
+    )
+    log_key = ["run", "compute_logs", "step"]
+    try:
+        with manager.capture_logs(log_key) as context:
+            # What the step prints lands here (pytest holds this process's stdout).
+            with open(manager.local_manager.get_captured_local_path(log_key, "out"), "ab") as captured:
+                captured.write(b"shown by a link\n")
+        assert context.external_stdout_url and context.external_stderr_url
+        with urllib.request.urlopen(context.external_stdout_url, timeout=10) as answer:
+            assert answer.read() == b"shown by a link\n"
+        assert "X-Amz-Expires=3600" in context.external_stdout_url
+    finally:
+        manager.dispose()

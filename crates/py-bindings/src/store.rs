@@ -74,6 +74,17 @@ impl Store {
         Ok(self.inner.uri(&parse_path(py, path)?))
     }
 
+    /// A URL that lets anyone holding it read the object at `path` until
+    /// `expires_in` (a `timedelta` or seconds) has passed, signed with the
+    /// backend's credentials: S3, Azure and GCS sign one; other backends give `None`.
+    fn signed_url(&self, py: Python<'_>, path: &str, expires_in: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let expires_in = duration("expires_in", expires_in)?;
+        guard(py, "signed_url", Some(path), || {
+            let path = parse_path(py, path)?;
+            block_on(py, self.inner.signed_url(&path, expires_in)).into_py_result(py)
+        })
+    }
+
     /// The whole object as bytes.
     fn read_bytes<'py>(&self, py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyBytes>> {
         guard(py, "read", Some(path), || {
@@ -206,12 +217,7 @@ impl Store {
     /// value (an hour, say). Returns the paths of what was removed.
     #[pyo3(signature = (prefix = "", *, older_than))]
     fn clean_up(&self, py: Python<'_>, prefix: &str, older_than: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-        let older_than = match older_than.extract::<f64>() {
-            Ok(seconds) => Duration::try_from_secs_f64(seconds).map_err(|_| {
-                PyTypeError::new_err(format!("older_than must be a timedelta or seconds >= 0, got {seconds}"))
-            })?,
-            Err(_) => older_than.extract::<Duration>()?,
-        };
+        let older_than = duration("older_than", older_than)?;
         guard(py, "clean_up", Some(prefix), || {
             let prefix = prefix.trim_end_matches('/');
             let prefix = if prefix.is_empty() { None } else { Some(parse_path(py, prefix)?) };
@@ -308,5 +314,14 @@ impl FileInfo {
 
     fn __repr__(&self) -> String {
         format!("FileInfo(path={:?}, size={})", self.path, self.size)
+    }
+}
+
+/// A `timedelta` or a number of seconds, for the argument `name`.
+fn duration(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    match value.extract::<f64>() {
+        Ok(seconds) => Duration::try_from_secs_f64(seconds)
+            .map_err(|_| PyTypeError::new_err(format!("{name} must be a timedelta or seconds >= 0, got {seconds}"))),
+        Err(_) => value.extract::<Duration>(),
     }
 }

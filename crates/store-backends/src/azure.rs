@@ -112,7 +112,7 @@ impl ObjectStoreBackend<MicrosoftAzure> {
         }
         let store = builder.build().map_err(|e| config_error("azure", e))?;
         let container = format!("the container {:?}", config.container);
-        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)).in_container(container))
+        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)).in_container(container).signing())
     }
 }
 

@@ -102,6 +102,7 @@ impl ObjectStoreBackend<GoogleCloudStorage> {
         let container = format!("the bucket {:?}", config.bucket);
         Ok(Self::from_store(store, "gcs", format!("gs://{}", config.bucket))
             .in_container(container)
-            .with_staging(Arc::new(uploads)))
+            .with_staging(Arc::new(uploads))
+            .signing())
     }
 }

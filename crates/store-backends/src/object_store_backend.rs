@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
+use object_store::signer::{Method, Signer};
 use object_store::{
     Attribute, AttributeValue, Attributes, CopyMode, CopyOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
     PutMultipartOptions, PutOptions, PutPayload, RenameOptions, RenameTargetMode, WriteMultipart,
@@ -39,6 +40,8 @@ pub struct ObjectStoreBackend<S> {
     container: Option<String>,
     /// Where interrupted writes leave something behind that a listing does not show.
     staging: Option<Arc<dyn Staging>>,
+    /// Signs URLs for reads, where the store can (see [`Backend::signed_url`]).
+    signer: Option<Arc<dyn Signer>>,
 }
 
 /// What interrupted writes leave behind on a store, beyond its listing (see [`Backend::leftovers`]).
@@ -68,6 +71,7 @@ impl<S> ObjectStoreBackend<S> {
             stores_metadata: true,
             container: None,
             staging: None,
+            signer: None,
         }
     }
 
@@ -94,6 +98,16 @@ impl<S> ObjectStoreBackend<S> {
     #[cfg(any(feature = "s3", feature = "gcs"))]
     pub(crate) fn with_staging(mut self, staging: Arc<dyn Staging>) -> Self {
         self.staging = Some(staging);
+        self
+    }
+
+    /// Signs read URLs with the store's own credentials.
+    #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+    pub(crate) fn signing(mut self) -> Self
+    where
+        S: Signer,
+    {
+        self.signer = Some(self.store.clone());
         self
     }
 
@@ -131,6 +145,7 @@ impl<S> Clone for ObjectStoreBackend<S> {
             stores_metadata: self.stores_metadata,
             container: self.container.clone(),
             staging: self.staging.clone(),
+            signer: self.signer.clone(),
         }
     }
 }
@@ -417,6 +432,12 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
             Some(staging) => staging.leftovers(prefix).await,
             None => Ok(Vec::new()),
         }
+    }
+
+    async fn signed_url(&self, path: &StorePath, expires_in: Duration) -> Result<Option<String>> {
+        let Some(signer) = &self.signer else { return Ok(None) };
+        let url = signer.signed_url(Method::GET, &location(path)?, expires_in).await.map_err(map_error)?;
+        Ok(Some(url.to_string()))
     }
 
     async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {

@@ -118,7 +118,8 @@ impl ObjectStoreBackend<AmazonS3> {
         let container = format!("the bucket {:?}", config.bucket);
         Ok(Self::from_store(store, "s3", format!("s3://{}", config.bucket))
             .in_container(container)
-            .with_staging(Arc::new(uploads)))
+            .with_staging(Arc::new(uploads))
+            .signing())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::Range;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -291,6 +291,14 @@ pub trait Backend: Debug + Send + Sync + 'static {
     async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
         let _ = leftover;
         Ok(())
+    }
+
+    /// A URL that lets anyone holding it read the object at `path` (a `GET`)
+    /// until `expires_in` has passed, signed with the backend's credentials.
+    /// S3, Azure and GCS sign one; the default, for backends that cannot, is `None`.
+    async fn signed_url(&self, path: &StorePath, expires_in: Duration) -> Result<Option<String>> {
+        let _ = (path, expires_in);
+        Ok(None)
     }
 
     /// Releases connections and other resources. The default does nothing.

@@ -74,6 +74,22 @@ impl Store {
         self.backend.uri(&self.full(path))
     }
 
+    /// A URL that lets anyone holding it read the object at `path` until
+    /// `expires_in` has passed, where the backend can sign one (see
+    /// [`Backend::signed_url`]); `None` where it cannot.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+    /// use std::time::Duration;
+    /// let store = store_core::Store::new(store_backends::MemoryBackend::new());
+    /// assert_eq!(store.signed_url(&"logs/step.out".parse()?, Duration::from_secs(600)).await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub async fn signed_url(&self, path: &StorePath, expires_in: Duration) -> Result<Option<String>> {
+        let url = self.backend.signed_url(&self.full(path), expires_in).await;
+        url.map_err(|e| self.context(e, "signed_url", path))
+    }
+
     /// The whole object.
     pub async fn read(&self, path: &StorePath) -> Result<Bytes> {
         self.backend.read(&self.full(path)).await.map_err(|e| self.context(e, "read", path))

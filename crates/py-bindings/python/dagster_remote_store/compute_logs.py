@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import IO, Any, Optional
 
 from dagster import Field, Noneable, Permissive, StringSource, _check as check
@@ -29,7 +30,7 @@ from dagster._core.storage.cloud_storage_compute_log_manager import (
     PollingComputeLogSubscriptionManager,
     TruncatingCloudStorageComputeLogManager,
 )
-from dagster._core.storage.compute_log_manager import CapturedLogSubscription, ComputeIOType
+from dagster._core.storage.compute_log_manager import CapturedLogContext, CapturedLogSubscription, ComputeIOType
 from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils import ensure_dir
@@ -59,6 +60,11 @@ class RemoteStoreComputeLogManager(TruncatingCloudStorageComputeLogManager, Conf
 
     A log the Store refuses to give (a missing permission, a bad credential, a server gone) shows
     in the log view as that error, not as a missing log.
+
+    On S3, Azure and GCS the UI's download links are URLs signed with the Store's credentials,
+    valid for ``url_expiry`` seconds (an hour by default), so downloads do not go through the
+    Dagster webserver. With ``show_url_only``, the UI shows only such links, made when the step
+    starts, instead of the logs' contents.
     """
 
     def __init__(
@@ -70,6 +76,8 @@ class RemoteStoreComputeLogManager(TruncatingCloudStorageComputeLogManager, Conf
         prefix: str = "dagster",
         skip_empty_files: bool = False,
         upload_interval: Optional[int] = None,
+        show_url_only: bool = False,
+        url_expiry: int = 3600,
         profile: Optional[str] = None,
         registry_path: Optional[str] = None,
         inst_data: Optional[ConfigurableClassData] = None,
@@ -85,6 +93,8 @@ class RemoteStoreComputeLogManager(TruncatingCloudStorageComputeLogManager, Conf
         self._prefix = "/".join(part for part in prefix.split("/") if part)
         self._skip_empty_files = skip_empty_files
         self._upload_interval = upload_interval or None
+        self._show_url_only = show_url_only
+        self._url_expiry = url_expiry
         self._inst_data = inst_data
         self._local_manager = LocalComputeLogManager(local_dir or tempfile.gettempdir())
         self._subscription_manager = PollingComputeLogSubscriptionManager(self)  # type: ignore[no-untyped-call]
@@ -106,6 +116,8 @@ class RemoteStoreComputeLogManager(TruncatingCloudStorageComputeLogManager, Conf
             "prefix": Field(StringSource, is_required=False, default_value="dagster"),
             "skip_empty_files": Field(bool, is_required=False, default_value=False),
             "upload_interval": Field(Noneable(int), is_required=False, default_value=None),
+            "show_url_only": Field(bool, is_required=False, default_value=False),
+            "url_expiry": Field(int, is_required=False, default_value=3600),
             "profile": Field(StringSource, is_required=False),
             "registry_path": Field(StringSource, is_required=False),
         }
@@ -180,7 +192,30 @@ class RemoteStoreComputeLogManager(TruncatingCloudStorageComputeLogManager, Conf
         return self._store.uri(self._store_path(log_key, io_type))
 
     def download_url_for_type(self, log_key: Sequence[str], io_type: ComputeIOType) -> Optional[str]:
-        return None
+        if not self.is_capture_complete(log_key):
+            return None
+        return self._signed_url(log_key, io_type)
+
+    def _signed_url(self, log_key: Sequence[str], io_type: ComputeIOType) -> Optional[str]:
+        """A signed URL, or `None` where the Store cannot sign one (no backend support, or
+        credentials that cannot sign, such as anonymous access): the webserver serves the log then."""
+        try:
+            return self._store.signed_url(self._store_path(log_key, io_type), self._url_expiry)
+        except RemoteStoreError:
+            return None
+
+    @contextmanager
+    def capture_logs(self, log_key: Sequence[str]) -> Iterator[CapturedLogContext]:
+        with super().capture_logs(log_key) as context:
+            out, err = (
+                (self._signed_url(log_key, ComputeIOType.STDOUT), self._signed_url(log_key, ComputeIOType.STDERR))
+                if self._show_url_only
+                else (None, None)
+            )
+            if out is None or err is None:
+                yield context
+            else:
+                yield CapturedLogContext(context.log_key, external_stdout_url=out, external_stderr_url=err)
 
     def delete_logs(self, log_key: Optional[Sequence[str]] = None, prefix: Optional[Sequence[str]] = None) -> None:
         if log_key is None and prefix is None:
