@@ -607,7 +607,7 @@ fn config_debug_and_display_hide_secrets() {
         assert_eq!(config.to_string(), "sftp://etl@files.example.com:22/srv/data");
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2") && !debug.contains("b3BlbnNzaC1rZXkt"), "{debug}");
-        assert!(debug.contains("<redacted>"), "{debug}");
+        assert!(debug.contains("Secret(***)"), "{debug}");
     }
     assert!(matches!(SftpHostKey::default(), SftpHostKey::KnownHosts(path) if path.ends_with(".ssh/known_hosts")));
 }
