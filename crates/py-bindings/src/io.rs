@@ -1,7 +1,7 @@
 //! The Rust half of the Dagster IO manager: paths, atomic writes and
 //! concurrent loads. The Python half (`io_manager.py`) reads Dagster's context.
 
-use io_manager::{IoManager, OutputMetadata};
+use io_manager::IoManager;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use serializers::parquet::{self as parquet_format, Compression};
@@ -14,7 +14,7 @@ use crate::runtime::{self, block_on};
 use crate::serializers::{PickleSerializer, resolve};
 use crate::store::{Store, parse_path};
 use crate::value::PyValue;
-use crate::{parquet, pickle_stream};
+use crate::{output, parquet, pickle_stream};
 
 /// A Store and a serializer composed; every call with the GIL released while
 /// it waits on storage.
@@ -107,19 +107,19 @@ impl IoManagerCore {
                 Format::Pickle => {
                     let output = self.inner.output_sink(&path, owner.as_ref());
                     let written = pickle_stream::dump(py, output, &path, obj.bind(py))?;
-                    metadata(py, self.inner.output_metadata(&path, &written))
+                    output::metadata(py, self.inner.output_metadata(&path, &written))
                 }
                 Format::Parquet(compression) => {
                     let upload = self.inner.output_upload(&runtime::handle(), &path, owner.as_ref());
                     let (written, encoded) = parquet::store_table(py, upload, &path, obj.bind(py), compression)?;
-                    let out = metadata(py, self.inner.output_metadata(&path, &written))?;
-                    parquet::table_metadata(&out, &encoded, compression)?;
+                    let out = output::metadata(py, self.inner.output_metadata(&path, &written))?;
+                    output::table_metadata(&out, &encoded, compression)?;
                     Ok(out)
                 }
                 Format::Encoded => {
                     let value = PyValue(obj);
                     let written = self.inner.handle_output(&path, &value, owner.as_ref());
-                    metadata(py, block_on(py, written).into_py_result(py)?)
+                    output::metadata(py, block_on(py, written).into_py_result(py)?)
                 }
             }
         })
@@ -184,14 +184,4 @@ impl IoManagerCore {
     fn uri(&self, py: Python<'_>, path: &str) -> PyResult<String> {
         Ok(self.inner.store().uri(&parse_path(py, path)?))
     }
-}
-
-/// What a write reports, as the dict the Python IO manager turns into Dagster metadata.
-pub fn metadata(py: Python<'_>, written: OutputMetadata) -> PyResult<Bound<'_, PyDict>> {
-    let metadata = PyDict::new(py);
-    metadata.set_item("path", written.path.as_str())?;
-    metadata.set_item("uri", written.uri)?;
-    metadata.set_item("size", written.size)?;
-    metadata.set_item("checksum", written.checksum.to_string())?;
-    Ok(metadata)
 }

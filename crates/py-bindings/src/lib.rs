@@ -17,6 +17,7 @@ mod foreign;
 #[allow(unsafe_code)] // decodes row groups straight into the NumPy block
 mod frame;
 mod io;
+mod output;
 mod owner;
 mod parquet;
 mod pickle;

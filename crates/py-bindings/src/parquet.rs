@@ -26,6 +26,7 @@ use store_core::{ErrorKind, StorePath};
 use crate::builtin::BuiltinSerializer;
 use crate::errors::{StoreResultExt, guard, serialize_error};
 use crate::frame::{FrameBlock, pyarrow_schema};
+use crate::output;
 use crate::owner::{PyOwner, to_owner};
 use crate::runtime::{self, block_on};
 use crate::store::{Store, parse_path};
@@ -374,16 +375,6 @@ pub fn store_table(
     block_on(py, upload.settle(encoded, encode_failed)).into_py_result(py)
 }
 
-/// Adds what a stored table holds to its output metadata: `row_count`,
-/// `columns` (name and Arrow type) and `compression`.
-pub fn table_metadata(out: &Bound<'_, PyDict>, encoded: &parquet::Encoded, compression: Compression) -> PyResult<()> {
-    let columns: Vec<(String, String)> =
-        encoded.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
-    out.set_item("row_count", encoded.row_count)?;
-    out.set_item("columns", columns)?;
-    out.set_item("compression", compression.to_string())
-}
-
 /// The table Parquet `data` holds, as `into` asks (see `ParquetSerializer.deserialize`),
 /// decoded with the GIL released; errors name `path` when given.
 pub fn decode_table(py: Python<'_>, data: Bytes, into: Option<&str>, path: Option<&str>) -> PyResult<Py<PyAny>> {
@@ -507,8 +498,8 @@ impl ParquetSerializer {
             let path = parse_path(py, path)?;
             let upload = Upload::start_checked(&runtime::handle(), &store.inner, path.clone(), to_owner(owner));
             let (written, encoded) = store_table(py, upload, &path, &obj, self.compression)?;
-            let out = crate::io::metadata(py, OutputMetadata::of(&store.inner, &path, &written))?;
-            table_metadata(&out, &encoded, self.compression)?;
+            let out = output::metadata(py, OutputMetadata::of(&store.inner, &path, &written))?;
+            output::table_metadata(&out, &encoded, self.compression)?;
             Ok(out)
         })
     }

@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 use object_store::signer::{Method, Signer};
 use object_store::{
     Attribute, AttributeValue, Attributes, CopyMode, CopyOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode,
@@ -41,6 +42,7 @@ pub struct ObjectStoreBackend<S> {
     /// Where interrupted writes leave something behind that a listing does not show.
     staging: Option<Arc<dyn Staging>>,
     /// Signs URLs for reads, where the store can (see [`Backend::signed_url`]).
+    #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
     signer: Option<Arc<dyn Signer>>,
 }
 
@@ -71,6 +73,7 @@ impl<S> ObjectStoreBackend<S> {
             stores_metadata: true,
             container: None,
             staging: None,
+            #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
             signer: None,
         }
     }
@@ -145,6 +148,7 @@ impl<S> Clone for ObjectStoreBackend<S> {
             stores_metadata: self.stores_metadata,
             container: self.container.clone(),
             staging: self.staging.clone(),
+            #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
             signer: self.signer.clone(),
         }
     }
@@ -434,7 +438,8 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
         }
     }
 
-    async fn signed_url(&self, path: &StorePath, expires_in: Duration) -> Result<Option<String>> {
+    #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+    async fn signed_url(&self, path: &StorePath, expires_in: std::time::Duration) -> Result<Option<String>> {
         let Some(signer) = &self.signer else { return Ok(None) };
         let url = signer.signed_url(Method::GET, &location(path)?, expires_in).await.map_err(map_error)?;
         Ok(Some(url.to_string()))

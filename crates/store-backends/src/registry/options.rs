@@ -104,6 +104,7 @@ impl OptionValue {
 
     /// The value as messages show it: plain scalars as written, credentials
     /// and containers (which may hold credentials) only by their kind.
+    #[cfg(any(feature = "local", feature = "s3", feature = "azure", feature = "gcs", feature = "sftp"))]
     fn shown(&self) -> String {
         match self {
             Self::Bool(value) => value.to_string(),
@@ -644,31 +645,31 @@ impl BackendConfig {
     /// # Ok::<(), store_core::Error>(())
     /// ```
     pub fn settings(&self) -> Vec<(&'static str, Setting)> {
-        match &self.typed {
+        match self.typed {
             #[cfg(feature = "local")]
-            Typed::Local { root, fsync } => {
-                given([("root", Some(text(root.display()))), ("fsync", Some(Setting::Flag(*fsync)))])
+            Typed::Local { ref root, fsync } => {
+                given([("root", Some(text(root.display()))), ("fsync", Some(Setting::Flag(fsync)))])
             }
             #[cfg(feature = "memory")]
             Typed::Memory => Vec::new(),
             #[cfg(feature = "s3")]
-            Typed::S3(config) => given([
+            Typed::S3(ref config) => given([
                 ("bucket", Some(text(&config.bucket))),
                 ("endpoint_url", url(config.endpoint.as_ref())),
                 ("region_name", config.region.as_ref().map(text)),
             ]),
             #[cfg(feature = "azure")]
-            Typed::Azure(config) => given([
+            Typed::Azure(ref config) => given([
                 ("container", Some(text(&config.container))),
                 ("account_name", config.account_name.as_ref().map(text)),
                 ("account_url", url(config.account_url.as_ref())),
             ]),
             #[cfg(feature = "gcs")]
-            Typed::Gcs(config) => {
+            Typed::Gcs(ref config) => {
                 given([("bucket", Some(text(&config.bucket))), ("base_url", url(config.base_url.as_ref()))])
             }
             #[cfg(feature = "sftp")]
-            Typed::Sftp(config) => given([
+            Typed::Sftp(ref config) => given([
                 ("host", Some(text(&config.host))),
                 ("port", Some(Setting::Number(config.port.into()))),
                 ("username", Some(text(&config.username))),
