@@ -220,10 +220,10 @@ def test_show_url_only_points_the_ui_at_signed_urls(tmp_path) -> None:
     )
     log_key = ["run", "compute_logs", "step"]
     try:
-        with manager.capture_logs(log_key) as context:
-            # What the step prints lands here (pytest holds this process's stdout).
-            with open(manager.local_manager.get_captured_local_path(log_key, "out"), "ab") as captured:
-                captured.write(b"shown by a link\n")
+        # What the step prints lands in the captured file (pytest holds this process's stdout).
+        captured = manager.local_manager.get_captured_local_path(log_key, "out")
+        with manager.capture_logs(log_key) as context, open(captured, "ab") as out:
+            out.write(b"shown by a link\n")
         assert context.external_stdout_url and context.external_stderr_url
         with urllib.request.urlopen(context.external_stdout_url, timeout=10) as answer:
             assert answer.read() == b"shown by a link\n"

@@ -7,6 +7,7 @@
 
 from ._core import CHECKSUM_RECORDS_SUFFIX, CHECKSUM_SIDECAR_SUFFIX, FileInfo, Registry, Secret, Store, __version__
 from .compute_logs import RemoteStoreComputeLogManager
+from .datasets import DatasetIncomplete, ManifestCorrupted, dagster_dataset_io_manager
 from .errors import (
     AlreadyExists,
     AssetMismatch,
@@ -33,12 +34,14 @@ __all__ = [
     "AssetMismatch",
     "ChecksumMismatch",
     "DagsterStoreResource",
+    "DatasetIncomplete",
     "DeserializationError",
     "FileInfo",
     "InternalError",
     "InvalidConfig",
     "InvalidPath",
     "JsonSerializer",
+    "ManifestCorrupted",
     "NotFound",
     "ParquetSerializer",
     "PermissionDenied",
@@ -54,6 +57,7 @@ __all__ = [
     "Store",
     "Unavailable",
     "__version__",
+    "dagster_dataset_io_manager",
     "dagster_io_manager",
     "remote_store_io_manager",
 ]

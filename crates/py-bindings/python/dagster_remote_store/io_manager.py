@@ -49,7 +49,8 @@ def remote_store_io_manager(
 
     ``serializer`` is ``"pickle"`` (default, ``.pkl``), ``"json"`` (``.json``),
     ``"parquet"`` (``.parquet``, tables: polars, pandas, pyarrow; loaded as the
-    input's annotation asks) or any object with ``extension``,
+    input's annotation asks), ``"parquet-dataset"`` (a folder of Parquet parts with a
+    manifest, see :func:`dagster_dataset_io_manager`) or any object with ``extension``,
     ``serialize(obj) -> bytes`` and ``deserialize(data)``. Asset ``["foo", "bar"]`` is stored at
     ``foo/bar.pkl``, its partition ``"2026-01"`` at ``foo/bar/2026-01.pkl``;
     ``extension`` (``".pickle"``, or ``""`` for none) replaces the serializer's.
@@ -69,6 +70,12 @@ def remote_store_io_manager(
     """
     if not isinstance(store, Store):
         store = foreign_store(store)
+    if isinstance(serializer, str) and serializer == "parquet-dataset":
+        from .datasets import dagster_dataset_io_manager
+
+        if extension is not None or allowed_pickle_globals is not None:
+            raise InvalidConfig("parquet-dataset takes neither extension= nor allowed_pickle_globals=")
+        return dagster_dataset_io_manager(store, max_concurrency=max_concurrency)
     return _RemoteStoreIOManagerImpl(
         store,
         serializer,
@@ -134,7 +141,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         path, owner = self._core.path(identifier, dimensions), _owner(context, dimensions)
         partitioned = partition is not None
         try:
-            written = self._core.handle_output(path, obj, owner=owner)
+            written = self._store_output(context, path, obj, owner)
         except TypeError as err:
             if not self._tables:
                 raise
@@ -144,12 +151,19 @@ class _RemoteStoreIOManagerImpl(IOManager):
         table = written
         columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
         row_count = "dagster/partition_row_count" if partitioned else "dagster/row_count"
-        return {
+        metadata = {
             **_metadata(table),
             row_count: MetadataValue.int(table["row_count"]),
             "dagster/column_schema": MetadataValue.table_schema(TableSchema(columns=columns)),
             "compression": MetadataValue.text(table["compression"] or "none"),
         }
+        if "parts" in table:
+            metadata["parts"] = MetadataValue.int(table["parts"])
+        return metadata
+
+    def _store_output(self, context: OutputContext, path: str, obj: Any, owner: Owner | None) -> dict[str, Any]:
+        """Stores `obj` at `path`; returns what `IoManagerCore.handle_output` returns."""
+        return self._core.handle_output(path, obj, owner=owner)
 
     # Inputs
 
@@ -171,13 +185,26 @@ class _RemoteStoreIOManagerImpl(IOManager):
         try:
             if _input_metadata(context).get("allow_missing_partitions"):
                 values = self._load_many(context, list(paths.values()), owners, missing=_MISSING)
-                return {key: value for key, value in zip(paths, values) if value is not _MISSING}
+                loaded = {key: value for key, value in zip(paths, values) if value is not _MISSING}
+                return concat_tables(list(loaded.values())) if self._one_table(context) else loaded
             values = self._load_many(context, list(paths.values()), owners)
         except NotFound as missing:
             raise self._not_found(identifier, partition_at.get(missing.path), missing) from missing
         except DeserializationError as err:
             raise _undecodable(identifier, partition_at.get(err.path), err) from (err.__cause__ or err)
-        return dict(zip(paths, values))
+        return concat_tables(values) if self._one_table(context) else dict(zip(paths, values))
+
+    def _one_table(self, context: InputContext) -> bool:
+        """Whether several partitions load as one table: tables, for an input annotated as one
+        (`pl.DataFrame`, `pl.LazyFrame`, `pd.DataFrame`, `pa.Table`), not as `dict[str, table]`."""
+        if not self._tables:
+            return False
+        dagster_type = _dagster_type(context)
+        annotation = dagster_type.typing_type if dagster_type is not None else None
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            args = tuple(a for a in typing.get_args(annotation) if a is not type(None))
+            annotation = args[0] if len(args) == 1 else None
+        return isinstance(annotation, type) and _table_name(annotation) in _TABLE_KINDS
 
     def _load(self, context: InputContext, path: str, owner: Owner | None) -> Any:
         if self._pickle is not None:
@@ -365,7 +392,30 @@ def _table_kind(context: InputContext) -> str | None:
             break
     if not isinstance(annotation, type):
         return None
-    return _TABLE_KINDS.get(f"{annotation.__module__.split('.')[0]}.{annotation.__qualname__}")
+    return _TABLE_KINDS.get(_table_name(annotation))
+
+
+def _table_name(annotation: type) -> str:
+    """`polars.DataFrame` for `pl.DataFrame`: how `_TABLE_KINDS` names a table type."""
+    return f"{annotation.__module__.split('.')[0]}.{annotation.__qualname__}"
+
+
+def concat_tables(tables: list[Any]) -> Any:
+    """One table of `tables` (all of one library: polars, pandas or pyarrow), in order."""
+    if len(tables) == 1:
+        return tables[0]
+    module = type(tables[0]).__module__.split(".")[0]
+    if module == "polars":
+        import polars as pl
+
+        return pl.concat(tables)
+    if module == "pandas":
+        import pandas as pd  # type: ignore[import-untyped]
+
+        return pd.concat(tables)
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    return pa.concat_tables(tables)
 
 
 def _describe(identifier: list[str]) -> str:

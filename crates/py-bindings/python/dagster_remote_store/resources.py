@@ -29,7 +29,7 @@ from .io_manager import _DEFAULT_MAX_CONCURRENCY, remote_store_io_manager
 
 __all__ = ["DagsterStoreResource", "RemoteStoreIOManager"]
 
-_SERIALIZERS = ("pickle", "json", "parquet")
+_SERIALIZERS = ("pickle", "json", "parquet", "parquet-dataset")
 
 
 class _StoreFields(Protocol):
@@ -153,8 +153,8 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):  # type:
     The store comes from exactly one of: ``store_resource`` (a
     :class:`DagsterStoreResource`), the backend fields (``backend_type``,
     ``backend_options``, ``root_path``, as on the resource), or ``profile`` with
-    ``registry_path``. ``serializer`` is ``"pickle"``, ``"json"`` or
-    ``"parquet"``; ``custom_serializer`` takes any object with ``extension``,
+    ``registry_path``. ``serializer`` is ``"pickle"``, ``"json"``,
+    ``"parquet"`` or ``"parquet-dataset"``; ``custom_serializer`` takes any object with ``extension``,
     ``serialize`` and ``deserialize`` (set in code, not in config) and wins over
     ``serializer``; ``extension`` replaces the serializer's file extension.
     ``allowed_pickle_globals`` restricts what pickle loads may import and call

@@ -1,0 +1,174 @@
+"""Parquet datasets: `dagster_dataset_io_manager` and `serializer="parquet-dataset"`, read and
+written in remote-store 0.33's layout, checked against remote-store's own `ParquetDatasetStore`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+from dagster import AssetIn, AssetKey, DailyPartitionsDefinition, SourceAsset, asset, build_input_context, materialize
+from polars.testing import assert_frame_equal
+
+from dagster_remote_store import (
+    DatasetIncomplete,
+    ManifestCorrupted,
+    Store,
+    dagster_dataset_io_manager,
+    remote_store_io_manager,
+)
+from dagster_remote_store.backends import LocalBackend
+
+from conftest import stored
+
+
+def orders(rows: int = 10) -> pl.DataFrame:
+    return pl.DataFrame({"id": list(range(rows)), "name": [f"order {i}" for i in range(rows)]})
+
+
+def test_a_table_is_stored_as_parts_a_manifest_and_a_marker_and_loads_whole(store: Store, instance) -> None:
+    loaded: list[object] = []
+
+    @asset
+    def table() -> pl.DataFrame:
+        return orders(10)
+
+    @asset(ins={"table": AssetIn()}, io_manager_key="values")
+    def as_pandas(table: pd.DataFrame) -> int:
+        loaded.append(table)
+        return len(table)
+
+    resources = {
+        "io_manager": dagster_dataset_io_manager(store, max_rows_per_part=4),
+        "values": remote_store_io_manager(store),
+    }
+    result = materialize([table, as_pandas], resources=resources, instance=instance)
+    assert result.success
+    names = sorted(path.rsplit("/", 1)[1] for path in stored(store, "table/"))
+    parts = [name for name in names if name.startswith("part-")]
+    assert len(parts) == 3 and names == sorted([*parts, "_SUCCESS", "manifest.json"])
+    manifest = json.loads(store.read_bytes("table/manifest.json"))
+    assert manifest["parts"] == sorted(parts) and manifest["row_count"] == 10 and manifest["dataset_key"] == "table"
+    assert manifest["compression"] == "zstd" and manifest["run_id"] == result.run_id
+    [frame] = loaded
+    assert isinstance(frame, pd.DataFrame) and frame["id"].tolist() == list(range(10))
+
+    [materialization] = result.asset_materializations_for_node("table")
+    metadata = materialization.metadata
+    assert metadata["dagster/row_count"].value == 10 and metadata["parts"].value == 3
+    assert metadata["checksum"].value.startswith("sha256:")
+
+
+def test_a_new_write_replaces_the_parts_and_a_failed_one_leaves_the_old_dataset(store: Store, instance) -> None:
+    outputs = [orders(10)]
+
+    @asset
+    def table() -> object:
+        return outputs[-1]
+
+    @asset(io_manager_key="values")
+    def count(table: pl.DataFrame) -> int:
+        return table.height
+
+    resources = {
+        "io_manager": dagster_dataset_io_manager(store, max_rows_per_part=4),
+        "values": remote_store_io_manager(store),
+    }
+    assert materialize([table], resources=resources, instance=instance).success
+    first = json.loads(store.read_bytes("table/manifest.json"))["parts"]
+
+    # A write that fails after its first part (rows 4 on do not encode): the manifest still
+    # names the old parts, and the old table loads.
+    outputs.append(pd.DataFrame({"id": range(8), "name": ["ok"] * 4 + [object()] * 4}))
+    assert not materialize([table], resources=resources, instance=instance, raise_on_error=False).success
+    assert json.loads(store.read_bytes("table/manifest.json"))["parts"] == first
+    result = materialize([table, count], resources=resources, instance=instance, selection=[count])
+    assert result.output_for_node("count") == 10
+
+    outputs.append(orders(6))
+    assert materialize([table], resources=resources, instance=instance).success
+    second = json.loads(store.read_bytes("table/manifest.json"))["parts"]
+    assert len(second) == 2 and not set(first) & set(second)
+    left = {path.rsplit("/", 1)[1] for path in stored(store, "table/")}
+    assert not set(first) & left, "the replaced parts are removed"
+    assert (
+        materialize([table, count], resources=resources, instance=instance, selection=[count]).output_for_node("count")
+        == 6
+    )
+
+
+def test_incomplete_and_corrupted_datasets_are_refused(store: Store) -> None:
+    io = dagster_dataset_io_manager(store)
+    store.write("t/manifest.json", json.dumps({"dataset_key": "t", "parts": [], "row_count": 0}).encode())
+    with pytest.raises(ManifestCorrupted, match="'schema_hash' must be str"):
+        io.load_input(build_input_context(asset_key=AssetKey("t")))
+    manifest = {"dataset_key": "t", "parts": ["p.parquet"], "row_count": 1, "schema_hash": "x", "compression": "zstd"}
+    store.write("t/manifest.json", json.dumps({**manifest, "created_at_utc": "2026-01-01T00:00:00+00:00"}).encode())
+    with pytest.raises(DatasetIncomplete, match="no _SUCCESS marker"):
+        io.load_input(build_input_context(asset_key=AssetKey("t")))
+    store.write("t/_SUCCESS", b"")
+    with pytest.raises(DatasetIncomplete, match=r"lists 't/p.parquet', which is not there"):
+        io.load_input(build_input_context(asset_key=AssetKey("t")))
+
+
+def test_partitions_load_as_one_table_or_as_a_dict(store: Store, instance) -> None:
+    days = DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-04")
+    seen: dict[str, object] = {}
+
+    @asset(partitions_def=days)
+    def daily(context) -> pl.DataFrame:
+        day = int(context.partition_key[-1])
+        return pl.DataFrame({"day": [day] * day})
+
+    @asset(io_manager_key="values")
+    def as_one(daily: pl.DataFrame) -> int:
+        seen["one"] = daily
+        return daily.height
+
+    @asset(io_manager_key="values")
+    def as_dict(daily: dict[str, pa.Table]) -> int:
+        seen["dict"] = daily
+        return len(daily)
+
+    resources = {
+        "io_manager": remote_store_io_manager(store, "parquet-dataset"),
+        "values": remote_store_io_manager(store),
+    }
+    for day in days.get_partition_keys():
+        assert materialize([daily], partition_key=day, resources=resources, instance=instance).success
+    assert materialize(
+        [daily, as_one, as_dict], resources=resources, instance=instance, selection=[as_one, as_dict]
+    ).success
+    assert_frame_equal(seen["one"], pl.DataFrame({"day": [1, 2, 2, 3, 3, 3]}))
+    by_day = seen["dict"]
+    assert isinstance(by_day, dict) and list(by_day) == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    assert all(isinstance(table, pa.Table) for table in by_day.values())
+
+
+def test_remote_store_and_we_load_what_the_other_wrote(tmp_path, instance) -> None:
+    pytest.importorskip("remote_store.ext.parquet", reason="remote-store is not installed in the oldest venv")
+    from remote_store import Store as TheirStore
+    from remote_store.backends import LocalBackend as TheirLocalBackend
+    from remote_store.ext.parquet import ParquetDatasetStore
+
+    theirs = ParquetDatasetStore(TheirStore(TheirLocalBackend(str(tmp_path))), max_rows_per_file=3)
+    theirs.write_dataset(orders(7).to_arrow(), "from_them", overwrite=True)
+    ours = Store(LocalBackend(root=str(tmp_path)))
+
+    @asset
+    def from_us() -> pl.DataFrame:
+        return orders(5)
+
+    @asset(ins={"from_them": AssetIn()}, io_manager_key="values")
+    def read_theirs(from_them: pl.DataFrame) -> int:
+        assert_frame_equal(from_them, orders(7))
+        return from_them.height
+
+    io = dagster_dataset_io_manager(ours, max_rows_per_part=2)
+    resources = {"io_manager": io, "values": remote_store_io_manager(ours)}
+    result = materialize([from_us, SourceAsset("from_them"), read_theirs], resources=resources, instance=instance)
+    assert result.success and result.output_for_node("read_theirs") == 7
+    back = theirs.read_dataset("from_us")
+    assert back.num_rows == 5 and back.column("id").to_pylist() == list(range(5))
