@@ -26,14 +26,11 @@ from contextlib import contextmanager
 from typing import IO, Any, Optional
 
 from dagster import Field, Noneable, Permissive, StringSource, _check as check
-from dagster._core.storage.cloud_storage_compute_log_manager import (
-    PollingComputeLogSubscriptionManager,
-    TruncatingCloudStorageComputeLogManager,
-)
+from dagster._core.storage.cloud_storage_compute_log_manager import PollingComputeLogSubscriptionManager
 from dagster._core.storage.compute_log_manager import CapturedLogContext, CapturedLogSubscription, ComputeIOType
 from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
-from dagster._utils import ensure_dir
+from dagster._utils import ensure_dir, ensure_file
 
 from ._core import Store
 from .errors import NotFound, RemoteStoreError
@@ -41,12 +38,36 @@ from .resources import build_store
 
 __all__ = ["RemoteStoreComputeLogManager"]
 
+try:
+    from dagster._core.storage.cloud_storage_compute_log_manager import (
+        TruncatingCloudStorageComputeLogManager as _UploadingBase,
+    )
+except ImportError:  # Dagster 1.9 has no upload limit: logs go up whole
+    from dagster._core.storage.cloud_storage_compute_log_manager import CloudStorageComputeLogManager
+
+    class _UploadingBase(CloudStorageComputeLogManager):  # type: ignore[no-redef]
+        """Dagster's later base class, without its truncation: hands `_upload_file_obj` the captured file."""
+
+        def _upload_file_obj(
+            self, data: IO[bytes], log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False
+        ) -> None:
+            raise NotImplementedError
+
+        def upload_to_cloud_storage(
+            self, log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False
+        ) -> None:
+            path = self.local_manager.get_captured_local_path(log_key, IO_TYPE_EXTENSION[io_type])
+            ensure_file(path)
+            with open(path, "rb") as data:
+                self._upload_file_obj(data, log_key, io_type, partial)
+
+
 # Folders under the prefix, as remote-store lays them out, so logs written before a switch still show.
 _STORAGE = "storage"
 _PARTIAL = "partial"
 
 
-class RemoteStoreComputeLogManager(TruncatingCloudStorageComputeLogManager, ConfigurableClass):
+class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
     """Captures each step's stdout and stderr to a local folder and uploads them to a Store,
     where the Dagster UI reads them; with ``upload_interval`` (seconds), also while the step runs.
 
