@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, Optional
 
@@ -196,16 +196,14 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
     def get_log_data_for_type(
         self, log_key: Sequence[str], io_type: ComputeIOType, offset: int, max_bytes: Optional[int]
     ) -> tuple[Optional[bytes], int]:
-        try:
-            return super().get_log_data_for_type(log_key, io_type, offset, max_bytes)
-        except RemoteStoreError as err:
-            if isinstance(err, NotFound):
-                raise
-            # Shown once, where the log would be: the reason it cannot be read.
-            if offset:
-                return None, offset
-            shown = f"[dagster-remote-store] cannot read this log from the store: {err}\n".encode()
-            return shown, len(shown)
+        return _or_refusal(super().get_log_data_for_type, log_key, io_type, offset, max_bytes)
+
+    if not hasattr(_UploadingBase, "get_log_data_for_type"):  # Dagster 1.9 names it log_data_for_type
+
+        def log_data_for_type(
+            self, log_key: Sequence[str], io_type: ComputeIOType, offset: int, max_bytes: Optional[int]
+        ) -> tuple[Optional[bytes], int]:
+            return _or_refusal(super().log_data_for_type, log_key, io_type, offset, max_bytes)  # type: ignore[misc]
 
     def display_path_for_type(self, log_key: Sequence[str], io_type: ComputeIOType) -> Optional[str]:  # type: ignore[override]
         if not self.is_capture_complete(log_key):
@@ -271,3 +269,23 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
         self._subscription_manager.dispose()
         super().dispose()  # type: ignore[no-untyped-call]
         self._registry.close()
+
+
+def _or_refusal(
+    read: Callable[[Sequence[str], ComputeIOType, int, Optional[int]], tuple[Optional[bytes], int]],
+    log_key: Sequence[str],
+    io_type: ComputeIOType,
+    offset: int,
+    max_bytes: Optional[int],
+) -> tuple[Optional[bytes], int]:
+    """What `read` gives, or, where the store refuses the log (not where it is missing), the
+    reason, once, where the log would be."""
+    try:
+        return read(log_key, io_type, offset, max_bytes)
+    except RemoteStoreError as err:
+        if isinstance(err, NotFound):
+            raise
+        if offset:
+            return None, offset
+        shown = f"[dagster-remote-store] cannot read this log from the store: {err}\n".encode()
+        return shown, len(shown)
