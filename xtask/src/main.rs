@@ -80,6 +80,7 @@ fn test(pytest_args: &[&str]) -> Result {
     // Up for the Rust tests and pytest alike; stopped when `servers` drops, also when a step fails.
     let servers = step("test servers", || servers::start(&dirs, &python))?;
     dirs.env = servers.env().to_vec();
+    dirs.env.push(remote_store_suite(&dirs, &python)?);
     // Unit, integration and doc tests of every crate; py-bindings is tested from Python below.
     step("cargo test --workspace", || run(dirs.cargo().args(["test", "--workspace"])))?;
     let wheel = wheel(&dirs, &python)?;
@@ -97,7 +98,7 @@ fn servers() -> Result {
     let dirs = Dirs::new()?;
     let python = venv(&dirs)?;
     let servers = step("test servers", || servers::start(&dirs, &python))?;
-    for (key, value) in servers.env() {
+    for (key, value) in servers.env().iter().chain([&remote_store_suite(&dirs, &python)?]) {
         println!("export {key}={}", shell_quote(value));
     }
     println!("# The servers are up: Ctrl-C or end of stdin (Ctrl-D) stops them.");
@@ -110,6 +111,14 @@ fn demo() -> Result {
     let python = venv(&dirs)?;
     wheel(&dirs, &python)?;
     step("examples/demo.py", || run(dirs.command(&python).arg("examples/demo.py").arg(dirs.root.join("demo-output"))))
+}
+
+/// The environment variable that points tests/python/test_remote_store_suite.py to remote-store's own
+/// Dagster tests.
+fn remote_store_suite(dirs: &Dirs, python: &Path) -> Result<(&'static str, String)> {
+    let requirements = dirs.root.join("tests/python/requirements.txt");
+    let suite = step("remote-store's Dagster tests", || python::remote_store_suite(dirs, python, &requirements))?;
+    Ok(("DRS_REMOTE_STORE_SUITE", suite.to_string_lossy().into_owned()))
 }
 
 /// The tests' pinned venv; returns its python.

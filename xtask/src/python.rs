@@ -132,6 +132,36 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Res
     Ok(wheel)
 }
 
+/// remote-store's own Dagster tests, `tests/ext/test_dagster.py` from the sdist of the
+/// remote-store version `requirements` pins, extracted under the target dir once per version
+/// (tests/python/test_remote_store_suite.py runs them against this package); returns the file.
+pub fn remote_store_suite(dirs: &Dirs, python: &Path, requirements: &Path) -> Result<PathBuf> {
+    let pins = fs::read_to_string(requirements).map_err(|e| io_error("read", requirements, e))?;
+    let version = pins
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("remote-store=="))
+        .ok_or_else(|| Error::new(format!("{} pins no remote-store version", requirements.display())))?;
+    let dir = dirs.target.join("xtask").join(format!("remote-store-{version}"));
+    let suite = dir.join("test_dagster.py");
+    if suite.is_file() {
+        return Ok(suite);
+    }
+    run(pip(dirs, python)
+        .args(["download", "-q", "--no-deps", "--no-binary", ":all:"])
+        .arg(format!("remote-store=={version}"))
+        .arg("--dest")
+        .arg(&dir))?;
+    let extract = r#"
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as sdist:
+    [suite] = [m for m in sdist.getmembers() if m.name.endswith("/tests/ext/test_dagster.py")]
+    open(sys.argv[2], "wb").write(sdist.extractfile(suite).read())
+"#;
+    let sdist = dir.join(format!("remote_store-{version}.tar.gz"));
+    run(dirs.command(python).args(["-c", extract]).arg(&sdist).arg(&suite))?;
+    Ok(suite)
+}
+
 /// Force-installs `wheel` into the venv of `python`, without its dependencies:
 /// the venv's pins provide them.
 pub fn install_wheel(dirs: &Dirs, python: &Path, wheel: &Path) -> Result {
