@@ -9,7 +9,16 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from dagster import AssetIn, AssetKey, DailyPartitionsDefinition, SourceAsset, asset, build_input_context, materialize
+from dagster import (
+    AssetIn,
+    AssetKey,
+    DailyPartitionsDefinition,
+    SourceAsset,
+    asset,
+    build_input_context,
+    build_output_context,
+    materialize,
+)
 from polars.testing import assert_frame_equal
 
 from dagster_remote_store import (
@@ -84,6 +93,8 @@ def test_a_new_write_replaces_the_parts_and_a_failed_one_leaves_the_old_dataset(
     outputs.append(pd.DataFrame({"id": range(8), "name": ["ok"] * 4 + [object()] * 4}))
     assert not materialize([table], resources=resources, instance=instance, raise_on_error=False).success
     assert json.loads(store.read_bytes("table/manifest.json"))["parts"] == first
+    left = {path.rsplit("/", 1)[1] for path in stored(store, "table/")}
+    assert left == {*first, "manifest.json", "_SUCCESS"}, "the failed write's parts are removed"
     result = materialize([table, count], resources=resources, instance=instance, selection=[count])
     assert result.output_for_node("count") == 10
 
@@ -97,6 +108,34 @@ def test_a_new_write_replaces_the_parts_and_a_failed_one_leaves_the_old_dataset(
         materialize([table, count], resources=resources, instance=instance, selection=[count]).output_for_node("count")
         == 6
     )
+
+
+def test_parts_of_differing_schemas_are_refused_and_leave_nothing_behind(store: Store) -> None:
+    io = dagster_dataset_io_manager(store, max_rows_per_part=2)
+    # pandas infers each slice's type on its own: integers in the first part, strings in the second.
+    mixed = pd.DataFrame({"id": [1, 2, "three"]}, dtype=object)
+    refused = r"asset t: the parts of a dataset must have one schema: part-00001-\w+\.parquet has columns"
+    with pytest.raises(TypeError, match=refused):
+        io.handle_output(build_output_context(asset_key=AssetKey("t")), mixed)
+    assert stored(store, "t/") == []
+
+
+@pytest.mark.parametrize("rows", [0, 3, 12])
+def test_lazy_frames_and_arrow_streams_are_written_part_by_part(store: Store, rows: int) -> None:
+    io = dagster_dataset_io_manager(store, max_rows_per_part=5)
+    expected = orders(rows)
+    batches = expected.to_arrow().to_batches(max_chunksize=2)
+    sources = {
+        "lazy": pl.concat([expected.slice(start, 3).lazy() for start in range(0, rows, 3)] or [expected.lazy()]),
+        "stream": pa.RecordBatchReader.from_batches(expected.to_arrow().schema, batches),
+    }
+    for name, source in sources.items():
+        io.handle_output(build_output_context(asset_key=AssetKey(name)), source)
+        manifest = json.loads(store.read_bytes(f"{name}/manifest.json"))
+        assert len(manifest["parts"]) == max(1, -(-rows // 5)) and manifest["row_count"] == rows, name
+        # Unannotated, each loads as the library of its parts: polars frames, pyarrow Tables.
+        loaded = io.load_input(build_input_context(asset_key=AssetKey(name)))
+        assert_frame_equal(pl.DataFrame(loaded), expected)
 
 
 def test_incomplete_and_corrupted_datasets_are_refused(store: Store) -> None:

@@ -16,14 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import InputContext, IOManager, OutputContext
 
 from ._core import Store
-from .errors import NotFound, RemoteStoreError
+from .errors import NotFound, RemoteStoreError, SerializationError
 from .io_manager import _DEFAULT_MAX_CONCURRENCY, _RemoteStoreIOManagerImpl, _table_kind, concat_tables
 from .serializers import ParquetSerializer
 
@@ -67,8 +70,11 @@ def dagster_dataset_io_manager(
 
     Tables are those the ``"parquet"`` serializer takes (polars, pandas, pyarrow, anything with
     ``__arrow_c_stream__`` or ``to_arrow()``). With ``max_rows_per_part``, a polars or pandas
-    DataFrame or a pyarrow Table is cut into parts of at most that many rows. Each part is
-    written as the ``"parquet"`` serializer writes a table, streamed and with its checksum; loads
+    DataFrame or a pyarrow Table is cut into parts of at most that many rows, and a polars
+    ``LazyFrame`` or an Arrow stream (a ``pyarrow.RecordBatchReader``) is written part by part
+    as its rows come, never held whole: a table larger than memory can be written. Each part is
+    written as the ``"parquet"`` serializer writes a table, streamed and with its checksum, at
+    most ``max_concurrency`` parts at once; parts must share one schema. Loads
     fetch the parts concurrently (at most ``max_concurrency`` at once), verify them, and give
     what the input's annotation asks for (``pl.DataFrame``, ``pl.LazyFrame``, ``pd.DataFrame``,
     ``pa.Table``), in part order.
@@ -103,13 +109,7 @@ class _DatasetIOManagerImpl(_RemoteStoreIOManagerImpl):
         """Writes the parts, then publishes them by replacing the manifest, then removes the
         parts the previous manifest listed."""
         previous = _previous_parts(self._store, path)
-        write = uuid.uuid4().hex[:12]
-        parts: list[str] = []
-        written: list[dict[str, Any]] = []
-        for index, part in enumerate(_parts(obj, self._rows_per_part)):
-            name = f"part-{index:05d}-{write}.parquet"
-            written.append(self._core.handle_output(f"{path}/{name}", part, owner=owner))
-            parts.append(name)
+        parts, written = self._write_parts(path, obj, owner)
         columns = written[0]["columns"]
         manifest = {
             "dataset_key": path,
@@ -136,6 +136,40 @@ class _DatasetIOManagerImpl(_RemoteStoreIOManagerImpl):
             "compression": self._compression,
             "parts": len(parts),
         }
+
+    def _write_parts(self, path: str, obj: Any, owner: Owner | None) -> tuple[list[str], list[dict[str, Any]]]:
+        """Writes `obj`'s parts under names of this write's own, at most `max_concurrency` at
+        once (each encodes and uploads with the GIL released); returns their names and what
+        each write gave. A failed write, or parts of differing schemas, removes every part
+        this write stored: the dataset is left as it was."""
+        write = uuid.uuid4().hex[:12]
+        names: list[str] = []
+        written: list[dict[str, Any]] = []
+        try:
+            with ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="dataset-part") as pool:
+                pending: deque[Future[dict[str, Any]]] = deque()
+                for index, part in enumerate(_parts(obj, self._rows_per_part)):
+                    names.append(f"part-{index:05d}-{write}.parquet")
+                    pending.append(pool.submit(self._core.handle_output, f"{path}/{names[-1]}", part, owner=owner))
+                    # Parts in flight stay bounded: a part is taken from `obj` only when one is done.
+                    if len(pending) >= self._max_concurrency:
+                        written.append(pending.popleft().result())
+                written += [future.result() for future in pending]
+            for name, part in zip(names, written):
+                if part["columns"] != written[0]["columns"]:
+                    raise SerializationError(
+                        f"the parts of a dataset must have one schema: {name} has columns {part['columns']}, "
+                        f"the first part {written[0]['columns']}",
+                        path=f"{path}/{name}",
+                        operation="handle_output",
+                    )
+        except BaseException:
+            # Best effort: the write's own error is the one to report.
+            with suppress(RemoteStoreError):
+                for name in names:
+                    self._store.delete(f"{path}/{name}", missing_ok=True)
+            raise
+        return names, written
 
     def _load(self, context: InputContext, path: str, owner: Owner | None) -> Any:
         [table] = self._load_many(context, [path], [owner])
@@ -175,14 +209,56 @@ def _is_manifest(err: NotFound) -> bool:
 
 
 def _parts(obj: Any, rows: int | None) -> Iterator[Any]:
-    """`obj` cut into tables of at most `rows` rows (polars and pandas DataFrames, pyarrow
-    Tables); any other table whole."""
+    """`obj` cut into tables of at most `rows` rows, one after another as they are written: a
+    polars LazyFrame runs as a streaming query, an Arrow stream is read batch by batch, so
+    neither is held whole. Slices of DataFrames and pyarrow Tables are views. Without `rows`,
+    or for any other table, `obj` whole."""
     height = _height(obj)
-    if rows is None or height is None or height <= rows:
+    if rows is None or (height is not None and height <= rows):
         yield obj
-        return
-    for start in range(0, height, rows):
-        yield obj.iloc[start : start + rows] if hasattr(obj, "iloc") else obj.slice(start, rows)
+    elif height is not None:
+        for start in range(0, height, rows):
+            yield obj.iloc[start : start + rows] if hasattr(obj, "iloc") else obj.slice(start, rows)
+    elif type(obj).__module__.split(".")[0] == "polars" and type(obj).__name__ == "LazyFrame":
+        yield from _at_least_one(obj.collect_batches(chunk_size=rows), lambda: obj.head(0).collect())
+    elif hasattr(obj, "__arrow_c_stream__"):
+        yield from _arrow_stream_parts(obj, rows)
+    else:
+        yield obj
+
+
+def _at_least_one(parts: Iterator[Any], empty: Callable[[], Any]) -> Iterator[Any]:
+    """`parts`, or `empty()` where there are none: an empty table is one part with no rows."""
+    none = True
+    for part in parts:
+        none = False
+        yield part
+    if none:
+        yield empty()
+
+
+def _arrow_stream_parts(stream: Any, rows: int) -> Iterator[Any]:
+    """The Arrow stream `stream` as pyarrow Tables of `rows` rows (the last one fewer)."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    reader = pa.RecordBatchReader.from_stream(stream)
+
+    def parts() -> Iterator[Any]:
+        batches: list[Any] = []
+        count = 0
+        for batch in reader:
+            while batch.num_rows:
+                taken = batch.slice(0, rows - count)
+                batches.append(taken)
+                count += taken.num_rows
+                batch = batch.slice(taken.num_rows)
+                if count == rows:
+                    yield pa.Table.from_batches(batches, reader.schema)
+                    batches, count = [], 0
+        if batches:
+            yield pa.Table.from_batches(batches, reader.schema)
+
+    yield from _at_least_one(parts(), lambda: reader.schema.empty_table())
 
 
 def _height(obj: Any) -> int | None:
