@@ -101,18 +101,24 @@ def test_a_runs_step_logs_are_read_back_from_the_store_during_and_after_it(kind,
         [*command, "-j", "logs_job"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     store = Store(make_backend(kind, tmp_path), root_path=root_path)
+    # The UI's machine: the same configuration, another capture folder.
+    ui = RemoteStoreComputeLogManager(**{**config, "local_dir": str(tmp_path / "ui")})
     try:
 
         def partial_upload() -> list[str]:
-            partials = [path for path in store.list("logs/storage/") if path.endswith(".out.partial")]
-            return [path for path in partials if marker.encode() in store.read_bytes(path)]
+            # What a running step has printed so far, read as the UI reads it.
+            folders = {path.rsplit("/", 1)[0] for path in store.list("logs/storage/") if ".out.partial.parts/" in path}
+            keys = [folder.removeprefix("logs/storage/").removesuffix(".out.partial.parts") for folder in folders]
+            return [key for key in keys if marker.encode() in (ui.get_log_data(key.split("/")).stdout or b"")]
 
         [partial] = wait_for(partial_upload, "a partial upload of chatty's stdout", run)
     finally:
         release.touch()
+        ui.dispose()
     _, err = run.communicate(timeout=300)
     assert run.returncode == 0, err[-5000:]
-    assert partial.startswith("logs/storage/") and "/compute_logs/" in partial
+    assert "/compute_logs/" in partial
+    assert not [path for path in store.list("logs/storage/") if ".partial" in path], "the complete logs replace them"
 
     # Read as the UI reads, with nothing left on this machine: from the store only.
     shutil.rmtree(capture, ignore_errors=True)
@@ -230,3 +236,42 @@ def test_show_url_only_points_the_ui_at_signed_urls(tmp_path) -> None:
         assert "X-Amz-Expires=3600" in context.external_stdout_url
     finally:
         manager.dispose()
+
+
+@pytest.mark.parametrize("kind", ["local", *REMOTE])
+def test_a_running_steps_log_goes_up_as_segments_of_what_it_gained(kind, tmp_path) -> None:
+    options = backend_options(kind, tmp_path)
+    writer = RemoteStoreComputeLogManager(kind, options, local_dir=str(tmp_path / "step"), prefix=f"t{uuid.uuid4()}")
+    reader = RemoteStoreComputeLogManager(kind, options, local_dir=str(tmp_path / "ui"), prefix=writer._prefix)
+    log_key = ["run", "compute_logs", "step"]
+    captured = Path(writer.local_manager.get_captured_local_path(log_key, "out"))
+    captured.parent.mkdir(parents=True)
+    folder = writer._segments_folder(log_key, ComputeIOType.STDOUT)
+    try:
+        log = b""
+        for lines in (b"first\n", b"", b"second\nthird\n", b"x" * (3 << 20)):
+            log += lines
+            captured.write_bytes(log)
+            writer.upload_to_cloud_storage(log_key, ComputeIOType.STDOUT, partial=True)
+            # The UI's machine reads the log so far; on each read it fetches only the new segments.
+            assert reader.get_log_data_for_type(log_key, ComputeIOType.STDOUT, 0, None)[0] == log
+        sizes = sorted(writer.store.head(path).size for path in writer.store.list(folder))
+        assert sizes == [6, 13, 3 << 20], "each upload carries only what the log gained"
+
+        # A segment whose upload was repeated (its answer lost) is read once.
+        writer.store.copy(writer.store.list(folder)[0], f"{folder}{0:020d}-{3:020d}")
+        shown = tmp_path / "again"
+        again = RemoteStoreComputeLogManager(kind, options, local_dir=str(shown), prefix=writer._prefix)
+        try:
+            assert again.get_log_data_for_type(log_key, ComputeIOType.STDOUT, 0, None)[0] == log
+        finally:
+            again.dispose()
+
+        captured.write_bytes(log + b"done\n")
+        writer.upload_to_cloud_storage(log_key, ComputeIOType.STDOUT)
+        assert writer.store.list(folder) == [], "the complete log replaces the segments"
+        assert reader.get_log_data_for_type(log_key, ComputeIOType.STDOUT, 0, None)[0] == log + b"done\n"
+    finally:
+        writer.delete_logs(log_key=log_key)
+        writer.dispose()
+        reader.dispose()

@@ -123,9 +123,10 @@ def test_remote_store_dagster_suite_passes_but_for_the_listed_differences(tmp_pa
     ported = tmp_path / "test_remote_store_dagster.py"
     ported.write_text(_ported(SUITE))
     report = tmp_path / "report.xml"
+    # Their suite alone: no conftest or settings of ours (`-c os.devnull`), their marks unregistered.
+    options = ["-q", "-p", "no:cacheprovider", "-c", os.devnull, "-Wignore::pytest.PytestUnknownMarkWarning"]
     subprocess.run(
-        [sys.executable, "-m", "pytest", ported.name, "-q", "-p", "no:cacheprovider", "-c", os.devnull,
-         "-W", "ignore::pytest.PytestUnknownMarkWarning", "--tb=native", f"--junitxml={report}"],
+        [sys.executable, "-m", "pytest", ported.name, *options, "--tb=native", f"--junitxml={report}"],
         cwd=tmp_path,
         check=False,
         capture_output=True,

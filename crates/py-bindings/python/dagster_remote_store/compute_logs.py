@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import IO, Any, Optional
 
 from dagster import Field, Noneable, Permissive, StringSource, _check as check
@@ -65,6 +65,9 @@ except ImportError:  # Dagster 1.9 has no upload limit: logs go up whole
 # Folders under the prefix, as remote-store lays them out, so logs written before a switch still show.
 _STORAGE = "storage"
 _PARTIAL = "partial"
+# Beside `{base}.{ext}.partial` (remote-store's whole partial log, still read): the folder of a
+# running step's log segments, `{start}-{end}` each, the bytes of the log from start to end.
+_SEGMENTS = "parts"
 
 
 class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
@@ -117,6 +120,8 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
         self._show_url_only = show_url_only
         self._url_expiry = url_expiry
         self._inst_data = inst_data
+        # How much of each running log (log key, stdout or stderr) this process has uploaded.
+        self._uploaded: dict[tuple[tuple[str, ...], ComputeIOType], int] = {}
         self._local_manager = LocalComputeLogManager(local_dir or tempfile.gettempdir())
         self._subscription_manager = PollingComputeLogSubscriptionManager(self)  # type: ignore[no-untyped-call]
         super().__init__()  # type: ignore[no-untyped-call]
@@ -172,26 +177,89 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
     def _store_folder(self, log_key_prefix: Sequence[str]) -> str:
         return "/".join(part for part in (self._prefix, _STORAGE, *log_key_prefix) if part)
 
+    def _segments_folder(self, log_key: Sequence[str], io_type: ComputeIOType) -> str:
+        return f"{self._store_path(log_key, io_type, partial=True)}.{_SEGMENTS}/"
+
+    def _segments(self, log_key: Sequence[str], io_type: ComputeIOType) -> list[tuple[int, int, str]]:
+        """The running step's log as stored so far: segments `(start, end, path)` that follow
+        each other from the log's first byte. Where an upload was repeated (its answer lost), the
+        longest segment from each start is taken."""
+        folder = self._segments_folder(log_key, io_type)
+        longest: dict[int, tuple[int, str]] = {}
+        for path in self._store.list(folder):
+            first, _, last = path[len(folder) :].partition("-")
+            if first.isdigit() and last.isdigit() and int(last) > longest.get(int(first), (-1, ""))[0]:
+                longest[int(first)] = (int(last), path)
+        chain: list[tuple[int, int, str]] = []
+        at = 0
+        while at in longest:
+            end, path = longest[at]
+            chain.append((at, end, path))
+            at = end
+        return chain
+
     def _upload_file_obj(
         self, data: IO[bytes], log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False
     ) -> None:
         local = self._local_manager.get_captured_local_path(log_key, IO_TYPE_EXTENSION[io_type])
         if (self._skip_empty_files or partial) and os.stat(local).st_size == 0:
             return
+        if partial:
+            self._upload_segment(data, log_key, io_type)
+            return
         # Streamed: the object is replaced whole and atomically, never seen half-written.
-        with self._store.open_writer(self._store_path(log_key, io_type, partial)) as writer:
+        with self._store.open_writer(self._store_path(log_key, io_type)) as writer:
             shutil.copyfileobj(data, writer, 1 << 20)
+        # The complete log replaces the running step's segments.
+        self._uploaded.pop((tuple(log_key), io_type), None)
+        with suppress(RemoteStoreError):
+            for path in self._store.list(self._segments_folder(log_key, io_type)):
+                self._store.delete(path, missing_ok=True)
+
+    def _upload_segment(self, data: IO[bytes], log_key: Sequence[str], io_type: ComputeIOType) -> None:
+        """Uploads what the log gained since the last upload from this process, as a segment of
+        its own: an interval costs the new bytes, not the whole log again."""
+        key = (tuple(log_key), io_type)
+        start = self._uploaded.get(key, 0)
+        end = data.seek(0, os.SEEK_END)
+        if end <= start:
+            return
+        data.seek(start)
+        with self._store.open_writer(f"{self._segments_folder(log_key, io_type)}{start:020d}-{end:020d}") as writer:
+            left = end - start
+            while left:
+                chunk = data.read(min(left, 1 << 20))
+                if not chunk:
+                    raise RemoteStoreError(f"the captured log {data.name!r} shrank while it was uploaded")
+                writer.write(chunk)
+                left -= len(chunk)
+        self._uploaded[key] = end
 
     def download_from_cloud_storage(
         self, log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False
     ) -> None:
         local = self._local_manager.get_captured_local_path(log_key, IO_TYPE_EXTENSION[io_type], partial=partial)
         ensure_dir(os.path.dirname(local))
+        segments = self._segments(log_key, io_type) if partial else []
+        if segments:
+            # Segments never change: keep the ones fetched before, fetch the new ones.
+            have = os.path.getsize(local) if os.path.exists(local) else 0
+            if have not in {end for _, end, _ in segments}:
+                have = 0
+            with open(local, "r+b" if have else "wb") as out:
+                out.truncate(have)
+                out.seek(have)
+                for start, _, path in segments:
+                    if start >= have:
+                        with self._store.open_reader(path) as reader:
+                            shutil.copyfileobj(reader, out, 1 << 20)
+            return
         with self._store.open_reader(self._store_path(log_key, io_type, partial)) as reader, open(local, "wb") as out:
             shutil.copyfileobj(reader, out, 1 << 20)
 
     def cloud_storage_has_logs(self, log_key: Sequence[str], io_type: ComputeIOType, partial: bool = False) -> bool:
-        return self._store.exists(self._store_path(log_key, io_type, partial))
+        path = self._store_path(log_key, io_type, partial)
+        return (partial and bool(self._segments(log_key, io_type))) or self._store.exists(path)
 
     def get_log_data_for_type(
         self, log_key: Sequence[str], io_type: ComputeIOType, offset: int, max_bytes: Optional[int]
@@ -242,9 +310,13 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
         self._local_manager.delete_logs(log_key=log_key, prefix=prefix)
         if log_key:
             paths = [
-                self._store_path(log_key, io_type, partial)
+                path
                 for io_type in (ComputeIOType.STDOUT, ComputeIOType.STDERR)
-                for partial in (False, True)
+                for path in (
+                    self._store_path(log_key, io_type),
+                    self._store_path(log_key, io_type, partial=True),
+                    *self._store.list(self._segments_folder(log_key, io_type)),
+                )
             ]
         else:
             paths = self._store.list(self._store_folder(prefix or []) + "/")
