@@ -254,7 +254,7 @@ def test_a_running_steps_log_goes_up_as_segments_of_what_it_gained(kind, tmp_pat
             captured.write_bytes(log)
             writer.upload_to_cloud_storage(log_key, ComputeIOType.STDOUT, partial=True)
             # The UI's machine reads the log so far; on each read it fetches only the new segments.
-            assert reader.get_log_data_for_type(log_key, ComputeIOType.STDOUT, 0, None)[0] == log
+            assert reader.get_log_data(log_key).stdout == log
         sizes = sorted(writer.store.head(path).size for path in writer.store.list(folder))
         assert sizes == [6, 13, 3 << 20], "each upload carries only what the log gained"
 
@@ -263,14 +263,14 @@ def test_a_running_steps_log_goes_up_as_segments_of_what_it_gained(kind, tmp_pat
         shown = tmp_path / "again"
         again = RemoteStoreComputeLogManager(kind, options, local_dir=str(shown), prefix=writer._prefix)
         try:
-            assert again.get_log_data_for_type(log_key, ComputeIOType.STDOUT, 0, None)[0] == log
+            assert again.get_log_data(log_key).stdout == log
         finally:
             again.dispose()
 
         captured.write_bytes(log + b"done\n")
         writer.upload_to_cloud_storage(log_key, ComputeIOType.STDOUT)
         assert writer.store.list(folder) == [], "the complete log replaces the segments"
-        assert reader.get_log_data_for_type(log_key, ComputeIOType.STDOUT, 0, None)[0] == log + b"done\n"
+        assert reader.get_log_data(log_key).stdout == log + b"done\n"
     finally:
         writer.delete_logs(log_key=log_key)
         writer.dispose()
