@@ -120,7 +120,8 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
         self._show_url_only = show_url_only
         self._url_expiry = url_expiry
         self._inst_data = inst_data
-        # How much of each running log (log key, stdout or stderr) this process has uploaded.
+        # How much of each running log (log key, stdout or stderr) this process has uploaded; a log
+        # it has tried to upload segments of is here from the first try.
         self._uploaded: dict[tuple[tuple[str, ...], ComputeIOType], int] = {}
         self._local_manager = LocalComputeLogManager(local_dir or tempfile.gettempdir())
         self._subscription_manager = PollingComputeLogSubscriptionManager(self)  # type: ignore[no-untyped-call]
@@ -210,8 +211,10 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
         # Streamed: the object is replaced whole and atomically, never seen half-written.
         with self._store.open_writer(self._store_path(log_key, io_type)) as writer:
             shutil.copyfileobj(data, writer, 1 << 20)
-        # The complete log replaces the running step's segments.
-        self._uploaded.pop((tuple(log_key), io_type), None)
+        # The complete log replaces the running step's segments, where this process wrote any: a
+        # step without partial uploads costs no listing.
+        if self._uploaded.pop((tuple(log_key), io_type), None) is None:
+            return
         with suppress(RemoteStoreError):
             for path in self._store.list(self._segments_folder(log_key, io_type)):
                 self._store.delete(path, missing_ok=True)
@@ -220,7 +223,8 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
         """Uploads what the log gained since the last upload from this process, as a segment of
         its own: an interval costs the new bytes, not the whole log again."""
         key = (tuple(log_key), io_type)
-        start = self._uploaded.get(key, 0)
+        # Recorded before the write: a segment whose answer is lost may still be stored.
+        start = self._uploaded.setdefault(key, 0)
         end = data.seek(0, os.SEEK_END)
         if end <= start:
             return
