@@ -152,6 +152,39 @@ def test_incomplete_and_corrupted_datasets_are_refused(store: Store) -> None:
         io.load_input(build_input_context(asset_key=AssetKey("t")))
 
 
+def test_a_lazy_frame_input_reads_each_part_only_when_the_query_reaches_it(store: Store, instance) -> None:
+    seen: dict[str, object] = {}
+
+    @asset
+    def table() -> pl.DataFrame:
+        return orders(10)
+
+    @asset(io_manager_key="values")
+    def query(table: pl.LazyFrame) -> int:
+        seen["lazy"] = table
+        seen["filtered"] = table.filter(pl.col("id") >= 5).select("name").collect()
+        return 0
+
+    resources = {
+        "io_manager": dagster_dataset_io_manager(store, max_rows_per_part=4),
+        "values": remote_store_io_manager(store),
+    }
+    assert materialize([table, query], resources=resources, instance=instance).success
+    lazy = seen["lazy"]
+    assert isinstance(lazy, pl.LazyFrame)
+    assert_frame_equal(seen["filtered"], orders(10).filter(pl.col("id") >= 5).select("name"))
+    assert lazy.collect_schema() == orders(10).schema
+
+    # The last part gone: a query that ends within the first part never asks for it; one that
+    # reaches it fails, polars carrying the error's class and text in its ComputeError.
+    last = "table/" + json.loads(store.read_bytes("table/manifest.json"))["parts"][-1]
+    store.delete(last)
+    assert_frame_equal(lazy.head(2).collect(), orders(2))
+    assert_frame_equal(lazy.select("id").head(3).collect(), orders(3).select("id"))
+    with pytest.raises(pl.exceptions.ComputeError, match=f"NotFound: .*{last}"):
+        lazy.collect()
+
+
 def test_partitions_load_as_one_table_or_as_a_dict(store: Store, instance) -> None:
     days = DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-04")
     seen: dict[str, object] = {}

@@ -28,7 +28,8 @@
 //!
 //! The [`Owner`] of an object (the asset key and partition the IO manager
 //! writes it for) goes where its checksum goes: metadata key `dagster_asset`,
-//! or the record's second line. A write given an owner first checks the owner
+//! or the record's second line (its third lists the object's
+//! [`blocks`](crate::blocks)). A write given an owner first checks the owner
 //! recorded for the object at the path, and a load given one checks the owner
 //! recorded with the checksum it found; another owner is
 //! [`Error::OwnedByAnother`], never a value and never an overwrite. Objects with
@@ -64,6 +65,7 @@ use store_core::buffer::{Gathered, gather};
 use store_core::{ErrorKind, ListEntry, Metadata, Store, StorePath, WriteMode, WriteResult};
 
 pub use crate::checksum::Checksum;
+use crate::checksum::{BlockChecksums, BlockDigest};
 use crate::{Error, Owner};
 
 /// Metadata key of the checksum, where the backend keeps object metadata.
@@ -158,9 +160,10 @@ async fn write_checked(
         }
         store.write_with_metadata(path, data, mode, &metadata).await?
     } else {
-        write_record(store, path, checksum, owner).await?;
+        let blocks = BlockChecksums::of(&data);
+        write_record(store, path, checksum, owner, Some(&blocks)).await?;
         let result = store.write(path, data, mode).await?;
-        tidy_records(store, path, checksum, owner).await?;
+        tidy_records(store, path, checksum, owner, Some(&blocks)).await?;
         result
     };
     Ok(Written { result, checksum, size })
@@ -181,32 +184,41 @@ pub async fn write_stream(
         Gathered::Whole(data) => return write_checked(store, path, data, mode, owner).await,
         Gathered::Streaming(data) => data,
     };
-    let digest = Arc::new(Running::default());
+    let digest = Arc::new(Running::with_blocks());
     let hashed = digest.clone();
     let chunks = data.inspect_ok(move |chunk| hashed.update(chunk));
     // Polled after the last chunk, before the backend publishes the object.
     let (record_store, record_path, recorded) = (store.clone(), path.clone(), digest.clone());
     let record_owner = owner.cloned();
     let record = stream::once(async move {
-        write_record(&record_store, &record_path, recorded.checksum(), record_owner.as_ref()).await.err()
+        let (checksum, blocks) = (recorded.checksum(), recorded.blocks());
+        write_record(&record_store, &record_path, checksum, record_owner.as_ref(), blocks.as_ref()).await.err()
     })
     .filter_map(|failed| future::ready(failed.map(Err)));
     let result = store.write_stream(path, chunks.chain(record).boxed(), mode).await?;
     let (checksum, size) = (digest.checksum(), digest.size());
-    tidy_records(store, path, checksum, owner).await?;
+    tidy_records(store, path, checksum, owner, digest.blocks().as_ref()).await?;
     Ok(Written { result, checksum, size })
 }
 
-/// The checksum and size of a stream, as its chunks pass; shared by the stream
-/// that feeds it and the code that reads it once the stream has ended.
+/// The checksum and size of a stream (and for a write, its block checksums), as
+/// its chunks pass; shared by the stream that feeds it and the code that reads
+/// it once the stream has ended.
 #[derive(Default)]
-struct Running(Mutex<(Option<Digest>, u64)>);
+struct Running(Mutex<(Option<Digest>, u64, Option<BlockDigest>)>);
 
 impl Running {
+    fn with_blocks() -> Self {
+        Self(Mutex::new((None, 0, Some(BlockDigest::default()))))
+    }
+
     fn update(&self, chunk: &[u8]) {
         let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
         running.0.get_or_insert_with(|| Digest::new(CrcAlgorithm::Crc32Iscsi)).update(chunk);
         running.1 += chunk.len() as u64;
+        if let Some(blocks) = &mut running.2 {
+            blocks.update(chunk);
+        }
     }
 
     fn checksum(&self) -> Checksum {
@@ -216,6 +228,10 @@ impl Running {
 
     fn size(&self) -> u64 {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    fn blocks(&self) -> Option<BlockChecksums> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).2.as_ref().map(BlockDigest::checksums)
     }
 }
 
@@ -368,17 +384,44 @@ async fn list_records(store: &Store, path: &StorePath) -> store_core::Result<Vec
         .collect())
 }
 
-/// Records `checksum` (and `owner`) for the object at `path`: the checksum's
-/// hex digits on the first line, the owner's stored form on the second.
+/// Records `checksum` (and `owner`, and `blocks`) for the object at `path`: the
+/// checksum's hex digits on the first line, the owner's stored form (or nothing)
+/// on the second, the block checksums on the third (see [`blocks`](crate::blocks)).
 async fn write_record(
     store: &Store,
     path: &StorePath,
     checksum: Checksum,
     owner: Option<&Owner>,
+    blocks: Option<&BlockChecksums>,
 ) -> store_core::Result<()> {
-    let owner = owner.map(|owner| format!("{}\n", owner.stored())).unwrap_or_default();
-    let lines = Bytes::from(format!("{}\n{owner}", checksum.hex()));
+    let owner = owner.map(Owner::stored).unwrap_or_default();
+    let blocks = blocks.map(BlockChecksums::line).unwrap_or_default();
+    let lines = Bytes::from(format!("{}\n{owner}\n{blocks}\n", checksum.hex()));
     store.write(&record(path, checksum), lines, WriteMode::Overwrite).await.map(drop)
+}
+
+/// The block checksums listed by the records of the object at `path`, each with
+/// the owner recorded beside them (see [`blocks`](crate::blocks)).
+pub(crate) async fn recorded_blocks(
+    store: &Store,
+    path: &StorePath,
+) -> store_core::Result<Vec<(BlockChecksums, Option<String>)>> {
+    let mut found = Vec::new();
+    for listed in list_records(store, path).await? {
+        let lines = match store.read(&listed.path).await {
+            Ok(lines) => lines,
+            // Tidied away since the listing: its object is gone.
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&lines);
+        let mut lines = text.lines().skip(1);
+        let owner = lines.next().map(str::trim).filter(|owner| !owner.is_empty()).map(str::to_owned);
+        if let Some(blocks) = lines.next().and_then(BlockChecksums::parse_line) {
+            found.push((blocks, owner));
+        }
+    }
+    Ok(found)
 }
 
 /// The owner written in the record at `record`: `None` if there is no such
@@ -396,7 +439,7 @@ async fn read_record(store: &Store, record: &StorePath) -> store_core::Result<Op
 
 /// Whether the object at `path`, recorded as `stored`'s, may be loaded or
 /// replaced as `owner`'s: yes unless both are known and differ.
-fn owned(store: &Store, path: &StorePath, owner: Option<&Owner>, stored: Option<&str>) -> Result<(), Error> {
+pub(crate) fn owned(store: &Store, path: &StorePath, owner: Option<&Owner>, stored: Option<&str>) -> Result<(), Error> {
     match (owner, stored) {
         (Some(owner), Some(stored)) if owner.stored() != stored => Err(Error::OwnedByAnother {
             path: path.clone(),
@@ -431,10 +474,16 @@ async fn check_owner(store: &Store, path: &StorePath, owner: Option<&Owner>) -> 
 /// seen it tidied away), then removes superseded records and the sidecar of
 /// earlier versions. Only a record of ours that cannot be written fails the
 /// write; the rest is tidying, which the next write repeats.
-async fn tidy_records(store: &Store, path: &StorePath, ours: Checksum, owner: Option<&Owner>) -> Result<(), Error> {
+async fn tidy_records(
+    store: &Store,
+    path: &StorePath,
+    ours: Checksum,
+    owner: Option<&Owner>,
+    blocks: Option<&BlockChecksums>,
+) -> Result<(), Error> {
     let Ok(found) = list_records(store, path).await else { return Ok(()) };
     if !found.iter().any(|record| record.checksum == ours) {
-        write_record(store, path, ours, owner).await?;
+        write_record(store, path, ours, owner, blocks).await?;
         return Ok(());
     }
     for stale in superseded(&found, ours) {

@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod blocks;
 mod checksum;
 pub mod integrity;
 mod owner;
@@ -322,9 +323,10 @@ impl<V> IoManager<V> {
     pub async fn fetch_tables<T: tables::RowGroupTarget>(
         &self,
         objects: &[(StorePath, Option<Owner>)],
+        columns: Option<&[String]>,
         target_for: impl Fn(&serializers::parquet::ArrivingFile) -> Option<T>,
     ) -> Vec<Result<tables::Fetched<T>, Error>> {
-        tables::fetch_tables(&self.store, objects, self.max_concurrency, target_for).await
+        tables::fetch_tables(&self.store, objects, columns, self.max_concurrency, target_for).await
     }
 
     /// The object at `path` as it arrives, for a consumer that decodes while it

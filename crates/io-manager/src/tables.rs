@@ -22,7 +22,7 @@
 //! let file = parquet::encode(RecordBatchIterator::new([Ok(batch)], schema), &ParquetOptions::default())?;
 //! integrity::write(&store, &path, file, WriteMode::Overwrite, None).await?;
 //!
-//! let tables = fetch_tables(&store, &[(path, None)], 4, |_| None::<Unfilled>).await;
+//! let tables = fetch_tables(&store, &[(path, None)], None, 4, |_| None::<Unfilled>).await;
 //! let Ok(Fetched::Decoded((_, batches, _))) = &tables[0] else { panic!("{:?}", tables[0].as_ref().err()) };
 //! assert_eq!(batches[0].num_rows(), 3);
 //! # Ok(()) }
@@ -34,10 +34,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use serializers::SerializeError;
-use serializers::parquet::{self, ArrivingFile, Decoded, RowGroup};
+use serializers::parquet::{self, ArrivingFile, Decoded, Pieces, RowGroup};
 use store_core::{Store, StorePath};
 
-use crate::{Error, Owner, integrity};
+use crate::{Error, Owner, blocks, integrity};
 
 /// Files larger than this are decoded row group by row group while the rest of them arrives.
 pub const DECODE_WHILE_ARRIVING: u64 = 16 << 20;
@@ -73,19 +73,79 @@ pub enum Fetched<T> {
 /// and decoded at most `max_concurrency` at once, in order, each with its own
 /// result (a missing table is an [`Error::Store`] of kind `NotFound`).
 /// `target_for` may give a large file, from its footer, a [`RowGroupTarget`]
-/// to decode into (see [`fetch_table`]).
+/// to decode into (see [`fetch_table`]). Given `columns`, only those columns
+/// are fetched and decoded (see [`fetch_columns`]).
 pub async fn fetch_tables<T: RowGroupTarget>(
     store: &Store,
     objects: &[(StorePath, Option<Owner>)],
+    columns: Option<&[String]>,
     max_concurrency: usize,
     target_for: impl Fn(&ArrivingFile) -> Option<T>,
 ) -> Vec<Result<Fetched<T>, Error>> {
     let target_for = &target_for;
     // Collected first, so that the futures' type names no closure: callers can then
     // await this from a future that must be `Send`.
-    let fetches: Vec<_> =
-        objects.iter().map(|(path, owner)| fetch_table(store, path, owner.as_ref(), target_for)).collect();
+    let fetches: Vec<_> = objects
+        .iter()
+        .map(|(path, owner)| async move {
+            match columns {
+                Some(columns) => {
+                    fetch_columns(store, path, owner.as_ref(), columns, max_concurrency).await.map(Fetched::Decoded)
+                }
+                None => fetch_table(store, path, owner.as_ref(), target_for).await,
+            }
+        })
+        .collect();
     stream::iter(fetches).buffered(max_concurrency.max(1)).collect().await
+}
+
+/// Only the top-level columns `columns` names of the table stored at `path`, in
+/// that order (see [`parquet::decode_columns`]), verified.
+///
+/// A file whose record lists its blocks (see [`blocks`]) has only its footer and
+/// the blocks that hold those columns fetched, `max_concurrency` ranged reads at
+/// once, each block verified. Any other file (its checksum in its metadata, or
+/// written before block checksums) is read whole and verified, then decoded in part.
+pub async fn fetch_columns(
+    store: &Store,
+    path: &StorePath,
+    owner: Option<&Owner>,
+    columns: &[String],
+    max_concurrency: usize,
+) -> Result<Decoded, Error> {
+    let fetch = || async {
+        let serialize_error = |source| Error::Serialize { path: path.clone(), source };
+        let Some(mut object) = blocks::open(store, path, owner).await? else {
+            let data = integrity::read(store, path, owner).await?;
+            return decode_pieces(path, Pieces::new(data.len() as u64, vec![(0, data)]), columns.to_vec()).await;
+        };
+        let size = object.size();
+        let tail = size.saturating_sub(parquet::FOOTER_READ)..size;
+        let mut pieces = object.read(std::slice::from_ref(&tail), max_concurrency).await?;
+        let (last_start, last) = pieces.last().cloned().unwrap_or_default();
+        let footer = ArrivingFile::footer_length(&last).map_err(serialize_error)?;
+        let footer_start = size.checked_sub(footer).ok_or_else(|| {
+            serialize_error(SerializeError::decode(parquet::NAME, "the footer is longer than the file"))
+        })?;
+        if footer_start < last_start {
+            pieces.extend(object.read(std::slice::from_ref(&(footer_start..size)), max_concurrency).await?);
+        }
+        let ranges = parquet::column_ranges(&Pieces::new(size, pieces.clone()), columns).map_err(serialize_error)?;
+        pieces.extend(object.read(&ranges, max_concurrency).await?);
+        decode_pieces(path, Pieces::new(size, pieces), columns.to_vec()).await
+    };
+    match fetch().await {
+        // Replaced while it was read: read the new one.
+        Err(Error::ChecksumMismatch { .. }) => fetch().await,
+        fetched => fetched,
+    }
+}
+
+/// The columns `columns` names, decoded from `pieces` on a blocking thread.
+async fn decode_pieces(path: &StorePath, pieces: Pieces, columns: Vec<String>) -> Result<Decoded, Error> {
+    join(tokio::task::spawn_blocking(move || parquet::decode_columns(pieces, &columns)))
+        .await
+        .map_err(|source| Error::Serialize { path: path.clone(), source })
 }
 
 /// The table stored at `path`, verified against its checksum (and `owner`).
@@ -187,10 +247,13 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::record_batch::{RecordBatch, RecordBatchIterator};
     use serializers::parquet::{Compression, ParquetOptions};
+    use std::sync::atomic::Ordering;
+
     use store_backends::{LocalBackend, MemoryBackend};
     use store_core::{ErrorKind, WriteMode};
 
     use super::*;
+    use crate::test_backend::{Hooked, PlainReads};
 
     /// A table of `rows` rows in batches of 64 Ki, uncompressed so that its size is known:
     /// 16 bytes a row.
@@ -258,7 +321,7 @@ mod tests {
                 (stored(&store, "large.parquet", large.clone()).await, None),
                 (stored(&store, "small.parquet", small.clone()).await, None),
             ];
-            let fetched = fetch_tables(&store, &objects, 2, |_| None::<Unfilled>).await;
+            let fetched = fetch_tables(&store, &objects, None, 2, |_| None::<Unfilled>).await;
             let [Ok(Fetched::Decoded(l)), Ok(Fetched::Decoded(s))] = &fetched[..] else { panic!("{fetched:?}") };
             assert_eq!(rows_of(&l.1), rows_of(&large_rows), "{store:?}");
             assert_eq!(rows_of(&s.1), rows_of(&small_rows), "{store:?}");
@@ -302,6 +365,64 @@ mod tests {
         let missing: StorePath = "missing.parquet".parse().unwrap();
         let err = fetch_table(&store, &missing, None, |_| None::<Unfilled>).await.unwrap_err();
         assert!(matches!(&err, Error::Store(e) if e.kind() == ErrorKind::NotFound), "{err}");
+    }
+
+    fn column(batches: &[RecordBatch], name: &str) -> Vec<f64> {
+        let index = batches[0].schema().index_of(name).unwrap();
+        let values = batches.iter().map(|b| b.column(index).as_any().downcast_ref::<Float64Array>().unwrap().clone());
+        values.flat_map(|array| array.values().to_vec()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chosen_columns_of_a_large_table_fetch_only_their_blocks_each_verified() {
+        let (large, rows) = table(1_500_000); // 24 MB, half of it column x
+        let backend = Hooked::<PlainReads>::new(false); // checksums in records, blocks listed
+        let bytes_read = backend.bytes_read.clone();
+        let store = Store::new(backend);
+        let path = stored(&store, "large.parquet", large.clone()).await;
+        bytes_read.store(0, Ordering::SeqCst);
+        let columns = ["x".to_owned()];
+        let (schema, batches, _) = fetch_columns(&store, &path, None, &columns, 4).await.unwrap();
+        assert_eq!(schema.fields().len(), 1);
+        assert_eq!(column(&batches, "x"), column(&rows, "x"));
+        let read = bytes_read.load(Ordering::SeqCst);
+        assert!(read < large.len() as u64 * 6 / 10, "{read} of {} bytes read", large.len());
+
+        // A byte of x changed behind the IO manager's back, its record kept: refused.
+        let whole = Pieces::new(large.len() as u64, vec![(0, large.clone())]);
+        let x = parquet::column_ranges(&whole, &columns).unwrap()[0].clone();
+        let at = u64::midpoint(x.start, x.end);
+        let mut changed = large.to_vec();
+        changed[at as usize] ^= 1;
+        store.write(&path, changed.into(), WriteMode::Overwrite).await.unwrap();
+        let err = fetch_columns(&store, &path, None, &columns, 4).await.unwrap_err();
+        let block = format!("block {} ", at / blocks::BLOCK_SIZE);
+        assert!(matches!(&err, Error::ChecksumMismatch { stored, .. } if stored.contains(&block)), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chosen_columns_of_any_table_come_back_as_written_on_memory_and_local() {
+        let (large, large_rows) = table(1_500_000);
+        let (small, small_rows) = table(1000);
+        for (store, _dir) in stores() {
+            for (name, file, rows) in [("large", &large, &large_rows), ("small", &small, &small_rows)] {
+                let path: StorePath = format!("{name}.parquet").parse().unwrap();
+                // Streamed as an output is: the large file's checksum goes in a record with its blocks.
+                let pieces: Vec<_> = file.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+                let chunks = stream::iter(pieces).boxed();
+                integrity::write_stream(&store, &path, chunks, WriteMode::Overwrite, None).await.unwrap();
+                let columns = ["x".to_owned(), "n".to_owned()];
+                let objects = [(path, None)];
+                let fetched = fetch_tables(&store, &objects, Some(&columns), 2, |_| None::<Unfilled>).await;
+                let [Ok(Fetched::Decoded((schema, batches, _)))] = &fetched[..] else { panic!("{fetched:?}") };
+                let names: Vec<_> = schema.fields().iter().map(|f| f.name().clone()).collect();
+                assert_eq!(names, ["x", "n"], "{store:?} {name}");
+                assert_eq!(column(batches, "x"), column(rows, "x"), "{store:?} {name}");
+            }
+            let columns = ["y".to_owned()];
+            let err = fetch_columns(&store, &"small.parquet".parse().unwrap(), None, &columns, 2).await.unwrap_err();
+            assert!(err.to_string().contains("no column \"y\"") && err.to_string().contains("small.parquet"), "{err}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -47,13 +47,16 @@ pub struct Hooked<H = PlainReads> {
     keeps_metadata: bool,
     /// Writes, deletes, copies and renames that still succeed; unlimited at first.
     pub requests_left: Arc<AtomicUsize>,
+    /// Bytes handed out by reads, whole or ranged.
+    pub bytes_read: Arc<AtomicU64>,
     pub hook: H,
 }
 
 impl<H: ReadHook> Hooked<H> {
     pub fn new(keeps_metadata: bool) -> Self {
         let requests_left = Arc::new(AtomicUsize::new(usize::MAX));
-        Self { inner: MemoryBackend::new(), keeps_metadata, requests_left, hook: H::default() }
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        Self { inner: MemoryBackend::new(), keeps_metadata, requests_left, bytes_read, hook: H::default() }
     }
 
     /// Spends one request, or fails as a server that is gone.
@@ -81,9 +84,12 @@ impl<H: ReadHook> Backend for Hooked<H> {
     }
     async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         if options.range.is_some() {
-            return self.inner.get_opts(path, options).await;
+            let data = self.inner.get_opts(path, options).await?.payload.bytes().await?;
+            self.bytes_read.fetch_add(data.len() as u64, Ordering::SeqCst);
+            return Ok(GetResult { size: Some(data.len() as u64), metadata: Metadata::new(), payload: data.into() });
         }
         let data = self.hook.read(&self.inner, path).await?;
+        self.bytes_read.fetch_add(data.len() as u64, Ordering::SeqCst);
         let metadata = if self.keeps_metadata && options.metadata {
             self.inner.read_with_metadata(path).await?.1
         } else {

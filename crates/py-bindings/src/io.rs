@@ -129,8 +129,9 @@ impl IoManagerCore {
     /// and decoded in Rust (no copy of the file through Python; a large file's
     /// row groups while the rest of it arrives), as `into` asks (see
     /// `ParquetSerializer.deserialize`); with `missing` given, a missing object
-    /// is `missing` instead of an error.
-    #[pyo3(signature = (paths, *, into = None, missing = None, owners = None))]
+    /// is `missing` instead of an error. Given `columns`, only those columns,
+    /// fetched alone where the object's record lists its blocks.
+    #[pyo3(signature = (paths, *, into = None, missing = None, owners = None, columns = None))]
     fn load_tables(
         &self,
         py: Python<'_>,
@@ -138,10 +139,11 @@ impl IoManagerCore {
         into: Option<&str>,
         missing: Option<Py<PyAny>>,
         owners: Option<Vec<PyOwner>>,
+        columns: Option<Vec<String>>,
     ) -> PyResult<Vec<Py<PyAny>>> {
         guard(py, "load_tables", paths.first().map(String::as_str), || {
             let objects = owned_paths(py, &paths, owners)?;
-            parquet::load_tables(py, &self.inner, &objects, into, missing)
+            parquet::load_tables(py, &self.inner, &objects, into, missing, columns.as_deref())
         })
     }
 

@@ -326,20 +326,22 @@ impl Target {
 /// decoded as they arrive with the GIL released (see [`io_manager::tables::fetch_table`]), as `into` asks
 /// (see `ParquetSerializer.deserialize`); with `missing` given, a missing object is `missing`.
 /// Read into pandas (`into`, or the library recorded), a large table that pandas holds in one
-/// block is decoded into that block.
+/// block is decoded into that block. Given `columns`, only those (see
+/// [`io_manager::tables::fetch_columns`]).
 pub fn load_tables(
     py: Python<'_>,
     io: &IoManager<PyValue>,
     paths: &[(StorePath, Option<Owner>)],
     into: Option<&str>,
     missing: Option<Py<PyAny>>,
+    columns: Option<&[String]>,
 ) -> PyResult<Vec<Py<PyAny>>> {
     let target = into.map(Target::parse).transpose()?;
     let frame_for = |file: &ArrivingFile| {
         let read_as = target.unwrap_or_else(|| Target::recorded(&file.key_value_metadata()));
         matches!(read_as, Target::Pandas).then(|| FrameBlock::for_file(file)).flatten()
     };
-    let fetched = block_on(py, io.fetch_tables(paths, frame_for));
+    let fetched = block_on(py, io.fetch_tables(paths, columns, frame_for));
     fetched
         .into_iter()
         .map(|table| match (table, &missing) {

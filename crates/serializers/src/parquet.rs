@@ -49,7 +49,7 @@ use std::thread::JoinHandle;
 
 use ::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use ::parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
-use ::parquet::arrow::{ArrowWriter, parquet_to_arrow_schema};
+use ::parquet::arrow::{ArrowWriter, ProjectionMask, parquet_to_arrow_schema};
 use ::parquet::basic::{Compression as Codec, ZstdLevel};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::{KeyValue, ParquetMetaData};
@@ -64,9 +64,11 @@ use bytes::Bytes;
 use crate::SerializeError;
 
 mod arriving;
+mod columns;
 mod stored;
 
 pub use arriving::{ArrivingFile, FOOTER_READ, RowGroup};
+pub use columns::{Pieces, column_ranges, decode_columns};
 pub use stored::{Stored, holds, prepare};
 
 /// The serializer name used in errors, `"parquet"`.
@@ -501,22 +503,38 @@ pub type Decoded = (SchemaRef, Vec<RecordBatch>, Vec<(String, String)>);
 ///
 /// A decode error if `data` is not a Parquet file or cannot be read as Arrow.
 pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
+    decode_from(data, None)
+}
+
+/// [`decode`] from any reader of the file, only the top-level columns `columns`
+/// names if given (see [`columns::chosen`]).
+fn decode_from<T: ChunkReader + Clone + 'static>(
+    data: T,
+    columns: Option<&[String]>,
+) -> Result<Decoded, SerializeError> {
     caught(SerializeError::decode, || {
         let decode_error = |e| SerializeError::decode(NAME, e);
         let footer = ArrowReaderMetadata::load(&data, Default::default()).map_err(decode_error)?;
         let metadata = key_value_metadata(footer.metadata());
         let (footer, schema) = reader_footer(footer)?;
+        let (mask, schema, order) = match columns {
+            None => (ProjectionMask::all(), schema, None),
+            Some(columns) => {
+                let (mask, read, order) = columns::projection(&footer, &schema, columns)?;
+                (mask, read, Some(order))
+            }
+        };
         let groups = footer.metadata().num_row_groups();
         // Row groups are decoded on every core, a contiguous run of them each, in file order.
         let threads = cores().min(groups.max(1));
         let runs: Vec<Vec<usize>> =
             (0..threads).map(|t| (groups * t / threads..groups * (t + 1) / threads).collect()).collect();
-        let decode_run = |groups: Vec<usize>| decode_row_groups(data.clone(), footer.clone(), groups, &schema);
+        let decode_run = |groups: Vec<usize>| decode_row_groups(data.clone(), footer.clone(), groups, &mask, &schema);
         let decoded: Vec<Result<Vec<RecordBatch>, SerializeError>> = if threads == 1 {
             runs.into_iter().map(decode_run).collect()
         } else {
             std::thread::scope(|scope| {
-                let running: Vec<_> = runs.into_iter().map(|run| scope.spawn(move || decode_run(run))).collect();
+                let running: Vec<_> = runs.into_iter().map(|run| scope.spawn(|| decode_run(run))).collect();
                 running
                     .into_iter()
                     .map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
@@ -527,7 +545,12 @@ pub fn decode(data: Bytes) -> Result<Decoded, SerializeError> {
         for run in decoded {
             batches.extend(run?);
         }
-        Ok((schema, batches, metadata))
+        match order {
+            None => Ok((schema, batches, metadata)),
+            Some(order) => {
+                columns::reorder(&schema, batches, &order).map(|(schema, batches)| (schema, batches, metadata))
+            }
+        }
     })
 }
 
@@ -536,27 +559,30 @@ fn decode_row_groups<T: ChunkReader + 'static>(
     data: T,
     footer: ArrowReaderMetadata,
     groups: Vec<usize>,
+    mask: &ProjectionMask,
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>, SerializeError> {
     // Batches as large as the largest row group: the default 1024 rows would cut a large
     // table into thousands of chunks that every consumer (pandas above all) has to stitch together.
     let rows = groups.iter().map(|&g| footer.metadata().row_group(g).num_rows()).max().unwrap_or(0);
-    row_group_batches(data, footer, groups, schema, (rows as usize).max(1024))?.collect()
+    row_group_batches(data, footer, groups, mask, schema, (rows as usize).max(1024))?.collect()
 }
 
 /// The batches of some row groups, `batch_rows` rows at most each, decoded as they are
-/// taken, with the schema as written.
+/// taken, with the schema as written (the columns `mask` picks of it).
 fn row_group_batches<T: ChunkReader + 'static>(
     data: T,
     footer: ArrowReaderMetadata,
     groups: Vec<usize>,
+    mask: &ProjectionMask,
     schema: &SchemaRef,
     batch_rows: usize,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, SerializeError>> + use<T>, SerializeError> {
     let decode_error = |e: ParquetError| SerializeError::decode(NAME, e);
     let mut batches = caught(SerializeError::decode, || {
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(data, footer);
-        builder.with_row_groups(groups).with_batch_size(batch_rows).build().map_err(decode_error)
+        let builder = builder.with_row_groups(groups).with_projection(mask.clone());
+        builder.with_batch_size(batch_rows).build().map_err(decode_error)
     })?;
     let schema = schema.clone();
     Ok(std::iter::from_fn(move || {

@@ -294,6 +294,7 @@ class IoManagerCore:
         into: str | None = None,
         missing: Any = None,
         owners: list[Owner | None] | None = None,
+        columns: list[str] | None = None,
     ) -> list[Any]: ...
     def uri(self, path: str) -> str: ...
 

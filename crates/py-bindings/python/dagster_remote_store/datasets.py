@@ -27,7 +27,7 @@ from dagster import InputContext, IOManager, OutputContext
 
 from ._core import Store
 from .errors import NotFound, RemoteStoreError, SerializationError
-from .io_manager import _DEFAULT_MAX_CONCURRENCY, _RemoteStoreIOManagerImpl, _table_kind, concat_tables
+from .io_manager import _DEFAULT_MAX_CONCURRENCY, _columns, _RemoteStoreIOManagerImpl, _table_kind, concat_tables
 from .serializers import ParquetSerializer
 
 if TYPE_CHECKING:
@@ -199,9 +199,52 @@ class _DatasetIOManagerImpl(_RemoteStoreIOManagerImpl):
         present = [(path, owner, parts) for path, owner, parts in zip(paths, owners, manifests) if parts is not None]
         files = [f"{path}/{name}" for path, _, parts in present for name in parts]
         part_owners = [owner for _, owner, parts in present for _ in parts]
-        tables = iter(self._core.load_tables(files, into=_table_kind(context), owners=part_owners))
+        columns, into = _columns(context, tables=True), _table_kind(context)
+        if into == "polars_lazy":
+            scans = {
+                path: self._scan([f"{path}/{name}" for name in parts], owner, columns) for path, owner, parts in present
+            }
+            return [scans[path] if parts is not None else missing for path, parts in zip(paths, manifests)]
+        tables = iter(self._core.load_tables(files, into=into, owners=part_owners, columns=columns))
         loaded = {path: concat_tables([next(tables) for _ in parts]) for path, _, parts in present}
         return [loaded[path] if parts is not None else missing for path, parts in zip(paths, manifests)]
+
+    def _scan(self, files: list[str], owner: Owner | None, columns: list[str] | None) -> Any:
+        """A polars LazyFrame over a dataset's parts `files`: each part is fetched, verified and
+        decoded only when the query reaches it, one at a time, with only the columns the query
+        uses (polars' projection pushdown), and parts after a query's `head` are never read. The
+        schema comes from the first part, read once when polars first asks for it."""
+        from polars.io.plugins import register_io_source
+
+        first: list[Any] = []  # the first part, read for the schema, until the scan takes it
+
+        def load(file: str, wanted: list[str] | None) -> Any:
+            [part] = self._core.load_tables([file], into="polars", owners=[owner], columns=wanted)
+            return part
+
+        def schema() -> Any:
+            if not first:
+                first.append(load(files[0], columns))
+            return first[0].schema
+
+        def scan(with_columns: list[str] | None, predicate: Any, n_rows: int | None, _batch_size: int | None) -> Any:
+            left = n_rows
+            for index, file in enumerate(files):
+                if left is not None and left <= 0:
+                    return
+                if index == 0 and first:
+                    part = first.pop()
+                    part = part if with_columns is None else part.select(with_columns)
+                else:
+                    part = load(file, with_columns if with_columns is not None else columns)
+                if predicate is not None:
+                    part = part.filter(predicate)
+                if left is not None:
+                    part = part.head(left)
+                    left -= part.height
+                yield part
+
+        return register_io_source(io_source=scan, schema=schema)
 
 
 def _is_manifest(err: NotFound) -> bool:

@@ -207,23 +207,26 @@ class _RemoteStoreIOManagerImpl(IOManager):
         return isinstance(annotation, type) and _table_name(annotation) in _TABLE_KINDS
 
     def _load(self, context: InputContext, path: str, owner: Owner | None) -> Any:
+        columns = _columns(context, self._tables)
         if self._pickle is not None:
             return self._pickle.load(self._store, path, owner=owner)
         if not self._tables:
             return self._core.load_input(path, owner=owner)
-        [table] = self._core.load_tables([path], into=_table_kind(context), owners=[owner])
+        [table] = self._core.load_tables([path], into=_table_kind(context), owners=[owner], columns=columns)
         return table
 
     def _load_many(
         self, context: InputContext, paths: list[str], owners: list[Owner | None], missing: Any = None
     ) -> list[Any]:
+        columns = _columns(context, self._tables)
         if self._pickle is not None:
             return self._pickle.load_many(
                 self._store, paths, missing=missing, max_concurrency=self._max_concurrency, owners=owners
             )
         if not self._tables:
             return self._core.load_many(paths, missing=missing, owners=owners)
-        return self._core.load_tables(paths, into=_table_kind(context), missing=missing, owners=owners)
+        into = _table_kind(context)
+        return self._core.load_tables(paths, into=into, missing=missing, owners=owners, columns=columns)
 
     def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
         dimensions = _dimensions(partition) if partition is not None else []
@@ -255,9 +258,7 @@ def _pickle_serializer(serializer: Any, allowed_globals: Iterable[str] | None) -
         if allowed_globals is None:
             return serializer
         if serializer.allowed_globals is not None:
-            raise InvalidConfig(
-                "give allowed_pickle_globals= or PickleSerializer(allowed_globals=...), not both"
-            )
+            raise InvalidConfig("give allowed_pickle_globals= or PickleSerializer(allowed_globals=...), not both")
     elif serializer != "pickle":
         if allowed_globals is None:
             return None
@@ -355,6 +356,25 @@ def _is_nothing(context: OutputContext) -> bool:
 def _input_metadata(context: InputContext) -> dict[str, Any]:
     """The input's definition metadata (`AssetIn(metadata=...)`, `In(metadata=...)`)."""
     return dict(context.definition_metadata or {})
+
+
+def _columns(context: InputContext, tables: bool) -> list[str] | None:
+    """The columns an input asks for (`AssetIn(metadata={"columns": [...]})`), which a Parquet
+    load reads alone; `tables` says whether the IO manager stores tables."""
+    columns = _input_metadata(context).get("columns")
+    if columns is None:
+        return None
+    names = columns if isinstance(columns, (list, tuple)) else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        raise InvalidConfig(
+            f"input {context.name!r}: metadata 'columns' must be a list of column names, not {columns!r}"
+        )
+    if not tables:
+        raise InvalidConfig(
+            f"input {context.name!r}: metadata 'columns' needs the 'parquet' or 'parquet-dataset' serializer; "
+            "other objects are read whole"
+        )
+    return list(names)
 
 
 def _is_optional(context: InputContext) -> bool:

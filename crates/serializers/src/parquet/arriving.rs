@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use ::parquet::arrow::ProjectionMask;
 use ::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::FOOTER_SIZE;
@@ -210,7 +211,7 @@ impl RowGroup {
     ///
     /// A decode error if its bytes are not valid Parquet.
     pub fn decode(self) -> Result<Vec<RecordBatch>, SerializeError> {
-        decode_row_groups(self.received, self.footer, vec![self.index], &self.schema)
+        decode_row_groups(self.received, self.footer, vec![self.index], &ProjectionMask::all(), &self.schema)
     }
 
     /// Its batches, `batch_rows` rows at most each, each decoded only when the one
@@ -223,7 +224,8 @@ impl RowGroup {
         self,
         batch_rows: usize,
     ) -> Result<impl Iterator<Item = Result<RecordBatch, SerializeError>>, SerializeError> {
-        row_group_batches(self.received, self.footer, vec![self.index], &self.schema, batch_rows.max(1))
+        let all = ProjectionMask::all();
+        row_group_batches(self.received, self.footer, vec![self.index], &all, &self.schema, batch_rows.max(1))
     }
 
     /// The row of the file it starts at.
@@ -235,7 +237,7 @@ impl RowGroup {
 /// The bytes of a file received so far, as the chunks they came in: read
 /// without copying, except a range that spans two chunks.
 #[derive(Clone)]
-struct Received {
+pub(super) struct Received {
     /// Each chunk with the file offset it starts at.
     chunks: Vec<(u64, Bytes)>,
     /// How many bytes have arrived.
@@ -246,6 +248,15 @@ struct Received {
 impl Received {
     fn new(size: u64) -> Self {
         Self { chunks: Vec::new(), arrived: 0, size }
+    }
+
+    /// Some pieces of a file of `size` bytes, each with the offset it starts at, in any order;
+    /// where two overlap, the bytes of the later one are not read.
+    pub(super) fn from_pieces(size: u64, mut pieces: Vec<(u64, Bytes)>) -> Self {
+        pieces.retain(|(_, piece)| !piece.is_empty());
+        pieces.sort_by_key(|(start, _)| *start);
+        let arrived = pieces.last().map_or(0, |(start, piece)| start + piece.len() as u64);
+        Self { chunks: pieces, arrived, size }
     }
 
     fn push(&mut self, chunk: Bytes) {
@@ -307,7 +318,7 @@ impl ChunkReader for Received {
 }
 
 /// Reads [`Received`] bytes from an offset on.
-struct ReceivedReader {
+pub(super) struct ReceivedReader {
     received: Received,
     at: u64,
 }
