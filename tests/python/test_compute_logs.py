@@ -4,14 +4,18 @@ while a step runs (partial uploads) and after the run."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from conftest import REMOTE, make_backend, require_server
 REPO = Path(__file__).resolve().parents[2]
 # The test servers whose Stores sign URLs with the credentials the tests give them (GCS's is anonymous).
 SIGNING = ("s3", "azure")
+GCS_HOST = "storage.googleapis.com"
 
 
 def backend_options(kind: str, tmp_path: Path) -> dict[str, Any]:
@@ -194,6 +199,34 @@ def test_memory_logs_in_one_process(tmp_path) -> None:
         assert manager_.store.list() == []
 
 
+def test_a_credential_written_as_text_in_dagster_yaml_is_warned_of(tmp_path) -> None:
+    """The UI's instance configuration page shows dagster.yaml as written: `{env: VAR}` shows the
+    variable's name, a literal shows the secret, so a literal is warned of when the instance loads."""
+    require_server("s3")
+    from_env = {**backend_options("s3", tmp_path), "key": {"env": "DRS_TEST_S3_KEY"}}
+    literal = {**from_env, "secret": "literal-secret-text"}
+    for options, warned in [(from_env, False), (literal, True)]:
+        config = {"backend_type": "s3", "backend_options": options, "local_dir": str(tmp_path / "capture")}
+        manager = {"module": "dagster_remote_store", "class": "RemoteStoreComputeLogManager", "config": config}
+        (tmp_path / "dagster.yaml").write_text(json.dumps({"compute_logs": manager}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with DagsterInstance.from_config(str(tmp_path)) as instance:
+                assert isinstance(instance.compute_log_manager, RemoteStoreComputeLogManager)
+                shown = instance.info_str()
+        messages = [str(w.message) for w in caught if "dagster.yaml" in str(w.message)]
+        assert messages == (
+            [
+                "RemoteStoreComputeLogManager: backend option 'secret' is written as text in dagster.yaml, which "
+                "the Dagster UI shows on its instance configuration page; give it as {env: VARIABLE}"
+            ]
+            if warned
+            else []
+        )
+        assert ("literal-secret-text" in shown) == warned
+        assert os.environ["DRS_TEST_S3_SECRET"] not in shown
+
+
 def test_a_log_the_store_refuses_shows_why_not_that_it_is_missing(tmp_path) -> None:
     """Azurite checks the account key's signatures (the S3 test server accepts any credentials)."""
     options = {**backend_options("azure", tmp_path), "account_key": "V3JvbmctQXp1cmUtS2V5", "max_retries": 0}
@@ -218,24 +251,77 @@ def test_config_errors_name_the_manager_and_the_option(tmp_path) -> None:
         RemoteStoreComputeLogManager()
 
 
-def test_show_url_only_points_the_ui_at_signed_urls(tmp_path) -> None:
-    require_server("s3")
-    options = backend_options("s3", tmp_path)
+def links_of_a_logged_step(kind: str, options: dict[str, Any], tmp_path: Path, line: bytes) -> tuple[str, str]:
+    """The stdout and stderr download links the UI gets, with `show_url_only`, for a step that
+    printed `line`, from a manager on `kind` with `options`; the stdout link serves `line`."""
     manager = RemoteStoreComputeLogManager(
-        "s3", options, root_path=f"tests/{uuid.uuid4().hex}", local_dir=str(tmp_path / "capture"), show_url_only=True
+        kind, options, root_path=f"tests/{uuid.uuid4().hex}", local_dir=str(tmp_path / "capture"), show_url_only=True
     )
     log_key = ["run", "compute_logs", "step"]
     try:
         # What the step prints lands in the captured file (pytest holds this process's stdout).
         captured = manager.local_manager.get_captured_local_path(log_key, "out")
         with manager.capture_logs(log_key) as context, open(captured, "ab") as out:
-            out.write(b"shown by a link\n")
+            out.write(line)
         assert context.external_stdout_url and context.external_stderr_url
         with urllib.request.urlopen(context.external_stdout_url, timeout=10) as answer:
-            assert answer.read() == b"shown by a link\n"
-        assert "X-Amz-Expires=3600" in context.external_stdout_url
+            assert answer.read() == line
+        assert "PRIVATE KEY" not in repr(manager) + repr(manager.store)
+        return context.external_stdout_url, context.external_stderr_url
     finally:
         manager.dispose()
+
+
+def test_show_url_only_points_the_ui_at_signed_urls(tmp_path) -> None:
+    require_server("s3")
+    stdout, _ = links_of_a_logged_step("s3", backend_options("s3", tmp_path), tmp_path, b"shown by a link\n")
+    assert "X-Amz-Expires=3600" in stdout
+
+
+def verify_gcs_v4_signature(url: str, public_key: Path) -> None:
+    """Checks a GCS V4 signed URL (`GOOG4-RSA-SHA256`) against the key it claims, by Google's
+    documented canonical request, with openssl: a URL signed by another key, or for another
+    object or expiry, fails."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    signature = bytes.fromhex(query.pop("X-Goog-Signature")[0])
+    quote = functools.partial(urllib.parse.quote, safe="-_.~")
+    canonical_query = "&".join(f"{quote(k)}={quote(v[0])}" for k, v in sorted(query.items()))
+    # Signed for GCS's own host, where such a link is used (the test server takes any signature).
+    canonical = "\n".join(["GET", parts.path, canonical_query, f"host:{GCS_HOST}", "", "host", "UNSIGNED-PAYLOAD"])
+    scope = query["X-Goog-Credential"][0].split("/", 1)[1]
+    to_sign = "\n".join(
+        ["GOOG4-RSA-SHA256", query["X-Goog-Date"][0], scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    (public_key.parent / "signed").write_text(to_sign)
+    (public_key.parent / "signature").write_bytes(signature)
+    checked = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-verify", str(public_key), "-signature", "signature", "signed"],
+        cwd=public_key.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.stdout.strip() == "Verified OK", (checked.stdout, checked.stderr)
+
+
+def test_show_url_only_signs_gcs_links_with_the_service_accounts_key(tmp_path) -> None:
+    """A service-account key signs GCS download links locally (no call to Google's signBlob)."""
+    require_server("gcs")
+    key, public_key = tmp_path / "sa.pem", tmp_path / "sa.pub"
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-out", public_key], check=True, capture_output=True)
+    account = {
+        "type": "service_account",
+        "project_id": "tests",
+        "private_key_id": "tests-key",
+        "private_key": key.read_text(),
+        "client_email": "logs@tests.iam.gserviceaccount.com",
+    }
+    (tmp_path / "sa.json").write_text(json.dumps(account))
+    options = {**backend_options("gcs", tmp_path), "anonymous": False, "service_account": str(tmp_path / "sa.json")}
+    url, _ = links_of_a_logged_step("gcs", options, tmp_path, b"shown by a signed link\n")
+    assert "X-Goog-Expires=3600" in url and "logs%40tests.iam.gserviceaccount.com" in url, url
+    verify_gcs_v4_signature(url, public_key)
 
 
 @pytest.mark.parametrize("kind", ["local", *REMOTE])
