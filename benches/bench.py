@@ -144,11 +144,11 @@ def output_context(key: list[str], partition: str | None = None, partitions_def=
     return build_output_context(asset_key=key, partition_key=partition, asset_partitions_def=partitions_def)
 
 
-def input_context(key: list[str], annotation=None, partitions_def=None, key_range=None, upstream=None):
+def input_context(key: list[str], annotation=None, partitions_def=None, key_range=None, upstream=None, metadata=None):
     from dagster import DagsterType, build_input_context
 
     share_one_instance()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"definition_metadata": metadata} if metadata else {}
     if annotation is not None:
         kwargs["dagster_type"] = DagsterType(type_check_fn=lambda _, __: True, name="T", typing_type=annotation)
     return build_input_context(
@@ -304,6 +304,28 @@ def large(implementation: str, storage: str, sizes: Sizes, serializer: str) -> d
     }
 
 
+def columns(implementation: str, storage: str, sizes: Sizes) -> dict:
+    """One column of a large four-column pandas DataFrame stored as Parquet, loaded by an input
+    that asks for it (`AssetIn(metadata={"columns": ["a"]})`): seconds per load. Where the IO
+    manager reads every column (remote-store), the asset selects the one it needs."""
+    import pandas as pd
+
+    root = fresh_root(storage)
+    io = io_manager(implementation, storage, root, "parquet")
+    out = output_context(["wide"])
+    io.handle_output(out, frame(sizes.large_mib))
+    into = input_context(["wide"], annotation=pd.DataFrame, upstream=out, metadata={"columns": ["a"]})
+    loads = []
+    for _ in range(sizes.large_rounds):
+        warm_memory()
+        seconds, back = timed(lambda: as_frame(io.load_input(into))[["a"]])
+        assert list(back.columns) == ["a"] and len(back) == (sizes.large_mib * MIB) // 32
+        loads.append(seconds)
+        del back
+    remove_objects(storage, root)
+    return {"load_seconds": loads}
+
+
 def fresh_root(storage: str) -> str:
     if storage == "local":
         return tempfile.mkdtemp(prefix="bench-", dir=os.environ.get("BENCH_TMP"))
@@ -325,6 +347,7 @@ WORKLOADS: dict[str, Callable[..., dict]] = {
     "fan-in": fan_in,
     "large pickle": lambda i, s, z: large(i, s, z, "pickle"),
     "large parquet": lambda i, s, z: large(i, s, z, "parquet"),
+    "columns": columns,
 }
 
 # Which workloads run on which storage, and which implementations can do them.
@@ -338,9 +361,12 @@ PLAN = [
     ("large pickle", "s3"),
     ("large parquet", "local"),
     ("large parquet", "s3"),
+    ("columns", "s3"),
+    ("columns", "s3+latency"),
 ]
 # Parquet: only the implementations that have a Parquet serializer.
 PARQUET = {OURS, "remote-store 0.33"}
+PARQUET_WORKLOADS = {"large parquet", "columns"}
 
 
 # --- the parent: run cases, summarise -------------------------------------------------------------
@@ -461,6 +487,7 @@ def machine() -> dict:
 FIGURES = {
     "small": [("write_seconds_per_asset", "time"), ("load_seconds_per_asset", "time")],
     "fan-in": [("load_seconds", "time")],
+    "columns": [("load_seconds", "time")],
     "large pickle": [("write_mib_per_s", "rate"), ("read_mib_per_s", "rate"), ("write_extra_rss_mib", "mem"), ("read_extra_rss_mib", "mem")],
     "large parquet": [("write_mib_per_s", "rate"), ("read_mib_per_s", "rate"), ("write_extra_rss_mib", "mem"), ("read_extra_rss_mib", "mem")],
 }
@@ -613,7 +640,7 @@ def main() -> None:
                 # Measured right before the large S3 cases, so that it meets the server and the
                 # machine in the state they do.
                 limits = limit(sizes)
-            implementations = [i for i in IMPLEMENTATIONS[storage] if workload != "large parquet" or i in PARQUET]
+            implementations = [i for i in IMPLEMENTATIONS[storage] if workload not in PARQUET_WORKLOADS or i in PARQUET]
             cases: dict[str, dict] = {i: {} for i in implementations}
             one_round = workload in ROUND_BY_ROUND
             rounds = (sizes.large_rounds if workload.startswith("large") else sizes.rounds) if one_round else 1

@@ -83,6 +83,8 @@ pub async fn fetch_tables<T: RowGroupTarget>(
     target_for: impl Fn(&ArrivingFile) -> Option<T>,
 ) -> Vec<Result<Fetched<T>, Error>> {
     let target_for = &target_for;
+    // The ranged reads of projected loads share the bound with the tables loading at once.
+    let reads_per_table = (max_concurrency / objects.len().clamp(1, max_concurrency.max(1))).max(1);
     // Collected first, so that the futures' type names no closure: callers can then
     // await this from a future that must be `Send`.
     let fetches: Vec<_> = objects
@@ -90,7 +92,8 @@ pub async fn fetch_tables<T: RowGroupTarget>(
         .map(|(path, owner)| async move {
             match columns {
                 Some(columns) => {
-                    fetch_columns(store, path, owner.as_ref(), columns, max_concurrency).await.map(Fetched::Decoded)
+                    let fetched = fetch_columns(store, path, owner.as_ref(), columns, reads_per_table).await;
+                    fetched.map(Fetched::Decoded)
                 }
                 None => fetch_table(store, path, owner.as_ref(), target_for).await,
             }
