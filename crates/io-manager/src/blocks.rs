@@ -75,9 +75,9 @@ pub async fn open(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Res
         .into_iter()
         .filter(|(blocks, _)| blocks.size == meta.size)
         .collect();
-    if candidates.is_empty() {
-        return Ok(None);
-    }
+    let Some(block_size) = candidates.first().map(|(blocks, _)| blocks.block_size) else { return Ok(None) };
+    // Blocks are compared by index: only lists of one block size can be told apart that way.
+    let candidates = candidates.into_iter().filter(|(blocks, _)| blocks.block_size == block_size).collect();
     Ok(Some(Blocks {
         store: store.clone(),
         path: path.clone(),
@@ -120,18 +120,22 @@ impl Blocks {
             }
         }
         let (store, path, size) = (&self.store, &self.path, self.size);
-        let fetched: Vec<(u64, Bytes)> = stream::iter(runs)
+        let fetched: Vec<(Range<u64>, Bytes)> = stream::iter(runs)
             .map(|run| async move {
-                let start = run.start * block_size;
-                let data = store.read_range(path, start..(run.end * block_size).min(size)).await?;
-                Ok::<_, Error>((run.start, data))
+                let bytes = run.start * block_size..(run.end * block_size).min(size);
+                let data = store.read_range(path, bytes).await?;
+                Ok::<_, Error>((run, data))
             })
             .buffered(max_concurrency.max(1))
             .try_collect()
             .await?;
         let mut pieces = Vec::new();
-        for (first, data) in fetched {
-            for (i, block) in (first..).zip(data.chunks(block_size as usize)) {
+        for (run, data) in fetched {
+            // Fewer bytes than asked for: the object was replaced by a shorter one since `open`.
+            if data.len() as u64 != (run.end * block_size).min(size) - run.start * block_size {
+                return Err(self.mismatch(run.start, Checksum::of(&data)));
+            }
+            for (i, block) in (run.start..).zip(data.chunks(block_size as usize)) {
                 self.verify(i, Checksum::of(block))?;
                 pieces.push((i * block_size, data.slice_ref(block)));
             }
@@ -141,17 +145,59 @@ impl Blocks {
         Ok(pieces)
     }
 
-    /// Keeps the candidates whose block `index` has checksum `actual`; none left is a mismatch.
+    /// Keeps the candidates whose block `index` has checksum `actual`; none left is a mismatch
+    /// (one is always left: a read that matches none fails and keeps them).
     fn verify(&mut self, index: u64, actual: Checksum) -> Result<(), Error> {
-        let recorded = |(blocks, _): &(BlockChecksums, Option<String>)| blocks.checksums.get(index as usize).copied();
-        let first = recorded(&self.candidates[0]);
-        self.candidates.retain(|candidate| recorded(candidate) == Some(actual));
-        if self.candidates.is_empty() {
-            let stored = first.map_or_else(|| "none".to_owned(), |c| c.to_string());
-            let (path, uri) = (self.path.clone(), self.store.uri(&self.path));
-            let stored = format!("{stored} (block {index} of {BLOCK_SIZE} bytes)");
-            return Err(Error::ChecksumMismatch { path, uri, stored, actual });
+        let matches =
+            |(blocks, _): &(BlockChecksums, Option<String>)| blocks.checksums.get(index as usize) == Some(&actual);
+        if !self.candidates.iter().any(matches) {
+            return Err(self.mismatch(index, actual));
         }
+        self.candidates.retain(matches);
         Ok(())
+    }
+
+    /// Block `index` read with checksum `actual` is not the recorded one.
+    fn mismatch(&self, index: u64, actual: Checksum) -> Error {
+        let recorded = self.candidates[0].0.checksums.get(index as usize);
+        let stored = recorded.map_or_else(|| "none".to_owned(), Checksum::to_string);
+        let stored = format!("{stored} (block {index} of {BLOCK_SIZE} bytes)");
+        Error::ChecksumMismatch { path: self.path.clone(), uri: self.store.uri(&self.path), stored, actual }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::stream;
+    use store_core::WriteMode;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn blocks_changed_or_cut_short_since_open_are_a_mismatch_never_bytes() {
+        let store = Store::new(store_backends::MemoryBackend::new());
+        let path: StorePath = "large.bin".parse().unwrap();
+        let data: Vec<u8> = (0..10u32 << 20).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<_> = data.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        integrity::write_stream(&store, &path, stream::iter(chunks).boxed(), WriteMode::Overwrite, None).await.unwrap();
+        let mismatch = |read: Result<Vec<(u64, Bytes)>, Error>, block: &str| {
+            let err = read.map(|pieces| pieces.len()).expect_err("blocks read");
+            assert!(matches!(&err, Error::ChecksumMismatch { stored, .. } if stored.contains(block)), "{err}");
+        };
+        let byte = |at: u64| at..at + 1;
+
+        let mut object = open(&store, &path, None).await.unwrap().unwrap();
+        let mut changed = data.clone();
+        changed[3 << 20] ^= 1;
+        store.write(&path, changed.into(), WriteMode::Overwrite).await.unwrap();
+        assert_eq!(object.read(std::slice::from_ref(&byte(0)), 4).await.unwrap()[0].1, data[..1 << 20]);
+        mismatch(object.read(std::slice::from_ref(&byte(3 << 20)), 4).await, "block 3 ");
+
+        // Replaced by an object that ends where block 5 began: blocks 4 and 5, read together,
+        // come back as block 4 alone.
+        let mut object = open(&store, &path, None).await.unwrap().unwrap();
+        store.write(&path, Bytes::copy_from_slice(&data[..5 << 20]), WriteMode::Overwrite).await.unwrap();
+        let blocks_4_and_5 = (9 << 19)..(11 << 19);
+        mismatch(object.read(std::slice::from_ref(&blocks_4_and_5), 4).await, "block 4 ");
     }
 }
