@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import IO, Any, Optional
@@ -33,9 +32,9 @@ from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, L
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils import ensure_dir, ensure_file
 
-from ._core import Store, redact_secrets
+from ._core import Store
 from .errors import NotFound, RemoteStoreError
-from .resources import build_store
+from .resources import build_store, warn_of_shown_credentials
 
 __all__ = ["RemoteStoreComputeLogManager"]
 
@@ -108,7 +107,10 @@ class RemoteStoreComputeLogManager(_UploadingBase, ConfigurableClass):
         inst_data: Optional[ConfigurableClassData] = None,
     ) -> None:
         if inst_data is not None:
-            _warn_of_literal_credentials(backend_options or {})
+            # dagster.yaml shows whole on the UI's instance configuration page.
+            warn_of_shown_credentials(
+                type(self).__name__, backend_options or {}, "dagster.yaml", "its instance configuration page"
+            )
         self._store, self._registry = build_store(
             type(self).__name__,
             backend_type=backend_type,
@@ -368,25 +370,3 @@ def _or_refusal(
             return None, offset
         shown = f"[dagster-remote-store] cannot read this log from the store: {err}\n".encode()
         return shown, len(shown)
-
-
-def _warn_of_literal_credentials(options: Mapping[str, Any]) -> None:
-    """dagster.yaml is shown whole on the Dagster UI's instance configuration page: a credential
-    written there as text is shown with it, where `{env: VARIABLE}` shows only the variable's name."""
-    redacted = redact_secrets(dict(options))
-    literal = [
-        key
-        for key, value in options.items()
-        if isinstance(value, str)
-        and redacted.get(key) == "***"
-        # A service account given as a file's path holds no secret; its JSON does.
-        and not (key == "service_account" and not value.lstrip().startswith("{"))
-    ]
-    if literal:
-        names = ", ".join(repr(key) for key in literal)
-        warnings.warn(
-            f"RemoteStoreComputeLogManager: backend option {names} is written as text in dagster.yaml, "
-            "which the Dagster UI shows on its instance configuration page; give it as {env: VARIABLE}",
-            UserWarning,
-            stacklevel=3,
-        )

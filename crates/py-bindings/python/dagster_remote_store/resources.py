@@ -12,6 +12,8 @@ written into Dagster's run config either.
 
 # No `from __future__ import annotations`: Dagster reads these field annotations
 # at runtime, and a string `ResourceDependency[Any]` loses its meaning.
+import warnings
+from collections.abc import Mapping
 from typing import Any, Optional, Protocol
 
 from dagster import (
@@ -73,6 +75,34 @@ def build_store(
     except BaseException:
         registry.close()
         raise
+
+
+def shown_credentials(options: Mapping[str, Any]) -> "list[str]":
+    """The credential options of `options` given as text, where `{env: VARIABLE}` would keep them
+    out of what Dagster shows. A service account given as a file's path holds no secret; its
+    JSON does."""
+    redacted = redact_secrets(dict(options))
+    return [
+        key
+        for key, value in options.items()
+        if isinstance(value, str)
+        and redacted.get(key) == "***"
+        and not (key == "service_account" and not value.lstrip().startswith("{"))
+    ]
+
+
+def warn_of_shown_credentials(owner: str, options: Mapping[str, Any], source: str, shown_on: str) -> None:
+    """Warns of each credential in `options` written as text in `source`, which the Dagster UI
+    shows on `shown_on`."""
+    literal = shown_credentials(options)
+    if literal:
+        names = ", ".join(repr(key) for key in literal)
+        warnings.warn(
+            f"{owner}: backend option {names} is written as text in {source}, which the Dagster UI shows "
+            f"on {shown_on}; give it as {{env: VARIABLE}}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 class _StoreConfig:
