@@ -338,7 +338,7 @@ async fn verify(
         return owned(store, path, owner, metadata.get(OWNER_METADATA_KEY).map(String::as_str));
     }
     if let Some(recorded) = read_record(store, &record(path, actual)).await? {
-        return owned(store, path, owner, recorded.as_deref());
+        return owned(store, path, owner, recorded.owner.as_deref());
     }
     let legacy = read_sidecar(store, path).await?;
     if legacy.as_deref().and_then(Checksum::parse_hex) == Some(actual) {
@@ -408,29 +408,28 @@ pub(crate) async fn recorded_blocks(
 ) -> store_core::Result<Vec<(BlockChecksums, Option<String>)>> {
     let mut found = Vec::new();
     for listed in list_records(store, path).await? {
-        let lines = match store.read(&listed.path).await {
-            Ok(lines) => lines,
-            // Tidied away since the listing: its object is gone.
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let text = String::from_utf8_lossy(&lines);
-        let mut lines = text.lines().skip(1);
-        let owner = lines.next().map(str::trim).filter(|owner| !owner.is_empty()).map(str::to_owned);
-        if let Some(blocks) = lines.next().and_then(BlockChecksums::parse_line) {
+        // A record tidied away since the listing is `None`: its object is gone.
+        if let Some(RecordLines { owner, blocks: Some(blocks) }) = read_record(store, &listed.path).await? {
             found.push((blocks, owner));
         }
     }
     Ok(found)
 }
 
-/// The owner written in the record at `record`: `None` if there is no such
-/// record, `Some(None)` for a record without an owner.
-async fn read_record(store: &Store, record: &StorePath) -> store_core::Result<Option<Option<String>>> {
+/// What a record holds besides the checksum its name gives (see [`write_record`]).
+struct RecordLines {
+    owner: Option<String>,
+    blocks: Option<BlockChecksums>,
+}
+
+/// The record at `record`, `None` if there is no such record.
+async fn read_record(store: &Store, record: &StorePath) -> store_core::Result<Option<RecordLines>> {
     match store.read(record).await {
         Ok(lines) => {
-            let owner = String::from_utf8_lossy(&lines).lines().nth(1).map(str::trim).map(str::to_owned);
-            Ok(Some(owner.filter(|owner| !owner.is_empty())))
+            let text = String::from_utf8_lossy(&lines);
+            let mut lines = text.lines().skip(1);
+            let owner = lines.next().map(str::trim).filter(|owner| !owner.is_empty()).map(str::to_owned);
+            Ok(Some(RecordLines { owner, blocks: lines.next().and_then(BlockChecksums::parse_line) }))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -465,7 +464,7 @@ async fn check_owner(store: &Store, path: &StorePath, owner: Option<&Owner>) -> 
     }
     let newest = list_records(store, path).await?.into_iter().max_by_key(|record| record.written);
     let Some(newest) = newest else { return Ok(()) };
-    let recorded = read_record(store, &newest.path).await?.flatten();
+    let recorded = read_record(store, &newest.path).await?.and_then(|record| record.owner);
     owned(store, path, Some(owner), recorded.as_deref())
 }
 
