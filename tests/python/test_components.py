@@ -13,6 +13,8 @@ import yaml
 from dagster_remote_store import InvalidConfig, Store
 from dagster_remote_store.backends import LocalBackend
 
+from conftest import BACKENDS
+
 pytestmark = pytest.mark.skipif(not hasattr(dg, "Component"), reason="Components need dagster 1.12 or newer")
 
 IO_MANAGERS = "dagster_remote_store.components.RemoteStoreIOManagers"
@@ -123,3 +125,54 @@ def test_dg_finds_the_components_through_the_entry_point() -> None:
     assert {"RemoteStoreIOManagers", "RemoteStoreResource"} <= set(module.__all__)
     assert all(issubclass(getattr(module, name), dg.Component) for name in module.__all__)
     assert Path(module.__file__).name == "components.py" and os.path.exists(module.__file__)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_scaffolded_defs_yaml_lists_the_options_and_loads_once_filled_in(backend: str) -> None:
+    from dagster.components.testing import create_defs_folder_sandbox
+
+    from dagster_remote_store.components import RemoteStoreIOManagers
+
+    # SFTP takes a password or a private key, not both; scaffolded, it has every credential.
+    params = {"backend_type": backend, **({"credentials": ["private_key"]} if backend == "sftp" else {})}
+    with create_defs_folder_sandbox() as sandbox:
+        folder = sandbox.scaffold_component(RemoteStoreIOManagers, defs_path="storage", scaffold_params=params)
+        text = (folder / "defs.yaml").read_text()
+        doc = yaml.safe_load(text)
+        assert doc["type"] == IO_MANAGERS and doc["attributes"]["backend_type"] == backend
+        options = doc["attributes"].get("backend_options", {})
+        variables = [value["env"] for value in options.values() if isinstance(value, dict)]
+        assert doc.get("requirements", {}).get("env", []) == variables
+        assert all(variable.startswith(f"{backend.upper()}_") for variable in variables)
+
+        # The options as the registry's error for an unknown one names them, its aliases (last) aside.
+        comment = " ".join(line.removeprefix("  # ") for line in text.splitlines() if line.startswith("  # "))
+        written = comment.partition(f"Options of {backend}: ")[2].partition(".")[0]
+        invalid = load_error(IO_MANAGERS, {"backend_type": backend, "backend_options": {"?": None}})
+        assert str(invalid).partition(f"accepted for {backend}: ")[2].startswith(written), text
+
+        # Required options are left empty; filled in, the file loads, the credentials' variables unset.
+        doc["attributes"]["backend_options"] = {key: value or "x" for key, value in options.items()}
+        (folder / "defs.yaml").write_text(yaml.safe_dump(doc))
+        with sandbox.load_component_and_build_defs(defs_path=folder) as (_, defs):
+            assert sorted(defs.resources or {}) == ["io_manager"]
+
+
+def test_scaffolding_names_the_accepted_backend_types_and_credentials() -> None:
+    from dagster.components.testing import create_defs_folder_sandbox
+
+    from dagster_remote_store.components import RemoteStoreResource
+
+    with create_defs_folder_sandbox() as sandbox:
+        with pytest.raises(InvalidConfig, match=r'unknown type "s4"; accepted: local, memory, s3, azure, gcs, sftp'):
+            sandbox.scaffold_component(RemoteStoreResource, scaffold_params={"backend_type": "s4"})
+        with pytest.raises(InvalidConfig, match=r"--credentials bucket: not a credential of gcs, .*: service_account"):
+            sandbox.scaffold_component(
+                RemoteStoreResource, scaffold_params={"backend_type": "gcs", "credentials": ["bucket"]}
+            )
+        folder = sandbox.scaffold_component(
+            RemoteStoreResource, scaffold_params={"backend_type": "s3", "env_prefix": "lake"}
+        )
+        doc = yaml.safe_load((folder / "defs.yaml").read_text())
+    assert doc["attributes"]["resource_key"] == "store"
+    assert doc["requirements"] == {"env": ["LAKE_KEY", "LAKE_SECRET", "LAKE_TOKEN"]}
