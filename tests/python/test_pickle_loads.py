@@ -180,7 +180,7 @@ DATA = {
     "builtins": {"a": [1, (2, 3)], "b": {4, 5}, "c": frozenset({6}), "d": bytearray(b"x"), "e": 1 + 2j, "f": range(3)},
     "datetime": [
         datetime.date(2026, 1, 2),
-        datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
         datetime.datetime(2026, 1, 2, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
         datetime.time(1, 2),
         datetime.timedelta(days=1),

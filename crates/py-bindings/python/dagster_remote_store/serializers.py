@@ -100,6 +100,24 @@ DATA_GLOBALS: tuple[str, ...] = (
     "pandas.core.indexes.timedeltas.TimedeltaIndex",
     "pandas.core.internals.managers.BlockManager",
     "pandas.core.internals.managers.SingleBlockManager",
+    # pandas 3 pickles its classes by their public names.
+    *(
+        f"pandas.{name}"
+        for name in (
+            "BooleanDtype", "Categorical", "CategoricalDtype", "CategoricalIndex", "DataFrame", "DateOffset",
+            "DatetimeIndex", "DatetimeTZDtype", "Float32Dtype", "Float64Dtype", "Index", "IntervalDtype",
+            "IntervalIndex", "MultiIndex", "PeriodDtype", "PeriodIndex", "RangeIndex", "Series", "StringDtype",
+            "TimedeltaIndex",
+            *(f"{sign}Int{bits}Dtype" for sign in ("", "U") for bits in (8, 16, 32, 64)),
+        )
+    ),
+    *(
+        f"pandas.arrays.{name}"
+        for name in (
+            "ArrowStringArray", "BooleanArray", "DatetimeArray", "FloatingArray", "IntegerArray", "IntervalArray",
+            "PeriodArray", "StringArray", "TimedeltaArray",
+        )
+    ),
     "polars.dataframe.frame.DataFrame",
     "polars.series.series.Series",
     *(
