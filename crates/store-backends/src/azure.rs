@@ -7,7 +7,7 @@ use store_core::{Error, ErrorKind, Result, Secret};
 
 use crate::ObjectStoreBackend;
 use crate::cloud::{ClientConfig, config_error, without_env_credentials};
-use crate::uri::redact_url;
+use crate::uri::{bare_url, redact_url};
 
 /// Where an [`AzureBackend`] stores and how it authenticates.
 ///
@@ -50,7 +50,10 @@ impl fmt::Debug for AzureConfig {
     }
 }
 
-/// Objects in an Azure Blob Storage container. URIs are `az://container/blob`.
+/// Objects in an Azure Blob Storage container. URIs are the blobs' URLs,
+/// `https://<account>.blob.core.windows.net/<container>/<blob>` (under `account_url` where
+/// one is given), as the Azure portal, `az storage` and azcopy show and take them;
+/// unlike `az://<container>/<blob>`, they name the account.
 ///
 /// ```no_run
 /// # fn main() -> store_core::Result<()> {
@@ -110,10 +113,33 @@ impl ObjectStoreBackend<MicrosoftAzure> {
         if let Some(sas) = config.sas_token {
             builder = builder.with_sas_authorization(sas_pairs(sas.expose())?);
         }
+        let url = container_url(&builder, &config.container);
         let store = builder.build().map_err(|e| config_error("azure", e))?;
         let container = format!("the container {:?}", config.container);
-        Ok(Self::from_store(store, "azure", format!("az://{}", config.container)).in_container(container).signing())
+        Ok(Self::from_store(store, "azure", url).in_container(container).signing())
     }
+}
+
+/// The URL of `container` as object_store addresses it once `builder` is built: under the
+/// configured endpoint, the emulator's, or `https://<account>.blob.core.windows.net`
+/// (`.blob.fabric.microsoft.com` for Fabric); never with a user or query string, where a
+/// SAS could travel.
+fn container_url(builder: &MicrosoftAzureBuilder, container: &str) -> String {
+    let value = |key| builder.get_config_value(&key);
+    let flag =
+        |key| value(key).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes" | "y"));
+    let account = value(AzureConfigKey::AccountName);
+    let account_url = if flag(AzureConfigKey::UseEmulator) {
+        let emulator = std::env::var("AZURITE_BLOB_STORAGE_URL").unwrap_or_else(|_| "http://127.0.0.1:10000".into());
+        format!("{}/{}", emulator.trim_end_matches('/'), account.as_deref().unwrap_or("devstoreaccount1"))
+    } else if let Some(endpoint) = value(AzureConfigKey::Endpoint) {
+        endpoint
+    } else {
+        let domain =
+            if flag(AzureConfigKey::UseFabricEndpoint) { "blob.fabric.microsoft.com" } else { "blob.core.windows.net" };
+        format!("https://{}.{domain}", account.unwrap_or_default())
+    };
+    format!("{}/{container}", bare_url(&account_url))
 }
 
 /// Fills the options a connection string sets and the config leaves unset.
@@ -202,6 +228,43 @@ mod tests {
         assert_eq!(pairs[2].1, "2026-01-01T00:00Z");
         let err = sas_pairs("sig=SECRET%ZZ").unwrap_err();
         assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn uris_are_blob_urls_without_credentials() {
+        use store_core::Backend;
+        let uri = |config: AzureConfig| AzureBackend::new(config).unwrap().uri(&"a b/c.pkl".parse().unwrap());
+        // The account key is "SECRET" in base64, as Azure gives keys.
+        let config = || AzureConfig {
+            container: "lake".into(),
+            account_name: Some("acct".into()),
+            account_key: Some("U0VDUkVU".into()),
+            ..Default::default()
+        };
+        let azurite = AzureConfig {
+            account_url: Some("http://user:URL-SECRET@127.0.0.1:10000/devstoreaccount1/?sv=1&sig=URL-SECRET".into()),
+            ..config()
+        };
+        let sas = AzureConfig { account_key: None, sas_token: Some("sv=1&sig=SAS-SECRET".into()), ..config() };
+        let connection_string = AzureConfig {
+            account_name: None,
+            account_key: None,
+            connection_string: Some(
+                "AccountName=other;AccountKey=U0VDUkVU;BlobEndpoint=https://other.blob.core.windows.net/".into(),
+            ),
+            ..config()
+        };
+        let cases = [
+            (config(), "https://acct.blob.core.windows.net/lake/a%20b/c.pkl"),
+            (azurite, "http://127.0.0.1:10000/devstoreaccount1/lake/a%20b/c.pkl"),
+            (sas, "https://acct.blob.core.windows.net/lake/a%20b/c.pkl"),
+            (connection_string, "https://other.blob.core.windows.net/lake/a%20b/c.pkl"),
+        ];
+        for (config, expected) in cases {
+            let uri = uri(config);
+            assert_eq!(uri, expected);
+            assert!(!uri.contains("SECRET") && !uri.contains("U0VDUkVU"), "{uri}");
+        }
     }
 
     #[test]

@@ -106,3 +106,22 @@ impl ObjectStoreBackend<GoogleCloudStorage> {
             .signing())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use store_core::Backend;
+
+    use super::*;
+
+    #[test]
+    fn uris_name_the_bucket_and_no_credential() {
+        let backend = GcsBackend::new(GcsConfig {
+            bucket: "lake".into(),
+            base_url: Some("http://user:URL-SECRET@127.0.0.1:4443/?token=URL-SECRET".into()),
+            anonymous: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(backend.uri(&"a b/c.pkl".parse().unwrap()), "gs://lake/a%20b/c.pkl");
+    }
+}

@@ -6,7 +6,7 @@
 //! | `local`  | [`LocalBackend`]: files under a root folder, atomic writes, optional fsync | `file://`   |
 //! | `memory` | [`MemoryBackend`]: per-process memory, for tests and ephemeral runs | `memory://` |
 //! | `s3`     | `S3Backend`: Amazon S3 and S3-compatible servers | `s3://`     |
-//! | `azure`  | `AzureBackend`: Azure Blob Storage | `az://`     |
+//! | `azure`  | `AzureBackend`: Azure Blob Storage | the blob's URL, `https://` |
 //! | `gcs`    | `GcsBackend`: Google Cloud Storage | `gs://`     |
 //! | `sftp`   | `SftpBackend`: any SFTP server (OpenSSH), through libssh2 | `sftp://`   |
 //! | `registry` | `registry`: stores by name from a TOML or JSON config, with `${VAR}` interpolation and credentials held as `store_core::Secret` | — |

@@ -154,6 +154,22 @@ mod tests {
         assert_eq!(bucket_url("lake", Some("https://r2.dev"), "auto", true), "https://lake.r2.dev");
     }
 
+    #[test]
+    fn uris_name_the_bucket_and_no_credential() {
+        use store_core::Backend;
+        let backend = S3Backend::new(S3Config {
+            bucket: "lake".into(),
+            endpoint: Some("https://user:URL-SECRET@minio.example.com:9000/?token=URL-SECRET".into()),
+            region: Some("eu-west-1".into()),
+            access_key_id: Some("KEY-SECRET".into()),
+            secret_access_key: Some("SECRET".into()),
+            session_token: Some("TOKEN-SECRET".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(backend.uri(&"a b/c.pkl".parse().unwrap()), "s3://lake/a%20b/c.pkl");
+    }
+
     #[tokio::test]
     #[allow(unsafe_code)] // setting the environment, which only this test reads
     async fn explicit_credentials_replace_the_environments_whole() {

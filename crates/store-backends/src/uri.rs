@@ -23,25 +23,56 @@ pub(crate) fn redact(text: &str) -> String {
 /// (`https://user:pass@host`) and the query string, where SAS tokens and
 /// signed-URL signatures travel.
 pub(crate) fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_at(url.find("://").map_or(0, |at| at + 3));
-    let (authority, rest) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let parts = UrlParts::of(url);
     let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
-    match authority.rsplit_once('@') {
-        Some((_user, host)) => {
-            out.push_str("<redacted>@");
-            out.push_str(host);
-        }
-        None => out.push_str(authority),
+    out.push_str(parts.scheme);
+    if parts.user.is_some() {
+        out.push_str("<redacted>@");
     }
-    match rest.split_once('?') {
-        Some((path, _query)) => {
-            out.push_str(path);
-            out.push_str("?<redacted>");
-        }
-        None => out.push_str(rest),
+    out.push_str(parts.host);
+    out.push_str(parts.path);
+    if parts.query.is_some() {
+        out.push_str("?<redacted>");
     }
     out
+}
+
+/// `url` with neither user info nor query string, nor a trailing `/`: an address
+/// to show, such as a container's URL, with no room for a credential.
+pub(crate) fn bare_url(url: &str) -> String {
+    let parts = UrlParts::of(url);
+    let path = parts.path.split('#').next().unwrap_or_default();
+    format!("{}{}{}", parts.scheme, parts.host, path).trim_end_matches('/').to_owned()
+}
+
+/// A URL cut where credentials can be: `scheme://user@host/path?query`.
+struct UrlParts<'a> {
+    /// `https://`, or empty for a URL without a scheme.
+    scheme: &'a str,
+    /// What precedes the host and `@`: a user, and perhaps a password.
+    user: Option<&'a str>,
+    /// The host and port.
+    host: &'a str,
+    /// From the first `/` (or `#`) after the host up to the query string.
+    path: &'a str,
+    /// After the `?`.
+    query: Option<&'a str>,
+}
+
+impl<'a> UrlParts<'a> {
+    fn of(url: &'a str) -> Self {
+        let (scheme, rest) = url.split_at(url.find("://").map_or(0, |at| at + 3));
+        let (authority, rest) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+        let (user, host) = match authority.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, authority),
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        Self { scheme, user, host, path, query }
+    }
 }
 
 /// Escapes what would end or break a URI path; unicode stays readable.
@@ -58,7 +89,7 @@ pub(crate) fn uri_escape(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{redact, redact_url, uri_escape};
+    use super::{bare_url, redact, redact_url, uri_escape};
 
     #[test]
     fn urls_lose_their_query_strings() {
@@ -82,6 +113,19 @@ mod tests {
         ];
         for (url, shown) in cases {
             assert_eq!(redact_url(url), shown);
+        }
+    }
+
+    #[test]
+    fn bare_urls_keep_only_the_address() {
+        let cases = [
+            ("https://acct.blob.core.windows.net/?sv=1&sig=SECRET", "https://acct.blob.core.windows.net"),
+            ("http://user:SECRET@127.0.0.1:10000/devstoreaccount1/", "http://127.0.0.1:10000/devstoreaccount1"),
+            ("https://host/a@b#frag", "https://host/a@b"),
+            ("https://host", "https://host"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(bare_url(url), shown);
         }
     }
 

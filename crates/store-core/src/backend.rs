@@ -242,7 +242,9 @@ pub trait Backend: Debug + Send + Sync + 'static {
     /// Short backend name used in errors and metadata: `"local"`, `"memory"`, `"s3"`, ...
     fn kind(&self) -> &'static str;
 
-    /// The object's URI in the backend's own scheme (`file:///...`, `s3://bucket/key`).
+    /// The object's URI in the backend's own scheme (`file:///...`, `s3://bucket/key`, an
+    /// Azure blob's `https://` URL): what errors and output metadata show, so never with a
+    /// credential (a password, a key, a SAS query string).
     fn uri(&self, path: &StorePath) -> String;
 
     /// Reads the object, or the range of it that `options` names, with the

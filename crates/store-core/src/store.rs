@@ -69,7 +69,14 @@ impl Store {
         &self.backend
     }
 
-    /// The object's URI in the backend's own scheme.
+    /// The object's URI in the backend's own scheme, under this Store's root (see
+    /// [`Backend::uri`]).
+    ///
+    /// ```
+    /// let store = store_core::Store::new(store_backends::MemoryBackend::new()).child(&"team".parse()?);
+    /// assert_eq!(store.uri(&"a b.pkl".parse()?), "memory:///team/a%20b.pkl");
+    /// # Ok::<(), store_core::Error>(())
+    /// ```
     pub fn uri(&self, path: &StorePath) -> String {
         self.backend.uri(&self.full(path))
     }

@@ -117,3 +117,17 @@ impl fmt::Display for SftpConfig {
         write!(f, "sftp://{}@{host}:{}{base}", self.username, self.port)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uri_names_user_server_and_folder_and_no_secret() {
+        let password = SftpConfig::new("sftp.example.com", "etl", SftpAuth::Password("SECRET".into()), "/srv/data/");
+        assert_eq!(password.to_string(), "sftp://etl@sftp.example.com:22/srv/data");
+        let pem = SftpAuth::PrivateKeyPem { pem: "KEY-SECRET".into(), passphrase: Some("PASS-SECRET".into()) };
+        let key = SftpConfig { port: 2222, ..SftpConfig::new("::1", "etl", pem, "/home/etl/a b") };
+        assert_eq!(key.to_string(), "sftp://etl@[::1]:2222/home/etl/a%20b");
+    }
+}
