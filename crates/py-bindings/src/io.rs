@@ -92,7 +92,8 @@ impl IoManagerCore {
     /// Serializes `obj` and writes it atomically to `path`, with its checksum
     /// and `owner` (`(asset_key, partition_keys)`); returns `{"path", "uri",
     /// "size", "checksum"}`, and for a Parquet table also `row_count`,
-    /// `columns` (name and Arrow type) and `compression`.
+    /// `columns` (name and Arrow type), `schema` (the stored Arrow schema) and
+    /// `compression`.
     #[pyo3(signature = (path, obj, *, owner = None))]
     fn handle_output<'py>(
         &self,

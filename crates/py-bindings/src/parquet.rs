@@ -486,7 +486,8 @@ impl ParquetSerializer {
     /// in memory, and nothing is stored if encoding fails. The object's
     /// checksum and `owner` (`(asset_key, partition_keys)`) are stored with it,
     /// as for every IO-manager output. Returns `path`, `uri`, `size`,
-    /// `checksum`, `row_count`, `columns` (name and Arrow type) and `compression`.
+    /// `checksum`, `row_count`, `columns` (name and Arrow type), `schema` (an
+    /// Arrow schema, `pyarrow.schema(...)` takes it) and `compression`.
     #[pyo3(signature = (store, path, obj, *, owner = None))]
     fn write_to<'py>(
         &self,
@@ -512,12 +513,10 @@ impl ParquetSerializer {
     #[staticmethod]
     fn describe(py: Python<'_>, data: PyBackedBytes) -> PyResult<Bound<'_, PyDict>> {
         let summary = parquet::describe(&Bytes::from_owner(data)).map_err(|e| serialize_error(py, &e, None))?;
-        let columns: Vec<(String, String)> =
-            summary.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect();
         let library = summary.key_value_metadata.iter().find(|(k, _)| k == LIBRARY_KEY).map(|(_, v)| v.clone());
         let out = PyDict::new(py);
         out.set_item("row_count", summary.row_count)?;
-        out.set_item("columns", columns)?;
+        out.set_item("columns", output::columns(&summary.schema))?;
         out.set_item("compression", summary.compression)?;
         out.set_item("library", library)?;
         Ok(out)

@@ -10,7 +10,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Value};
-use store_backends::registry::{self, RegistryConfig};
+use store_backends::registry::{self, BackendConfig, RegistryConfig};
 
 use crate::errors::config_error;
 use crate::runtime::block_on;
@@ -174,6 +174,12 @@ impl Registry {
     #[getter]
     fn store_names(&self) -> Vec<String> {
         self.inner.store_names().map(str::to_owned).collect()
+    }
+
+    /// The backend type of the store `name` (`"s3"`, `"sftp"`, ...), from the config
+    /// alone: nothing is built or connected.
+    fn backend_type(&self, py: Python<'_>, name: &str) -> PyResult<&'static str> {
+        self.inner.backend_config(name).map(BackendConfig::kind).map_err(|e| self.error(py, e))
     }
 
     /// The store `name`, optionally scoped further to `root_path` below its own root.
