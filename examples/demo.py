@@ -151,7 +151,7 @@ def _print_output_metadata(result: ExecuteInProcessResult, asset_key: list[str])
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(asset_key)]
     metadata: dict[str, Any] = {key: value.value for key, value in event.materialization.metadata.items()}
     print(f"\nOutput metadata of {'/'.join(asset_key)}:")
-    for key in ("path", "uri", "size", "checksum"):
+    for key in ("path", "dagster/uri", "size_bytes", "checksum"):
         print(f"  {key}: {metadata[key]}")
 
 

@@ -142,7 +142,7 @@ def test_streamed_parquet_larger_than_one_request_is_verified(store: Store, inst
     result = materialize([wide], resources={"tables": io}, instance=instance)
     assert result.success
     [event] = result.get_asset_materialization_events()
-    assert event.materialization.metadata["size"].value > 8 << 20
+    assert event.materialization.metadata["size_bytes"].value > 8 << 20
     assert store.exists(record("wide.parquet", event.materialization.metadata["checksum"].value))
     resources = {"tables": io, "io_manager": remote_store_io_manager(store)}
     assert materialize([wide.to_source_asset(), wide_rows], resources=resources, instance=instance).success

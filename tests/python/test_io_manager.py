@@ -143,8 +143,8 @@ def test_dag_008_handle_output_adds_path_uri_and_size_metadata(store: Store) -> 
     metadata = out.get_logged_metadata()
     size = store.head("foo/bar.pkl").size
     assert metadata["path"].value == "foo/bar.pkl"
-    assert metadata["uri"].value == store.uri("foo/bar.pkl")
-    assert metadata["size"].value == size > 0
+    assert metadata["dagster/uri"].value == store.uri("foo/bar.pkl")
+    assert metadata["size_bytes"].value == size > 0
 
 
 class CsvLines:

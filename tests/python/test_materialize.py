@@ -56,8 +56,8 @@ def test_unpartitioned_chain_with_the_seed_io_manager_factory(store: Store, inst
     assert PickleSerializer().deserialize(store.read_bytes("total.pkl")) == 6
     [meta] = materialization_metadata(result, ["sales", "raw_data"])
     assert meta["path"] == "sales/raw_data.pkl"
-    assert meta["uri"] == store.uri("sales/raw_data.pkl")
-    assert meta["size"] == store.head("sales/raw_data.pkl").size
+    assert meta["dagster/uri"] == store.uri("sales/raw_data.pkl")
+    assert meta["size_bytes"] == store.head("sales/raw_data.pkl").size
 
 
 @asset(partitions_def=DAILY)

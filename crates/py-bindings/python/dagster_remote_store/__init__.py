@@ -24,6 +24,7 @@ from .errors import (
     Unavailable,
 )
 from .io_manager import dagster_io_manager, remote_store_io_manager
+from .kinds import with_storage_kinds
 from .resources import DagsterStoreResource, RemoteStoreIOManager
 from .serializers import JsonSerializer, ParquetSerializer, PickleSerializer, Serializer
 
@@ -60,4 +61,5 @@ __all__ = [
     "dagster_dataset_io_manager",
     "dagster_io_manager",
     "remote_store_io_manager",
+    "with_storage_kinds",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
+import posixpath
 import types
 import typing
 from collections.abc import Iterable
@@ -111,6 +112,13 @@ class _RemoteStoreIOManagerImpl(IOManager):
     def __repr__(self) -> str:
         return f"remote_store_io_manager({self._store!r}, serializer={self._core.serializer_name!r})"
 
+    @property
+    def storage_kind(self) -> str | None:
+        """The backend the outputs go to (`"s3"`, `"local"`, ...); None for a store used through
+        Python (a remote-store `Store`), whose backend is its own."""
+        kind = self._store.backend.kind
+        return None if kind == "foreign" else kind
+
     # Outputs
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
@@ -130,10 +138,16 @@ class _RemoteStoreIOManagerImpl(IOManager):
                 f"{_describe(identifier)} runs for {len(partitions)} partitions, so its output must be "
                 f"a dict with exactly those partition keys; expected {sorted(partitions)}, got {got}"
             )
-        total = 0
-        for key in partitions:
-            total += self._write(context, identifier, key, obj[key])["size"]
-        context.add_output_metadata({"partitions": len(partitions), "size": MetadataValue.int(total)})
+        outputs = [self._write(context, identifier, key, obj[key]) for key in partitions]
+        # Where the run's objects are: the folder that holds them all.
+        folder = posixpath.commonpath([output["path"].path for output in outputs])
+        context.add_output_metadata(
+            {
+                "partitions": len(partitions),
+                "dagster/uri": MetadataValue.text(self._core.uri(folder)),
+                "size_bytes": MetadataValue.int(sum(output["size_bytes"] for output in outputs)),
+            }
+        )
 
     def _write(self, context: OutputContext, identifier: list[str], partition: str | None, obj: Any) -> dict[str, Any]:
         """Stores `obj` as the output for `partition`; returns the output metadata."""
@@ -149,7 +163,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         if "row_count" not in written:
             return _metadata(written)
         table = written
-        columns = [TableColumn(name=name, type=type_) for name, type_ in table["columns"]]
+        columns = [TableColumn(name=name, type=type_) for name, type_ in _column_types(obj, table)]
         row_count = "dagster/partition_row_count" if partitioned else "dagster/row_count"
         metadata = {
             **_metadata(table),
@@ -443,11 +457,43 @@ def _describe(identifier: list[str]) -> str:
 
 
 def _metadata(written: dict[str, Any]) -> dict[str, Any]:
+    """Dagster metadata of a stored object: `path` in the store, `dagster/uri` (Dagster's key for
+    where an asset is: `s3://bucket/key`, never a credential), `size_bytes` and `checksum`."""
     # Size and checksum as plain values: Dagster turns them into int and text metadata
-    # itself, with less work than MetadataValue.int/.text.
+    # itself, with less work than MetadataValue.int/.text. The size's unit is in its key, as
+    # Dagster has no metadata type for byte sizes, and an int is what the UI plots.
     return {
         "path": MetadataValue.path(written["path"]),
-        "uri": MetadataValue.url(written["uri"]),
-        "size": written["size"],
+        "dagster/uri": MetadataValue.text(written["uri"]),
+        "size_bytes": written["size"],
         "checksum": written["checksum"],
     }
+
+
+def _column_types(obj: Any, table: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each stored column of the table `obj`, named as stored, with its type as the library
+    that made `obj` names it: pandas' dtypes (`int64`, `str`, `datetime64[ns, UTC]`; an
+    index stored as columns after the others), polars' (`Int64`, `String`) and pyarrow's
+    (`int64`, `string`, `timestamp[ns, tz=UTC]`). Any other table shows pyarrow's names of
+    the types stored, or Arrow's (`Utf8`) where pyarrow is not installed. `table` is what
+    storing `obj` returned: its `columns` and Arrow `schema`."""
+    stored = table["columns"]
+    library, kind = type(obj).__module__.split(".")[0], type(obj).__name__
+    if library == "pandas" and kind == "DataFrame":
+        types = [str(dtype) for dtype in obj.dtypes]
+        if len(stored) > len(types):  # pyarrow stores an index other than a range after the columns
+            types += [str(obj.index.get_level_values(level).dtype) for level in range(obj.index.nlevels)]
+    elif library == "polars" and kind in ("DataFrame", "LazyFrame"):
+        schema = obj.collect_schema() if kind == "LazyFrame" else obj.schema
+        types = [str(dtype) for dtype in schema.values()]
+    elif library == "pyarrow" and kind in ("Table", "RecordBatchReader"):
+        types = [str(field.type) for field in obj.schema]
+    else:
+        try:
+            import pyarrow as pa  # untyped: mypy says so once per file, ignored in concat_tables
+        except ImportError:
+            return list(stored)
+        types = [str(field.type) for field in pa.schema(table["schema"])]
+    if len(types) != len(stored):
+        return list(stored)  # never a column shown with another's type
+    return [(name, type_) for (name, _), type_ in zip(stored, types)]
