@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pandas as pd
 import polars as pl
@@ -30,7 +30,7 @@ def polars_frame() -> pl.DataFrame:
             "price": [1.5, None, -2.25],
             "name": ["ada", None, "grâce"],
             "active": [True, False, None],
-            "at": [datetime(2026, 1, 1, 12, tzinfo=UTC), None, datetime(1970, 1, 1, tzinfo=UTC)],
+            "at": [datetime(2026, 1, 1, 12, tzinfo=timezone.utc), None, datetime(1970, 1, 1, tzinfo=timezone.utc)],
         },
         schema_overrides={"id": pl.Int32, "at": pl.Datetime("us", "UTC")},
     )
@@ -387,7 +387,7 @@ def test_table_metadata_follows_dagster_conventions(store: Store, instance) -> N
     assert metadata["dagster/row_count"].value == 3
     assert [c.name for c in metadata["dagster/column_schema"].value.columns] == ["id", "price", "name", "active", "at"]
     assert metadata["compression"].value.lower().startswith("zstd")
-    assert metadata["uri"].value == store.uri("whole.parquet")
+    assert metadata["dagster/uri"].value == store.uri("whole.parquet")
     for day in ["2026-01-01", "2026-01-02"]:
         result = materialize([daily], partition_key=day, resources={"io_manager": io}, instance=instance)
         [event] = result.get_asset_materialization_events()

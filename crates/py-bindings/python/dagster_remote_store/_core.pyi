@@ -4,9 +4,9 @@ import builtins
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from os import PathLike
-from typing import Any, Literal, Self, TypedDict, final
+from typing import Any, Literal, TypedDict, final
 
-from typing_extensions import Buffer, disjoint_base
+from typing_extensions import Buffer, Self, disjoint_base
 
 from .serializers import Serializer
 
@@ -321,6 +321,7 @@ class Registry:
     def from_file(path: str | PathLike[str]) -> Registry: ...
     @property
     def store_names(self) -> list[str]: ...
+    def backend_type(self, name: str) -> str: ...
     def get_store(self, name: str, *, root_path: str = "") -> Store: ...
     def close(self) -> None: ...
     def __enter__(self) -> Registry: ...

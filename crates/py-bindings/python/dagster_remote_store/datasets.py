@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import InputContext, IOManager, OutputContext
@@ -117,7 +117,7 @@ class _DatasetIOManagerImpl(_RemoteStoreIOManagerImpl):
             "row_count": sum(part["row_count"] for part in written),
             "schema_hash": hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:16],
             "compression": self._compression,
-            "created_at_utc": datetime.now(UTC).isoformat(),
+            "created_at_utc": datetime.now(timezone.utc).isoformat(),
             "run_id": context.run_id,
         }
         text = json.dumps(manifest, sort_keys=True, indent=2).encode()
@@ -133,6 +133,7 @@ class _DatasetIOManagerImpl(_RemoteStoreIOManagerImpl):
             "checksum": f"sha256:{hashlib.sha256(text).hexdigest()}",
             "row_count": manifest["row_count"],
             "columns": columns,
+            "schema": written[0]["schema"],
             "compression": self._compression,
             "parts": len(parts),
         }
