@@ -27,7 +27,14 @@ from dagster import InputContext, IOManager, OutputContext
 
 from ._core import Store
 from .errors import NotFound, RemoteStoreError, SerializationError
-from .io_manager import _DEFAULT_MAX_CONCURRENCY, _columns, _RemoteStoreIOManagerImpl, _table_kind, concat_tables
+from .io_manager import (
+    _DEFAULT_MAX_CONCURRENCY,
+    _columns,
+    _digest,
+    _RemoteStoreIOManagerImpl,
+    _table_kind,
+    concat_tables,
+)
 from .serializers import ParquetSerializer
 
 if TYPE_CHECKING:
@@ -136,6 +143,8 @@ class _DatasetIOManagerImpl(_RemoteStoreIOManagerImpl):
             "schema": written[0]["schema"],
             "compression": self._compression,
             "parts": len(parts),
+            # The manifest changes with every write (its time and run): the content is the parts'.
+            "content_version": _digest(json.dumps([columns, [(part["checksum"], part["size"]) for part in written]])),
         }
 
     def _write_parts(self, path: str, obj: Any, owner: Owner | None) -> tuple[list[str], list[dict[str, Any]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
+import hashlib
 import posixpath
 import types
 import typing
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from dagster import (
     DagsterInvariantViolationError,
+    DataVersion,
     IdentityPartitionMapping,
     InputContext,
     IOManager,
@@ -128,8 +130,9 @@ class _RemoteStoreIOManagerImpl(IOManager):
         partitions = _asset_partitions(context)
         if partitions is None or len(partitions) == 1:
             partition = partitions[0] if partitions else None
-            written = self._write(context, identifier, partition, obj)
+            written, version = self._write(context, identifier, partition, obj)
             context.add_output_metadata(written)
+            _record_data_version(context, version)
             return
         # A run that covers several partitions (a single-run backfill): one object each.
         if not isinstance(obj, collections.abc.Mapping) or set(obj) != set(partitions):
@@ -138,7 +141,10 @@ class _RemoteStoreIOManagerImpl(IOManager):
                 f"{_describe(identifier)} runs for {len(partitions)} partitions, so its output must be "
                 f"a dict with exactly those partition keys; expected {sorted(partitions)}, got {got}"
             )
-        outputs = [self._write(context, identifier, key, obj[key]) for key in partitions]
+        writes = [self._write(context, identifier, key, obj[key]) for key in partitions]
+        outputs = [metadata for metadata, _ in writes]
+        # Dagster records one data version for all the partitions of a run.
+        _record_data_version(context, _digest("\n".join(version for _, version in writes)))
         # Where the run's objects are: the folder that holds them all.
         folder = posixpath.commonpath([output["path"].path for output in outputs])
         context.add_output_metadata(
@@ -149,8 +155,11 @@ class _RemoteStoreIOManagerImpl(IOManager):
             }
         )
 
-    def _write(self, context: OutputContext, identifier: list[str], partition: str | None, obj: Any) -> dict[str, Any]:
-        """Stores `obj` as the output for `partition`; returns the output metadata."""
+    def _write(
+        self, context: OutputContext, identifier: list[str], partition: str | None, obj: Any
+    ) -> tuple[dict[str, Any], str]:
+        """Stores `obj` as the output for `partition`; returns the output metadata, and the
+        stored content's version (equal for equal bytes)."""
         dimensions = _dimensions(partition) if partition is not None else []
         path, owner = self._core.path(identifier, dimensions), _owner(context, dimensions)
         partitioned = partition is not None
@@ -160,8 +169,9 @@ class _RemoteStoreIOManagerImpl(IOManager):
             if not self._tables:
                 raise
             raise TypeError(f"{_describe(identifier)}: {err}") from err
+        version = written.get("content_version") or f"{written['checksum']}-{written['size']:016x}"
         if "row_count" not in written:
-            return _metadata(written)
+            return _metadata(written), version
         table = written
         columns = [TableColumn(name=name, type=type_) for name, type_ in _column_types(obj, table)]
         row_count = "dagster/partition_row_count" if partitioned else "dagster/row_count"
@@ -173,7 +183,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         }
         if "parts" in table:
             metadata["parts"] = MetadataValue.int(table["parts"])
-        return metadata
+        return metadata, version
 
     def _store_output(self, context: OutputContext, path: str, obj: Any, owner: Owner | None) -> dict[str, Any]:
         """Stores `obj` at `path`; returns what `IoManagerCore.handle_output` returns."""
@@ -450,6 +460,26 @@ def concat_tables(tables: list[Any]) -> Any:
     import pyarrow as pa  # type: ignore[import-untyped]
 
     return pa.concat_tables(tables)
+
+
+def _record_data_version(context: OutputContext, version: str) -> None:
+    """Makes the stored content's `version` the data version Dagster records for this
+    materialization, so that an asset materialized again to the same bytes leaves the assets
+    downstream of it fresh. Dagster builds the materialization after `handle_output` returns,
+    from the data versions its step holds; one the asset set itself (`Output(data_version=...)`,
+    `context.set_data_version`) wins."""
+    if not context.has_asset_key:
+        return
+    try:
+        step = context.step_context
+    except DagsterInvariantViolationError:
+        return  # a context built by hand (`build_output_context`): no materialization follows
+    if not step.has_data_version(context.asset_key):
+        step.set_data_version(context.asset_key, DataVersion(version))
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _describe(identifier: list[str]) -> str:
