@@ -3,6 +3,7 @@
 
 mod bench;
 mod python;
+mod release;
 mod run;
 mod servers;
 
@@ -28,11 +29,15 @@ Commands:
   demo                      build the wheel and run examples/demo.py into demo-output/
   bench [-- BENCH_ARGS...]  build the wheel for release, start an S3 server (s3s-fs) and a proxy
                             that adds 20 ms a round trip, and run benches/bench.py with BENCH_ARGS
+  wheel                     build the release sdist and, from it, the manylinux_2_28 wheels (abi3 for
+                            CPython 3.11+, and one for 3.10 if it is installed) into dist/, and show
+                            each wheel's size, platform tag and newest glibc symbol
 
 The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt;
 the oldest supported dependencies' in <target dir>/xtask/venv-oldest, pinned by
 tests/python/requirements-oldest.txt; the benchmark's in <target dir>/xtask/bench-venv,
-pinned by benches/requirements.txt.
+pinned by benches/requirements.txt; the release tools' in <target dir>/xtask/release-venv, pinned by
+xtask/release-requirements.txt.
 The test servers (S3, Azure Blob, GCS, SFTP on 127.0.0.1) keep their state in
 <target dir>/xtask/servers; with CI=true a server that does not start fails the run.";
 
@@ -50,6 +55,7 @@ fn main() {
         ["demo"] => demo(),
         ["bench"] => bench::bench(&[]),
         ["bench", "--", bench_args @ ..] => bench::bench(bench_args),
+        ["wheel"] => release::wheel(),
         _ => {
             eprintln!("error: unknown arguments: {}\n\n{USAGE}", args.join(" "));
             process::exit(2);

@@ -201,7 +201,7 @@ fn pip(dirs: &Dirs, python: &Path) -> Command {
     cmd
 }
 
-fn list_wheels(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_wheels(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),

@@ -1,7 +1,7 @@
 //! Running subprocesses and timing steps: every failure carries a message and
 //! the exit code the xtask leaves with, so nothing fails silently.
 
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 /// Why the xtask stops, and the exit code it stops with.
@@ -23,6 +23,17 @@ pub type Result<T = ()> = std::result::Result<T, Error>;
 /// `test` propagate it).
 pub fn run(cmd: &mut Command) -> Result {
     let status = cmd.status().map_err(|e| spawn_error(cmd, e))?;
+    succeeded(cmd, status)
+}
+
+/// Runs `cmd` as [`run`] does, but returns its stdout instead of showing it.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.stderr(Stdio::inherit()).output().map_err(|e| spawn_error(cmd, e))?;
+    succeeded(cmd, out.status)?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn succeeded(cmd: &Command, status: ExitStatus) -> Result {
     if status.success() {
         return Ok(());
     }
