@@ -33,8 +33,9 @@ Commands:
                             CPython 3.11+, and one for 3.10 if it is installed) into dist/, and show
                             each wheel's size, platform tag and newest glibc symbol
 
-The Python venv lives in <target dir>/xtask/venv, pinned by tests/python/requirements.txt;
-the oldest supported dependencies' in <target dir>/xtask/venv-oldest, pinned by
+The Python venv lives in <target dir>/xtask/venv, on the newest supported Python installed,
+pinned by tests/python/requirements.txt; the oldest supported dependencies' in
+<target dir>/xtask/venv-oldest, on the oldest supported Python installed, pinned by
 tests/python/requirements-oldest.txt; the benchmark's in <target dir>/xtask/bench-venv,
 pinned by benches/requirements.txt; the release tools' in <target dir>/xtask/release-venv, pinned by
 xtask/release-requirements.txt.
@@ -81,7 +82,8 @@ fn test(pytest_args: &[&str]) -> Result {
     // The floor the package declares (dagster, and the table libraries), tested as well as the newest.
     let oldest = step("Python venv (oldest supported dependencies)", || {
         let venv = dirs.target.join("xtask").join("venv-oldest");
-        python::ensure_venv(&dirs, &venv, &dirs.root.join("tests/python/requirements-oldest.txt"))
+        let requirements = dirs.root.join("tests/python/requirements-oldest.txt");
+        python::ensure_venv(&dirs, &venv, &requirements, &python::BasePython::oldest()?)
     })?;
     // Up for the Rust tests and pytest alike; stopped when `servers` drops, also when a step fails.
     let servers = step("test servers", || servers::start(&dirs, &python))?;
@@ -94,7 +96,11 @@ fn test(pytest_args: &[&str]) -> Result {
     let pytest =
         |python: &Path| run(dirs.command(python).args(["-m", "pytest", "tests/python", "-q"]).args(pytest_args));
     step("pytest tests/python", || pytest(&python))?;
-    step("install the same wheel in the oldest venv", || python::install_wheel(&dirs, &oldest, &wheel))?;
+    // The abi3 wheel serves every Python from 3.11 on; an older one needs a build of its own.
+    step("install the wheel in the oldest venv", || match python::version_of(&oldest)? {
+        Some(version) if version >= python::ABI3_FROM => python::install_wheel(&dirs, &oldest, &wheel),
+        _ => python::build_and_install_wheel(&dirs, &oldest, "dev").map(drop),
+    })?;
     step("pytest tests/python (oldest supported dependencies)", || pytest(&oldest))
 }
 
@@ -130,7 +136,8 @@ fn remote_store_suite(dirs: &Dirs, python: &Path) -> Result<(&'static str, Strin
 /// The tests' pinned venv; returns its python.
 fn venv(dirs: &Dirs) -> Result<PathBuf> {
     let venv = dirs.target.join("xtask").join("venv");
-    step("Python venv", || python::ensure_venv(dirs, &venv, &dirs.root.join("tests/python/requirements.txt")))
+    let requirements = dirs.root.join("tests/python/requirements.txt");
+    step("Python venv", || python::ensure_venv(dirs, &venv, &requirements, &python::BasePython::newest()?))
 }
 
 /// A freshly built wheel in the venv (`test` and `demo` exercise the same build); returns the wheel.

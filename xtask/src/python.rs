@@ -6,27 +6,94 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::{env, fmt};
 
 use crate::Dirs;
 use crate::run::{Error, Result, run};
 
-/// Oldest Python the wheel supports (pyo3's `abi3-py311`).
-const MIN_PYTHON: (u32, u32) = (3, 11);
+/// The CPython minor versions the package supports (`requires-python` in crates/py-bindings/pyproject.toml),
+/// oldest first.
+pub(crate) const SUPPORTED: [Version; 5] =
+    [Version(3, 10), Version(3, 11), Version(3, 12), Version(3, 13), Version(3, 14)];
 
-/// Makes sure the venv at `venv` exists, works, and has exactly the pins of
+/// From this version on the wheel is abi3 (one build serves every newer Python); older ones get a wheel each
+/// (`[tool.maturin] features` in crates/py-bindings/pyproject.toml).
+pub const ABI3_FROM: Version = Version(3, 11);
+
+/// The feature that makes the abi3 build, as `[tool.maturin] features` enables it: maturin's `--features`
+/// replaces that list, so a build that names features of its own names this one too.
+const ABI3_FEATURE: &str = "pyo3/abi3-py311";
+
+/// A base interpreter that venvs are made from.
+pub struct BasePython {
+    pub path: PathBuf,
+    pub version: Version,
+}
+
+/// A Python `major.minor`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32);
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+impl BasePython {
+    /// The newest supported Python on this machine: the newest venv runs on it.
+    pub fn newest() -> Result<Self> {
+        Self::first_of(SUPPORTED.iter().rev(), "newest")
+    }
+
+    /// The oldest supported Python on this machine: the oldest-dependencies venv runs on it.
+    pub fn oldest() -> Result<Self> {
+        Self::first_of(SUPPORTED.iter(), "oldest")
+    }
+
+    /// `python3` (or `python`), for venvs whose figures should not depend on which Pythons are installed.
+    pub fn on_path() -> Result<Self> {
+        let path = PathBuf::from(default_python()?);
+        let version = version_of(&path)?.ok_or_else(|| Error::new(format!("`{}` does not run", path.display())))?;
+        Self::supported(path, version)
+    }
+
+    /// The first of `wanted` found on PATH or in pyenv's versions; each one passed over is reported,
+    /// so a run says which Pythons it did not test. Falls back to `python3`.
+    fn first_of<'a>(wanted: impl Iterator<Item = &'a Version>, which: &str) -> Result<Self> {
+        for &version in wanted {
+            if let Some(path) = find(version) {
+                return Ok(BasePython { path, version });
+            }
+            println!("    Python {version} not found on PATH or in pyenv: the {which} venv skips it");
+        }
+        Self::on_path()
+    }
+
+    fn supported(path: PathBuf, version: Version) -> Result<Self> {
+        if version < SUPPORTED[0] {
+            return Err(Error::new(format!(
+                "Python >= {} is required, but `{}` is Python {version}",
+                SUPPORTED[0],
+                path.display()
+            )));
+        }
+        Ok(BasePython { path, version })
+    }
+}
+
+/// Makes sure the venv at `venv` exists, works, runs `base`'s Python version, and has exactly the pins of
 /// `requirements` installed; returns the venv's python.
-pub fn ensure_venv(dirs: &Dirs, venv: &Path, requirements: &Path) -> Result<PathBuf> {
+pub fn ensure_venv(dirs: &Dirs, venv: &Path, requirements: &Path, base: &BasePython) -> Result<PathBuf> {
     let python = venv.join("bin").join("python");
 
-    // A venv whose base interpreter moved or vanished cannot be repaired: recreate it.
-    let usable = dirs.command(&python).args(["-c", ""]).status().is_ok_and(|s| s.success());
-    if !usable {
+    // A venv whose base interpreter moved, vanished or is another version cannot be repaired: recreate it.
+    if version_of(&python)? != Some(base.version) {
         if venv.exists() {
-            println!("    venv at {} is broken; recreating it", venv.display());
+            println!("    venv at {} is broken or not on Python {}; recreating it", venv.display(), base.version);
             fs::remove_dir_all(venv).map_err(|e| io_error("remove", venv, e))?;
         }
-        let base = base_python()?;
-        run(dirs.command(base).args(["-m", "venv"]).arg(venv))?;
+        run(dirs.command(&base.path).args(["-m", "venv"]).arg(venv))?;
         run(pip(dirs, &python).args(["install", "-q", "--upgrade", "pip"]))?;
     }
 
@@ -94,11 +161,12 @@ pub fn stubtest(dirs: &Dirs, python: &Path) -> Result {
     })
 }
 
-/// Builds the py-bindings wheel with cargo's `profile` (`dev`, `release`) into
-/// `<target>/wheels` with the venv's maturin and force-installs it into the
+/// Builds the py-bindings wheel for the venv's Python with cargo's `profile` (`dev`, `release`) into
+/// `<target>/wheels/python<version>` with the venv's maturin and force-installs it into the
 /// venv; returns the wheel, for other venvs to install the same build.
 pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Result<PathBuf> {
-    let wheels = dirs.target.join("wheels");
+    let version = version_of(python)?.ok_or_else(|| Error::new(format!("{} does not run", python.display())))?;
+    let wheels = dirs.target.join("wheels").join(format!("python{version}"));
     // Old wheels would make "the wheel just built" ambiguous.
     for wheel in list_wheels(&wheels)? {
         fs::remove_file(&wheel).map_err(|e| io_error("remove", &wheel, e))?;
@@ -106,8 +174,7 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Res
     run(dirs
         .command(python)
         .args(["-m", "maturin", "build", "--profile", profile])
-        // The dev wheel, which the tests run, carries the test-only panic hook (py-bindings `errors::test_panic`).
-        .args(if profile == "dev" { &["--features", "test-hooks"][..] } else { &[] })
+        .args(if profile == "dev" { dev_features(version) } else { Vec::new() })
         .arg("--manifest-path")
         .arg(dirs.root.join("crates/py-bindings/Cargo.toml"))
         .arg("--interpreter")
@@ -130,6 +197,16 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Res
     };
     install_wheel(dirs, python, &wheel)?;
     Ok(wheel)
+}
+
+/// The dev wheel's features: the test-only panic hook (py-bindings `errors::test_panic`), and abi3 where
+/// the release has it, so the tests run the wheel's ABI.
+fn dev_features(version: Version) -> Vec<String> {
+    let mut features = vec!["test-hooks"];
+    if version >= ABI3_FROM {
+        features.push(ABI3_FEATURE);
+    }
+    vec!["--features".to_owned(), features.join(",")]
 }
 
 /// remote-store's own Dagster tests, `tests/ext/test_dagster.py` from the sdist of the
@@ -168,31 +245,56 @@ pub fn install_wheel(dirs: &Dirs, python: &Path, wheel: &Path) -> Result {
     run(pip(dirs, python).args(["install", "-q", "--force-reinstall", "--no-deps"]).arg(wheel))
 }
 
-/// `python3` (or `python` where there is no `python3`), checked to be new enough.
-fn base_python() -> Result<&'static str> {
-    let script = "import sys; print('%d.%d' % sys.version_info[:2])";
+/// `python3`, or `python` where there is no `python3`.
+fn default_python() -> Result<&'static str> {
     for candidate in ["python3", "python"] {
-        let out = match Command::new(candidate).args(["-c", script]).output() {
-            Ok(out) => out,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+        match Command::new(candidate).arg("--version").output() {
+            Ok(_) => return Ok(candidate),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(Error::new(format!("cannot run `{candidate}`: {e}"))),
-        };
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(Error::new(format!("`{candidate}` does not run ({}): {}", out.status, stderr.trim())));
         }
-        let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let parsed =
-            version.split_once('.').and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
-        return match parsed {
-            Some(found) if found >= MIN_PYTHON => Ok(candidate),
-            _ => Err(Error::new(format!(
-                "Python >= {}.{} is required, but `{candidate}` is Python {version}",
-                MIN_PYTHON.0, MIN_PYTHON.1
-            ))),
-        };
     }
     Err(Error::new("no Python found: neither `python3` nor `python` is on PATH"))
+}
+
+/// `python3.X` on PATH, else the newest patch release of it in pyenv's versions (pyenv's shims run only the
+/// versions selected in pyenv, so the interpreters are looked up where pyenv keeps them).
+pub(crate) fn find(version: Version) -> Option<PathBuf> {
+    let name = format!("python{version}");
+    let pyenv = env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))?;
+    let prefix = format!("{version}.");
+    let mut installed: Vec<(u32, PathBuf)> = fs::read_dir(pyenv.join("versions"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let dir = entry.ok()?.path();
+            let patch = dir.file_name()?.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+            Some((patch, dir.join("bin").join(&name)))
+        })
+        .collect();
+    installed.sort();
+    let newest_first = installed.into_iter().rev().map(|(_, path)| path);
+    std::iter::once(PathBuf::from(&name))
+        .chain(newest_first)
+        .find(|path| version_of(path).ok().flatten() == Some(version))
+}
+
+/// The `major.minor` of the Python at `python`, or `None` when it does not run.
+pub fn version_of(python: &Path) -> Result<Option<Version>> {
+    let out = match Command::new(python).args(["-c", "import sys; print(*sys.version_info[:2])"]).output() {
+        Ok(out) if out.status.success() => out,
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::new(format!("cannot run {}: {e}", python.display()))),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace().map(str::parse);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => Ok(Some(Version(major, minor))),
+        _ => Err(Error::new(format!("{} printed an unexpected version: {}", python.display(), text.trim()))),
+    }
 }
 
 fn pip(dirs: &Dirs, python: &Path) -> Command {
