@@ -40,7 +40,9 @@ pub fn bench(bench_args: &[&str]) -> Result {
     let requirements = dirs.root.join("benches").join("requirements.txt");
     let python =
         step("benchmark venv", || python::ensure_venv(&dirs, &venv, &requirements, &python::BasePython::on_path()?))?;
-    step("build and install the wheel (release)", || python::build_and_install_wheel(&dirs, &python, "release"))?;
+    step("build and install the wheel (release)", || {
+        python::build_and_install_wheel(&dirs, &python, &python, "release")
+    })?;
     // The wheel's profile, so that the two builds share the dependencies they compile alike.
     step("build the object_store_limit example (release)", || {
         let example = ["-p", "store-backends", "--features", "s3", "--example", "object_store_limit"];

@@ -99,7 +99,7 @@ fn test(pytest_args: &[&str]) -> Result {
     // The abi3 wheel serves every Python from 3.11 on; an older one needs a build of its own.
     step("install the wheel in the oldest venv", || match python::version_of(&oldest)? {
         Some(version) if version >= python::ABI3_FROM => python::install_wheel(&dirs, &oldest, &wheel),
-        _ => python::build_and_install_wheel(&dirs, &oldest, "dev").map(drop),
+        _ => python::build_and_install_wheel(&dirs, &python, &oldest, "dev").map(drop),
     })?;
     step("pytest tests/python (oldest supported dependencies)", || pytest(&oldest))
 }
@@ -142,7 +142,7 @@ fn venv(dirs: &Dirs) -> Result<PathBuf> {
 
 /// A freshly built wheel in the venv (`test` and `demo` exercise the same build); returns the wheel.
 fn wheel(dirs: &Dirs, python: &Path) -> Result<PathBuf> {
-    step("build and install the wheel", || python::build_and_install_wheel(dirs, python, "dev"))
+    step("build and install the wheel", || python::build_and_install_wheel(dirs, python, python, "dev"))
 }
 
 /// `value` as one word for a POSIX shell: quoted only when it has to be.

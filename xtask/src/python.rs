@@ -161,10 +161,11 @@ pub fn stubtest(dirs: &Dirs, python: &Path) -> Result {
     })
 }
 
-/// Builds the py-bindings wheel for the venv's Python with cargo's `profile` (`dev`, `release`) into
-/// `<target>/wheels/python<version>` with the venv's maturin and force-installs it into the
-/// venv; returns the wheel, for other venvs to install the same build.
-pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Result<PathBuf> {
+/// Builds the py-bindings wheel for the Python `python` with cargo's `profile` (`dev`, `release`) into
+/// `<target>/wheels/python<version>`, with the maturin of the venv of `tools` (a venv with the oldest
+/// dependencies has none), and force-installs it into the venv of `python`; returns the wheel, for
+/// other venvs to install the same build.
+pub fn build_and_install_wheel(dirs: &Dirs, tools: &Path, python: &Path, profile: &str) -> Result<PathBuf> {
     let version = version_of(python)?.ok_or_else(|| Error::new(format!("{} does not run", python.display())))?;
     let wheels = dirs.target.join("wheels").join(format!("python{version}"));
     // Old wheels would make "the wheel just built" ambiguous.
@@ -172,7 +173,7 @@ pub fn build_and_install_wheel(dirs: &Dirs, python: &Path, profile: &str) -> Res
         fs::remove_file(&wheel).map_err(|e| io_error("remove", &wheel, e))?;
     }
     run(dirs
-        .command(python)
+        .command(tools)
         .args(["-m", "maturin", "build", "--profile", profile])
         .args(if profile == "dev" { dev_features(version) } else { Vec::new() })
         .arg("--manifest-path")
