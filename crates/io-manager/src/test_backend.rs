@@ -86,7 +86,8 @@ impl<H: ReadHook> Backend for Hooked<H> {
         if options.range.is_some() {
             let data = self.inner.get_opts(path, options).await?.payload.bytes().await?;
             self.bytes_read.fetch_add(data.len() as u64, Ordering::SeqCst);
-            return Ok(GetResult { size: Some(data.len() as u64), metadata: Metadata::new(), payload: data.into() });
+            let size = data.len() as u64;
+            return Ok(GetResult::new(data.into(), Some(size), Metadata::new()));
         }
         let data = self.hook.read(&self.inner, path).await?;
         self.bytes_read.fetch_add(data.len() as u64, Ordering::SeqCst);
@@ -95,7 +96,8 @@ impl<H: ReadHook> Backend for Hooked<H> {
         } else {
             Metadata::new()
         };
-        Ok(GetResult { size: Some(data.len() as u64), metadata, payload: data.into() })
+        let size = data.len() as u64;
+        Ok(GetResult::new(data.into(), Some(size), metadata))
     }
     async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
         let (meta, metadata) = self.inner.head_opts(path, options).await?;

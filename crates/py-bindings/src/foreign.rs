@@ -133,7 +133,8 @@ impl Backend for ForeignBackend {
             let end = usize::try_from(range.end).unwrap_or(usize::MAX).min(data.len());
             data = data.slice(usize::try_from(range.start).unwrap_or(usize::MAX).min(end)..end);
         }
-        Ok(GetResult { size: Some(data.len() as u64), metadata: Metadata::new(), payload: data.into() })
+        let size = data.len() as u64;
+        Ok(GetResult::new(data.into(), Some(size), Metadata::new()))
     }
 
     async fn head_opts(&self, path: &StorePath, _: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
@@ -147,9 +148,15 @@ impl Backend for ForeignBackend {
         Ok((meta, Metadata::new()))
     }
 
-    /// A streamed payload is gathered first: remote-store writes whole objects.
+    /// A streamed payload is gathered first: remote-store writes whole objects. Conditional
+    /// writes ([`WriteMode::IfMatch`]) are refused: remote-store has no way to make one.
     async fn put_opts(&self, path: &StorePath, payload: Payload, options: PutOptions) -> Result<WriteResult> {
         options.refuse_metadata(self.kind())?;
+        if matches!(options.mode, WriteMode::IfMatch(_)) {
+            let message =
+                format!("{} cannot make conditional writes (IfMatch): it has no compare-and-swap", self.type_name);
+            return Err(Error::new(ErrorKind::Other, message));
+        }
         let (path, data) = (path.to_string(), payload.bytes().await?);
         self.call(move |py, store| {
             let kwargs = pyo3::types::PyDict::new(py);

@@ -55,6 +55,19 @@ mod object_store_adapter {
         /// A ranged read found another version of the object.
         #[error("the object was replaced while it was being read")]
         Replaced,
+        /// A conditional write found the object at another version, or gone.
+        #[error("the object is no longer at the version the write expected: it was replaced or deleted")]
+        Changed(#[source] object_store::Error),
+        /// A conditional write given neither an e-tag nor a version to compare.
+        #[error("a conditional write needs the e-tag or version of the object it replaces (see read_for_update)")]
+        NoVersion,
+        /// A conditional write streamed beyond one part: it would need a multipart upload, which
+        /// cannot be made conditional.
+        #[error(
+            "a conditional write (IfMatch) is sent in one request: a stream larger than one part \
+             ({part_size} bytes) is refused; write it from one buffer"
+        )]
+        ConditionalStream { part_size: usize },
         /// A response body that ended before the size it announced.
         #[error("the object's body ended after {seen} of its {size} bytes")]
         CutShort { seen: u64, size: u64 },
@@ -92,7 +105,8 @@ mod object_store_adapter {
                 ObjectStoreError::Store(err) => store_kind(err),
                 ObjectStoreError::MissingContainer(_) => ErrorKind::NotFound,
                 ObjectStoreError::UploadGone(_) | ObjectStoreError::CutShort { .. } => ErrorKind::Unavailable,
-                ObjectStoreError::Replaced => ErrorKind::Precondition,
+                ObjectStoreError::Replaced | ObjectStoreError::Changed(_) => ErrorKind::Precondition,
+                ObjectStoreError::NoVersion | ObjectStoreError::ConditionalStream { .. } => ErrorKind::Other,
                 ObjectStoreError::Path(_) => ErrorKind::InvalidPath,
             }
         }

@@ -377,6 +377,7 @@ impl Staged {
             },
             (Some(path), WriteMode::CreateNew) => fs::hard_link(path, &self.target)?,
             (Some(path), WriteMode::Overwrite) => self.rename_from(&path)?,
+            (_, WriteMode::IfMatch(_)) => return Err(io::ErrorKind::Unsupported.into()),
         }
         if fsync {
             File::open(self.target.parent().unwrap_or(Path::new("/")))?.sync_all()?;
@@ -708,7 +709,7 @@ impl Backend for LocalBackend {
             return Ok(self.stream(path, options.metadata).await?.into());
         }
         let (file, size, metadata) = self.open(path, options.metadata)?;
-        Ok(store_core::GetResult { size: Some(size), metadata, payload: read_to_end(file, size).await?.into() })
+        Ok(store_core::GetResult::new(read_to_end(file, size).await?.into(), Some(size), metadata))
     }
 
     async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
@@ -722,6 +723,10 @@ impl Backend for LocalBackend {
         payload: Payload,
         options: store_core::PutOptions,
     ) -> Result<WriteResult> {
+        if matches!(options.mode, WriteMode::IfMatch(_)) {
+            let message = "conditional writes are not supported by local yet";
+            return Err(store_core::Error::new(store_core::ErrorKind::Other, message));
+        }
         match payload {
             Payload::Bytes(data) => self.put(path, data, options).await,
             Payload::Stream(chunks) => self.put_stream(path, chunks, options).await,

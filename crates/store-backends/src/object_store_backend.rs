@@ -87,9 +87,16 @@ impl<S> ObjectStoreBackend<S> {
     }
 
     /// A failed write's error. An object store answers a write "not found"
-    /// only when the bucket (or container) is missing: never "no such object".
-    fn write_error(&self, err: object_store::Error) -> Error {
+    /// only when the bucket (or container) is missing: never "no such object";
+    /// except to a conditional write, whose object is gone (S3 says so, where
+    /// others fail the precondition).
+    fn write_error(&self, err: object_store::Error, mode: &WriteMode) -> Error {
         match (&err, &self.container) {
+            (object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }, _)
+                if matches!(mode, WriteMode::IfMatch(_)) =>
+            {
+                ObjectStoreError::Changed(err).into()
+            }
             (object_store::Error::NotFound { .. }, Some(container)) => {
                 ObjectStoreError::MissingContainer(container.clone()).into()
             }
@@ -208,8 +215,10 @@ fn object_meta(meta: object_store::ObjectMeta) -> Result<ObjectMeta> {
 
 impl<S: ObjectStore> ObjectStoreBackend<S> {
     /// One object with `attributes`; larger than a part, a multipart upload.
+    /// A conditional write ([`WriteMode::IfMatch`]) goes as one request whatever its size:
+    /// object_store has no conditional multipart upload.
     async fn put(&self, path: &StorePath, data: Bytes, mode: WriteMode, attributes: Attributes) -> Result<WriteResult> {
-        if data.len() > self.part_size {
+        if data.len() > self.part_size && !matches!(mode, WriteMode::IfMatch(_)) {
             // Large objects go as a multipart upload, several parts at once; the
             // parts are slices of `data`, not copies.
             let parts: Vec<Result<Bytes>> = (0..data.len())
@@ -218,13 +227,22 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
                 .collect();
             return self.put_multipart(path, stream::iter(parts).boxed(), mode, attributes).await;
         }
-        let mode = match mode {
+        let put_mode = match &mode {
             WriteMode::Overwrite => PutMode::Overwrite,
             WriteMode::CreateNew => PutMode::Create,
+            WriteMode::IfMatch(expected) => {
+                if expected.e_tag.is_none() && expected.version.is_none() {
+                    return Err(ObjectStoreError::NoVersion.into());
+                }
+                PutMode::Update(object_store::UpdateVersion {
+                    e_tag: expected.e_tag.clone(),
+                    version: expected.version.clone(),
+                })
+            }
         };
-        let options = PutOptions { mode, attributes, ..Default::default() };
+        let options = PutOptions { mode: put_mode, attributes, ..Default::default() };
         let put = self.store.put_opts(&location(path)?, PutPayload::from_bytes(data), options).await;
-        let put = put.map_err(|e| self.write_error(e))?;
+        let put = put.map_err(|e| self.write_error(e, &mode))?;
         Ok(WriteResult { e_tag: put.e_tag, version: put.version })
     }
 
@@ -239,6 +257,9 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
     ) -> Result<WriteResult> {
         match gather(data, self.part_size).await? {
             Gathered::Whole(data) => self.put(path, data, mode, attributes).await,
+            Gathered::Streaming(_) if matches!(mode, WriteMode::IfMatch(_)) => {
+                Err(ObjectStoreError::ConditionalStream { part_size: self.part_size }.into())
+            }
             Gathered::Streaming(chunks) => self.put_multipart(path, chunks, mode, attributes).await,
         }
     }
@@ -259,9 +280,13 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
             WriteMode::CreateNew => {
                 Path::parse(format!("{target}.upload-{}", unique_suffix())).map_err(ObjectStoreError::Path)?
             }
+            WriteMode::IfMatch(_) => {
+                return Err(ObjectStoreError::ConditionalStream { part_size: self.part_size }.into());
+            }
         };
         let options = PutMultipartOptions { attributes, ..Default::default() };
-        let upload = self.store.put_multipart_opts(&upload_to, options).await.map_err(|e| self.write_error(e))?;
+        let upload =
+            self.store.put_multipart_opts(&upload_to, options).await.map_err(|e| self.write_error(e, &mode))?;
         let mut parts = WriteMultipart::new_with_chunk_size(upload, self.part_size);
         let sent = loop {
             match chunks.try_next().await {
@@ -279,7 +304,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
             return Err(e);
         }
         let put = parts.finish().await.map_err(finish_error)?;
-        if mode == WriteMode::CreateNew {
+        if matches!(mode, WriteMode::CreateNew) {
             let options = RenameOptions::new().with_target_mode(RenameTargetMode::Create);
             if let Err(e) = self.store.rename_opts(&upload_to, &target, options).await {
                 let _ = self.store.delete(&upload_to).await;
@@ -301,10 +326,11 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
         let location = location(path)?;
         let first = self.store.get(&location).await.map_err(map_error)?;
         let (size, metadata) = (first.meta.size, user_metadata(&first.attributes));
+        let version = (first.meta.e_tag.clone(), first.meta.version.clone());
         let part = self.part_size as u64;
         let e_tag = first.meta.e_tag.clone();
         let (Some(e_tag), true) = (e_tag, size > 2 * part) else {
-            return Ok(Fetch { size, metadata, body: FetchBody::Whole(first) });
+            return Ok(Fetch { size, metadata, version, body: FetchBody::Whole(first) });
         };
         let head = truncated(first.into_stream().map_err(map_error).boxed(), part);
         let store = self.store.clone();
@@ -323,7 +349,7 @@ impl<S: ObjectStore> ObjectStoreBackend<S> {
                 object_store::Error::Precondition { .. } => ObjectStoreError::Replaced.into(),
                 other => map_error(other),
             });
-        Ok(Fetch { size, metadata, body: FetchBody::Parts(head.chain(rest).boxed()) })
+        Ok(Fetch { size, metadata, version, body: FetchBody::Parts(head.chain(rest).boxed()) })
     }
 }
 
@@ -351,6 +377,8 @@ impl<T> Drop for AbortOnDrop<T> {
 struct Fetch {
     size: u64,
     metadata: Metadata,
+    /// The e-tag and version of the object read.
+    version: (Option<String>, Option<String>),
     body: FetchBody,
 }
 
@@ -455,21 +483,21 @@ impl<S: ObjectStore> Backend for ObjectStoreBackend<S> {
     async fn get_opts(&self, path: &StorePath, options: store_core::GetOptions) -> Result<GetResult> {
         let Some(range) = options.range else {
             let fetch = self.get(path).await?;
+            let (e_tag, version) = fetch.version.clone();
             if options.stream {
-                return Ok(fetch.into_stream().into());
+                return Ok(GetResult::from(fetch.into_stream()).with_version(e_tag, version));
             }
             let (data, metadata) = fetch.bytes().await?;
-            return Ok(GetResult { size: Some(data.len() as u64), metadata, payload: data.into() });
+            let size = data.len() as u64;
+            return Ok(GetResult::new(data.into(), Some(size), metadata).with_version(e_tag, version));
         };
-        let (data, metadata) = if options.metadata {
-            let ranged = GetOptions { range: Some(range.into()), ..GetOptions::default() };
-            let result = self.store.get_opts(&location(path)?, ranged).await.map_err(map_error)?;
-            let metadata = user_metadata(&result.attributes);
-            (result.bytes().await.map_err(map_error)?, metadata)
-        } else {
-            (self.store.get_range(&location(path)?, range).await.map_err(map_error)?, Metadata::new())
-        };
-        Ok(GetResult { size: Some(data.len() as u64), metadata, payload: data.into() })
+        let ranged = GetOptions { range: Some(range.into()), ..GetOptions::default() };
+        let result = self.store.get_opts(&location(path)?, ranged).await.map_err(map_error)?;
+        let metadata = if options.metadata { user_metadata(&result.attributes) } else { Metadata::new() };
+        let (e_tag, version) = (result.meta.e_tag.clone(), result.meta.version.clone());
+        let data = result.bytes().await.map_err(map_error)?;
+        let size = data.len() as u64;
+        Ok(GetResult::new(data.into(), Some(size), metadata).with_version(e_tag, version))
     }
 
     async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)> {

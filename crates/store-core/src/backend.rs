@@ -15,14 +15,71 @@ use crate::{Error, ErrorKind, Result, StorePath};
 /// (names every backend accepts) and short string values.
 pub type Metadata = BTreeMap<String, String>;
 
+/// The version of an object a conditional write expects to replace (object_store's `UpdateVersion`):
+/// what [`crate::Store::read_for_update`] returns, or what a [`WriteResult`] reports of the object it
+/// wrote. Which of the two fields a backend fills and compares is its own affair: S3, Azure, memory,
+/// local files and SFTP compare the e-tag; GCS the generation, in `version`.
+///
+/// ```
+/// use store_core::{UpdateVersion, WriteResult};
+///
+/// let written = WriteResult { e_tag: Some("\"3\"".into()), version: None };
+/// assert_eq!(UpdateVersion::from(written), UpdateVersion { e_tag: Some("\"3\"".into()), version: None });
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateVersion {
+    /// The object's entity tag, where the backend has one.
+    pub e_tag: Option<String>,
+    /// The object's version (a GCS generation), where the backend versions objects.
+    pub version: Option<String>,
+}
+
+impl From<WriteResult> for UpdateVersion {
+    fn from(written: WriteResult) -> Self {
+        UpdateVersion { e_tag: written.e_tag, version: written.version }
+    }
+}
+
+impl From<&ObjectMeta> for UpdateVersion {
+    fn from(meta: &ObjectMeta) -> Self {
+        UpdateVersion { e_tag: meta.e_tag.clone(), version: meta.version.clone() }
+    }
+}
+
 /// How a write treats an object that is already there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+/// use store_core::{ErrorKind, Store, WriteMode};
+///
+/// let store = Store::new(store_backends::MemoryBackend::new());
+/// let path = "pointers/orders.json".parse()?;
+/// store.write(&path, "{\"v\": 1}".into(), WriteMode::CreateNew).await?;
+/// let (_, version) = store.read_for_update(&path).await?;
+/// store.write(&path, "{\"v\": 2}".into(), WriteMode::IfMatch(version.clone())).await?;
+/// // The object changed since `version` was read: the write is refused.
+/// let stale = store.write(&path, "{\"v\": 3}".into(), WriteMode::IfMatch(version)).await.unwrap_err();
+/// assert_eq!(stale.kind(), ErrorKind::Precondition);
+/// assert_eq!(store.read(&path).await?, "{\"v\": 2}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum WriteMode {
     /// Replace it atomically: readers see the old or the new object, never a mix.
     #[default]
     Overwrite,
     /// Fail with [`crate::ErrorKind::AlreadyExists`] and leave it untouched.
     CreateNew,
+    /// Replace the object only if it is still at this version; else (changed, or gone) fail with
+    /// [`crate::ErrorKind::Precondition`] and leave it untouched: a compare-and-swap, for a
+    /// read-modify-write loop that retries on `Precondition` (see [`crate::Store::read_for_update`]).
+    ///
+    /// Where a backend has no native conditional write it serialises the writers that ask for one,
+    /// so the guarantee holds among `IfMatch` writers: a plain `Overwrite` racing one may be lost.
+    /// On backends with multipart uploads (S3, Azure, GCS, memory) the write goes as one request:
+    /// a streamed payload larger than one part (8 MiB by default) is refused with
+    /// [`crate::ErrorKind::Other`]. The per-backend mechanism is in each backend's documentation.
+    IfMatch(UpdateVersion),
 }
 
 /// What a backend knows about one stored object.
@@ -213,15 +270,41 @@ pub struct GetResult {
     pub metadata: Metadata,
     /// The bytes.
     pub payload: Payload,
+    /// Entity tag of the object read, where the backend has one; every backend fills it (or
+    /// [`version`](Self::version)) on whole-object reads, for [`WriteMode::IfMatch`].
+    pub e_tag: Option<String>,
+    /// Version of the object read, where the backend versions objects (a GCS generation).
+    pub version: Option<String>,
 }
 
 impl From<ObjectStream> for GetResult {
     fn from(object: ObjectStream) -> Self {
-        GetResult { size: object.size, metadata: object.metadata, payload: Payload::Stream(object.chunks) }
+        GetResult::new(Payload::Stream(object.chunks), object.size, object.metadata)
     }
 }
 
 impl GetResult {
+    /// A result of `payload`, `size` bytes (where known up front), with `metadata`, and no
+    /// e-tag or version yet (see [`with_version`](Self::with_version)).
+    ///
+    /// ```
+    /// use store_core::{GetResult, Metadata};
+    ///
+    /// let got = GetResult::new(bytes::Bytes::from("abc").into(), Some(3), Metadata::new())
+    ///     .with_version(Some("\"1\"".into()), None);
+    /// assert_eq!(got.e_tag.as_deref(), Some("\"1\""));
+    /// ```
+    pub fn new(payload: Payload, size: Option<u64>, metadata: Metadata) -> Self {
+        GetResult { size, metadata, payload, e_tag: None, version: None }
+    }
+
+    /// Sets the e-tag and version of the object read.
+    pub fn with_version(mut self, e_tag: Option<String>, version: Option<String>) -> Self {
+        self.e_tag = e_tag;
+        self.version = version;
+        self
+    }
+
     /// The bytes as a stream, with the size and metadata.
     pub fn into_stream(self) -> ObjectStream {
         ObjectStream { size: self.size, metadata: self.metadata, chunks: self.payload.into_stream() }

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::{ErrorKind, ListEntry, Metadata, Store, StorePath, WriteMode};
+use crate::{ErrorKind, ListEntry, Metadata, Store, StorePath, UpdateVersion, WriteMode};
 
 /// Generates one `#[tokio::test]` per conformance check, each on a fresh
 /// child folder of the Store that the async function `$make_store` returns.
@@ -34,7 +34,8 @@ macro_rules! conformance_tests {
             put_get, range_reads, head_metadata, exists_and_delete, list_recursive_and_one_level,
             object_metadata, copy, rename, create_only, large_object, streamed_large_object, failed_stream_leaves_nothing,
             unicode_names, concurrent_writers,
-            concurrent_create_only, child_store_scoping, errors_name_operation_path_and_backend);
+            concurrent_create_only, conditional_update, concurrent_conditional_updates, child_store_scoping,
+            errors_name_operation_path_and_backend);
     };
     (@each $make_store:path; $attrs:tt; $($check:ident),* $(,)?) => {
         $( $crate::conformance_tests!(@one $make_store; $attrs; $check); )*
@@ -358,6 +359,94 @@ pub async fn concurrent_create_only(store: &Store) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+/// Compare-and-swap: a write at the version read succeeds and reports the next version; one at a
+/// stale version, or of an object that is gone, fails with `Precondition` and changes nothing.
+pub async fn conditional_update(store: &Store) {
+    let path = p("cas/pointer.json");
+    put(store, "cas/pointer.json", "v1").await;
+    let (data, v1) = store.read_for_update(&path).await.expect("read for update");
+    assert_eq!(data, "v1");
+    assert_eq!(store.read_for_update(&path).await.unwrap().1, v1, "an unchanged object keeps its version");
+    let written =
+        store.write(&path, "v2".into(), WriteMode::IfMatch(v1.clone())).await.expect("IfMatch at the version read");
+    assert_eq!(get(store, "cas/pointer.json").await, "v2");
+    let (_, v2) = store.read_for_update(&path).await.unwrap();
+    assert_ne!(v2, v1, "a replaced object has a new version");
+
+    let err = store.write(&path, "stale".into(), WriteMode::IfMatch(v1.clone())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+    assert_eq!(
+        (err.operation(), err.path(), err.backend()),
+        (Some("write"), Some("cas/pointer.json"), Some(store.backend_kind()))
+    );
+    assert_eq!(get(store, "cas/pointer.json").await, "v2", "a stale IfMatch changed the object");
+
+    // What the write reported is what the next IfMatch accepts, without reading again.
+    let written = store.write(&path, "v3".into(), WriteMode::IfMatch(UpdateVersion::from(written))).await;
+    let written = written.expect("IfMatch at the version a write reported");
+    assert_eq!(get(store, "cas/pointer.json").await, "v3");
+    store.write(&path, "v4".into(), WriteMode::IfMatch(written.into())).await.expect("and again");
+    assert_eq!(store.read_for_update(&path).await.unwrap().0, "v4");
+
+    // An overwrite in between makes the version read stale too.
+    let (_, before) = store.read_for_update(&path).await.unwrap();
+    put(store, "cas/pointer.json", "plain").await;
+    let err = store.write(&path, "late".into(), WriteMode::IfMatch(before)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+    assert_eq!(get(store, "cas/pointer.json").await, "plain");
+
+    // A deleted object, or one never written: nothing to replace, and nothing is created.
+    let (_, last) = store.read_for_update(&path).await.unwrap();
+    store.delete(&path, false).await.unwrap();
+    let err = store.write(&path, "revived".into(), WriteMode::IfMatch(last)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+    assert!(!store.exists(&path).await.unwrap(), "an IfMatch of a deleted object created it");
+    let err = store.write(&p("cas/never.json"), "x".into(), WriteMode::IfMatch(v2)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+    assert!(!store.exists(&p("cas/never.json")).await.unwrap());
+    let err = store.read_for_update(&p("cas/never.json")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+    // Conditional writes leave nothing else behind.
+    assert_eq!(listed(store, Some("cas"), true).await, set(&[]));
+    assert_eq!(store.leftovers(Some(&p("cas"))).await.unwrap(), []);
+}
+
+/// Read-modify-write loops racing on one counter, each retrying on `Precondition`: no update is lost.
+pub async fn concurrent_conditional_updates(store: &Store) {
+    const TASKS: u64 = 8;
+    const INCREMENTS: u64 = 5;
+    let path = p("cas/counter.txt");
+    put(store, "cas/counter.txt", "0").await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (store, path) = (store.clone(), path.clone());
+            tokio::spawn(async move {
+                let mut conflicts = 0u64;
+                for _ in 0..INCREMENTS {
+                    loop {
+                        let (data, version) = store.read_for_update(&path).await?;
+                        let value: u64 = std::str::from_utf8(&data).expect("utf-8").parse().expect("a number");
+                        let next = Bytes::from((value + 1).to_string());
+                        match store.write(&path, next, WriteMode::IfMatch(version)).await {
+                            Ok(_) => break,
+                            Err(e) if e.kind() == ErrorKind::Precondition => conflicts += 1,
+                            Err(e) => return Err(e),
+                        }
+                        assert!(conflicts < 10_000, "a writer made no progress");
+                    }
+                }
+                Ok::<_, crate::Error>(conflicts)
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").expect("conditional increments");
+    }
+    assert_eq!(get(store, "cas/counter.txt").await, (TASKS * INCREMENTS).to_string(), "an update was lost");
+    assert_eq!(listed(store, Some("cas"), true).await, set(&["cas/counter.txt"]));
 }
 
 /// A child Store sees only its folder and speaks in paths relative to it.

@@ -48,7 +48,7 @@ pub mod conformance;
 
 pub use backend::{
     Backend, BackendExt, GetOptions, GetResult, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream,
-    Payload, PutOptions, WriteMode, WriteResult,
+    Payload, PutOptions, UpdateVersion, WriteMode, WriteResult,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use path::StorePath;

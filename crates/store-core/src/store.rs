@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{
-    Backend, BackendExt, Error, ErrorKind, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result, StorePath,
-    WriteMode, WriteResult,
+    Backend, BackendExt, Error, ErrorKind, GetOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result,
+    StorePath, UpdateVersion, WriteMode, WriteResult,
 };
 
 /// A backend plus an optional root prefix: every path given to a Store is
@@ -100,6 +100,42 @@ impl Store {
     /// The whole object.
     pub async fn read(&self, path: &StorePath) -> Result<Bytes> {
         self.backend.read(&self.full(path)).await.map_err(|e| self.context(e, "read", path))
+    }
+
+    /// The whole object and the version a conditional write ([`WriteMode::IfMatch`]) expects to
+    /// replace: the first step of a read-modify-write that retries on [`ErrorKind::Precondition`].
+    /// A backend that reports no version of the objects it reads fails with [`ErrorKind::Other`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+    /// use store_core::{ErrorKind, Store, StorePath, WriteMode};
+    ///
+    /// let store = Store::new(store_backends::MemoryBackend::new());
+    /// let counter: StorePath = "counter.txt".parse()?;
+    /// store.write(&counter, "0".into(), WriteMode::CreateNew).await?;
+    /// loop {
+    ///     let (data, version) = store.read_for_update(&counter).await?;
+    ///     let next = std::str::from_utf8(&data).unwrap().parse::<u64>().unwrap() + 1;
+    ///     match store.write(&counter, next.to_string().into(), WriteMode::IfMatch(version)).await {
+    ///         Ok(_) => break,
+    ///         Err(e) if e.kind() == ErrorKind::Precondition => continue, // changed meanwhile: read again
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// assert_eq!(store.read(&counter).await?, "1");
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_for_update(&self, path: &StorePath) -> Result<(Bytes, UpdateVersion)> {
+        let read = async {
+            let got = self.backend.get_opts(&self.full(path), GetOptions::default()).await?;
+            let version = UpdateVersion { e_tag: got.e_tag, version: got.version };
+            if version == UpdateVersion::default() {
+                let message = "the backend reports no version of the object, so it cannot take conditional writes";
+                return Err(Error::new(ErrorKind::Other, message));
+            }
+            Ok((got.payload.bytes().await?, version))
+        };
+        read.await.map_err(|e| self.context(e, "read", path))
     }
 
     /// Bytes `range` of the object; an empty or inverted range is an error.

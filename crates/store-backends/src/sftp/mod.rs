@@ -435,11 +435,12 @@ impl Backend for SftpBackend {
     async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         if options.stream && options.range.is_none() {
             let chunks = self.read_stream(path).await?;
-            return Ok(GetResult { size: None, metadata: Metadata::new(), payload: Payload::Stream(chunks) });
+            return Ok(GetResult::new(Payload::Stream(chunks), None, Metadata::new()));
         }
         let remote = self.remote(path);
         let data = self.run(move |conn| conn.read(&remote, options.range.clone())).await?;
-        Ok(GetResult { size: Some(data.len() as u64), metadata: Metadata::new(), payload: data.into() })
+        let size = data.len() as u64;
+        Ok(GetResult::new(data.into(), Some(size), Metadata::new()))
     }
 
     async fn head_opts(&self, path: &StorePath, _: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
@@ -451,6 +452,9 @@ impl Backend for SftpBackend {
     async fn put_opts(&self, path: &StorePath, payload: Payload, options: PutOptions) -> Result<WriteResult> {
         options.refuse_metadata(self.kind())?;
         check_name(path)?;
+        if matches!(options.mode, WriteMode::IfMatch(_)) {
+            return Err(Error::new(ErrorKind::Other, "conditional writes are not supported by sftp yet"));
+        }
         let data = match payload {
             Payload::Bytes(data) => data,
             Payload::Stream(chunks) => return self.put_stream(path, chunks, options.mode).await,
