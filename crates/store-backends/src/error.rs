@@ -150,6 +150,12 @@ mod local {
         /// A leftover to remove that is no temporary file of ours.
         #[error("{0:?} is not a temporary file")]
         NotTemporary(String),
+        /// A conditional write found another file at the target, or none.
+        #[error("the object is no longer at the version the write expected: it was replaced or deleted")]
+        Changed,
+        /// A conditional write without the e-tag to compare.
+        #[error("a conditional write needs the e-tag of the object it replaces (see read_for_update)")]
+        NoETag,
         /// The blocking task doing the I/O panicked or was cancelled.
         #[error("the local I/O task failed: {0}")]
         Task(#[from] tokio::task::JoinError),
@@ -171,13 +177,17 @@ mod local {
             match self {
                 LocalError::ReservedName(_) | LocalError::NotTemporary(_) => ErrorKind::InvalidPath,
                 LocalError::Escape { .. } => ErrorKind::PermissionDenied,
+                LocalError::Changed => ErrorKind::Precondition,
                 LocalError::Io(err) => match err.kind() {
                     io::ErrorKind::NotFound => ErrorKind::NotFound,
                     io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
                     io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
                     _ => ErrorKind::Other,
                 },
-                LocalError::Root { .. } | LocalError::NoExtendedAttributes | LocalError::Task(_) => ErrorKind::Other,
+                LocalError::Root { .. }
+                | LocalError::NoExtendedAttributes
+                | LocalError::NoETag
+                | LocalError::Task(_) => ErrorKind::Other,
             }
         }
     }

@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -58,6 +59,21 @@ const INLINE_LIMIT: u64 = 1 << 20;
 /// new file before it is put in place, so data and metadata appear together.
 /// Where the filesystem has no user extended attributes (checked once, at the
 /// root), [`stores_metadata`](Backend::stores_metadata) is false.
+///
+/// An object's e-tag is `"<inode>-<mtime µs>-<size>"` (hex, object_store's local
+/// scheme), the same from `head`, `get` and listings. Every write makes a new file,
+/// so a new inode; a conditional write ([`WriteMode::IfMatch`]) also sets its file's
+/// modification time past the old one's, so its e-tag is one no earlier version of
+/// the object had, even where the filesystem reuses the old inode.
+///
+/// Conditional writes: the filesystem has no compare-and-swap, so an `IfMatch`
+/// write takes an exclusive `flock` on the object's folder (on the open folder
+/// itself: no lock file appears), then compares the file's e-tag with the one
+/// expected and renames the new file into place, then lets go. The lock is
+/// advisory: only `IfMatch` writers take it, so the guarantee (no lost update)
+/// holds among them, across threads and processes on this machine, and on
+/// network filesystems as far as their locks reach; a plain `Overwrite` racing
+/// them is not held back. Unix only: elsewhere `IfMatch` is refused.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
@@ -131,14 +147,61 @@ impl LocalBackend {
         self.check_metadata(&options)?;
         let (target, fsync, unnamed) = (self.file(path)?, self.fsync, self.unnamed);
         let small = data.len() as u64 <= INLINE_LIMIT;
-        off_task(small, move || {
+        let placed = off_task(small, move || {
             let mut staged = Staged::create(target, fsync, unnamed)?;
             staged.write(&data)?;
             staged.set_metadata(&options.metadata)?;
             staged.place(options.mode, fsync)
         })
         .await?;
-        Ok(WriteResult::default())
+        Ok(WriteResult { e_tag: Some(e_tag(&placed)), version: None })
+    }
+
+    /// A conditional write: the new file is written beside the target first, then
+    /// [`Staged::place_if_match`] compares and renames it under the folder's lock.
+    /// A target already changed (or gone) fails before anything is written.
+    async fn put_if_match(
+        &self,
+        path: &StorePath,
+        payload: Payload,
+        metadata: Metadata,
+        expected: String,
+    ) -> Result<WriteResult> {
+        if !metadata.is_empty() && !self.xattrs {
+            return Err(LocalError::NoExtendedAttributes.into());
+        }
+        let (target, fsync, unnamed) = (self.file(path)?, self.fsync, self.unnamed);
+        let small = match &payload {
+            Payload::Bytes(data) => data.len() as u64 <= INLINE_LIMIT,
+            Payload::Stream(_) => false,
+        };
+        let wanted = expected.clone();
+        let mut staged = run(small, move || {
+            current_at(&target, &wanted)?;
+            Staged::create_beside(target, unnamed).map_err(gone_if_missing)
+        })
+        .await?;
+        match payload {
+            Payload::Bytes(data) => {
+                staged = off_task(small, move || staged.write(&data).map(|()| staged)).await?;
+            }
+            Payload::Stream(mut chunks) => {
+                while let Some(chunk) = chunks.try_next().await? {
+                    staged = off_task(chunk.len() as u64 <= INLINE_LIMIT, move || {
+                        staged.write(&chunk)?;
+                        Ok(staged)
+                    })
+                    .await?;
+                }
+            }
+        }
+        // Off the task whatever the size: waiting for the lock blocks.
+        let placed = run(false, move || {
+            staged.set_metadata(&metadata)?;
+            staged.place_if_match(&expected, fsync)
+        })
+        .await?;
+        Ok(WriteResult { e_tag: Some(e_tag(&placed)), version: None })
     }
 
     /// Written chunk by chunk into the temporary file, so memory holds one chunk.
@@ -158,16 +221,16 @@ impl LocalBackend {
             })
             .await?;
         }
-        off_task(false, move || {
+        let placed = off_task(false, move || {
             staged.set_metadata(&options.metadata)?;
             staged.place(options.mode, fsync)
         })
         .await?;
-        Ok(WriteResult::default())
+        Ok(WriteResult { e_tag: Some(e_tag(&placed)), version: None })
     }
 
-    /// The open file, its size, and its metadata if asked for.
-    fn open(&self, path: &StorePath, with_metadata: bool) -> Result<(File, u64, Metadata)> {
+    /// The open file, its size and e-tag, and its metadata if asked for.
+    fn open(&self, path: &StorePath, with_metadata: bool) -> Result<(File, u64, String, Metadata)> {
         let file = File::open(self.file(path)?).map_err(LocalError::Io)?;
         let meta = file.metadata().map_err(LocalError::Io)?;
         if meta.is_dir() {
@@ -178,13 +241,18 @@ impl LocalBackend {
         } else {
             Metadata::new()
         };
-        Ok((file, meta.len(), metadata))
+        Ok((file, meta.len(), e_tag(&meta), metadata))
     }
 
     /// A small file in one chunk read right away; a larger one in chunks, as
     /// long as the file was when it was opened.
-    async fn stream(&self, path: &StorePath, with_metadata: bool) -> Result<ObjectStream> {
-        let (file, size, metadata) = self.open(path, with_metadata)?;
+    async fn stream(&self, path: &StorePath, with_metadata: bool) -> Result<store_core::GetResult> {
+        let (file, size, e_tag, metadata) = self.open(path, with_metadata)?;
+        Ok(store_core::GetResult::from(Self::chunks(file, size, metadata).await?).with_version(Some(e_tag), None))
+    }
+
+    /// The bytes of `file`, `size` of them, as a stream.
+    async fn chunks(file: File, size: u64, metadata: Metadata) -> Result<ObjectStream> {
         if size <= INLINE_LIMIT {
             let data = read_to_end(file, size).await?;
             return Ok(ObjectStream { size: Some(size), metadata, chunks: stream::once(async { Ok(data) }).boxed() });
@@ -289,6 +357,50 @@ const WRITE_CALL: usize = 1 << 20;
 /// Chunks of this size are read at a time when a file is streamed.
 const READ_CHUNK: usize = 8 << 20;
 
+/// [`off_task`] for work that fails with a [`LocalError`] of its own.
+async fn run<T: Send + 'static>(
+    small: bool,
+    work: impl FnOnce() -> Result<T, LocalError> + Send + 'static,
+) -> Result<T> {
+    Ok(blocking(small, work).await.map_err(LocalError::Task)??)
+}
+
+/// An object's e-tag: object_store's for local files (what `head` and listings
+/// report), `"<inode>-<mtime µs>-<size>"` in hex, so a new file (a new inode) or a
+/// new modification time makes a new e-tag.
+fn e_tag(meta: &fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let mtime = micros(meta);
+    format!("\"{inode:x}-{mtime:x}-{:x}\"", meta.len())
+}
+
+/// A file's modification time in microseconds since the epoch (0 where unknown).
+fn micros(meta: &fs::Metadata) -> u128 {
+    let mtime = meta.modified().ok().and_then(|mtime| mtime.duration_since(std::time::UNIX_EPOCH).ok());
+    mtime.unwrap_or_default().as_micros()
+}
+
+/// The metadata of the file at `target`, if its e-tag is `expected`; else (another
+/// file there, or none) [`LocalError::Changed`].
+fn current_at(target: &Path, expected: &str) -> Result<fs::Metadata, LocalError> {
+    match fs::metadata(target) {
+        Ok(meta) if meta.is_file() && e_tag(&meta) == expected => Ok(meta),
+        Ok(_) => Err(LocalError::Changed),
+        Err(e) => Err(gone_if_missing(e)),
+    }
+}
+
+/// A missing file or folder, met by a conditional write, as the object gone.
+fn gone_if_missing(err: io::Error) -> LocalError {
+    match err.kind() {
+        io::ErrorKind::NotFound => LocalError::Changed,
+        _ => LocalError::Io(err),
+    }
+}
+
 /// Runs `work` on this task when `small`, else on tokio's blocking pool (or
 /// here, outside a tokio runtime).
 async fn off_task<T: Send + 'static>(small: bool, work: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T> {
@@ -320,6 +432,13 @@ struct Staged {
 }
 
 impl Staged {
+    /// Creates the file in the target's folder, which must exist.
+    fn create_beside(target: PathBuf, unnamed: bool) -> io::Result<Self> {
+        let folder = target.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let (file, path) = Self::open(&target, folder, unnamed)?;
+        Ok(Self { file, path, target, renamed: false })
+    }
+
     /// Creates the file, and the target's folders if missing.
     fn create(target: PathBuf, fsync: bool, unnamed: bool) -> io::Result<Self> {
         let folder = target.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -358,11 +477,42 @@ impl Staged {
         metadata.iter().try_for_each(|(key, value)| attributes::set(&self.file, key, value))
     }
 
-    /// Puts the file at its target: replacing what is there, or only if nothing is.
-    fn place(mut self, mode: WriteMode, fsync: bool) -> io::Result<()> {
+    /// Puts the file at its target, if the file there still has the e-tag `expected`:
+    /// compared and replaced under an exclusive lock on the folder (see [`FolderLock`]),
+    /// so that of the conditional writers racing on one version exactly one wins. The
+    /// new file's modification time is set past the old one's first, so that its
+    /// e-tag is new even if it gets the inode of an earlier version.
+    fn place_if_match(self, expected: &str, fsync: bool) -> Result<fs::Metadata, LocalError> {
+        let folder = self.target.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let _lock = FolderLock::acquire(folder).map_err(gone_if_missing)?;
+        let current = current_at(&self.target, expected)?;
+        self.modified_after(&current)?;
+        Ok(self.place(WriteMode::Overwrite, fsync)?)
+    }
+
+    /// Sets the file's modification time past `previous`'s, as the filesystem keeps it.
+    fn modified_after(&self, previous: &fs::Metadata) -> io::Result<()> {
+        let old = previous.modified()?;
+        // The first that the filesystem keeps as later: the time now, or a microsecond later than
+        // the old one; then, for filesystems keeping coarser times (FAT keeps 2 s), a second or two on.
+        let steps = [Duration::from_micros(1), Duration::from_secs(1), Duration::from_secs(2)];
+        for (i, step) in steps.into_iter().enumerate() {
+            let at = if i == 0 { SystemTime::now().max(old + step) } else { old + step };
+            self.file.set_modified(at)?;
+            if micros(&self.file.metadata()?) > micros(previous) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the file at its target: replacing what is there, or only if nothing
+    /// is; returns the file's metadata, for its e-tag.
+    fn place(mut self, mode: WriteMode, fsync: bool) -> io::Result<fs::Metadata> {
         if fsync {
             self.file.sync_all()?;
         }
+        let placed = self.file.metadata()?;
         // A link fails if the target exists, so one of several racing create-only writers wins.
         match (self.path.clone(), mode) {
             (None, WriteMode::CreateNew) => anonymous::link(&self.file, &self.target)?,
@@ -377,12 +527,13 @@ impl Staged {
             },
             (Some(path), WriteMode::CreateNew) => fs::hard_link(path, &self.target)?,
             (Some(path), WriteMode::Overwrite) => self.rename_from(&path)?,
+            // Only `place_if_match` places a conditional write, under the folder's lock.
             (_, WriteMode::IfMatch(_)) => return Err(io::ErrorKind::Unsupported.into()),
         }
         if fsync {
             File::open(self.target.parent().unwrap_or(Path::new("/")))?.sync_all()?;
         }
-        Ok(())
+        Ok(placed)
     }
 
     fn rename_from(&mut self, path: &Path) -> io::Result<()> {
@@ -397,6 +548,46 @@ impl Drop for Staged {
         if let (Some(path), false) = (&self.path, self.renamed) {
             let _ = fs::remove_file(path);
         }
+    }
+}
+
+/// An exclusive `flock` on an open folder, held until dropped: what conditional
+/// writes of the objects in the folder serialise on. Advisory: only they take it.
+struct FolderLock {
+    _folder: File,
+}
+
+impl FolderLock {
+    /// Waits for the lock on `folder`. A folder removed (its last object deleted) and
+    /// made again while this waited is another folder, whose lock others may hold:
+    /// the lock counts only once the folder locked is still the one at the path.
+    #[cfg(unix)]
+    fn acquire(folder: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+
+        use rustix::fs::{FlockOperation, flock};
+        use rustix::io::Errno;
+
+        loop {
+            let dir = File::open(folder)?;
+            let mut locked = flock(&dir, FlockOperation::LockExclusive);
+            while locked == Err(Errno::INTR) {
+                locked = flock(&dir, FlockOperation::LockExclusive);
+            }
+            locked?;
+            let (locked, now) = (dir.metadata()?, fs::metadata(folder)?);
+            if (locked.dev(), locked.ino()) == (now.dev(), now.ino()) {
+                return Ok(Self { _folder: dir });
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn acquire(_folder: &Path) -> io::Result<Self> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "conditional writes on local files need flock, which only Unix has",
+        ))
     }
 }
 
@@ -701,19 +892,20 @@ impl Backend for LocalBackend {
             let with_metadata = options.metadata && self.xattrs;
             let mut got = self.files.get_opts(path, store_core::GetOptions { metadata: false, ..options }).await?;
             if with_metadata {
-                got.metadata = self.open(path, true)?.2;
+                got.metadata = self.open(path, true)?.3;
             }
             return Ok(got);
         }
         if options.stream {
-            return Ok(self.stream(path, options.metadata).await?.into());
+            return self.stream(path, options.metadata).await;
         }
-        let (file, size, metadata) = self.open(path, options.metadata)?;
-        Ok(store_core::GetResult::new(read_to_end(file, size).await?.into(), Some(size), metadata))
+        let (file, size, e_tag, metadata) = self.open(path, options.metadata)?;
+        let data = read_to_end(file, size).await?;
+        Ok(store_core::GetResult::new(data.into(), Some(size), metadata).with_version(Some(e_tag), None))
     }
 
     async fn head_opts(&self, path: &StorePath, options: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
-        let metadata = if options.metadata { self.open(path, true)?.2 } else { Metadata::new() };
+        let metadata = if options.metadata { self.open(path, true)?.3 } else { Metadata::new() };
         Ok((self.files.head(path).await?, metadata))
     }
 
@@ -723,9 +915,9 @@ impl Backend for LocalBackend {
         payload: Payload,
         options: store_core::PutOptions,
     ) -> Result<WriteResult> {
-        if matches!(options.mode, WriteMode::IfMatch(_)) {
-            let message = "conditional writes are not supported by local yet";
-            return Err(store_core::Error::new(store_core::ErrorKind::Other, message));
+        if let WriteMode::IfMatch(expected) = &options.mode {
+            let expected = expected.e_tag.clone().ok_or(LocalError::NoETag)?;
+            return self.put_if_match(path, payload, options.metadata, expected).await;
         }
         match payload {
             Payload::Bytes(data) => self.put(path, data, options).await,
@@ -1249,6 +1441,102 @@ mod tests {
         let uri = store.uri(&"a b/c.pkl".parse().unwrap());
         let root = dir.path().canonicalize().unwrap();
         assert_eq!(uri, format!("file://{}/a%20b/c.pkl", root.display()));
+    }
+
+    #[tokio::test]
+    async fn head_get_list_and_writes_report_one_e_tag_which_every_conditional_write_changes() {
+        use futures::TryStreamExt;
+        use store_core::{Backend, BackendExt, ListEntry, UpdateVersion};
+
+        for (unnamed, fsync) in [(true, false), (false, false), (true, true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = LocalBackend { unnamed, ..LocalBackend::with_options(dir.path(), fsync).unwrap() };
+            let store = Store::new(backend.clone());
+            let path = p("ptr/asset.json");
+            let mut written = store.write(&path, "0000".into(), WriteMode::Overwrite).await.unwrap();
+            let mut seen = std::collections::HashSet::new();
+            // Same size every time, in quick succession: inode and coarse times alone would repeat.
+            for round in 1..=50u32 {
+                let (_, version) = store.read_for_update(&path).await.unwrap();
+                assert_eq!(version, UpdateVersion::from(written.clone()), "a write reports what a read sees");
+                let head = store.head(&path).await.unwrap();
+                assert_eq!(head.e_tag, version.e_tag, "head and get agree");
+                let listed: Vec<ListEntry> = store.list(Some(&p("ptr")), true).try_collect().await.unwrap();
+                assert!(matches!(&listed[..], [ListEntry::Object(m)] if m.e_tag == version.e_tag), "{listed:?}");
+                let ranged =
+                    backend.get_opts(&path, store_core::GetOptions { range: Some(0..2), ..Default::default() });
+                assert_eq!(ranged.await.unwrap().e_tag, version.e_tag, "a ranged read agrees");
+                let streamed = backend.get_opts(&path, store_core::GetOptions { stream: true, ..Default::default() });
+                assert_eq!(streamed.await.unwrap().e_tag, version.e_tag, "a streamed read agrees");
+                assert!(seen.insert(version.e_tag.clone().unwrap()), "round {round}: an e-tag came back");
+                written = store.write(&path, format!("{round:04}").into(), WriteMode::IfMatch(version)).await.unwrap();
+            }
+            assert_eq!(backend.read(&path).await.unwrap(), "0050");
+            let names: Vec<_> =
+                std::fs::read_dir(dir.path().join("ptr")).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, ["asset.json"], "no lock file or temporary beside the object");
+        }
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_stream_and_refuse_what_they_cannot_compare() {
+        use futures::stream::{self, StreamExt};
+        use store_core::{ErrorKind, UpdateVersion};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(LocalBackend::new(dir.path()).unwrap());
+        let path = p("s/big.bin");
+        store.write(&path, "small".into(), WriteMode::Overwrite).await.unwrap();
+        let (_, version) = store.read_for_update(&path).await.unwrap();
+        let chunks = (0..3u8).map(|i| Ok(bytes::Bytes::from(vec![i; READ_CHUNK / 2]))).collect::<Vec<_>>();
+        let mode = WriteMode::IfMatch(version.clone());
+        store.write_stream(&path, stream::iter(chunks).boxed(), mode).await.expect("a streamed conditional write");
+        assert_eq!(store.head(&path).await.unwrap().size, 3 * READ_CHUNK as u64 / 2);
+        let stale = stream::iter([Ok(bytes::Bytes::from("x"))]).boxed();
+        let err = store.write_stream(&path, stale, WriteMode::IfMatch(version)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+        let err = store.write(&path, "x".into(), WriteMode::IfMatch(UpdateVersion::default())).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        assert!(err.to_string().contains("needs the e-tag"), "{err}");
+        let current = WriteMode::IfMatch(store.read_for_update(&path).await.unwrap().1);
+        let err = store.write(&p("gone/x.bin"), "x".into(), current).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+        assert!(!dir.path().join("gone").exists(), "a refused conditional write made no folder");
+    }
+
+    /// Two backends on one root, as two processes would have: the lock is the folder's, not the backend's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conditional_writers_of_two_backends_on_one_root_lose_no_update() {
+        use store_core::ErrorKind;
+
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [
+            Store::new(LocalBackend::new(dir.path()).unwrap()),
+            Store::new(LocalBackend { unnamed: false, ..LocalBackend::new(dir.path()).unwrap() }),
+        ];
+        let path = p("counter");
+        stores[0].write(&path, "0".into(), WriteMode::Overwrite).await.unwrap();
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let (store, path) = (stores[i % 2].clone(), path.clone());
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        loop {
+                            let (data, version) = store.read_for_update(&path).await.unwrap();
+                            let next = std::str::from_utf8(&data).unwrap().parse::<u32>().unwrap() + 1;
+                            match store.write(&path, next.to_string().into(), WriteMode::IfMatch(version)).await {
+                                Ok(_) => break,
+                                Err(e) => assert_eq!(e.kind(), ErrorKind::Precondition, "{e}"),
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(stores[1].read(&path).await.unwrap(), "120");
     }
 
     #[tokio::test]
