@@ -130,6 +130,16 @@ pub fn sidecar(path: &StorePath) -> StorePath {
     StorePath::parse(format!("{path}{SIDECAR_SUFFIX}")).expect("a valid path plus a plain suffix is a valid path")
 }
 
+/// The checksum records of the object at `path`, and the sidecar of earlier
+/// versions if there is one: what goes with the object when it is deleted.
+pub async fn record_paths(store: &Store, path: &StorePath) -> Result<Vec<StorePath>, Error> {
+    let mut paths: Vec<StorePath> = list_records(store, path).await?.into_iter().map(|record| record.path).collect();
+    if store.exists(&sidecar(path)).await? {
+        paths.push(sidecar(path));
+    }
+    Ok(paths)
+}
+
 /// Stores `data` at `path` atomically, with its checksum and `owner`; an
 /// object of another owner at `path` is [`Error::OwnedByAnother`] and stays.
 pub async fn write(
@@ -452,7 +462,7 @@ pub(crate) fn owned(store: &Store, path: &StorePath, owner: Option<&Owner>, stor
 
 /// Before `owner` writes at `path`: the owner recorded for the object there
 /// (in its metadata, else in its newest record) must be `owner` or unknown.
-async fn check_owner(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Result<(), Error> {
+pub(crate) async fn check_owner(store: &Store, path: &StorePath, owner: Option<&Owner>) -> Result<(), Error> {
     let Some(owner) = owner else { return Ok(()) };
     let metadata = match store.head_with_metadata(path).await {
         Ok((_, metadata)) => metadata,

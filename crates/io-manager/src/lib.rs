@@ -45,11 +45,12 @@ pub mod tables;
 #[cfg(test)]
 mod test_backend;
 pub mod upload;
+pub mod versions;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
 use serializers::{SerializeError, Serializer};
 use store_core::{ErrorKind, Store, StorePath, WriteMode};
 
@@ -94,6 +95,27 @@ pub enum Error {
         stored: String,
         /// The owner asked for, as shown.
         expected: String,
+    },
+    /// A versioned output's pointer does not hold a pointer (written by something else, or damaged).
+    #[error("the version pointer {path:?} ({uri}) cannot be read: {reason}; it was not written by this IO manager")]
+    BadPointer {
+        /// Store-relative path of the pointer.
+        path: StorePath,
+        /// The pointer's URI.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A version asked for by name is not a version name.
+    #[error(
+        "{version:?} is not a version of {target:?}: versions are named like `20261207T023512345Z-3f2a9c1e-0b7d`, \
+         as the `version` entry of a materialization's metadata shows"
+    )]
+    BadVersion {
+        /// The output's unversioned path.
+        target: StorePath,
+        /// What was asked for.
+        version: String,
     },
     /// The stored bytes do not match the checksum recorded when they were written.
     #[error(
@@ -345,6 +367,39 @@ impl<V> IoManager<V> {
     /// written by other means than [`handle_output`](Self::handle_output), such as streams).
     pub fn output_metadata(&self, path: &StorePath, written: &integrity::Written) -> OutputMetadata {
         OutputMetadata::of(&self.store, path, written)
+    }
+
+    /// Where version `id` of the output at `target` is stored (see [`versions`]).
+    pub fn version_path(&self, target: &StorePath, id: &versions::VersionId) -> StorePath {
+        versions::object_path(target, id, self.extension())
+    }
+
+    /// Makes version `id` of the output at `target`, stored as `written` says
+    /// by run `run_id`, the current one (see [`versions::publish`]).
+    pub async fn publish(
+        &self,
+        target: &StorePath,
+        id: &versions::VersionId,
+        written: &OutputMetadata,
+        run_id: &str,
+    ) -> Result<versions::Pointer, Error> {
+        versions::publish(&self.store, target, id, written, run_id).await
+    }
+
+    /// Where the output at `target` loads from: version `pin`, else the current
+    /// version, else `target` itself (see [`versions::resolve`]).
+    pub async fn resolve(&self, target: &StorePath, pin: Option<&str>) -> Result<StorePath, Error> {
+        versions::resolve(&self.store, target, self.extension(), pin).await
+    }
+
+    /// Where each of `targets` (with its pin) loads from, resolved within this
+    /// IO manager's concurrency bound, in order.
+    pub async fn resolve_many(&self, targets: &[(StorePath, Option<String>)]) -> Result<Vec<StorePath>, Error> {
+        let resolved = targets.iter().cloned().map(|(target, pin)| {
+            let (store, extension) = (self.store.clone(), self.extension().to_owned());
+            async move { versions::resolve(&store, &target, &extension, pin.as_deref()).await }
+        });
+        stream::iter(resolved).buffered(self.max_concurrency).try_collect().await
     }
 
     /// Reads, verifies and deserializes the object at `path`, refusing one
