@@ -57,7 +57,8 @@ pub fn config_error(py: Python<'_>, err: &store_core::Error) -> PyErr {
 
 /// An IO-manager error: store and serializer errors as above, bad asset keys
 /// or extensions as `InvalidPath`, corrupt objects as `ChecksumMismatch`,
-/// another asset's object as `AssetMismatch`.
+/// another asset's object as `AssetMismatch`, an unreadable version pointer as
+/// `DeserializationError`, a version name that is none as `InvalidConfig`.
 pub fn io_error(py: Python<'_>, err: &io_manager::Error) -> PyErr {
     match err {
         io_manager::Error::Store(e) => store_error(py, e),
@@ -82,6 +83,10 @@ pub fn io_error(py: Python<'_>, err: &io_manager::Error) -> PyErr {
             ];
             raise(py, "AssetMismatch", err.to_string(), &attrs)
         }
+        io_manager::Error::BadPointer { path, .. } => {
+            raise(py, "DeserializationError", err.to_string(), &[("path", Some(path.as_str()))])
+        }
+        io_manager::Error::BadVersion { .. } => raise(py, "InvalidConfig", err.to_string(), &[]),
     }
 }
 

@@ -1,7 +1,11 @@
 //! The Rust half of the Dagster IO manager: paths, atomic writes and
 //! concurrent loads. The Python half (`io_manager.py`) reads Dagster's context.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use io_manager::IoManager;
+use io_manager::versions::{self, Guard, Plan, Retention, VersionId};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use serializers::parquet::{self as parquet_format, Compression};
@@ -93,36 +97,130 @@ impl IoManagerCore {
     /// and `owner` (`(asset_key, partition_keys)`); returns `{"path", "uri",
     /// "size", "checksum"}`, and for a Parquet table also `row_count`,
     /// `columns` (name and Arrow type), `schema` (the stored Arrow schema) and
-    /// `compression`.
-    #[pyo3(signature = (path, obj, *, owner = None))]
+    /// `compression`. Given `run_id`, writes a new version of the output at
+    /// `path` instead and makes it current (see `io_manager::versions`): `path`
+    /// and `uri` are then the version's, and `version` names it.
+    #[pyo3(signature = (path, obj, *, owner = None, run_id = None))]
     fn handle_output<'py>(
         &self,
         py: Python<'py>,
         path: &str,
         obj: Py<PyAny>,
         owner: PyOwner,
+        run_id: Option<String>,
     ) -> PyResult<Bound<'py, PyDict>> {
         guard(py, "handle_output", Some(path), || {
-            let (path, owner) = (parse_path(py, path)?, to_owner(owner));
-            match self.format {
+            let (target, owner) = (parse_path(py, path)?, to_owner(owner));
+            let version = run_id.as_deref().map(VersionId::new);
+            let path = version.as_ref().map_or_else(|| target.clone(), |id| self.inner.version_path(&target, id));
+            let (written, table) = match self.format {
                 Format::Pickle => {
                     let output = self.inner.output_sink(&path, owner.as_ref());
                     let written = pickle_stream::dump(py, output, &path, obj.bind(py))?;
-                    output::metadata(py, self.inner.output_metadata(&path, &written))
+                    (self.inner.output_metadata(&path, &written), None)
                 }
                 Format::Parquet(compression) => {
                     let upload = self.inner.output_upload(&runtime::handle(), &path, owner.as_ref());
                     let (written, encoded) = parquet::store_table(py, upload, &path, obj.bind(py), compression)?;
-                    let out = output::metadata(py, self.inner.output_metadata(&path, &written))?;
-                    output::table_metadata(&out, &encoded, compression)?;
-                    Ok(out)
+                    (self.inner.output_metadata(&path, &written), Some((encoded, compression)))
                 }
                 Format::Encoded => {
                     let value = PyValue(obj);
                     let written = self.inner.handle_output(&path, &value, owner.as_ref());
-                    output::metadata(py, block_on(py, written).into_py_result(py)?)
+                    (block_on(py, written).into_py_result(py)?, None)
                 }
+            };
+            let pointer = match (&version, &run_id) {
+                (Some(id), Some(run_id)) => {
+                    Some(block_on(py, self.inner.publish(&target, id, &written, run_id)).into_py_result(py)?)
+                }
+                _ => None,
+            };
+            let out = output::metadata(py, written)?;
+            if let Some((encoded, compression)) = table {
+                output::table_metadata(&out, &encoded, compression)?;
             }
+            if let Some(pointer) = pointer {
+                out.set_item("version", pointer.version)?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// Where each output of `paths` loads from: the version `pins` names for it,
+    /// else its current version, else (never versioned) the path itself.
+    #[pyo3(signature = (paths, *, pins = None))]
+    fn resolve(&self, py: Python<'_>, paths: Vec<String>, pins: Option<Vec<Option<String>>>) -> PyResult<Vec<String>> {
+        guard(py, "resolve", paths.first().map(String::as_str), || {
+            let pins = pins.unwrap_or_else(|| vec![None; paths.len()]);
+            if pins.len() != paths.len() {
+                return Err(PyValueError::new_err(format!("{} pins for {} paths", pins.len(), paths.len())));
+            }
+            let targets = paths.iter().map(|path| parse_path(py, path)).zip(pins).map(|(p, pin)| p.map(|p| (p, pin)));
+            let targets = targets.collect::<PyResult<Vec<_>>>()?;
+            let resolved = block_on(py, self.inner.resolve_many(&targets)).into_py_result(py)?;
+            Ok(resolved.into_iter().map(|path| path.to_string()).collect())
+        })
+    }
+
+    /// What to delete of the output at `path` under a retention rule (keep the
+    /// last `keep_last` versions, and those younger than `keep_for` seconds),
+    /// never the current version nor what the guard protects:
+    /// `{"deletions": [{"target", "version", "paths", "reason"}], "kept": [{"target", "version", "reason", "deferred"}]}`.
+    #[pyo3(signature = (path, *, keep_last = None, keep_for = None, unfinished_runs = vec![], readers_since = None, pinned = vec![], grace = 0.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn plan_retention<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        keep_last: Option<usize>,
+        keep_for: Option<f64>,
+        unfinished_runs: Vec<String>,
+        readers_since: Option<f64>,
+        pinned: Vec<String>,
+        grace: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guard(py, "plan_retention", Some(path), || {
+            let target = parse_path(py, path)?;
+            let retention = Retention { keep_last, keep_for: keep_for.map(seconds).transpose()? };
+            let guard = versions_guard(unfinished_runs, readers_since, pinned, grace)?;
+            let plan = versions::plan_retention(self.inner.store(), &target, retention, &guard, SystemTime::now());
+            plan_dict(py, block_on(py, plan).into_py_result(py)?)
+        })
+    }
+
+    /// What to delete of the output at `path` (of `owner`), whose asset or
+    /// partition was wiped at `wiped_at` (seconds since the epoch): what was
+    /// stored before then, but not what the guard protects; as `plan_retention`.
+    #[pyo3(signature = (path, *, wiped_at, owner = None, unfinished_runs = vec![], readers_since = None, pinned = vec![], grace = 0.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn plan_wipe<'py>(
+        &self,
+        py: Python<'py>,
+        path: &str,
+        wiped_at: f64,
+        owner: PyOwner,
+        unfinished_runs: Vec<String>,
+        readers_since: Option<f64>,
+        pinned: Vec<String>,
+        grace: f64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guard(py, "plan_wipe", Some(path), || {
+            let (target, owner) = (parse_path(py, path)?, to_owner(owner));
+            let wiped_at = UNIX_EPOCH + seconds(wiped_at)?;
+            let guard = versions_guard(unfinished_runs, readers_since, pinned, grace)?;
+            let store = self.inner.store();
+            let plan = versions::plan_wipe(store, &target, owner.as_ref(), wiped_at, &guard, SystemTime::now());
+            plan_dict(py, block_on(py, plan).into_py_result(py)?)
+        })
+    }
+
+    /// Deletes the objects at `paths`, in order (one already gone is no error);
+    /// returns how many.
+    fn delete_paths(&self, py: Python<'_>, paths: Vec<String>) -> PyResult<usize> {
+        guard(py, "delete_paths", paths.first().map(String::as_str), || {
+            let paths = paths.iter().map(|path| parse_path(py, path)).collect::<PyResult<Vec<_>>>()?;
+            block_on(py, versions::delete_all(self.inner.store(), &paths)).into_py_result(py)
         })
     }
 
@@ -187,4 +285,47 @@ impl IoManagerCore {
     fn uri(&self, py: Python<'_>, path: &str) -> PyResult<String> {
         Ok(self.inner.store().uri(&parse_path(py, path)?))
     }
+}
+
+/// `value` seconds as a duration; a negative or non-finite value is an error.
+fn seconds(value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| PyValueError::new_err(format!("{value} is not a number of seconds")))
+}
+
+fn versions_guard(
+    unfinished_runs: Vec<String>,
+    readers_since: Option<f64>,
+    pinned: Vec<String>,
+    grace: f64,
+) -> PyResult<Guard> {
+    Ok(Guard {
+        unfinished_runs,
+        readers_since: readers_since.map(|since| seconds(since).map(|s| UNIX_EPOCH + s)).transpose()?,
+        pinned: pinned.into_iter().collect(),
+        grace: seconds(grace)?,
+    })
+}
+
+/// A plan as Python sees it.
+fn plan_dict(py: Python<'_>, plan: Plan) -> PyResult<Bound<'_, PyDict>> {
+    let deletions = plan.deletions.into_iter().map(|deletion| {
+        let item = PyDict::new(py);
+        item.set_item("target", deletion.target.to_string())?;
+        item.set_item("version", deletion.version)?;
+        item.set_item("paths", deletion.paths.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        item.set_item("reason", deletion.reason)?;
+        Ok(item)
+    });
+    let kept = plan.kept.into_iter().map(|kept| {
+        let item = PyDict::new(py);
+        item.set_item("target", kept.target.to_string())?;
+        item.set_item("version", kept.version)?;
+        item.set_item("reason", kept.reason)?;
+        item.set_item("deferred", kept.deferred)?;
+        Ok(item)
+    });
+    let out = PyDict::new(py);
+    out.set_item("deletions", deletions.collect::<PyResult<Vec<_>>>()?)?;
+    out.set_item("kept", kept.collect::<PyResult<Vec<_>>>()?)?;
+    Ok(out)
 }

@@ -27,6 +27,7 @@ from .io_manager import dagster_io_manager, remote_store_io_manager
 from .kinds import with_storage_kinds
 from .resources import DagsterStoreResource, RemoteStoreIOManager
 from .serializers import JsonSerializer, ParquetSerializer, PickleSerializer, Serializer
+from .versions import CleanupPlan, Retention, cleanup_sensor, plan_cleanup
 
 __all__ = [
     "CHECKSUM_RECORDS_SUFFIX",
@@ -34,6 +35,7 @@ __all__ = [
     "AlreadyExists",
     "AssetMismatch",
     "ChecksumMismatch",
+    "CleanupPlan",
     "DagsterStoreResource",
     "DatasetIncomplete",
     "DeserializationError",
@@ -52,14 +54,17 @@ __all__ = [
     "RemoteStoreComputeLogManager",
     "RemoteStoreError",
     "RemoteStoreIOManager",
+    "Retention",
     "Secret",
     "SerializationError",
     "Serializer",
     "Store",
     "Unavailable",
     "__version__",
+    "cleanup_sensor",
     "dagster_dataset_io_manager",
     "dagster_io_manager",
+    "plan_cleanup",
     "remote_store_io_manager",
     "with_storage_kinds",
 ]

@@ -282,7 +282,33 @@ class IoManagerCore:
     @property
     def serializer_name(self) -> str: ...
     def path(self, asset_key: list[str], partition: list[str]) -> str: ...
-    def handle_output(self, path: str, obj: Any, *, owner: Owner | None = None) -> dict[str, Any]: ...
+    def handle_output(
+        self, path: str, obj: Any, *, owner: Owner | None = None, run_id: str | None = None
+    ) -> dict[str, Any]: ...
+    def resolve(self, paths: list[str], *, pins: list[str | None] | None = None) -> list[str]: ...
+    def plan_retention(
+        self,
+        path: str,
+        *,
+        keep_last: int | None = None,
+        keep_for: float | None = None,
+        unfinished_runs: list[str] = ...,
+        readers_since: float | None = None,
+        pinned: list[str] = ...,
+        grace: float = 0.0,
+    ) -> dict[str, Any]: ...
+    def plan_wipe(
+        self,
+        path: str,
+        *,
+        wiped_at: float,
+        owner: Owner | None = None,
+        unfinished_runs: list[str] = ...,
+        readers_since: float | None = None,
+        pinned: list[str] = ...,
+        grace: float = 0.0,
+    ) -> dict[str, Any]: ...
+    def delete_paths(self, paths: list[str]) -> int: ...
     def load_input(self, path: str, *, owner: Owner | None = None) -> Any: ...
     def load_many(
         self, paths: list[str], *, missing: Any = None, owners: list[Owner | None] | None = None

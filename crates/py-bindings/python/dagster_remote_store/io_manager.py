@@ -8,7 +8,7 @@ import posixpath
 import types
 import typing
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from dagster import (
     DagsterInvariantViolationError,
@@ -28,6 +28,7 @@ from dagster import (
 from ._core import IoManagerCore, ParquetSerializer, PickleSerializer, Store, foreign_store
 from .errors import DeserializationError, InvalidConfig, NotFound
 from .serializers import Serializer
+from .versions import Retention
 
 if TYPE_CHECKING:
     # A type alias of the stub only: the extension module has no `Owner`.
@@ -47,6 +48,8 @@ def remote_store_io_manager(
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY,
     extension: str | None = None,
     allowed_pickle_globals: Iterable[str] | None = None,
+    versioned: bool = False,
+    retention: Retention | None = None,
 ) -> IOManager:
     """A Dagster IO manager that keeps outputs in ``store``.
 
@@ -65,19 +68,34 @@ def remote_store_io_manager(
     does: ``["@data", "mypackage.*"]``. A stored object that does not load raises
     ``DeserializationError`` naming the asset, partition and path.
 
+    ``versioned=True`` writes every materialization once, under a version of its own
+    (``foo/bar.pkl.versions/<version>.pkl``), and moves a pointer
+    (``foo/bar.pkl.versions/current.json``) to it by compare-and-swap: a run never
+    replaces what another run reads, and an input can load a past version with
+    ``AssetIn(metadata={"version": "<version>"})`` (the ``version`` entry of that
+    materialization's metadata). ``retention`` says which versions
+    :func:`plan_cleanup` and :func:`cleanup_sensor` delete.
+
     ``store`` is a :class:`Store`, or a remote-store ``Store`` (any object with its
     ``read_bytes``, ``write``, ``get_file_info``, ``list_files`` and ``delete``),
     used through Python: slower, same behaviour.
 
     The caller owns ``store``: the IO manager never closes it.
     """
+    if retention is not None and not versioned:
+        raise InvalidConfig("retention= applies to versions: give versioned=True too")
     if not isinstance(store, Store):
+        if versioned:
+            raise InvalidConfig(
+                "versioned=True needs conditional writes, which a store used through Python (a remote-store "
+                "Store) does not have; give a dagster_remote_store Store"
+            )
         store = foreign_store(store)
     if isinstance(serializer, str) and serializer == "parquet-dataset":
         from .datasets import dagster_dataset_io_manager
 
-        if extension is not None or allowed_pickle_globals is not None:
-            raise InvalidConfig("parquet-dataset takes neither extension= nor allowed_pickle_globals=")
+        if extension is not None or allowed_pickle_globals is not None or versioned:
+            raise InvalidConfig("parquet-dataset takes neither extension=, allowed_pickle_globals= nor versioned=")
         return dagster_dataset_io_manager(store, max_concurrency=max_concurrency)
     return _RemoteStoreIOManagerImpl(
         store,
@@ -85,6 +103,8 @@ def remote_store_io_manager(
         max_concurrency=max_concurrency,
         extension=extension,
         allowed_pickle_globals=allowed_pickle_globals,
+        versioned=versioned,
+        retention=retention,
     )
 
 
@@ -101,8 +121,12 @@ class _RemoteStoreIOManagerImpl(IOManager):
         max_concurrency: int,
         extension: str | None,
         allowed_pickle_globals: Iterable[str] | None,
+        versioned: bool = False,
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
+        self.versioned = versioned
+        self.retention = retention
         self._max_concurrency = max_concurrency
         # Pickles load through the serializer, which holds the allow-list of globals.
         self._pickle = _pickle_serializer(serializer, allowed_pickle_globals)
@@ -112,7 +136,13 @@ class _RemoteStoreIOManagerImpl(IOManager):
         self._tables = serializer == "parquet" or isinstance(serializer, ParquetSerializer)
 
     def __repr__(self) -> str:
-        return f"remote_store_io_manager({self._store!r}, serializer={self._core.serializer_name!r})"
+        versioned = ", versioned=True" if self.versioned else ""
+        return f"remote_store_io_manager({self._store!r}, serializer={self._core.serializer_name!r}{versioned})"
+
+    @property
+    def core(self) -> IoManagerCore:
+        """The Rust core: paths, writes, loads and version plans."""
+        return self._core
 
     @property
     def storage_kind(self) -> str | None:
@@ -186,8 +216,10 @@ class _RemoteStoreIOManagerImpl(IOManager):
         return metadata, version
 
     def _store_output(self, context: OutputContext, path: str, obj: Any, owner: Owner | None) -> dict[str, Any]:
-        """Stores `obj` at `path`; returns what `IoManagerCore.handle_output` returns."""
-        return self._core.handle_output(path, obj, owner=owner)
+        """Stores `obj` at `path` (a new version of it, when versioned); returns what
+        `IoManagerCore.handle_output` returns."""
+        run_id = _run_id(context) if self.versioned else None
+        return self._core.handle_output(path, obj, owner=owner, run_id=run_id)
 
     # Inputs
 
@@ -203,6 +235,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         # at the start of the range still gets a dict), or an unpartitioned
         # reader: {partition_key: object}, fetched concurrently, in partition order.
         paths = {key: self._core.path(identifier, _dimensions(key)) for key in partitions}
+        paths = dict(zip(paths, self._resolve(context, list(paths.values()), list(partitions))))
         owners = [_owner(context, _dimensions(key)) for key in partitions]
         # Looked up by an error's path, which may be None.
         partition_at: dict[str | None, str] = {path: key for key, path in paths.items()}
@@ -217,6 +250,19 @@ class _RemoteStoreIOManagerImpl(IOManager):
         except DeserializationError as err:
             raise _undecodable(identifier, partition_at.get(err.path), err) from (err.__cause__ or err)
         return concat_tables(values) if self._one_table(context) else dict(zip(paths, values))
+
+    def _resolve(self, context: InputContext, paths: list[str], partitions: list[str | None]) -> list[str]:
+        """Where the outputs at `paths` (of `partitions`) load from: the versions the input
+        pins, else the current ones, when versioned; else `paths` themselves."""
+        pins = _pins(context, partitions)
+        if not self.versioned:
+            if pins is not None:
+                raise InvalidConfig(
+                    f"input {context.name!r} pins a version, but its IO manager does not keep versions "
+                    "(remote_store_io_manager(..., versioned=True))"
+                )
+            return paths
+        return self._core.resolve(paths, pins=pins)
 
     def _one_table(self, context: InputContext) -> bool:
         """Whether several partitions load as one table: tables, for an input annotated as one
@@ -254,7 +300,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
 
     def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
         dimensions = _dimensions(partition) if partition is not None else []
-        path = self._core.path(identifier, dimensions)
+        [path] = self._resolve(context, [self._core.path(identifier, dimensions)], [partition])
         try:
             return self._load(context, path, _owner(context, dimensions))
         except NotFound as missing:
@@ -274,6 +320,31 @@ class _RemoteStoreIOManagerImpl(IOManager):
             operation="load_input",
             backend=missing.backend,
         )
+
+
+def _pins(context: InputContext, partitions: list[str | None]) -> list[str | None] | None:
+    """The version to load for each of `partitions`, from the input's metadata `version`: one
+    version for an input of one object, or a dict of partition key to version; None if it pins none."""
+    pinned = _input_metadata(context).get("version")
+    if pinned is None:
+        return None
+    if isinstance(pinned, str) and len(partitions) == 1:
+        return [pinned]
+    if isinstance(pinned, collections.abc.Mapping) and all(isinstance(v, str) for v in pinned.values()):
+        by_partition = cast("collections.abc.Mapping[str, str]", pinned)
+        return [by_partition.get(str(key)) if key is not None else None for key in partitions]
+    raise InvalidConfig(
+        f"input {context.name!r}: metadata 'version' must be a version name (an input of one object) or a dict of "
+        f"partition key to version name, not {pinned!r} for {len(partitions)} partitions"
+    )
+
+
+def _run_id(context: OutputContext) -> str:
+    """The id of the run that writes the output: versions are named after it."""
+    try:
+        return context.run_id
+    except DagsterInvariantViolationError:
+        return "manual"  # a context built by hand without a run
 
 
 def _pickle_serializer(serializer: Any, allowed_globals: Iterable[str] | None) -> PickleSerializer | None:
@@ -492,12 +563,15 @@ def _metadata(written: dict[str, Any]) -> dict[str, Any]:
     # Size and checksum as plain values: Dagster turns them into int and text metadata
     # itself, with less work than MetadataValue.int/.text. The size's unit is in its key, as
     # Dagster has no metadata type for byte sizes, and an int is what the UI plots.
-    return {
+    metadata: dict[str, Any] = {
         "path": MetadataValue.path(written["path"]),
         "dagster/uri": MetadataValue.text(written["uri"]),
         "size_bytes": written["size"],
         "checksum": written["checksum"],
     }
+    if "version" in written:
+        metadata["version"] = MetadataValue.text(written["version"])
+    return metadata
 
 
 def _column_types(obj: Any, table: dict[str, Any]) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ written into Dagster's run config either.
 # at runtime, and a string `ResourceDependency[Any]` loses its meaning.
 import warnings
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Optional, Protocol
 
 from dagster import (
@@ -28,6 +29,7 @@ from pydantic import PrivateAttr
 from ._core import Registry, Store, redact_secrets
 from .errors import InvalidConfig
 from .io_manager import _DEFAULT_MAX_CONCURRENCY, remote_store_io_manager
+from .versions import Retention
 
 __all__ = ["DagsterStoreResource", "RemoteStoreIOManager"]
 
@@ -189,6 +191,9 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):  # type:
     ``serializer``; ``extension`` replaces the serializer's file extension.
     ``allowed_pickle_globals`` restricts what pickle loads may import and call
     (``["@data", "mypackage.*"]``; see ``PickleSerializer(allowed_globals=...)``).
+    ``versioned`` keeps every materialization as a version of its own, and ``keep_last`` /
+    ``keep_for_days`` are the retention that :func:`cleanup_sensor` applies to them (see
+    ``remote_store_io_manager``).
     """
 
     store_resource: Optional[DagsterStoreResource] = None
@@ -203,6 +208,9 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):  # type:
     extension: Optional[str] = None
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY
     allowed_pickle_globals: Optional[list[str]] = None
+    versioned: bool = False
+    keep_last: Optional[int] = None
+    keep_for_days: Optional[float] = None
 
     _registry: Optional[Registry] = PrivateAttr(default=None)
 
@@ -229,12 +237,18 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):  # type:
                 )
             store, self._registry = self._build_store(owner)
         serializer = self.custom_serializer if self.custom_serializer is not None else self.serializer
+        retention = None
+        if self.keep_last is not None or self.keep_for_days is not None:
+            keep_for = timedelta(days=self.keep_for_days) if self.keep_for_days is not None else None
+            retention = Retention(keep_last=self.keep_last, keep_for=keep_for)
         return remote_store_io_manager(
             store,
             serializer,
             max_concurrency=self.max_concurrency,
             extension=self.extension,
             allowed_pickle_globals=self.allowed_pickle_globals,
+            versioned=self.versioned,
+            retention=retention,
         )
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
@@ -253,4 +267,6 @@ class RemoteStoreIOManager(ConfigurableIOManagerFactory, _StoreConfig):  # type:
             fields.append(("extension", self.extension))
         if self.allowed_pickle_globals is not None:
             fields.append(("allowed_pickle_globals", self.allowed_pickle_globals))
+        versions = ("versioned", "keep_last", "keep_for_days")
+        fields += [(name, getattr(self, name)) for name in versions if getattr(self, name)]
         return fields
