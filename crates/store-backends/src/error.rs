@@ -258,6 +258,22 @@ mod sftp {
         /// A resumed read found another file at the path.
         #[error("the object was replaced while it was being read")]
         Replaced,
+        /// A conditional write found the object at another version, or gone.
+        #[error("the object is no longer at the version the write expected: it was replaced or deleted")]
+        Changed,
+        /// A conditional write without the e-tag to compare.
+        #[error("a conditional write needs the e-tag of the object it replaces (see read_for_update)")]
+        NoETag,
+        /// A server that gives no modification times, of which e-tags are made.
+        #[error("the SFTP server gives no modification times, so conditional writes cannot tell versions apart")]
+        NoTimes,
+        /// Other conditional writers of the object kept its lease for too long. Not `Unavailable`: the
+        /// connection is fine, and retrying at once would only wait again.
+        #[error("other conditional writers of the object held its lease for over {} s", waited.as_secs())]
+        LeaseBusy { waited: std::time::Duration },
+        /// A conditional write that held the lease too long to rename safely (the server is slow).
+        #[error("the conditional write held the object's lease too long to finish safely; nothing was written")]
+        LeaseOverdue,
         /// The caller dropped a streamed write before its end.
         #[error("the streamed write was cancelled")]
         Cancelled,
@@ -323,8 +339,12 @@ mod sftp {
                     }
                 }
                 SftpError::NotAFile => ErrorKind::NotFound,
-                SftpError::Replaced => ErrorKind::Precondition,
+                SftpError::Replaced | SftpError::Changed => ErrorKind::Precondition,
                 SftpError::HostKeyUnreadable(_)
+                | SftpError::NoETag
+                | SftpError::NoTimes
+                | SftpError::LeaseBusy { .. }
+                | SftpError::LeaseOverdue
                 | SftpError::RangeBeyondEnd { .. }
                 | SftpError::Cancelled
                 | SftpError::Worker(_) => ErrorKind::Other,

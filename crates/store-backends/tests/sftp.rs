@@ -628,3 +628,95 @@ async fn temporaries_of_killed_writers_are_leftovers_to_clean_up() {
     assert!(!folder.join(".drs-tmp-00000000deadbeef").exists());
     assert_eq!(store.read(&p("a/b.pkl")).await.unwrap(), "kept");
 }
+
+/// The lease file of the object at `path` of `store`, on this machine, where the test server keeps its files.
+fn lease_file(store: &Store, path: &str) -> std::path::PathBuf {
+    let full = std::path::Path::new(&env("DRS_TEST_SFTP_ROOT")).join(store.root().unwrap().as_str()).join(path);
+    let name = full.file_name().unwrap().to_str().unwrap().to_owned();
+    full.with_file_name(format!(".drs-tmp-lease-{name}"))
+}
+
+server_test! {
+    /// A lease left by a writer killed while holding it is broken once it has expired (by the server's clock),
+    /// and leaves nothing behind; until then `leftovers` shows it.
+    async fn an_expired_lease_is_broken() {
+        let store = isolated(config(key_auth()), "lease-expired").await;
+        store.write(&p("v/pointer.json"), "1".into(), WriteMode::Overwrite).await.unwrap();
+        let lease = lease_file(&store, "v/pointer.json");
+        std::fs::write(&lease, "12345-00000000deadbeef").unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(120);
+        std::fs::File::options().write(true).open(&lease).unwrap().set_modified(old).unwrap();
+        let found = store.leftovers(None).await.unwrap();
+        assert_eq!(found.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(), ["v/.drs-tmp-lease-pointer.json"]);
+        assert_eq!(store.list(None, true).collect::<Vec<_>>().await.len(), 1, "listings skip the lease");
+
+        let (_, version) = store.read_for_update(&p("v/pointer.json")).await.unwrap();
+        let path = p("v/pointer.json");
+        let write = store.write(&path, "2".into(), WriteMode::IfMatch(version));
+        tokio::time::timeout(Duration::from_secs(10), write).await.expect("no wait for an expired lease").unwrap();
+        assert_eq!(store.read(&p("v/pointer.json")).await.unwrap(), "2");
+        let folder = format!("{}/v", store.root().unwrap());
+        assert_eq!(names_on_server(&folder), ["pointer.json"], "the broken lease is gone");
+    }
+}
+
+server_test! {
+    /// A lease held by a live writer (recent) holds conditional writers back until it is released; plain
+    /// writes do not wait for it.
+    async fn a_held_lease_makes_conditional_writers_wait() {
+        let store = isolated(config(key_auth()), "lease-held").await;
+        store.write(&p("v/pointer.json"), "1".into(), WriteMode::Overwrite).await.unwrap();
+        let lease = lease_file(&store, "v/pointer.json");
+        std::fs::write(&lease, "12345-00000000deadbeef").unwrap();
+        let (_, version) = store.read_for_update(&p("v/pointer.json")).await.unwrap();
+        let (writer, path) = (store.clone(), p("v/pointer.json"));
+        let waiting = tokio::spawn(async move { writer.write(&path, "2".into(), WriteMode::IfMatch(version)).await });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(!waiting.is_finished(), "a conditional write went ahead of a held lease");
+        assert_eq!(store.read(&p("v/pointer.json")).await.unwrap(), "1");
+        std::fs::remove_file(&lease).unwrap();
+        let written = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("released").unwrap();
+        written.expect("the write once the lease is released");
+        assert_eq!(store.read(&p("v/pointer.json")).await.unwrap(), "2");
+        std::fs::write(&lease, "12345-00000000deadbeef").unwrap();
+        let path = p("v/pointer.json");
+        let plain = store.write(&path, "3".into(), WriteMode::Overwrite);
+        tokio::time::timeout(Duration::from_secs(5), plain).await.expect("plain writes take no lease").unwrap();
+        std::fs::remove_file(&lease).unwrap();
+    }
+}
+
+server_test! {
+    /// `head`, `get`, listings and writes report one e-tag; conditional writes in quick succession (the
+    /// server's times have whole seconds) each make a new one.
+    async fn e_tags_agree_and_never_repeat_among_conditional_writes() {
+        use futures::TryStreamExt;
+        use store_core::{ListEntry, UpdateVersion};
+
+        let store = isolated(config(key_auth()), "e-tags").await;
+        let path = p("v/pointer.json");
+        let mut written = store.write(&path, "00".into(), WriteMode::Overwrite).await.unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for round in 1..=10u32 {
+            let (_, version) = store.read_for_update(&path).await.unwrap();
+            assert_eq!(version, UpdateVersion::from(written.clone()), "a write reports what a read sees");
+            assert_eq!(store.head(&path).await.unwrap().e_tag, version.e_tag, "head and get agree");
+            let listed: Vec<ListEntry> = store.list(None, true).try_collect().await.unwrap();
+            assert!(matches!(&listed[..], [ListEntry::Object(m)] if m.e_tag == version.e_tag), "{listed:?}");
+            assert!(seen.insert(version.e_tag.clone().unwrap()), "round {round}: an e-tag came back");
+            let full = store.root().unwrap().join(&path);
+            let options = store_core::GetOptions { stream: true, ..Default::default() };
+            let streamed = store.backend().get_opts(&full, options);
+            assert_eq!(streamed.await.unwrap().e_tag, version.e_tag, "a streamed read agrees");
+            written = store.write(&path, format!("{round:02}").into(), WriteMode::IfMatch(version)).await.unwrap();
+        }
+        let big = stream::iter((0..4u8).map(|i| Ok(Bytes::from(vec![i; 1 << 20])))).boxed();
+        let (_, version) = store.read_for_update(&path).await.unwrap();
+        let streamed = store.write_stream(&path, big, WriteMode::IfMatch(version.clone())).await.unwrap();
+        assert_eq!(store.head(&path).await.unwrap().e_tag, streamed.e_tag, "a streamed conditional write");
+        let late = stream::iter([Ok(Bytes::from("late"))]).boxed();
+        let err = store.write_stream(&path, late, WriteMode::IfMatch(version)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Precondition, "{err}");
+        assert_eq!(store.head(&path).await.unwrap().size, 4 << 20);
+    }
+}

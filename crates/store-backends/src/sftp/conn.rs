@@ -5,7 +5,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libssh2_sys as raw;
@@ -19,6 +20,71 @@ use crate::error::{SftpError, ssh_kind};
 
 /// Names of in-flight temporaries start with this; listings skip them and writes refuse such names.
 pub(super) const TEMP_PREFIX: &str = ".drs-tmp-";
+
+/// A lease whose file is older than this (by the server's clock) is taken to be a crashed writer's, and broken.
+pub(super) const LEASE_EXPIRY: Duration = Duration::from_secs(60);
+
+/// A writer that has held its lease this long no longer commits: the lease may be broken before its rename
+/// lands. Half the expiry leaves the rename up to the other half, the default I/O timeout.
+const LEASE_COMMIT_BY: Duration = Duration::from_secs(30);
+
+/// A writer that has waited this long for a lease that others keep taking gives up (`Unavailable`).
+const LEASE_WAIT: Duration = Duration::from_secs(120);
+
+/// How a written temporary becomes the object.
+#[derive(Clone)]
+pub(super) enum Place {
+    /// It replaces whatever is there (atomically where the server has posix-rename).
+    Replace,
+    /// Only if nothing is there: one of several racing creators wins.
+    Create,
+    /// It replaces the object if that is still at the version expected, under the object's lease.
+    IfMatch(std::sync::Arc<Conditional>),
+}
+
+impl Place {
+    pub(super) fn new(mode: &store_core::WriteMode) -> Result<Place> {
+        Ok(match mode {
+            store_core::WriteMode::Overwrite => Place::Replace,
+            store_core::WriteMode::CreateNew => Place::Create,
+            store_core::WriteMode::IfMatch(version) => {
+                let expected = version.e_tag.clone().ok_or(SftpError::NoETag)?;
+                let token = format!("{}-{:016x}", std::process::id(), super::random_u64());
+                Place::IfMatch(std::sync::Arc::new(Conditional { expected, token, committed: Mutex::new(None) }))
+            }
+        })
+    }
+}
+
+/// What a conditional write finds at its target.
+pub(super) enum Current {
+    /// The version expected, with its attributes.
+    Expected(FileStat),
+    /// This write's own object, of this e-tag.
+    Done(String),
+}
+
+/// One conditional write, across the attempts of it that a lost connection makes.
+pub(super) struct Conditional {
+    /// The e-tag the object must still have.
+    expected: String,
+    /// What this write's lease file holds, so that an attempt finding it knows the lease for its own.
+    token: String,
+    /// The e-tag of the object this write renamed into place, set just before the rename: an attempt made
+    /// again because the rename's reply was lost finds it there, and succeeds rather than fail the comparison.
+    committed: Mutex<Option<String>>,
+}
+
+impl Conditional {
+    fn committed(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.committed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An object's e-tag from its attributes: `"<mtime>-<size>"` (hex); `None` where the server gives no times.
+pub(super) fn e_tag(stat: &FileStat) -> Option<String> {
+    Some(format!("\"{:x}-{:x}\"", stat.mtime?, stat.size?))
+}
 
 /// Size of copy buffers and of streamed reads' chunks: large reads and writes let libssh2 keep many requests in
 /// flight.
@@ -62,8 +128,9 @@ impl Conn {
         let _ = session.disconnect(None, "closing", None);
     }
 
-    /// The whole file, or `range` of it (clamped at its end; a start at or past the end is an error).
-    pub(super) fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<Bytes> {
+    /// The whole file, or `range` of it (clamped at its end; a start at or past the end is an error), and the
+    /// file's attributes.
+    pub(super) fn read(&self, path: &str, range: Option<Range<u64>>) -> Result<(Bytes, FileStat)> {
         let (mut file, stat) = self.open(path)?;
         let size = stat.size.unwrap_or(0);
         let range = match range {
@@ -77,7 +144,7 @@ impl Conn {
         // Exactly the bytes the size promises: libssh2 may report the end of the file where the connection
         // dropped, and a short read must fail (and be retried), never pass for the object.
         file.read_exact(&mut data).map_err(|e| self.io_error(e))?;
-        Ok(data.into())
+        Ok((data.into(), stat))
     }
 
     /// Opens the file at `path` for reading; folders are not objects.
@@ -126,9 +193,36 @@ impl Conn {
         file_stat(self.sftp.stat(Path::new(path)))
     }
 
-    /// Stores `data` at `target` through a temporary file in the same folder.
-    pub(super) fn write(&self, target: &str, data: &[u8], overwrite: bool) -> Result<()> {
-        self.upload(target, overwrite, |file| file.write_all(data))
+    /// Stores `data` at `target` through a temporary file in the same folder; the new object's e-tag.
+    pub(super) fn write(&self, target: &str, data: &[u8], place: &Place) -> Result<Option<String>> {
+        if let Place::IfMatch(conditional) = place
+            && let Current::Done(done) = self.check_current(target, conditional)?
+        {
+            // The attempt that renamed may have lost its connection before it removed its lease.
+            if self.read_lease(&lease_path(target)).is_ok_and(|(held_by, _)| held_by == conditional.token) {
+                let _ = self.sftp.unlink(Path::new(&lease_path(target)));
+            }
+            return Ok(Some(done));
+        }
+        self.upload(target, place, |file| file.write_all(data))
+    }
+
+    /// Whether the object at `target` is still at the version a conditional write expects, or already the
+    /// one this write put in place (an earlier attempt renamed it, and the reply was lost); else (another
+    /// version, or none) `Precondition`.
+    pub(super) fn check_current(&self, target: &str, conditional: &Conditional) -> Result<Current> {
+        let stat = match self.stat(target) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(SftpError::Changed.into()),
+            stat => stat?,
+        };
+        let now = e_tag(&stat);
+        if let Some(done) = conditional.committed().clone().filter(|done| now.as_ref() == Some(done)) {
+            return Ok(Current::Done(done));
+        }
+        if now.as_deref() != Some(conditional.expected.as_str()) {
+            return Err(SftpError::Changed.into());
+        }
+        Ok(Current::Expected(stat))
     }
 
     /// Writes `chunks` to `file`, a temporary from [`create_temp`](Self::create_temp), one at a time, then
@@ -139,17 +233,18 @@ impl Conn {
         mut file: File,
         mut chunks: impl Iterator<Item = Result<Bytes>>,
         target: &str,
-        overwrite: bool,
-    ) -> Result<()> {
+        place: &Place,
+    ) -> Result<Option<String>> {
         let filled = chunks.try_for_each(|chunk| file.write_all(&chunk?).map_err(|e| self.io_error(e)));
-        self.finish(temp, file, filled, target, overwrite)
+        self.finish(temp, file, filled, target, place)
     }
 
     /// Streams `from` into a temporary beside `to`, then renames it into place: SFTP v3 has no copy.
     pub(super) fn copy(&self, from: &str, to: &str, overwrite: bool) -> Result<()> {
         let (mut source, stat) = self.open(from)?;
         let mut left = stat.size.unwrap_or(0);
-        self.upload(to, overwrite, |target| {
+        let place = if overwrite { Place::Replace } else { Place::Create };
+        self.upload(to, &place, |target| {
             let mut buffer = vec![0; CHUNK];
             while left > 0 {
                 // Exactly the source's size, as in `read`: a short read fails the copy.
@@ -160,6 +255,7 @@ impl Conn {
             }
             Ok(())
         })
+        .map(drop)
     }
 
     /// Moves `from` to `to`, creating `to`'s folder if needed.
@@ -237,25 +333,165 @@ impl Conn {
         Ok((temp, file))
     }
 
-    /// Writes a temporary beside `target` with `fill`, then renames it into place.
-    fn upload(&self, target: &str, overwrite: bool, fill: impl FnOnce(&mut File) -> io::Result<()>) -> Result<()> {
+    /// Writes a temporary beside `target` with `fill`, then puts it in place; the new object's e-tag.
+    fn upload(
+        &self,
+        target: &str,
+        place: &Place,
+        fill: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> Result<Option<String>> {
         let (temp, mut file) = self.create_temp(target)?;
         let filled = fill(&mut file).map_err(|e| self.io_error(e));
-        self.finish(&temp, file, filled, target, overwrite)
+        self.finish(&temp, file, filled, target, place)
     }
 
-    /// Closes the temporary `file` (`filled` says whether filling it worked) and renames it to `target`, or
-    /// removes it if anything failed.
-    fn finish(&self, temp: &str, mut file: File, filled: Result<()>, target: &str, overwrite: bool) -> Result<()> {
+    /// Closes the temporary `file` (`filled` says whether filling it worked) and puts it in place at `target`
+    /// as `place` says, or removes it if anything failed. The new object's e-tag, from the temporary's
+    /// attributes: a rename keeps them.
+    fn finish(
+        &self,
+        temp: &str,
+        mut file: File,
+        filled: Result<()>,
+        target: &str,
+        place: &Place,
+    ) -> Result<Option<String>> {
+        let written = filled.and_then(|()| file.stat().map_err(map_error));
         // An explicit close reports the server's answer, which dropping the handle would ignore.
-        let closed = filled.and_then(|()| file.close().map_err(map_error));
+        let closed = written.and_then(|stat| file.close().map(|()| stat).map_err(map_error));
+        let since = Instant::now();
         drop(file);
-        let committed =
-            closed.and_then(|()| if overwrite { self.replace(temp, target) } else { self.rename_new(temp, target) });
+        let committed = closed.and_then(|written| match place {
+            Place::Replace => self.replace(temp, target).map(|()| e_tag(&written)),
+            Place::Create => self.rename_new(temp, target).map(|()| e_tag(&written)),
+            Place::IfMatch(conditional) => self.replace_if_match(temp, written, since, target, conditional),
+        });
         if committed.is_err() {
             let _ = self.sftp.unlink(Path::new(temp));
         }
         committed
+    }
+
+    /// Renames the temporary `temp` (attributes `written`, read at `since`) onto `target` if `target` is still
+    /// at the version expected, holding `target`'s lease meanwhile (see [`acquire_lease`](Self::acquire_lease)).
+    /// The temporary's modification time is set past the old object's first, so that e-tags, of a
+    /// one-second clock, never repeat among conditional writes.
+    fn replace_if_match(
+        &self,
+        temp: &str,
+        written: FileStat,
+        since: Instant,
+        target: &str,
+        conditional: &Conditional,
+    ) -> Result<Option<String>> {
+        let server_now = || written.mtime.unwrap_or(0) + since.elapsed().as_secs();
+        let lease = self.acquire_lease(target, &conditional.token, server_now)?;
+        let acquired = Instant::now();
+        let replaced = (|| {
+            let current = match self.check_current(target, conditional)? {
+                Current::Done(done) => return Ok(Some(done)),
+                Current::Expected(current) => current,
+            };
+            let mut new = written.clone();
+            if let (Some(old), Some(mtime)) = (current.mtime, written.mtime)
+                && mtime <= old
+            {
+                let later = FileStat {
+                    size: None,
+                    uid: None,
+                    gid: None,
+                    perm: None,
+                    atime: Some(old + 1),
+                    mtime: Some(old + 1),
+                };
+                self.sftp.setstat(Path::new(temp), later).map_err(map_error)?;
+                new.mtime = Some(old + 1);
+            }
+            let new_e_tag = e_tag(&new);
+            if new_e_tag.is_none() {
+                return Err(SftpError::NoTimes.into());
+            }
+            if acquired.elapsed() >= LEASE_COMMIT_BY {
+                return Err(SftpError::LeaseOverdue.into());
+            }
+            conditional.committed().clone_from(&new_e_tag);
+            self.replace(temp, target)?;
+            Ok(new_e_tag)
+        })();
+        // A lease left behind only delays the next writer until it expires.
+        let _ = self.sftp.unlink(Path::new(&lease));
+        replaced
+    }
+
+    /// Takes `target`'s lease: creates its lease file (see [`lease_path`]) exclusively, holding `token`. A lease
+    /// file already there is waited for, with backoff, unless it holds `token` (an earlier attempt of this
+    /// write took it and lost the reply) or is older than [`LEASE_EXPIRY`] by the server's clock (`server_now`,
+    /// in seconds): that one is broken. Gives up after [`LEASE_WAIT`]. The lease file's path.
+    fn acquire_lease(&self, target: &str, token: &str, server_now: impl Fn() -> u64) -> Result<String> {
+        let lease = lease_path(target);
+        let (started, mut pause) = (Instant::now(), Duration::from_millis(2));
+        loop {
+            let flags = OpenFlags::WRITE | OpenFlags::EXCLUSIVE;
+            // Readable by all, so that writers logged in as other users can tell it is not theirs.
+            match self.sftp.open_mode(Path::new(&lease), flags, 0o644, OpenType::File) {
+                Ok(mut file) => {
+                    let written = file.write_all(token.as_bytes()).map_err(|e| self.io_error(e));
+                    if let Err(e) = written.and_then(|()| file.close().map_err(map_error)) {
+                        drop(file);
+                        let _ = self.sftp.unlink(Path::new(&lease));
+                        return Err(e);
+                    }
+                    return Ok(lease);
+                }
+                // No folder: no object either.
+                Err(e) if is_not_found(&e) => return Err(SftpError::Changed.into()),
+                // SFTP v3 says only "failure" when the file exists.
+                Err(e) if e.code() != ErrorCode::SFTP(raw::LIBSSH2_FX_FAILURE) => return Err(map_error(e)),
+                Err(_) => {}
+            }
+            match self.read_lease(&lease) {
+                Err(e) if e.kind() == ErrorKind::NotFound => continue, // released meanwhile
+                Err(e) => return Err(e),
+                Ok((held_by, _)) if held_by == token => return Ok(lease),
+                Ok((_, stat)) if expired(&stat, server_now()) => {
+                    self.break_lease(&lease, server_now())?;
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            if started.elapsed() >= LEASE_WAIT {
+                return Err(SftpError::LeaseBusy { waited: LEASE_WAIT }.into());
+            }
+            // Jittered, so that waiters spread out.
+            std::thread::sleep(
+                pause / 2 + Duration::from_micros(super::random_u64() % (pause.as_micros() as u64 / 2 + 1)),
+            );
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// What the lease file holds, and its attributes.
+    fn read_lease(&self, lease: &str) -> Result<(String, FileStat)> {
+        let (file, stat) = self.open(lease)?;
+        let mut held_by = String::new();
+        file.take(256).read_to_string(&mut held_by).map_err(|e| self.io_error(e))?;
+        Ok((held_by, stat))
+    }
+
+    /// Breaks an expired lease: renames it to a temporary's name, which only one of several breakers manages,
+    /// then removes it. A lease taken anew between the look and the rename (so not expired) is put back.
+    fn break_lease(&self, lease: &str, server_now: u64) -> Result<()> {
+        let broken = format!("{}/{TEMP_PREFIX}{:016x}", parent(lease), super::random_u64());
+        match self.rename_new(lease, &broken) {
+            Err(e) if e.kind().is_transient() => return Err(e),
+            Err(_) => return Ok(()), // released, or broken by another
+            Ok(()) => {}
+        }
+        let fresh = self.stat(&broken).is_ok_and(|stat| !expired(&stat, server_now));
+        if !(fresh && self.rename_new(&broken, lease).is_ok()) {
+            let _ = self.sftp.unlink(Path::new(&broken));
+        }
+        Ok(())
     }
 
     /// Renames `from` onto `to`, replacing it atomically where the server offers posix-rename.
@@ -303,6 +539,24 @@ impl Conn {
             && !matches!(err.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::WriteZero | io::ErrorKind::TimedOut);
         SftpError::Transfer { refused, source: err }.into()
     }
+}
+
+/// Whether a lease file with attributes `stat` has expired at `server_now` (seconds since the epoch).
+fn expired(stat: &FileStat, server_now: u64) -> bool {
+    stat.mtime.is_some_and(|mtime| mtime + LEASE_EXPIRY.as_secs() < server_now)
+}
+
+/// The lease file of the object at `target`: a hidden name beside it (listings skip it; `leftovers` finds one
+/// that a killed writer left), `.drs-tmp-lease-<name>`, or with a hash of the name where that is too long.
+pub(super) fn lease_path(target: &str) -> String {
+    let (folder, name) = target.rsplit_once('/').unwrap_or(("", target));
+    let prefix = format!("{TEMP_PREFIX}lease-");
+    if prefix.len() + name.len() <= 255 {
+        return format!("{folder}/{prefix}{name}");
+    }
+    // FNV-1a: the same in every process and build, which every writer of the object must agree on.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{folder}/{prefix}{hash:016x}")
 }
 
 /// The folder part of an absolute remote path (`""` for the filesystem root).

@@ -13,6 +13,23 @@
 //! see the object missing, and a writer that fails in between leaves no object. Files are not fsynced. A
 //! writer that crashes or loses its connection may leave its hidden temporary behind.
 //!
+//! # Conditional writes
+//! An object's e-tag is `"<mtime>-<size>"` (hex; the server's times have whole seconds), the same from `head`,
+//! reads, listings and the write that made it. SFTP v3 has no conditional replace, so a conditional write
+//! ([`WriteMode::IfMatch`](store_core::WriteMode::IfMatch)) takes a lease on the object: it writes its temporary,
+//! then creates the hidden file `.drs-tmp-lease-<name>` beside the object exclusively (waiting, with backoff,
+//! while another writer holds it), compares the object's e-tag with the one expected, sets the temporary's
+//! modification time past the old object's if the clock has not moved on (so e-tags never repeat among
+//! conditional writes; under heavy contention times run ahead of the clock, a second per write), renames it into
+//! place and removes the lease. The guarantee, compare-and-swap without lost updates, holds among conditional
+//! writers: plain writes take no lease, and a plain write racing a conditional one may be lost.
+//!
+//! A lease older than a minute (by the server's clock) is taken to be a crashed writer's and broken: renamed to
+//! a temporary's name, which only one of several breakers manages, and removed. A writer that has held its lease
+//! for 30 s no longer renames (it fails, and nothing is written), so a lease is never broken under a live writer
+//! unless the rename itself takes over 30 s. A lease left by a killed writer shows in `leftovers` until then.
+//! Listings skip leases, as they skip temporaries.
+//!
 //! # Connections
 //! A pool of up to `pool_size` SSH sessions, each carrying one call at a time, run on Tokio's blocking threads
 //! (so this backend needs a Tokio runtime). Failures that may pass (connection lost, timeout) drop the session,
@@ -52,13 +69,13 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use ssh2::{File, FileStat};
 use store_core::{
     Backend, Error, ErrorKind, GetOptions, GetResult, HeadOptions, Leftover, ListEntry, Metadata, ObjectMeta, Payload,
-    PutOptions, Result, StorePath, WriteMode, WriteResult,
+    PutOptions, Result, StorePath, WriteResult,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinError;
 
 pub use config::{SftpAuth, SftpConfig, SftpHostKey};
-use conn::{Conn, TEMP_PREFIX};
+use conn::{Conn, Place, TEMP_PREFIX};
 
 use crate::error::SftpError;
 use crate::uri::uri_escape;
@@ -72,6 +89,12 @@ const BACKOFF_CAP: Duration = Duration::from_secs(3);
 /// `posix-rename@openssh.com`), so readers see the old or the new object, never a mix. Cloning is cheap; clones
 /// share the connections.
 /// `Debug` and `Display` show the server and base folder, never credentials.
+///
+/// E-tags are `"<mtime>-<size>"`. Conditional writes ([`WriteMode::IfMatch`](store_core::WriteMode::IfMatch))
+/// hold a lease on the object, a hidden `.drs-tmp-lease-<name>` file beside it created exclusively, while they
+/// compare its e-tag and rename the new file into place: compare-and-swap among conditional writers (plain
+/// writes take no lease). A lease a crashed writer left expires after a minute and is broken; until then it
+/// holds conditional writers of that object back, and `leftovers` shows it.
 ///
 /// ```no_run
 /// # #[tokio::main] async fn main() -> store_core::Result<()> {
@@ -342,7 +365,7 @@ fn object_meta(path: StorePath, stat: &FileStat) -> ObjectMeta {
         path,
         size: stat.size.unwrap_or(0),
         last_modified: stat.mtime.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
-        e_tag: None,
+        e_tag: conn::e_tag(stat),
         version: None,
     }
 }
@@ -372,23 +395,32 @@ impl SftpBackend {
         &self,
         path: &StorePath,
         mut data: BoxStream<'static, Result<Bytes>>,
-        mode: WriteMode,
+        place: Place,
     ) -> Result<WriteResult> {
         // The channel holds one chunk, `None` marks the end of the stream, and a sender dropped before that (this
         // call was dropped) fails the upload, so a cut-off stream is never committed.
         let (sender, mut receiver) = mpsc::channel(1);
-        let (backend, target, overwrite) = (self.clone(), self.remote(path), mode == WriteMode::Overwrite);
+        let (backend, target) = (self.clone(), self.remote(path));
         // A task of its own, so that even if this call is dropped, a temporary created meanwhile is removed.
         let upload = tokio::spawn(async move {
-            let remote = target.clone();
-            let (lease, (temp, file)) =
-                backend.retry(move |lease| lease.start(|conn| conn.create_temp(&remote))).await?;
+            let (remote, check) = (target.clone(), place.clone());
+            let (lease, (temp, file)) = backend
+                .retry(move |lease| {
+                    lease.start(|conn| {
+                        // A conditional write of an object already changed fails before the stream is read.
+                        if let Place::IfMatch(conditional) = &check {
+                            conn.check_current(&remote, conditional)?;
+                        }
+                        conn.create_temp(&remote)
+                    })
+                })
+                .await?;
             let chunks = iter::from_fn(move || {
                 let cancelled = || Some(Err(SftpError::Cancelled.into()));
                 receiver.blocking_recv().unwrap_or_else(cancelled)
             });
             tokio::task::spawn_blocking(move || {
-                lease.call(|conn| conn.write_chunks(&temp, file, chunks, &target, overwrite))
+                lease.call(|conn| conn.write_chunks(&temp, file, chunks, &target, &place))
             })
             .await
             .map_err(worker_failed)?
@@ -401,24 +433,26 @@ impl SftpBackend {
                 break;
             }
         }
-        upload.await.map_err(worker_failed)??;
-        Ok(WriteResult::default())
+        let e_tag = upload.await.map_err(worker_failed)??;
+        Ok(WriteResult { e_tag, version: None })
     }
 
     /// A blocking task reads 1 MiB chunks, one ahead of the caller, until the end of the file or until the
     /// stream is dropped; a lost connection is resumed on a new one (see `send_chunks`).
-    async fn read_stream(&self, path: &StorePath) -> Result<BoxStream<'static, Result<Bytes>>> {
+    /// Also the e-tag of the file opened.
+    async fn read_stream(&self, path: &StorePath) -> Result<(BoxStream<'static, Result<Bytes>>, Option<String>)> {
         let remote = self.remote(path);
         let opened = {
             let remote = remote.clone();
             self.retry(move |lease| lease.start(|conn| conn.open(&remote))).await?
         };
+        let e_tag = conn::e_tag(&opened.1.1);
         let (sender, mut receiver) = mpsc::channel(1);
         let reader = tokio::spawn(self.clone().send_chunks(remote, opened, sender));
         let chunks = stream::poll_fn(move |cx| receiver.poll_recv(cx));
         // A reader that stopped short (it panicked) must not pass for the end of the object.
         let failed = stream::once(reader).filter_map(|joined| async { joined.err().map(|e| Err(worker_failed(e))) });
-        Ok(chunks.chain(failed).boxed())
+        Ok((chunks.chain(failed).boxed(), e_tag))
     }
 }
 
@@ -434,13 +468,13 @@ impl Backend for SftpBackend {
 
     async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
         if options.stream && options.range.is_none() {
-            let chunks = self.read_stream(path).await?;
-            return Ok(GetResult::new(Payload::Stream(chunks), None, Metadata::new()));
+            let (chunks, e_tag) = self.read_stream(path).await?;
+            return Ok(GetResult::new(Payload::Stream(chunks), None, Metadata::new()).with_version(e_tag, None));
         }
         let remote = self.remote(path);
-        let data = self.run(move |conn| conn.read(&remote, options.range.clone())).await?;
+        let (data, stat) = self.run(move |conn| conn.read(&remote, options.range.clone())).await?;
         let size = data.len() as u64;
-        Ok(GetResult::new(data.into(), Some(size), Metadata::new()))
+        Ok(GetResult::new(data.into(), Some(size), Metadata::new()).with_version(conn::e_tag(&stat), None))
     }
 
     async fn head_opts(&self, path: &StorePath, _: HeadOptions) -> Result<(ObjectMeta, Metadata)> {
@@ -452,16 +486,14 @@ impl Backend for SftpBackend {
     async fn put_opts(&self, path: &StorePath, payload: Payload, options: PutOptions) -> Result<WriteResult> {
         options.refuse_metadata(self.kind())?;
         check_name(path)?;
-        if matches!(options.mode, WriteMode::IfMatch(_)) {
-            return Err(Error::new(ErrorKind::Other, "conditional writes are not supported by sftp yet"));
-        }
+        let place = Place::new(&options.mode)?;
         let data = match payload {
             Payload::Bytes(data) => data,
-            Payload::Stream(chunks) => return self.put_stream(path, chunks, options.mode).await,
+            Payload::Stream(chunks) => return self.put_stream(path, chunks, place).await,
         };
-        let (remote, overwrite) = (self.remote(path), options.mode == WriteMode::Overwrite);
-        self.run(move |conn| conn.write(&remote, &data, overwrite)).await?;
-        Ok(WriteResult::default())
+        let remote = self.remote(path);
+        let e_tag = self.run(move |conn| conn.write(&remote, &data, &place)).await?;
+        Ok(WriteResult { e_tag, version: None })
     }
 
     async fn delete(&self, path: &StorePath) -> Result<()> {
@@ -575,6 +607,17 @@ mod tests {
             assert!(ceiling / 2 <= delay && delay <= ceiling, "retry {retry}: {delay:?}");
         }
         assert_ne!(random_u64(), random_u64());
+    }
+
+    #[test]
+    fn leases_are_hidden_names_beside_the_object_that_fit_any_name() {
+        assert_eq!(conn::lease_path("/base/a/pointer.json"), "/base/a/.drs-tmp-lease-pointer.json");
+        let long = format!("/base/{}", "n".repeat(250));
+        let lease = conn::lease_path(&long);
+        let name = lease.strip_prefix("/base/").unwrap();
+        assert!(name.starts_with(".drs-tmp-lease-") && name.len() <= 255, "{lease}");
+        assert_eq!(conn::lease_path(&long), lease, "the same in every call");
+        assert_ne!(conn::lease_path(&format!("{long}x")), lease);
     }
 
     #[test]
