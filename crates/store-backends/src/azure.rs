@@ -55,6 +55,9 @@ impl fmt::Debug for AzureConfig {
 /// one is given), as the Azure portal, `az storage` and azcopy show and take them;
 /// unlike `az://<container>/<blob>`, they name the account.
 ///
+/// Conditional writes ([`WriteMode::IfMatch`](store_core::WriteMode::IfMatch))
+/// send the e-tag read as `If-Match`, in one PUT.
+///
 /// ```no_run
 /// # fn main() -> store_core::Result<()> {
 /// use store_backends::{AzureBackend, AzureConfig};

@@ -46,6 +46,10 @@ impl fmt::Debug for GcsConfig {
 
 /// Objects in a Google Cloud Storage bucket. URIs are `gs://bucket/key`.
 ///
+/// Conditional writes ([`WriteMode::IfMatch`](store_core::WriteMode::IfMatch))
+/// compare the object's generation (the version `read_for_update` returns) with
+/// `x-goog-if-generation-match`, in one PUT.
+///
 /// ```no_run
 /// # fn main() -> store_core::Result<()> {
 /// use store_backends::{GcsBackend, GcsConfig};

@@ -28,6 +28,12 @@ use crate::uri::uri_escape;
 ///
 /// The named backends are instantiations of it (or, for [`crate::LocalBackend`], wrap one:
 /// [`crate::MemoryBackend`]); they differ only in how they are built.
+///
+/// Conditional writes ([`WriteMode::IfMatch`]) are object_store's `PutMode::Update`: the
+/// store compares the e-tag (GCS: the generation) itself, against every writer. They go
+/// as one request whatever their size, since a multipart upload cannot be made
+/// conditional, so a stream larger than one part is refused; an object changed or gone
+/// is [`store_core::ErrorKind::Precondition`].
 pub struct ObjectStoreBackend<S> {
     store: Arc<S>,
     kind: &'static str,

@@ -58,6 +58,8 @@ impl fmt::Debug for S3Config {
 ///
 /// Overwrites are atomic (S3 replaces whole objects); create-only writes and
 /// copies use S3's conditional requests, so exactly one racing creator wins.
+/// Conditional writes ([`WriteMode::IfMatch`](store_core::WriteMode::IfMatch))
+/// send the e-tag read as `If-Match`, in one PUT.
 ///
 /// ```no_run
 /// # fn main() -> store_core::Result<()> {
