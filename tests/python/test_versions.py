@@ -5,6 +5,10 @@ progress). On every backend, against its real server."""
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +33,7 @@ from dagster import (
 from dagster_remote_store import (
     InvalidConfig,
     NotFound,
+    RemoteStoreIOManager,
     Retention,
     Store,
     cleanup_sensor,
@@ -299,10 +304,10 @@ def test_a_wipe_deletes_what_was_stored_before_it(store: Store, instance) -> Non
         with pytest.raises(NotFound):
             io_manager.core.load_input(io_manager.core.resolve(["up.pkl"])[0])
 
-        # What is stored after a wipe stays, when the same wipe is read again.
+        # What is stored after a wipe stays, when the wipe events are read again (older dagster has none).
         time.sleep(0 if versioned else 1.1)
         assert materialize([up], resources=resources, instance=instance).success
-        plan = plan_cleanup(instance, defs, io_manager, wiped=wiped, grace=timedelta(0))
+        plan = plan_cleanup(instance, defs, io_manager, wiped=(), grace=timedelta(0))
         assert plan.deletions == []
         assert io_manager.core.load_input(io_manager.core.resolve(["up.pkl"])[0]) == 1
         instance.wipe_assets([AssetKey("up"), AssetKey("kept")])
@@ -337,3 +342,81 @@ def test_the_sensor_dry_runs_then_deletes_and_keeps_its_cursor(tmp_path, instanc
             assert result.skip_message.startswith("deleted ")
             assert stored_under(store, "up.pkl") == []
             assert float(result.cursor) > 0
+
+
+def test_retention_from_config_through_the_sensor(tmp_path, instance) -> None:
+    holder = {"value": 0}
+    up, _ = up_and_down(holder)
+    config = RemoteStoreIOManager(
+        backend_type="local", backend_options={"root": str(tmp_path)}, versioned=True, keep_last=2
+    )
+    for value in range(4):
+        holder["value"] = value
+        assert materialize([up], resources={"io_manager": config}, instance=instance).success
+    sensor = cleanup_sensor(apply=True, grace=timedelta(0))
+    defs = Definitions(assets=[up], sensors=[sensor], resources={"io_manager": config})
+    with build_sensor_context(instance=instance, definitions=defs, resources={"io_manager": config}) as context:
+        result = sensor.evaluate_tick(context)
+    assert result.skip_message.startswith("deleted 2 objects"), result.skip_message
+    versions = sorted(p.name for p in (tmp_path / "up.pkl.versions").iterdir() if p.suffix == ".pkl")
+    assert versions == sorted(m["version"].value + ".pkl" for m in metadata_of(instance, "up")[2:])
+    with pytest.raises(InvalidConfig, match="build_resources"):
+        plan_cleanup(instance, defs, config)
+
+
+CLI_PROJECT = """
+from datetime import timedelta
+import os
+from dagster import Definitions, asset
+from dagster_remote_store import RemoteStoreIOManager, cleanup_sensor
+
+@asset
+def up() -> str:
+    return os.environ["VALUE"]
+
+defs = Definitions(
+    assets=[up],
+    resources={"io_manager": RemoteStoreIOManager(
+        backend_type="local", backend_options={"root": os.environ["ROOT"]}, versioned=True, keep_last=1
+    )},
+    sensors=[cleanup_sensor(apply=True, grace=timedelta(0))],
+)
+"""
+
+
+def test_the_dagster_cli_wipes_and_the_sensor_deletes(tmp_path) -> None:
+    """Real processes and a real DAGSTER_HOME: `dagster asset materialize`, `dagster asset wipe`,
+    then the sensor evaluated by `dagster sensor preview` in the code location."""
+    (tmp_path / "defs.py").write_text(CLI_PROJECT)
+    root, home = tmp_path / "store", tmp_path / "home"
+    home.mkdir()
+
+    def dagster(*args: str, value: str = "") -> str:
+        env = {**os.environ, "DAGSTER_HOME": str(home), "ROOT": str(root), "VALUE": value}
+        command = [sys.executable, "-m", "dagster", *args, "-f", str(tmp_path / "defs.py")]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    def versions() -> list[str]:
+        return sorted(p.name for p in (root / "up.pkl.versions").iterdir() if p.suffix == ".pkl")
+
+    for value in ("a", "b", "c"):
+        dagster("asset", "materialize", "--select", "up", value=value)
+    assert len(versions()) == 3
+    out = dagster("sensor", "preview", "io_manager_cleanup")
+    assert "deleted " in out and "2 deletions" in out, out
+    [current] = versions()
+    assert pickle.loads((root / "up.pkl.versions" / current).read_bytes()) == "c"
+    if not HAS_WIPE_EVENTS:
+        return
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "wipe", "up", "--noprompt"],
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    out = dagster("sensor", "preview", "io_manager_cleanup")
+    assert "deleted " in out and "2 deletions" in out, out
+    assert [p.name for p in root.rglob("*") if p.is_file()] == []

@@ -236,17 +236,26 @@ class RemoteStoreResource(dg.Component, dg.Resolvable, _StoreLocation):
 @dg.scaffold_with(_IOManagersScaffolder)
 class RemoteStoreIOManagers(dg.Component, dg.Resolvable, _StoreLocation):
     """IO managers on one store: ``io_managers`` maps each resource key to the serializer its
-    outputs are stored with (``pickle``, ``json``, ``parquet``, ``parquet-dataset``)."""
+    outputs are stored with (``pickle``, ``json``, ``parquet``, ``parquet-dataset``).
+    ``versioned``, ``keep_last`` and ``keep_for_days`` apply to each (see ``RemoteStoreIOManager``)."""
 
     io_managers: dict[str, Serializer] = {"io_manager": "pickle"}
     max_concurrency: int = _DEFAULT_MAX_CONCURRENCY
+    versioned: bool = False
+    keep_last: Optional[int] = None
+    keep_for_days: Optional[float] = None
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         self._check(type(self).__name__)
         return dg.Definitions(
             resources={
                 key: RemoteStoreIOManager(
-                    **self._store_fields(), serializer=serializer, max_concurrency=self.max_concurrency
+                    **self._store_fields(),
+                    serializer=serializer,
+                    max_concurrency=self.max_concurrency,
+                    versioned=self.versioned,
+                    keep_last=self.keep_last,
+                    keep_for_days=self.keep_for_days,
                 )
                 for key, serializer in self.io_managers.items()
             }

@@ -151,7 +151,8 @@ def plan_cleanup(
 
     if not isinstance(io_manager, _RemoteStoreIOManagerImpl):
         raise InvalidConfig(
-            f"plan_cleanup: {io_manager_key!r} is {type(io_manager).__name__}, not a remote_store_io_manager"
+            f"plan_cleanup: {io_manager_key!r} is {type(io_manager).__name__}, not a remote_store_io_manager; "
+            "a RemoteStoreIOManager from config is built with dagster.build_resources"
         )
     repository = definitions.get_repository_def() if hasattr(definitions, "get_repository_def") else definitions
     graph = repository.asset_graph
