@@ -619,6 +619,32 @@ mod tests {
         assert!(err.to_string().contains("replaced while it was being read"), "{err}");
     }
 
+    /// A conditional write goes as one request: from one buffer at any size, from a stream up to one part.
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn conditional_writes_go_in_one_request() {
+        use bytes::Bytes;
+        use futures::stream::{self, StreamExt};
+        use store_core::{ErrorKind, Store, WriteMode};
+
+        let store = Store::new(crate::MemoryBackend::new().with_multipart(5 << 20, 2));
+        let path = "big.bin".parse().unwrap();
+        store.write(&path, "small".into(), WriteMode::Overwrite).await.unwrap();
+        let (_, version) = store.read_for_update(&path).await.unwrap();
+        let big = Bytes::from(vec![7u8; 12 << 20]);
+        let written = store.write(&path, big.clone(), WriteMode::IfMatch(version)).await.expect("12 MiB in one PUT");
+        assert!(store.read(&path).await.unwrap() == big);
+
+        let parts = || stream::iter((0..3).map(|_| Ok(Bytes::from(vec![1u8; 4 << 20])))).boxed();
+        let err = store.write_stream(&path, parts(), WriteMode::IfMatch(written.clone().into())).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+        assert!(err.to_string().contains("write it from one buffer"), "{err}");
+        assert!(store.read(&path).await.unwrap() == big, "a refused stream changed nothing");
+        let one_part = stream::iter([Ok(Bytes::from("a")), Ok(Bytes::from("b"))]).boxed();
+        store.write_stream(&path, one_part, WriteMode::IfMatch(written.into())).await.expect("a stream of one part");
+        assert_eq!(store.read(&path).await.unwrap(), "ab");
+    }
+
     #[tokio::test]
     async fn a_body_cut_short_fails_the_read_as_unavailable() {
         use bytes::Bytes;
