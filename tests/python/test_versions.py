@@ -19,6 +19,7 @@ import pytest
 from dagster import (
     AssetIn,
     AssetKey,
+    AssetSpec,
     DagsterEventType,
     DagsterInstance,
     DagsterRun,
@@ -251,7 +252,8 @@ def test_retention_keeps_the_last_versions_and_what_runs_in_progress_may_read(tm
         return up
 
     materialize_up(6)
-    pinned_defs = Definitions(assets=[up, pinned], resources={"io_manager": io_manager})
+    # An asset defined elsewhere has no inputs to pin anything.
+    pinned_defs = Definitions(assets=[up, pinned, AssetSpec("outside")], resources={"io_manager": io_manager})
     plan = plan_cleanup(instance, pinned_defs, io_manager, grace=timedelta(0))
     assert [d.version for d in plan.deletions] == [newest]
     assert [(k.version, k.reason) for k in plan.kept] == [(versions[-1], "pinned by an input")]

@@ -257,6 +257,8 @@ def _pinned_versions(repository: Any) -> set[str]:
     """Every version an input of the code location pins (`AssetIn(metadata={"version": ...})`)."""
     pinned: set[str] = set()
     for assets_def in repository.assets_defs_by_key.values():
+        if assets_def.computation is None:
+            continue  # an asset defined elsewhere (external, observable): no inputs here
         for input_def in assets_def.node_def.input_defs:
             version = (input_def.metadata or {}).get("version")
             if isinstance(version, str):
