@@ -94,6 +94,17 @@ impl Blocks {
         self.size
     }
 
+    /// The size of its blocks in bytes (the last one may be shorter).
+    pub fn block_size(&self) -> u64 {
+        self.candidates[0].0.block_size
+    }
+
+    /// Lets [`read`](Self::read) return blocks it returned before: for a reader
+    /// that keeps only some of them.
+    pub fn forget(&mut self) {
+        self.held.clear();
+    }
+
     /// The whole blocks that hold `ranges` and were not read before, each with the
     /// offset it starts at, in order; fetched `max_concurrency` ranged reads at once (adjacent blocks in one
     /// read) and each verified against its recorded checksum.

@@ -40,6 +40,7 @@ pub mod blocks;
 mod checksum;
 pub mod integrity;
 mod owner;
+pub mod ranged;
 #[cfg(feature = "parquet")]
 pub mod tables;
 #[cfg(test)]
