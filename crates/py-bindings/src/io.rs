@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyString};
 use serializers::parquet::{self as parquet_format, Compression};
 
 use crate::errors::{StoreResultExt, guard};
+use crate::files::{self, OutputWriter, RangedReader};
 use crate::owner::{PyOwner, owned_paths, to_owner};
 use crate::parquet::ParquetSerializer;
 use crate::pickle::Pickle;
@@ -221,6 +222,39 @@ impl IoManagerCore {
         guard(py, "delete_paths", paths.first().map(String::as_str), || {
             let paths = paths.iter().map(|path| parse_path(py, path)).collect::<PyResult<Vec<_>>>()?;
             block_on(py, versions::delete_all(self.inner.store(), &paths)).into_py_result(py)
+        })
+    }
+
+    /// A writer of the output at `path`, as `owner`'s, for bytes that come in
+    /// pieces (a file, a stream); given `run_id`, of a new version of it, which
+    /// `close()` makes current.
+    #[pyo3(signature = (path, *, owner = None, run_id = None))]
+    fn open_output(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        owner: PyOwner,
+        run_id: Option<String>,
+    ) -> PyResult<OutputWriter> {
+        guard(py, "open_output", Some(path), || {
+            OutputWriter::open(py, &self.inner, parse_path(py, path)?, to_owner(owner).as_ref(), run_id)
+        })
+    }
+
+    /// The object at `path` (of `owner`), opened for verified reads at any offset.
+    #[pyo3(signature = (path, *, owner = None))]
+    fn open_ranged(&self, py: Python<'_>, path: &str, owner: PyOwner) -> PyResult<RangedReader> {
+        guard(py, "open_ranged", Some(path), || {
+            RangedReader::open(py, &self.inner, &parse_path(py, path)?, to_owner(owner).as_ref())
+        })
+    }
+
+    /// Copies the object at `path` (of `owner`) to the local file `local`,
+    /// verified; returns its size. A failed copy leaves no file.
+    #[pyo3(signature = (path, local, *, owner = None))]
+    fn download(&self, py: Python<'_>, path: &str, local: &str, owner: PyOwner) -> PyResult<u64> {
+        guard(py, "download", Some(path), || {
+            files::download(py, &self.inner, &parse_path(py, path)?, to_owner(owner).as_ref(), local)
         })
     }
 

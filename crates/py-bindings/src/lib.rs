@@ -13,6 +13,7 @@ mod allocator;
 mod backends;
 mod builtin;
 mod errors;
+mod files;
 mod foreign;
 #[allow(unsafe_code)] // decodes row groups straight into the NumPy block
 mod frame;
@@ -59,6 +60,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<serializers::JsonSerializer>()?;
     m.add_class::<parquet::ParquetSerializer>()?;
     m.add_class::<io::IoManagerCore>()?;
+    m.add_class::<files::OutputWriter>()?;
+    m.add_class::<files::RangedReader>()?;
     m.add_function(wrap_pyfunction!(serializers::serializer_names, m)?)?;
     m.add_function(wrap_pyfunction!(foreign::foreign_store, m)?)?;
     m.add_class::<registry::Registry>()?;

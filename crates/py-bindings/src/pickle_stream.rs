@@ -28,18 +28,18 @@ use crate::value::PySerializer;
 
 /// Pickles `value` into `output`, the IO manager's streamed output at `path`.
 pub fn dump(py: Python<'_>, output: OutputSink, path: &StorePath, value: &Bound<'_, PyAny>) -> PyResult<Written> {
-    let sink = Bound::new(py, PickleSink::new(output, path))?;
+    let sink = Bound::new(py, SinkWriter::new(output, path))?;
     let pickle = Pickle::module(py)?;
     let dumped = pickle.call_method1("dump", (value, &sink, pickle.getattr("HIGHEST_PROTOCOL")?));
     let sink = sink.get();
     if let Err(err) = dumped {
         // A store failure inside `write` is reported as itself, not as a pickling error.
-        let failure = sink.failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let failure = sink.take_failure();
         let _ = sink.finish(py, true);
         let err = failure.unwrap_or_else(|| serialize_error(path, SerializeError::encode(Pickle::NAME, err)));
         return Err(crate::errors::io_error(py, &err));
     }
-    sink.finish(py, false).into_py_result(py)?.ok_or_else(|| PyIOError::new_err("the pickle sink closed twice"))
+    sink.finish(py, false).into_py_result(py)?.ok_or_else(|| PyIOError::new_err("the output closed twice"))
 }
 
 /// Unpickles `object`, the object at `path` as it arrives, with `pickle`; a
@@ -103,10 +103,10 @@ fn serialize_error(path: &StorePath, source: SerializeError) -> io_manager::Erro
     io_manager::Error::Serialize { path: path.clone(), source }
 }
 
-/// What `pickle.dump` writes into: an [`OutputSink`], which holds a short
-/// pickle for one write and streams a longer one.
+/// What `pickle.dump`, and a file streamed into an output, write into: an
+/// [`OutputSink`], which holds a short output for one write and streams a longer one.
 #[pyclass(frozen, module = "dagster_remote_store._core")]
-struct PickleSink {
+pub(crate) struct SinkWriter {
     path: StorePath,
     /// Taken while a piece is pushed with the GIL released, so that no lock is held across it.
     sink: Mutex<Option<OutputSink>>,
@@ -117,8 +117,8 @@ struct PickleSink {
 /// Large buffers go out in pieces of this size: one multipart part, or one write to a file.
 const PIECE: usize = 8 << 20;
 
-impl PickleSink {
-    fn new(output: OutputSink, path: &StorePath) -> Self {
+impl SinkWriter {
+    pub(crate) fn new(output: OutputSink, path: &StorePath) -> Self {
         Self { path: path.clone(), sink: Mutex::new(Some(output)), failure: Mutex::new(None) }
     }
 
@@ -127,7 +127,7 @@ impl PickleSink {
     }
 
     fn push(&self, py: Python<'_>, piece: Bytes) -> PyResult<()> {
-        let mut sink = self.take().ok_or_else(|| PyIOError::new_err("write to a closed pickle sink"))?;
+        let mut sink = self.take().ok_or_else(|| PyIOError::new_err("write to a closed output"))?;
         let pushed = block_on(py, sink.push(piece));
         let streaming = sink.is_streaming();
         *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
@@ -146,8 +146,13 @@ impl PickleSink {
         }
     }
 
+    /// Why the upload failed, once: what a failed `write` raised in its place.
+    pub(crate) fn take_failure(&self) -> Option<io_manager::Error> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     /// Stores what was written (or with `abort`, nothing); `None` if already finished.
-    fn finish(&self, py: Python<'_>, abort: bool) -> Result<Option<Written>, io_manager::Error> {
+    pub(crate) fn finish(&self, py: Python<'_>, abort: bool) -> Result<Option<Written>, io_manager::Error> {
         match self.take() {
             Some(mut sink) => block_on(py, sink.finish(abort)),
             None => Ok(None),
@@ -156,12 +161,12 @@ impl PickleSink {
 }
 
 #[pymethods]
-impl PickleSink {
+impl SinkWriter {
     /// Takes what pickle hands over without copying it: `bytes` as they are,
     /// and any other buffer (a `PickleBuffer` of a column's memory) in pieces
     /// of [`PIECE`] that borrow it. `dump` only returns once the upload has
     /// finished, so the value cannot change under a piece still being sent.
-    fn write(&self, py: Python<'_>, data: Bound<'_, PyAny>) -> PyResult<usize> {
+    pub(crate) fn write(&self, py: Python<'_>, data: Bound<'_, PyAny>) -> PyResult<usize> {
         if let Ok(bytes) = data.cast::<PyBytes>() {
             let len = bytes.len()?;
             self.push(py, Bytes::from_owner(PyBackedBytes::from(bytes.clone())))?;

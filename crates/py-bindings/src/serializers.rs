@@ -68,6 +68,7 @@ fn registry() -> &'static Registry<PyValue> {
         let mut registry = Registry::with_builtins();
         registry.register(Arc::new(Pickle::default()));
         registry.register(Arc::new(Parquet::new(Default::default())));
+        registry.register(Arc::new(crate::files::Raw));
         registry
     })
 }

@@ -23,6 +23,7 @@ from .errors import (
     SerializationError,
     Unavailable,
 )
+from .files import ObjectFile
 from .io_manager import dagster_io_manager, remote_store_io_manager
 from .kinds import with_storage_kinds
 from .resources import DagsterStoreResource, RemoteStoreIOManager
@@ -46,6 +47,7 @@ __all__ = [
     "JsonSerializer",
     "ManifestCorrupted",
     "NotFound",
+    "ObjectFile",
     "ParquetSerializer",
     "PermissionDenied",
     "PickleSerializer",

@@ -27,6 +27,7 @@ from dagster import (
 
 from ._core import IoManagerCore, ParquetSerializer, PickleSerializer, Store, foreign_store
 from .errors import DeserializationError, InvalidConfig, NotFound
+from .files import LocalCopies, ObjectFile, file_kind, is_stream, store_stream
 from .serializers import Serializer
 from .versions import Retention
 
@@ -56,7 +57,8 @@ def remote_store_io_manager(
     ``serializer`` is ``"pickle"`` (default, ``.pkl``), ``"json"`` (``.json``),
     ``"parquet"`` (``.parquet``, tables: polars, pandas, pyarrow; loaded as the
     input's annotation asks), ``"parquet-dataset"`` (a folder of Parquet parts with a
-    manifest, see :func:`dagster_dataset_io_manager`) or any object with ``extension``,
+    manifest, see :func:`dagster_dataset_io_manager`), ``"bytes"`` (no extension: bytes
+    as they are, and files) or any object with ``extension``,
     ``serialize(obj) -> bytes`` and ``deserialize(data)``. Asset ``["foo", "bar"]`` is stored at
     ``foo/bar.pkl``, its partition ``"2026-01"`` at ``foo/bar/2026-01.pkl``;
     ``extension`` (``".pickle"``, or ``""`` for none) replaces the serializer's.
@@ -75,6 +77,12 @@ def remote_store_io_manager(
     ``AssetIn(metadata={"version": "<version>"})`` (the ``version`` entry of that
     materialization's metadata). ``retention`` says which versions
     :func:`plan_cleanup` and :func:`cleanup_sensor` delete.
+
+    An output that is a ``pathlib.Path`` (a file or a folder), a binary file object or an
+    iterator of ``bytes`` is streamed in, whatever the serializer; an input annotated as a
+    binary file (``io.BufferedReader``, ``typing.BinaryIO``) loads as an :class:`ObjectFile`
+    read lazily, one annotated ``pathlib.Path`` as a local copy (see
+    :mod:`dagster_remote_store.files`).
 
     ``store`` is a :class:`Store`, or a remote-store ``Store`` (any object with its
     ``read_bytes``, ``write``, ``get_file_info``, ``list_files`` and ``delete``),
@@ -134,6 +142,7 @@ class _RemoteStoreIOManagerImpl(IOManager):
         self._core = IoManagerCore(store, core_serializer, max_concurrency=max_concurrency, extension=extension)
         # Tables load as the input's annotation asks (polars, pandas, pyarrow).
         self._tables = serializer == "parquet" or isinstance(serializer, ParquetSerializer)
+        self._local_copies = LocalCopies(self)
 
     def __repr__(self) -> str:
         versioned = ", versioned=True" if self.versioned else ""
@@ -219,6 +228,8 @@ class _RemoteStoreIOManagerImpl(IOManager):
         """Stores `obj` at `path` (a new version of it, when versioned); returns what
         `IoManagerCore.handle_output` returns."""
         run_id = _run_id(context) if self.versioned else None
+        if is_stream(obj):
+            return store_stream(self._core, path, obj, owner=owner, run_id=run_id)
         return self._core.handle_output(path, obj, owner=owner, run_id=run_id)
 
     # Inputs
@@ -276,7 +287,21 @@ class _RemoteStoreIOManagerImpl(IOManager):
             annotation = args[0] if len(args) == 1 else None
         return isinstance(annotation, type) and _table_name(annotation) in _TABLE_KINDS
 
+    def _load_file(self, kind: str, path: str, owner: Owner | None) -> Any:
+        """The stored object at `path` as a lazily read file (`kind` "file") or a local copy ("path")."""
+        if kind == "file":
+            return ObjectFile(self._core.open_ranged(path, owner=owner))
+        # Named as the asset (or partition) is, without the serializer's extension.
+        name = posixpath.basename(path.split(".versions/")[0])
+        extension = self._core.extension
+        if extension and name.endswith(extension) and len(name) > len(extension):
+            name = name[: -len(extension)]
+        return self._local_copies.copy(self._core, path, name, owner)
+
     def _load(self, context: InputContext, path: str, owner: Owner | None) -> Any:
+        kind = file_kind(_value_annotation(context))
+        if kind is not None:
+            return self._load_file(kind, path, owner)
         columns = _columns(context, self._tables)
         if self._pickle is not None:
             return self._pickle.load(self._store, path, owner=owner)
@@ -288,6 +313,9 @@ class _RemoteStoreIOManagerImpl(IOManager):
     def _load_many(
         self, context: InputContext, paths: list[str], owners: list[Owner | None], missing: Any = None
     ) -> list[Any]:
+        kind = file_kind(_value_annotation(context))
+        if kind is not None:
+            return [self._load_file_or(kind, path, owner, missing) for path, owner in zip(paths, owners)]
         columns = _columns(context, self._tables)
         if self._pickle is not None:
             return self._pickle.load_many(
@@ -297,6 +325,15 @@ class _RemoteStoreIOManagerImpl(IOManager):
             return self._core.load_many(paths, missing=missing, owners=owners)
         into = _table_kind(context)
         return self._core.load_tables(paths, into=into, missing=missing, owners=owners, columns=columns)
+
+    def _load_file_or(self, kind: str, path: str, owner: Owner | None, missing: Any) -> Any:
+        """As `_load_file`; a missing object is `missing` when that is `_MISSING`."""
+        try:
+            return self._load_file(kind, path, owner)
+        except NotFound:
+            if missing is _MISSING:
+                return missing
+            raise
 
     def _load_one(self, context: InputContext, identifier: list[str], partition: str | None) -> Any:
         dimensions = _dimensions(partition) if partition is not None else []
@@ -494,6 +531,15 @@ _TABLE_KINDS = {
 def _table_kind(context: InputContext) -> str | None:
     """The table library the input's annotation asks for (also inside `dict[str, ...]` and
     `Optional[...]`); None for no annotation: the library that wrote the table."""
+    annotation = _value_annotation(context)
+    if not isinstance(annotation, type):
+        return None
+    return _TABLE_KINDS.get(_table_name(annotation))
+
+
+def _value_annotation(context: InputContext) -> Any:
+    """What the input's annotation asks each loaded object to be: the annotation, inside
+    `dict[str, ...]` (several partitions) and `Optional[...]`; None without one."""
     dagster_type = _dagster_type(context)
     annotation = dagster_type.typing_type if dagster_type is not None else None
     while True:
@@ -504,10 +550,7 @@ def _table_kind(context: InputContext) -> str | None:
         elif isinstance(origin, type) and issubclass(origin, collections.abc.Mapping) and len(args) == 2:
             annotation = args[1]
         else:
-            break
-    if not isinstance(annotation, type):
-        return None
-    return _TABLE_KINDS.get(_table_name(annotation))
+            return annotation
 
 
 def _table_name(annotation: type) -> str:
@@ -571,6 +614,8 @@ def _metadata(written: dict[str, Any]) -> dict[str, Any]:
     }
     if "version" in written:
         metadata["version"] = MetadataValue.text(written["version"])
+    if "content_type" in written:
+        metadata["content_type"] = MetadataValue.text(written["content_type"])
     return metadata
 
 
