@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
 use crate::{
-    Backend, BackendExt, Error, ErrorKind, GetOptions, Leftover, ListEntry, Metadata, ObjectMeta, ObjectStream, Result,
-    StorePath, UpdateVersion, WriteMode, WriteResult,
+    Backend, BackendExt, Error, ErrorKind, GetOptions, GetResult, Leftover, ListEntry, Metadata, ObjectMeta,
+    ObjectStream, Payload, Result, StorePath, UpdateVersion, WriteMode, WriteResult,
 };
 
 /// A backend plus an optional root prefix: every path given to a Store is
@@ -136,6 +136,36 @@ impl Store {
             Ok((got.payload.bytes().await?, version))
         };
         read.await.map_err(|e| self.context(e, "read", path))
+    }
+
+    /// The object, or the range of it that `options` name, with the object's e-tag and version
+    /// ([`GetResult::e_tag`]): for a reader that must know which version of the object it read, such
+    /// as one that compares it with what [`head`](Self::head) reported. An empty or inverted range
+    /// is an error; a range running past the end is clamped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> store_core::Result<()> {
+    /// use store_core::{GetOptions, Store, StorePath, WriteMode};
+    ///
+    /// let store = Store::new(store_backends::MemoryBackend::new());
+    /// let path: StorePath = "table.parquet".parse()?;
+    /// let written = store.write(&path, "PAR1...PAR1".into(), WriteMode::Overwrite).await?;
+    /// let footer = store.get_opts(&path, GetOptions { range: Some(7..11), ..GetOptions::default() }).await?;
+    /// assert_eq!(footer.e_tag, written.e_tag);
+    /// assert_eq!(footer.payload.bytes().await?, "PAR1");
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_opts(&self, path: &StorePath, options: GetOptions) -> Result<GetResult> {
+        if let Some(range) = options.range.as_ref().filter(|range| range.start >= range.end) {
+            let message = format!("empty byte range {}..{}", range.start, range.end);
+            return Err(self.context(Error::new(ErrorKind::Other, message), "read", path));
+        }
+        let mut got =
+            self.backend.get_opts(&self.full(path), options).await.map_err(|e| self.context(e, "read", path))?;
+        if let Payload::Stream(chunks) = got.payload {
+            got.payload = Payload::Stream(self.reading(chunks, path));
+        }
+        Ok(got)
     }
 
     /// Bytes `range` of the object; an empty or inverted range is an error.
