@@ -729,9 +729,12 @@ impl Confined {
 
 /// The symbolic links in `dir`, by name: their canonical target if it lies
 /// inside `root`, `None` if outside. Dangling links are left out (listings skip them).
+/// A missing folder, or a file (listed as a prefix, it has nothing under it), has none.
 fn links_in(dir: &Path, root: &Path) -> io::Result<HashMap<String, Option<PathBuf>>> {
     let entries = match fs::read_dir(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            return Ok(HashMap::new());
+        }
         entries => entries?,
     };
     let mut links = HashMap::new();
