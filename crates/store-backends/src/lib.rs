@@ -11,6 +11,10 @@
 //! | `sftp`   | `SftpBackend`: any SFTP server (OpenSSH), through libssh2 | `sftp://`   |
 //! | `registry` | `registry`: stores by name from a TOML or JSON config, with `${VAR}` interpolation and credentials held as `store_core::Secret` | — |
 //!
+//! The other way round, `ObjectStoreAdapter` makes any `Store` an `object_store::ObjectStore`, for the
+//! Rust tools built on `object_store` (DataFusion, Polars, delta-rs): feature `object-store-adapter`
+//! (on by default) for `object_store` 0.14, `object-store-0-13` for 0.13 (DataFusion 55).
+//!
 //! Layering, dependencies pointing one way: this crate depends on `store-core`
 //! only; `py-bindings` depends on it (and `io-manager` uses it in its tests).
 //!
@@ -39,6 +43,8 @@
 #![deny(unsafe_code)]
 
 mod error;
+#[cfg(any(feature = "object-store-adapter", feature = "object-store-0-13"))]
+mod object_store_adapter;
 mod object_store_backend;
 
 #[cfg(feature = "azure")]
@@ -73,6 +79,8 @@ pub use gcs::{GcsBackend, GcsConfig};
 pub use local::LocalBackend;
 #[cfg(feature = "memory")]
 pub use memory::MemoryBackend;
+#[cfg(any(feature = "object-store-adapter", feature = "object-store-0-13"))]
+pub use object_store_adapter::ObjectStoreAdapter;
 pub use object_store_backend::{DEFAULT_PART_SIZE, DEFAULT_PARTS_IN_FLIGHT, ObjectStoreBackend};
 #[cfg(feature = "s3")]
 pub use s3::{S3Backend, S3Config};
