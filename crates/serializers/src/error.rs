@@ -36,7 +36,7 @@ impl fmt::Display for Direction {
 /// value contents beyond what the underlying library reports.
 ///
 /// ```
-/// use serializers::SerializeError;
+/// use store_serializers::SerializeError;
 ///
 /// let err = SerializeError::decode("pickle", String::from("invalid load key, 'x'."));
 /// assert_eq!(err.serializer(), "pickle");

@@ -24,7 +24,7 @@
 //! # Example
 //!
 //! ```
-//! use serializers::Registry;
+//! use store_serializers::Registry;
 //! use serde_json::json;
 //!
 //! let registry = Registry::<serde_json::Value>::with_builtins();

@@ -11,7 +11,7 @@
 //!
 //! use arrow::array::{Int64Array, RecordBatch, RecordBatchIterator, StringArray};
 //! use arrow::datatypes::{DataType, Field, Schema};
-//! use serializers::parquet::{self, Compression, ParquetOptions};
+//! use store_serializers::parquet::{self, Compression, ParquetOptions};
 //!
 //! let schema = Arc::new(Schema::new(vec![
 //!     Field::new("id", DataType::Int64, false),
@@ -85,7 +85,7 @@ const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
 /// Parses from and displays as `"zstd"`, `"snappy"` and `"none"`:
 ///
 /// ```
-/// use serializers::parquet::Compression;
+/// use store_serializers::parquet::Compression;
 ///
 /// assert_eq!("snappy".parse::<Compression>()?, Compression::Snappy);
 /// assert_eq!(Compression::default(), Compression::Zstd(3));
@@ -208,13 +208,13 @@ pub struct Encoded {
 /// # use arrow::array::Int64Array;
 /// # use arrow::datatypes::{DataType, Field, Schema};
 /// # use arrow::record_batch::{RecordBatch, RecordBatchIterator};
-/// use serializers::parquet::{ParquetOptions, encode_to};
+/// use store_serializers::parquet::{ParquetOptions, encode_to};
 /// let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
 /// let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
 /// let (file, written) = encode_to(RecordBatchIterator::new([Ok(batch)], schema), &ParquetOptions::default(), Vec::new())?;
 /// assert_eq!(written.row_count, 3);
 /// assert_eq!(&file[..4], b"PAR1");
-/// # Ok::<(), serializers::SerializeError>(())
+/// # Ok::<(), store_serializers::SerializeError>(())
 /// ```
 ///
 /// # Errors

@@ -25,7 +25,7 @@ use crate::SerializeError;
 /// # use arrow::array::Int64Array;
 /// # use arrow::datatypes::{DataType, Field, Schema};
 /// # use arrow::record_batch::{RecordBatch, RecordBatchIterator};
-/// use serializers::parquet::{self, ArrivingFile, ParquetOptions};
+/// use store_serializers::parquet::{self, ArrivingFile, ParquetOptions};
 ///
 /// # let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
 /// # let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])?;

@@ -21,7 +21,7 @@ use crate::SerializeError;
 /// # use arrow::array::{Int64Array, StringArray};
 /// # use arrow::datatypes::{DataType, Field, Schema};
 /// # use arrow::record_batch::{RecordBatch, RecordBatchIterator};
-/// use serializers::parquet::{self, ParquetOptions, Pieces};
+/// use store_serializers::parquet::{self, ParquetOptions, Pieces};
 ///
 /// # let schema = Arc::new(Schema::new(vec![
 /// #     Field::new("id", DataType::Int64, false),

@@ -37,7 +37,7 @@ pub struct Stored<R> {
 /// # use std::sync::Arc;
 /// # use arrow::array::{Date64Array, RecordBatch, RecordBatchIterator, RecordBatchReader};
 /// # use arrow::datatypes::{DataType, Field, Schema};
-/// use serializers::parquet::prepare;
+/// use store_serializers::parquet::prepare;
 ///
 /// let schema = Arc::new(Schema::new(vec![Field::new("day", DataType::Date64, true)]));
 /// let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date64Array::from(vec![86_400_000]))])?;
@@ -71,7 +71,7 @@ pub fn prepare<R: RecordBatchReader>(reader: R) -> Result<Stored<R>, SerializeEr
 ///
 /// ```
 /// use arrow::datatypes::{DataType, Field};
-/// use serializers::parquet::holds;
+/// use store_serializers::parquet::holds;
 ///
 /// let categories = DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8));
 /// let nested = DataType::new_list(categories, true);
