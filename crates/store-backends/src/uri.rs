@@ -39,6 +39,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 
 /// `url` with neither user info nor query string, nor a trailing `/`: an address
 /// to show, such as a container's URL, with no room for a credential.
+#[cfg(any(feature = "azure", test))]
 pub(crate) fn bare_url(url: &str) -> String {
     let parts = UrlParts::of(url);
     let path = parts.path.split('#').next().unwrap_or_default();
