@@ -2,6 +2,7 @@
 //! shell scripts, so it works wherever cargo does.
 
 mod bench;
+mod publish;
 mod python;
 mod release;
 mod run;
@@ -19,7 +20,8 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  test [-- PYTEST_ARGS...]  lint the code (ruff check, mypy, clippy, rustdoc), start the test servers,
+  test [-- PYTEST_ARGS...]  lint the code (ruff check, mypy, clippy, rustdoc), run publish-check,
+                            start the test servers,
                             cargo test --workspace, then build the wheel, check its stubs
                             (stubtest) and run pytest on
                             tests/python with PYTEST_ARGS, with the newest pinned dependencies
@@ -32,6 +34,9 @@ Commands:
   wheel                     build the release sdist and, from it, the manylinux_2_28 wheels (abi3 for
                             CPython 3.11+, and one for 3.10 if it is installed) into dist/, and show
                             each wheel's size, platform tag and newest glibc symbol
+  publish-check [-- ARGS...]
+                            cargo publish --workspace --dry-run with ARGS: package the library
+                            crates and build each from its package alone, uploading nothing
 
 The Python venv lives in <target dir>/xtask/venv, on the newest supported Python installed,
 pinned by tests/python/requirements.txt; the oldest supported dependencies' in
@@ -57,6 +62,8 @@ fn main() {
         ["bench"] => bench::bench(&[]),
         ["bench", "--", bench_args @ ..] => bench::bench(bench_args),
         ["wheel"] => release::wheel(),
+        ["publish-check"] => publish::check(&[]),
+        ["publish-check", "--", cargo_args @ ..] => publish::check(cargo_args),
         _ => {
             eprintln!("error: unknown arguments: {}\n\n{USAGE}", args.join(" "));
             process::exit(2);
@@ -79,6 +86,7 @@ fn test(pytest_args: &[&str]) -> Result {
         run(dirs.cargo().arg("clippy").args(every_target).args(["--", "-D", "warnings"]))?;
         run(dirs.cargo().args(["doc", "--no-deps", "--workspace", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))
     })?;
+    publish::check(&[])?;
     // The floor the package declares (dagster, and the table libraries), tested as well as the newest.
     let oldest = step("Python venv (oldest supported dependencies)", || {
         let venv = dirs.target.join("xtask").join("venv-oldest");

@@ -274,6 +274,201 @@ fn crates_have_descriptions() {
     assert_no_problems(problems);
 }
 
+/// The category slugs crates.io accepts (its src/boot/categories.toml); it ignores any other, with a warning only.
+const CATEGORY_SLUGS: &[&str] = &[
+    "algorithms",
+    "api-bindings",
+    "asynchronous",
+    "authentication",
+    "caching",
+    "command-line-interface",
+    "command-line-utilities",
+    "compression",
+    "computer-vision",
+    "concurrency",
+    "config",
+    "cryptography",
+    "cryptography::cryptocurrencies",
+    "data-structures",
+    "database",
+    "database-implementations",
+    "date-and-time",
+    "development-tools",
+    "development-tools::build-utils",
+    "development-tools::cargo-plugins",
+    "development-tools::debugging",
+    "development-tools::ffi",
+    "development-tools::procedural-macro-helpers",
+    "development-tools::profiling",
+    "development-tools::testing",
+    "email",
+    "embedded",
+    "emulators",
+    "encoding",
+    "external-ffi-bindings",
+    "filesystem",
+    "game-development",
+    "game-engines",
+    "games",
+    "graphics",
+    "gui",
+    "hardware-support",
+    "internationalization",
+    "localization",
+    "mathematics",
+    "memory-management",
+    "multimedia",
+    "multimedia::audio",
+    "multimedia::encoding",
+    "multimedia::images",
+    "multimedia::video",
+    "network-programming",
+    "no-std",
+    "no-std::no-alloc",
+    "os",
+    "os::android-apis",
+    "os::freebsd-apis",
+    "os::linux-apis",
+    "os::macos-apis",
+    "os::unix-apis",
+    "os::windows-apis",
+    "parser-implementations",
+    "parsing",
+    "rendering",
+    "rendering::data-formats",
+    "rendering::engine",
+    "rendering::graphics-api",
+    "rust-patterns",
+    "science",
+    "science::bioinformatics",
+    "science::geo",
+    "science::neuroscience",
+    "science::robotics",
+    "simulation",
+    "template-engine",
+    "text-editors",
+    "text-processing",
+    "value-formatting",
+    "visualization",
+    "wasm",
+    "web-programming",
+    "web-programming::http-client",
+    "web-programming::http-server",
+    "web-programming::websocket",
+];
+
+/// Every crate that is published (not `publish = false`) carries what crates.io and docs.rs show: `cargo publish`
+/// itself needs only a description and a license, so the rest could go missing unnoticed until the crate's page
+/// lacked it. `cargo xtask publish-check` builds the packages; this only reads the manifests.
+#[test]
+fn crate_manifests_have_crates_io_metadata() {
+    let mut problems = Vec::new();
+    for dir in crate_names() {
+        let folder = root().join("crates").join(&dir);
+        let manifest = read(&folder.join("Cargo.toml"));
+        let package = section(&manifest, "package");
+        if field(&package, "publish").is_some_and(|value| value == "false") {
+            continue;
+        }
+        let mut problem = |what: String| problems.push(format!("crates/{dir}/Cargo.toml: {what}"));
+        let name = field(&package, "name").unwrap_or_default().trim_matches('"').to_owned();
+        for key in ["description", "license", "repository", "rust-version", "readme", "documentation"] {
+            if field(&package, key).is_none() {
+                problem(format!("[package] has no `{key}`"));
+            }
+        }
+        if let Some(readme) = field(&package, "readme").filter(|value| value.starts_with('"')) {
+            if !folder.join(readme.trim_matches('"')).is_file() {
+                problem(format!("readme = {readme}, but crates/{dir} has no such file"));
+            }
+        }
+        let docs_rs = format!("\"https://docs.rs/{name}\"");
+        if field(&package, "documentation").is_some_and(|value| value != docs_rs) {
+            problem(format!("documentation should be {docs_rs}"));
+        }
+        match field(&package, "keywords").map(|value| list(&value)) {
+            None => problem("[package] has no `keywords`".to_owned()),
+            Some(keywords) => {
+                let valid = |k: &String| {
+                    k.len() <= 20
+                        && k.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                };
+                if keywords.is_empty() || keywords.len() > 5 {
+                    problem(format!("keywords: crates.io takes 1 to 5, not {}", keywords.len()));
+                }
+                for keyword in keywords.iter().filter(|k| !valid(k)) {
+                    problem(format!("keyword {keyword:?}: at most 20 ASCII letters, digits, - or _, a letter first"));
+                }
+            }
+        }
+        match field(&package, "categories").map(|value| list(&value)) {
+            None => problem("[package] has no `categories`".to_owned()),
+            Some(categories) => {
+                if categories.is_empty() || categories.len() > 5 {
+                    problem(format!("categories: crates.io takes 1 to 5, not {}", categories.len()));
+                }
+                for category in categories.iter().filter(|c| !CATEGORY_SLUGS.contains(&c.as_str())) {
+                    problem(format!("category {category:?} is not a crates.io slug (see CATEGORY_SLUGS)"));
+                }
+            }
+        }
+        // docs.rs builds with the default features unless told otherwise: the modules behind the others would
+        // be missing from the crate's documentation.
+        let has_features = section(&manifest, "features").iter().any(|line| !line.starts_with('#'));
+        let docs_rs_config = section(&manifest, "package.metadata.docs.rs");
+        if has_features && field(&docs_rs_config, "all-features").as_deref() != Some("true") {
+            problem("has [features] but no [package.metadata.docs.rs] all-features = true".to_owned());
+        }
+        // Apache-2.0 asks that copies carry the license: the root LICENSE, linked into each crate's package.
+        if !folder.join("LICENSE").is_file() {
+            problem(format!("crates/{dir}/LICENSE is missing: link it to the root one (ln -s ../../LICENSE)"));
+        }
+    }
+    assert_no_problems(problems);
+}
+
+/// The non-empty lines of the manifest table `[name]`, trimmed.
+fn section(manifest: &str, name: &str) -> Vec<String> {
+    let header = format!("[{name}]");
+    let mut lines = manifest.lines().map(str::trim).skip_while(|line| *line != header).skip(1);
+    let mut found = Vec::new();
+    for line in lines.by_ref().take_while(|line| !line.starts_with('[')) {
+        if !line.is_empty() {
+            found.push(line.to_owned());
+        }
+    }
+    found
+}
+
+/// The value of `key = value` (or `"workspace"` for `key.workspace = true`) in a table's lines; a value that
+/// spans several lines (a list) is joined up to its closing bracket.
+fn field(lines: &[String], key: &str) -> Option<String> {
+    let at = lines.iter().position(|line| {
+        line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=') || rest == ".workspace = true")
+    })?;
+    let (_, value) = lines[at].split_once('=').expect("a key = value line");
+    if lines[at].starts_with(&format!("{key}.workspace")) {
+        return Some("workspace".to_owned());
+    }
+    let mut value = value.trim().to_owned();
+    if value.starts_with('[') {
+        for line in &lines[at + 1..] {
+            if value.contains(']') {
+                break;
+            }
+            value.push_str(line);
+        }
+    }
+    Some(value)
+}
+
+/// The strings of a TOML list of strings such as `["a", "b"]`.
+fn list(value: &str) -> Vec<String> {
+    let inner = value.trim().trim_start_matches('[').split(']').next().unwrap_or_default();
+    inner.split(',').map(|item| item.trim().trim_matches('"').to_owned()).filter(|item| !item.is_empty()).collect()
+}
+
 #[test]
 fn no_unfinished_or_debugging_code() {
     let mut files = Vec::new();
