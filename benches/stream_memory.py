@@ -51,7 +51,10 @@ def step(name: str, size: int, function) -> None:
     function()
     seconds = time.perf_counter() - start
     extra = status_mib("VmHWM") - base
-    print(f"  {name:<28} {seconds:7.1f} s  {size / MiB / seconds:7.1f} MiB/s  peak +{extra:7.1f} MiB", flush=True)
+    print(
+        f"  {name:<28} {seconds:7.1f} s  {size / MiB / seconds:7.1f} MiB/s  peak +{extra:7.1f} MiB",
+        flush=True,
+    )
 
 
 def write_file(path: Path, size: int) -> None:
@@ -76,10 +79,20 @@ def main() -> None:
             store = make_store(storage, Path(scratch) / "store")
             io_manager = remote_store_io_manager(store, "bytes")
             key = AssetKey(["big"])
-            step("Path output, streamed in", size, lambda: io_manager.handle_output(build_output_context(asset_key=key), source))
+            step(
+                "Path output, streamed in",
+                size,
+                lambda: io_manager.handle_output(
+                    build_output_context(asset_key=key), source
+                ),
+            )
 
             def load(annotation):
-                return io_manager.load_input(build_input_context(asset_key=key, dagster_type=resolve_dagster_type(annotation)))
+                return io_manager.load_input(
+                    build_input_context(
+                        asset_key=key, dagster_type=resolve_dagster_type(annotation)
+                    )
+                )
 
             copies: list[Path] = []
             step("Path input, local copy", size, lambda: copies.append(load(Path)))
