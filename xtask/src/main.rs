@@ -99,6 +99,16 @@ fn test(pytest_args: &[&str]) -> Result {
     dirs.env.push(remote_store_suite(&dirs, &python)?);
     // Unit, integration and doc tests of every crate; py-bindings is tested from Python below.
     step("cargo test --workspace", || run(dirs.cargo().args(["test", "--workspace"])))?;
+    // DataFusion reading and writing Parquet on the SFTP server through ObjectStoreAdapter: a workspace of its
+    // own, so that no other step compiles DataFusion; built in the shared target dir, which CI caches.
+    step("examples/datafusion-sftp (DataFusion over SFTP)", || {
+        let servers = dirs.env.iter().find(|(key, _)| *key == "DRS_TEST_SERVERS");
+        if !servers.is_some_and(|(_, up)| up.split(',').any(|server| server == "sftp")) {
+            println!("skipped: the SFTP test server is not up");
+            return Ok(());
+        }
+        run(dirs.cargo().args(["run", "--locked", "--manifest-path", "examples/datafusion-sftp/Cargo.toml"]))
+    })?;
     let wheel = wheel(&dirs, &python)?;
     step("stubtest (the .pyi stubs against the wheel)", || python::stubtest(&dirs, &python))?;
     let pytest =

@@ -553,8 +553,8 @@ fn assert_no_problems(problems: Vec<String>) {
 
 #[test]
 fn code_is_formatted() {
-    // The workspace, and the benchmark's S3 server, a workspace of its own.
-    for manifest in ["Cargo.toml", "benches/s3-server/Cargo.toml"] {
+    // The workspace, and the benchmark's S3 server and the DataFusion example, workspaces of their own.
+    for manifest in ["Cargo.toml", "benches/s3-server/Cargo.toml", "examples/datafusion-sftp/Cargo.toml"] {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["fmt", "--all", "--manifest-path", manifest, "--", "--check"])
             .current_dir(root())
