@@ -189,7 +189,7 @@ def test_custom_serializer_errors_surface_as_raised(store: Store) -> None:
 
 
 def test_serializer_argument_is_checked_up_front(store: Store) -> None:
-    with pytest.raises(ValueError, match=r'unknown serializer "xml"; available: json, parquet, pickle'):
+    with pytest.raises(ValueError, match=r'unknown serializer "xml"; available: bytes, json, parquet, pickle'):
         remote_store_io_manager(store, serializer="xml")
 
     class NoExtension:

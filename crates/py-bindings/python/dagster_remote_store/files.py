@@ -52,7 +52,8 @@ _MORE_TYPES = {
 def is_stream(obj: Any) -> bool:
     """Whether `obj` is an output whose bytes are streamed: a path, a binary file object, or
     an iterator of bytes (not a list, which is a value)."""
-    if isinstance(obj, (str, bytes, bytearray, memoryview)):
+    # An Arrow stream (a RecordBatchReader iterates its batches) is a table, not bytes.
+    if isinstance(obj, (str, bytes, bytearray, memoryview)) or hasattr(obj, "__arrow_c_stream__"):
         return False
     return isinstance(obj, (os.PathLike, io.IOBase, collections.abc.Iterator)) or callable(getattr(obj, "read", None))
 
