@@ -67,23 +67,33 @@ impl OutputWriter {
         let written = self.sink.get().finish(py, false).into_py_result(py)?;
         let written = written.ok_or_else(|| PyIOError::new_err("the output was closed already"))?;
         let written = self.io.output_metadata(&self.path, &written);
-        let pointer = match &self.version {
-            Some((id, run_id)) => {
-                Some(block_on(py, self.io.publish(&self.target, id, &written, run_id)).into_py_result(py)?)
-            }
-            None => None,
-        };
-        let out = output::metadata(py, written)?;
-        if let Some(pointer) = pointer {
-            out.set_item("version", pointer.version)?;
-        }
-        Ok(out)
+        published(py, &self.io, &self.target, self.version.as_ref(), written)
     }
 
     /// Stores nothing; what was at the path stays.
     fn abort(&self, py: Python<'_>) -> PyResult<()> {
         self.sink.get().finish(py, true).into_py_result(py).map(drop)
     }
+}
+
+/// The metadata of `written`, an output of `target`; given `version` (its name and the
+/// run that wrote it), made the current version first, and named in the metadata.
+pub fn published<'py>(
+    py: Python<'py>,
+    io: &IoManager<PyValue>,
+    target: &StorePath,
+    version: Option<&(VersionId, String)>,
+    written: io_manager::OutputMetadata,
+) -> PyResult<Bound<'py, PyDict>> {
+    let pointer = match version {
+        Some((id, run_id)) => Some(block_on(py, io.publish(target, id, &written, run_id)).into_py_result(py)?),
+        None => None,
+    };
+    let out = output::metadata(py, written)?;
+    if let Some(pointer) = pointer {
+        out.set_item("version", pointer.version)?;
+    }
+    Ok(out)
 }
 
 /// A stored output opened for reads at any offset (see `io_manager::ranged`):

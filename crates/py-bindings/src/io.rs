@@ -112,8 +112,8 @@ impl IoManagerCore {
     ) -> PyResult<Bound<'py, PyDict>> {
         guard(py, "handle_output", Some(path), || {
             let (target, owner) = (parse_path(py, path)?, to_owner(owner));
-            let version = run_id.as_deref().map(VersionId::new);
-            let path = version.as_ref().map_or_else(|| target.clone(), |id| self.inner.version_path(&target, id));
+            let version = run_id.map(|run_id| (VersionId::new(&run_id), run_id));
+            let path = version.as_ref().map_or_else(|| target.clone(), |(id, _)| self.inner.version_path(&target, id));
             let (written, table) = match self.format {
                 Format::Pickle => {
                     let output = self.inner.output_sink(&path, owner.as_ref());
@@ -131,18 +131,9 @@ impl IoManagerCore {
                     (block_on(py, written).into_py_result(py)?, None)
                 }
             };
-            let pointer = match (&version, &run_id) {
-                (Some(id), Some(run_id)) => {
-                    Some(block_on(py, self.inner.publish(&target, id, &written, run_id)).into_py_result(py)?)
-                }
-                _ => None,
-            };
-            let out = output::metadata(py, written)?;
+            let out = files::published(py, &self.inner, &target, version.as_ref(), written)?;
             if let Some((encoded, compression)) = table {
                 output::table_metadata(&out, &encoded, compression)?;
-            }
-            if let Some(pointer) = pointer {
-                out.set_item("version", pointer.version)?;
             }
             Ok(out)
         })
