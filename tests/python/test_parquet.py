@@ -92,10 +92,54 @@ def test_polars_roundtrip_keeps_values_and_dtypes(store: Store) -> None:
     assert back.schema == df.schema
 
 
-def test_polars_lazyframe_is_collected(store: Store) -> None:
+def test_polars_lazyframe_round_trips(store: Store) -> None:
     df = polars_frame()
     back = roundtrip(store, df.lazy().filter(pl.col("id") > 1))
     assert_polars_equal(back, df.filter(pl.col("id") > 1))
+
+
+def test_a_lazyframe_output_is_written_as_a_streaming_query_never_collected(
+    store: Store, instance, tmp_path, monkeypatch
+) -> None:
+    rows = 2_000_000  # about 30 MiB in memory: many of polars' batches, two row groups
+    frame = pl.DataFrame({"n": pl.int_range(rows, eager=True), "s": pl.int_range(rows, eager=True).cast(pl.Utf8)})
+    frame.write_parquet(tmp_path / "source.parquet")
+    expected = frame.filter(pl.col("n") % 3 != 0)
+
+    @asset
+    def thirds() -> pl.LazyFrame:
+        return pl.scan_parquet(tmp_path / "source.parquet").filter(pl.col("n") % 3 != 0)
+
+    def collect(*args, **kwargs):
+        raise AssertionError("the LazyFrame was collected")
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", collect)
+    io_manager = remote_store_io_manager(store, serializer="parquet")
+    result = materialize([thirds], resources={"io_manager": io_manager}, instance=instance)
+    monkeypatch.undo()
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("thirds")
+    assert materialization.metadata["dagster/row_count"].value == expected.height
+    [loaded] = IoManagerCore(store, ParquetSerializer()).load_tables(["thirds.parquet"], into="polars")
+    assert_polars_equal(loaded, expected)
+
+
+def test_a_lazyframe_of_categories_is_collected_and_keeps_them(store: Store) -> None:
+    # Only polars' own writer stores a dictionary's categories as they are, and it writes DataFrames.
+    df = pl.DataFrame({"c": pl.Series(["a", "b", None], dtype=pl.Enum(["b", "a", "unused"])), "n": [1, 2, 3]})
+    back = roundtrip(store, df.lazy())
+    assert_polars_equal(back, df)
+    assert back.schema["c"] == pl.Enum(["b", "a", "unused"])
+
+
+def test_a_lazyframe_whose_query_fails_midway_stores_nothing(store: Store) -> None:
+    store.write("kept.parquet", b"old")
+    numbers = pl.DataFrame({"s": [str(i) for i in range(1_000_000)] + ["not a number"]})
+    query = numbers.lazy().select(pl.col("s").cast(pl.Int64))  # a strict cast: the last row fails
+    with pytest.raises(Exception, match="not a number"):
+        ParquetSerializer().write_to(store, "kept.parquet", query)
+    assert store.read_bytes("kept.parquet") == b"old"
+    assert stored(store) == ["kept.parquet"]
 
 
 def test_pandas_roundtrip_keeps_values_dtypes_and_index(store: Store) -> None:

@@ -8,7 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::record_batch::{RecordBatch, RecordBatchReader};
+use arrow::error::ArrowError;
+use arrow::record_batch::{RecordBatch, RecordBatchIterator, RecordBatchReader};
 use bytes::Bytes;
 use io_manager::integrity::Written;
 use io_manager::tables::Fetched;
@@ -17,7 +18,7 @@ use io_manager::{IoManager, OutputMetadata, Owner};
 use pyo3::exceptions::{PyImportError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyIterator};
 use pyo3_arrow::{PyChunkedArray, PyRecordBatchReader, PyTable};
 use serializers::parquet::{self, ArrivingFile, Compression, ParquetOptions};
 use serializers::{SerializeError, Serializer};
@@ -93,7 +94,7 @@ fn import<'py>(py: Python<'py>, module: &str, package: &str, what: &str) -> PyRe
 }
 
 /// A table about to be written: its Arrow stream, the library it came from, and the
-/// object itself (a polars LazyFrame collected).
+/// object itself (a polars LazyFrame collected, or as it is when streamed).
 struct Table<'py> {
     reader: Box<dyn RecordBatchReader + Send>,
     library: String,
@@ -107,6 +108,11 @@ fn open_table<'py>(obj: &Bound<'py, PyAny>) -> Result<Table<'py>, SerializeError
     let py = obj.py();
     let library = library(obj).map_err(encode_error)?;
     let type_name = obj.get_type().name().map_err(encode_error)?.to_string();
+    if library == "polars" && type_name == "LazyFrame" {
+        if let Some(reader) = lazy_batches(obj).map_err(encode_error)? {
+            return Ok(Table { reader: Box::new(reader), library, object: obj.clone() });
+        }
+    }
     let not_a_table = |detail: String| {
         PyTypeError::new_err(format!(
             "parquet serializer needs a table (polars or pandas DataFrame, pyarrow Table, or any object with \
@@ -124,7 +130,7 @@ fn open_table<'py>(obj: &Bound<'py, PyAny>) -> Result<Table<'py>, SerializeError
                 pyarrow.getattr("Table")?.call_method1("from_pandas", (obj,))
             }
         }
-        // A LazyFrame is a query, not a table: run it.
+        // A LazyFrame whose table only polars' own writer stores (see `lazy_batches`): run it.
         "polars" if type_name == "LazyFrame" => obj.call_method0("collect"),
         _ if obj.hasattr("__arrow_c_stream__")? => Ok(obj.clone()),
         // Table objects of other libraries (DuckDB relations, Ibis tables, ...) that convert to pyarrow.
@@ -141,6 +147,90 @@ fn open_table<'py>(obj: &Bound<'py, PyAny>) -> Result<Table<'py>, SerializeError
         Err(e) => return Err(encode_error(not_a_table(format!(" ({e})")))),
     };
     Ok(Table { reader: reader.into_reader().map_err(encode_error)?, library, object: exportable })
+}
+
+/// The batches of the polars LazyFrame `query`, run as a streaming query
+/// (`LazyFrame.collect_batches`) and encoded as polars produces them, so that the table is
+/// never whole in memory. None where the table is one that polars' own writer has to store
+/// (see [`written_by_library`]), or whose empty frame polars cannot export: that query is
+/// collected and written as a DataFrame.
+fn lazy_batches(query: &Bound<'_, PyAny>) -> PyResult<Option<LazyBatches>> {
+    let py = query.py();
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("schema", query.call_method0("collect_schema")?)?;
+    // The schema without running the query: an empty frame of it, exported as every batch is.
+    let empty = py.import("polars")?.getattr("DataFrame")?.call((), Some(&kwargs))?;
+    let Ok(empty) = empty.extract::<PyRecordBatchReader>() else { return Ok(None) };
+    let schema = empty.into_reader()?.schema();
+    let stored = parquet::prepare(RecordBatchIterator::new(std::iter::empty(), schema.clone()))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    if written_by_library(&stored.schema(), "polars") {
+        return Ok(None);
+    }
+    let frames = query.call_method0("collect_batches")?.try_iter()?.unbind();
+    Ok(Some(LazyBatches { frames, schema, current: None }))
+}
+
+/// A polars streaming query's batches (see [`lazy_batches`]): each DataFrame polars
+/// yields is exported through its Arrow stream, with the GIL held only to take it.
+struct LazyBatches {
+    frames: Py<PyIterator>,
+    schema: SchemaRef,
+    /// The Arrow stream of the DataFrame being read.
+    current: Option<Box<dyn RecordBatchReader + Send>>,
+}
+
+impl LazyBatches {
+    /// The Arrow stream of the query's next DataFrame; None once the query is done.
+    fn next_frame(&self) -> PyResult<Option<Box<dyn RecordBatchReader + Send>>> {
+        Python::attach(|py| match self.frames.bind(py).clone().next() {
+            Some(frame) => Ok(Some(frame?.extract::<PyRecordBatchReader>()?.into_reader()?)),
+            None => Ok(None),
+        })
+    }
+}
+
+impl Iterator for LazyBatches {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(batch) = self.current.as_mut().and_then(Iterator::next) {
+                return Some(batch.and_then(|batch| {
+                    let fields = batch.schema().fields().clone();
+                    if fields.iter().map(|f| f.data_type()).eq(self.schema.fields().iter().map(|f| f.data_type())) {
+                        Ok(batch)
+                    } else {
+                        Err(ArrowError::SchemaError(format!(
+                            "the LazyFrame's batches changed schema, from {} to {}",
+                            self.schema,
+                            batch.schema()
+                        )))
+                    }
+                }));
+            }
+            match self.next_frame() {
+                Ok(Some(frame)) => self.current = Some(frame),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(ArrowError::ExternalError(Box::new(e)))),
+            }
+        }
+    }
+}
+
+impl RecordBatchReader for LazyBatches {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Whether a table of `library`'s with the stored `schema` (see `parquet::prepare`) goes to
+/// its library's own writer (see [`write_table`]).
+fn written_by_library(schema: &SchemaRef, library: &str) -> bool {
+    let holds = |found: &dyn Fn(&DataType) -> bool| {
+        schema.fields().iter().any(|field| parquet::holds(field.data_type(), &found))
+    };
+    holds(&|t| matches!(t, DataType::Dictionary(..))) || (library == "polars" && holds(&|t| t == &DataType::Null))
 }
 
 /// Why the Arrow stream of a polars `frame` would not open (`cause`): the first column
@@ -179,10 +269,7 @@ fn write_table<W: Write + Send + 'static>(
 ) -> Result<(W, parquet::Encoded), SerializeError> {
     let Table { reader, library, object } = table;
     let reader = parquet::prepare(reader)?;
-    let holds = |found: &dyn Fn(&DataType) -> bool| {
-        reader.schema().fields().iter().any(|field| parquet::holds(field.data_type(), &found))
-    };
-    if holds(&|t| matches!(t, DataType::Dictionary(..))) || (library == "polars" && holds(&|t| t == &DataType::Null)) {
+    if written_by_library(&reader.schema(), &library) {
         return library_writer(py, reader, &library, &object, compression, sink)
             .map_err(|e| SerializeError::encode(parquet::NAME, e));
     }

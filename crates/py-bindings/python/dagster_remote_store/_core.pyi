@@ -243,7 +243,9 @@ class ParquetSerializer(BuiltinSerializer):
     """Parquet (``.parquet``), encoded and decoded in Rust.
 
     Writes polars and pandas DataFrames, pyarrow Tables and RecordBatchReaders, and any
-    object with ``__arrow_c_stream__`` or ``to_arrow()`` (a polars LazyFrame is collected first). pandas needs
+    object with ``__arrow_c_stream__`` or ``to_arrow()``. A polars LazyFrame runs as a streaming
+    query whose batches are encoded as polars yields them, so the table is never whole in memory
+    (one with categorical, enum or null columns is collected first). pandas needs
     pyarrow; polars does not. The writing library is recorded in the file's key-value
     metadata (``dagster_remote_store.library``) and ``deserialize`` returns that library's
     table (a pyarrow Table for other writers) unless ``into`` asks for another. A missing
