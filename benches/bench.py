@@ -1,14 +1,18 @@
 """Benchmarks the IO manager side by side with the ones Dagster users have today.
 
 Run by `cargo xtask bench`, which builds the wheel in release mode into a bench
-venv with the comparison implementations, starts an S3 server (s3s-fs) and a
-proxy in front of it that adds network latency, and passes their addresses in
+venv with the comparison implementations, starts an S3 server (s3s-fs) and
+proxies in front of it that add network latency, and passes their addresses in
 BENCH_* variables. Every case (workload x storage x implementation) runs in
 processes of its own, so peak memory is the case's own; the rounds of small and
 large cases take turns with the other implementations' rounds. Contexts are built
 before timing: building them is Dagster's cost, not the IO manager's.
 
-Writes results.json (raw), results.md (medians and ratios) and chart.png to --out.
+Besides the side-by-side cases, it measures how our cost grows: with the object's size,
+with the number of partitions an input loads, and with the round trip to the store.
+
+Writes results.json (raw), results.md (medians and ratios), chart.png (ratios) and
+growth.png (the growth curves) to --out.
 """
 
 from __future__ import annotations
@@ -31,33 +35,63 @@ from typing import Any, Callable
 
 MIB = 1 << 20
 OURS = "dagster-remote-store"
-IMPLEMENTATIONS = {
-    # storage -> the implementations that run on it, ours first
-    "local": [OURS, "dagster FilesystemIOManager", "remote-store 0.33"],
-    "s3": [OURS, "dagster-aws S3PickleIOManager", "remote-store 0.33"],
-    "s3+latency": [OURS, "dagster-aws S3PickleIOManager", "remote-store 0.33"],
-}
+FILESYSTEM = "dagster FilesystemIOManager"
+DAGSTER_AWS = "dagster-aws S3PickleIOManager"
+REMOTE_STORE = "remote-store 0.33"
+DAGSTER_POLARS = "dagster-polars PolarsParquetIOManager"
+
+
+def latency_endpoints() -> dict[int, str]:
+    """The proxies `cargo xtask bench` put in front of the S3 server: round trip (ms) -> endpoint."""
+    raw = os.environ.get("BENCH_S3_LATENCY_ENDPOINTS", "")
+    return {int(rtt): endpoint for rtt, endpoint in (item.split("=", 1) for item in raw.split(",") if item)}
+
+
+def implementations(workload: str, storage: str) -> list[str]:
+    """The implementations that run `workload` on `storage`, ours first."""
+    if workload.startswith("size"):
+        return [OURS]
+    if "polars" in workload or workload.startswith("fan-in parquet"):
+        return [OURS, DAGSTER_POLARS]
+    if "parquet" in workload or workload == "columns":
+        return [OURS, REMOTE_STORE]
+    if storage == "s3+80ms":
+        # remote-store takes twice dagster-aws's time at 20 ms, and a minute a round at 80.
+        return [OURS, DAGSTER_AWS]
+    return [OURS, FILESYSTEM if storage == "local" else DAGSTER_AWS, REMOTE_STORE]
 
 
 # --- sizes ----------------------------------------------------------------------------------------
 
 
 class Sizes:
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, latencies_ms: list[int] | None = None) -> None:
+        # The round trips the fan-in also runs at, each through a proxy; the run's own by default.
+        self.latencies_ms = sorted(latency_endpoints()) if latencies_ms is None else latencies_ms
         self.small_assets = 100 if quick else 500
+        # The fan-in of the latency cases, and the partition counts of the growth curve.
         self.partitions = 60 if quick else 365
+        self.partition_counts = [10, 60] if quick else [10, 365, 3650]
         self.large_mib = 32 if quick else 256
+        self.growth_mib = [16, 64] if quick else [64, 256, 1024, 4096]
         self.rounds = 3 if quick else 5
         self.large_rounds = 2 if quick else 5
+        # Rounds of the cases without warmed memory, of each size of the growth curve, and
+        # of the fan-in 80 ms away, where a comparison's round takes a minute.
+        self.few_rounds = 2 if quick else 3
 
 
 # --- storage and IO managers -------------------------------------------------------------------
 
 
-def s3_env(latency: bool) -> dict[str, str]:
+def s3_env(storage: str) -> dict[str, str]:
+    """The S3 server as `storage` ("s3", or "s3+<rtt>ms" through a latency proxy) reaches it."""
     env = os.environ
+    endpoint = env["BENCH_S3_ENDPOINT"]
+    if storage != "s3":
+        endpoint = latency_endpoints()[int(storage.removeprefix("s3+").removesuffix("ms"))]
     return {
-        "endpoint": env["BENCH_S3_LATENCY_ENDPOINT" if latency else "BENCH_S3_ENDPOINT"],
+        "endpoint": endpoint,
         "bucket": env["BENCH_S3_BUCKET"],
         "key": env["BENCH_S3_KEY"],
         "secret": env["BENCH_S3_SECRET"],
@@ -67,29 +101,31 @@ def s3_env(latency: bool) -> dict[str, str]:
 
 def io_manager(implementation: str, storage: str, root: str, serializer: str = "pickle"):
     """The IO manager under test, on `storage`, every object under `root`."""
+    if implementation == DAGSTER_POLARS:
+        return polars_io_manager(storage, root)
     if storage == "local":
         if implementation == OURS:
             from dagster_remote_store import Store, remote_store_io_manager
             from dagster_remote_store.backends import LocalBackend
 
             return remote_store_io_manager(Store(LocalBackend(root=root)), serializer)
-        if implementation == "dagster FilesystemIOManager":
+        if implementation == FILESYSTEM:
             from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 
             return PickledObjectFilesystemIOManager(base_dir=root)
-        if implementation == "remote-store 0.33":
+        if implementation == REMOTE_STORE:
             import remote_store
             from remote_store.backends import LocalBackend
             from remote_store.ext.dagster import ParquetSerializer, dagster_io_manager
 
             store = remote_store.Store(LocalBackend(root=root))
             return dagster_io_manager(store, serializer=ParquetSerializer() if serializer == "parquet" else serializer)
-    s3 = s3_env(latency=storage == "s3+latency")
+    s3 = s3_env(storage)
     if implementation == OURS:
         from dagster_remote_store import remote_store_io_manager
 
         return remote_store_io_manager(our_s3_store(s3, root), serializer)
-    if implementation == "dagster-aws S3PickleIOManager":
+    if implementation == DAGSTER_AWS:
         import boto3
         from dagster_aws.s3 import PickledObjectS3IOManager
 
@@ -98,7 +134,7 @@ def io_manager(implementation: str, storage: str, root: str, serializer: str = "
             region_name=s3["region"],
         )
         return PickledObjectS3IOManager(s3["bucket"], client, s3_prefix=root)
-    if implementation == "remote-store 0.33":
+    if implementation == REMOTE_STORE:
         import remote_store
         from remote_store.backends import S3Backend
         from remote_store.ext.dagster import ParquetSerializer, dagster_io_manager
@@ -109,6 +145,35 @@ def io_manager(implementation: str, storage: str, root: str, serializer: str = "
         store = remote_store.Store(backend, root_path=root)
         return dagster_io_manager(store, serializer=ParquetSerializer() if serializer == "parquet" else serializer)
     raise ValueError(f"{implementation} on {storage}")
+
+
+def polars_io_manager(storage: str, root: str):
+    """dagster-polars' PolarsParquetIOManager under `root`, set up as Dagster sets a resource up.
+    On S3 it writes DataFrames through s3fs and LazyFrames, and reads, through polars' own
+    object_store client."""
+    from dagster import build_init_resource_context
+    from dagster_polars import PolarsParquetIOManager
+
+    if storage == "local":
+        manager = PolarsParquetIOManager(base_dir=root)
+    else:
+        s3 = s3_env(storage)
+        options = {
+            "key": s3["key"],
+            "secret": s3["secret"],
+            "client_kwargs": {"endpoint_url": s3["endpoint"], "region_name": s3["region"]},
+        }
+        # polars' own client refuses plain HTTP unless told so, and s3fs refuses the option.
+        os.environ["AWS_ALLOW_HTTP"] = "true"
+        # Before a partition is written, UPathIOManager looks for an unpartitioned object at
+        # the asset's path, which s3s-fs answers with a 500 once that path is a folder on its
+        # disk (S3 answers 404). Writes are the untimed setup of the fan-in: skip the look.
+        from dagster._core.storage.upath_io_manager import UPathIOManager
+
+        UPathIOManager._handle_transition_to_partitioned_asset = lambda self, context, path: None
+        manager = PolarsParquetIOManager(base_dir=f"s3://{s3['bucket']}/{root}", storage_options=options)
+    manager.setup_for_execution(build_init_resource_context())
+    return manager
 
 
 def our_s3_store(s3: dict[str, str], root: str):
@@ -137,20 +202,28 @@ def share_one_instance() -> None:
     build_resources.ephemeral_instance_if_missing = lambda instance: contextlib.nullcontext(instance or shared)
 
 
-def output_context(key: list[str], partition: str | None = None, partitions_def=None):
+def output_context(key: list[str], partition: str | None = None, partitions_def=None, annotation=None):
     from dagster import build_output_context
 
     share_one_instance()
-    return build_output_context(asset_key=key, partition_key=partition, asset_partitions_def=partitions_def)
+    kwargs: dict[str, Any] = {"dagster_type": dagster_type(annotation)} if annotation is not None else {}
+    return build_output_context(asset_key=key, partition_key=partition, asset_partitions_def=partitions_def, **kwargs)
+
+
+def dagster_type(annotation):
+    """The Dagster type of an input or output annotated `annotation`, as Dagster makes it."""
+    from dagster._core.types.dagster_type import resolve_dagster_type
+
+    return resolve_dagster_type(annotation)
 
 
 def input_context(key: list[str], annotation=None, partitions_def=None, key_range=None, upstream=None, metadata=None):
-    from dagster import DagsterType, build_input_context
+    from dagster import build_input_context
 
     share_one_instance()
     kwargs: dict[str, Any] = {"definition_metadata": metadata} if metadata else {}
     if annotation is not None:
-        kwargs["dagster_type"] = DagsterType(type_check_fn=lambda _, __: True, name="T", typing_type=annotation)
+        kwargs["dagster_type"] = dagster_type(annotation)
     return build_input_context(
         asset_key=key, asset_partitions_def=partitions_def, asset_partition_key_range=key_range,
         upstream_output=upstream, **kwargs,
@@ -211,24 +284,50 @@ def small(implementation: str, storage: str, sizes: Sizes) -> dict:
     return {"write_seconds_per_asset": writes, "load_seconds_per_asset": loads}
 
 
-def fan_in(implementation: str, storage: str, sizes: Sizes) -> dict:
-    """Daily partitions of about 10 KB each, loaded as one input of all of them."""
+def fan_in(implementation: str, storage: str, sizes: Sizes, partitions: int, table: bool) -> dict:
+    """Daily partitions, each about 10 KB pickled (or a 1000-row polars frame as Parquet, with
+    `table`), loaded as one input of all of them: a dict of values, or for tables one frame of
+    all the partitions' rows. They are written straight to the store, then loaded through
+    `storage` (on "s3+<rtt>ms", through that proxy)."""
+    import polars as pl
     from dagster import DailyPartitionsDefinition, PartitionKeyRange
 
-    days = DailyPartitionsDefinition(start_date="2025-01-01")
-    keys = days.get_partition_keys()[: sizes.partitions]
-    value = {"rows": list(range(1200)), "pad": "y" * 6000}  # about 10 KB pickled
+    days = DailyPartitionsDefinition(start_date="2015-01-01")
+    keys = days.get_partition_keys()[:partitions]
+    rows = 1000
+    if table:
+        value = pl.DataFrame({"id": range(rows), "x": [i / 7 for i in range(rows)]})
+    else:
+        value = {"rows": list(range(1200)), "pad": "y" * 6000}
+    serializer = "parquet" if table else "pickle"
     root = fresh_root(storage)
-    io = io_manager(implementation, storage, root)
+    writer = io_manager(implementation, "s3" if storage.startswith("s3") else storage, root, serializer)
     for key in keys:
-        io.handle_output(output_context(["daily"], key, days), value)
-    context = input_context(["daily"], partitions_def=days, key_range=PartitionKeyRange(keys[0], keys[-1]))
+        writer.handle_output(output_context(["daily"], key, days, annotation=pl.DataFrame if table else None), value)
+    reader = io_manager(implementation, storage, root, serializer)
+    # One frame for ours; dagster-polars loads partitions as a dict of frames, which the asset concatenates.
+    annotation = (dict[str, pl.DataFrame] if implementation == DAGSTER_POLARS else pl.DataFrame) if table else None
+    context = input_context(
+        ["daily"], annotation=annotation, partitions_def=days, key_range=PartitionKeyRange(keys[0], keys[-1])
+    )
     loads = []
-    for _ in range(sizes.rounds):
-        seconds, loaded = timed(lambda: io.load_input(context))
-        assert len(loaded) == len(keys)
+    for _ in range(sizes.few_rounds if storage == "s3+80ms" else sizes.rounds):
+        if table:
+            seconds, loaded = timed(lambda: one_frame(reader.load_input(context)))
+            assert loaded.height == rows * len(keys), loaded.height
+        else:
+            seconds, loaded = timed(lambda: reader.load_input(context))
+            assert len(loaded) == len(keys)
         loads.append(seconds)
     return {"load_seconds": loads, "partitions": len(keys)}
+
+
+def one_frame(loaded: Any) -> Any:
+    """One polars frame of a fan-in's tables: what the IO manager gave, or its dict of
+    partitions' frames concatenated, as an asset that needs one frame would."""
+    import polars as pl
+
+    return pl.concat(list(loaded.values())) if isinstance(loaded, dict) else loaded
 
 
 def frame(mib: int):
@@ -264,21 +363,73 @@ def as_frame(loaded: Any) -> Any:
     return loaded if isinstance(loaded, pd.DataFrame) else loaded.to_pandas()
 
 
-def large(implementation: str, storage: str, sizes: Sizes, serializer: str) -> dict:
-    """One large pandas DataFrame: write then read; MiB/s and peak memory above the baseline."""
+def large(
+    implementation: str, storage: str, sizes: Sizes, serializer: str, warm: bool = True, mib: int | None = None
+) -> dict:
+    """One large pandas DataFrame (`mib`, by default the large size): write then read; MiB/s
+    and peak memory above the baseline. With `warm`, each step starts from warmed memory."""
     import pandas as pd
 
+    mib = mib or sizes.large_mib
     writes, reads, write_rss, read_rss = [], [], [], []
     for _ in range(sizes.large_rounds):
         root = fresh_root(storage)
         io = io_manager(implementation, storage, root, serializer)
         out = output_context(["large"])
         into = input_context(["large"], annotation=pd.DataFrame, upstream=out)
-        df = frame(sizes.large_mib)
+        df = frame(mib)
         size_mib = df.memory_usage(index=False).sum() / MIB
         # Every write starts with no dirty pages waiting for the disk: otherwise the
         # kernel throttles whichever case comes after the last one's 256 MiB, and
         # the figure measures the disk and the order of the cases.
+        os.sync()
+        if warm:
+            warm_memory(max(1024, mib * 5 // 4))
+        base = reset_peak()
+        seconds, _ = timed(lambda: io.handle_output(out, df))
+        writes.append(size_mib / seconds)
+        write_rss.append(rss_mib()[1] - base)
+        del df
+        if warm:
+            warm_memory(max(1024, mib * 5 // 4))
+        base = reset_peak()
+        seconds, back = timed(lambda: as_frame(io.load_input(into)))
+        reads.append(size_mib / seconds)
+        # Beyond the loaded frame itself.
+        read_rss.append(rss_mib()[1] - base - size_mib)
+        assert isinstance(back, pd.DataFrame) and len(back) == (mib * MIB) // 32
+        del back
+        remove_objects(storage, root)
+    return {
+        "mib": mib,
+        "write_mib_per_s": writes,
+        "read_mib_per_s": reads,
+        "write_extra_rss_mib": write_rss,
+        "read_extra_rss_mib": read_rss,
+    }
+
+
+def large_polars(implementation: str, storage: str, sizes: Sizes, lazy: bool) -> dict:
+    """One large polars DataFrame as Parquet, written then read back, as `large` does for
+    pandas. With `lazy`, the output is a LazyFrame scanning a local Parquet file of it (the
+    frame itself is gone before the write, so the write's extra memory shows whether the
+    query was collected) and the input a LazyFrame, collected."""
+    import polars as pl
+
+    kind = pl.LazyFrame if lazy else pl.DataFrame
+    writes, reads, write_rss, read_rss = [], [], [], []
+    for _ in range(sizes.large_rounds):
+        root = fresh_root(storage)
+        io = io_manager(implementation, storage, root, "parquet")
+        out = output_context(["large"], annotation=kind)
+        into = input_context(["large"], annotation=kind, upstream=out)
+        df = polars_frame(sizes.large_mib)
+        size_mib, height = df.estimated_size() / MIB, df.height
+        if lazy:
+            source = Path(fresh_root("local")) / "source.parquet"
+            df.write_parquet(source)
+            del df
+            df = pl.scan_parquet(source)
         os.sync()
         warm_memory()
         base = reset_peak()
@@ -288,13 +439,14 @@ def large(implementation: str, storage: str, sizes: Sizes, serializer: str) -> d
         del df
         warm_memory()
         base = reset_peak()
-        seconds, back = timed(lambda: as_frame(io.load_input(into)))
+        seconds, back = timed(lambda: collected(io.load_input(into)))
         reads.append(size_mib / seconds)
-        # Beyond the loaded frame itself.
         read_rss.append(rss_mib()[1] - base - size_mib)
-        assert isinstance(back, pd.DataFrame) and len(back) == (sizes.large_mib * MIB) // 32
+        assert isinstance(back, pl.DataFrame) and back.height == height
         del back
         remove_objects(storage, root)
+        if lazy:
+            shutil.rmtree(source.parent)
     return {
         "mib": sizes.large_mib,
         "write_mib_per_s": writes,
@@ -302,6 +454,20 @@ def large(implementation: str, storage: str, sizes: Sizes, serializer: str) -> d
         "write_extra_rss_mib": write_rss,
         "read_extra_rss_mib": read_rss,
     }
+
+
+def polars_frame(mib: int):
+    """The polars twin of `frame`: four columns of random floats, `mib` MiB."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(1)
+    return pl.DataFrame({name: rng.random((mib * MIB) // 32) for name in "abcd"})
+
+
+def collected(loaded: Any) -> Any:
+    """A loaded polars table as the DataFrame the asset works with: a LazyFrame runs."""
+    return loaded.collect() if type(loaded).__name__ == "LazyFrame" else loaded
 
 
 def columns(implementation: str, storage: str, sizes: Sizes) -> dict:
@@ -342,42 +508,65 @@ def remove_objects(storage: str, root: str) -> None:
         shutil.rmtree(Path(os.environ["BENCH_S3_DATA"]) / root)
 
 
-WORKLOADS: dict[str, Callable[..., dict]] = {
-    "small": small,
-    "fan-in": fan_in,
-    "large pickle": lambda i, s, z: large(i, s, z, "pickle"),
-    "large parquet": lambda i, s, z: large(i, s, z, "parquet"),
-    "columns": columns,
-}
+def workloads(sizes: Sizes) -> dict[str, Callable[[str, str, Sizes], dict]]:
+    """Every workload by name; a curve's points are workloads of their own ("size pickle 1024",
+    "fan-in 3650"), so that each runs in processes of its own."""
+    found: dict[str, Callable[[str, str, Sizes], dict]] = {
+        "small": small,
+        "columns": columns,
+        "large polars": functools.partial(large_polars, lazy=False),
+        "lazy polars": functools.partial(large_polars, lazy=True),
+    }
+    for serializer in ("pickle", "parquet"):
+        found[f"large {serializer}"] = functools.partial(large, serializer=serializer)
+        found[f"large {serializer} cold"] = functools.partial(large, serializer=serializer, warm=False)
+        for mib in sizes.growth_mib:
+            found[f"size {serializer} {mib}"] = functools.partial(large, serializer=serializer, mib=mib)
+    for count in sorted({*sizes.partition_counts, sizes.partitions}):
+        found[f"fan-in {count}"] = functools.partial(fan_in, partitions=count, table=False)
+        found[f"fan-in parquet {count}"] = functools.partial(fan_in, partitions=count, table=True)
+    return found
 
-# Which workloads run on which storage, and which implementations can do them.
-PLAN = [
-    ("small", "local"),
-    ("small", "s3"),
-    ("fan-in", "local"),
-    ("fan-in", "s3"),
-    ("fan-in", "s3+latency"),
-    ("large pickle", "local"),
-    ("large pickle", "s3"),
-    ("large parquet", "local"),
-    ("large parquet", "s3"),
-    ("columns", "s3"),
-    ("columns", "s3+latency"),
-]
-# Parquet: only the implementations that have a Parquet serializer.
-PARQUET = {OURS, "remote-store 0.33"}
-PARQUET_WORKLOADS = {"large parquet", "columns"}
+
+def plan(sizes: Sizes) -> list[tuple[str, str]]:
+    """Which workloads run on which storage, in the order they run."""
+    both = ("local", "s3")
+    cases = [("small", storage) for storage in both]
+    cases += [(f"fan-in {count}", storage) for count in sizes.partition_counts for storage in both]
+    cases += [(f"fan-in {sizes.partitions}", f"s3+{rtt}ms") for rtt in sizes.latencies_ms]
+    cases += [(f"fan-in parquet {count}", storage) for count in sizes.partition_counts for storage in both]
+    for workload in ("large pickle", "large parquet", "large pickle cold", "large parquet cold", "large polars", "lazy polars"):
+        cases += [(workload, storage) for storage in both]
+    for serializer in ("pickle", "parquet"):
+        cases += [(f"size {serializer} {mib}", storage) for storage in both for mib in sizes.growth_mib]
+    cases += [("columns", "s3")] + [("columns", f"s3+{rtt}ms") for rtt in sizes.latencies_ms[:1]]
+    return cases
+
+
+def selected(workload: str, only: list[str] | None) -> bool:
+    """Whether `--only` names `workload` or a family it belongs to ("fan-in", "size parquet")."""
+    return not only or any(workload == name or workload.startswith(name + " ") for name in only)
 
 
 # --- the parent: run cases, summarise -------------------------------------------------------------
 
 
-# Workloads whose rounds each run in a process of their own, taking turns with the other
-# implementations: a slow spell of the shared machine (the disk after mass removals, a
-# neighbour's load) then falls on every implementation's rounds alike, not on whichever
-# ran through it. Fan-in runs its rounds in one process: writing its 365 partitions through
-# 20 ms of latency, once per process, takes longer than the loads measured.
-ROUND_BY_ROUND = {"small", "large pickle", "large parquet"}
+def round_by_round(workload: str) -> bool:
+    """Whether each of the workload's rounds runs in a process of its own, taking turns with the
+    other implementations: a slow spell of the shared machine (the disk after mass removals, a
+    neighbour's load) then falls on every implementation's rounds alike, not on whichever ran
+    through it. Fan-in and columns run their rounds in one process: storing their inputs, once
+    per process, takes longer than the loads measured."""
+    return not workload.startswith(("fan-in", "columns"))
+
+
+def rounds_of(workload: str, sizes: Sizes) -> int:
+    """How many rounds a workload run round by round has."""
+    if workload == "small":
+        return sizes.rounds
+    if workload.endswith("cold") or workload.startswith("size"):
+        return sizes.few_rounds
+    return sizes.large_rounds
 
 
 def run_case(workload: str, storage: str, implementation: str, quick: bool, one_round: bool) -> dict:
@@ -400,12 +589,12 @@ def check_prompt_s3_answers(limit_s: float = 0.02) -> None:
     server with Nagle's algorithm on (s3s-fs's own binary) sends a response's body only once
     its head is acknowledged, which Linux holds back for 40 ms: a 10 kB read took 44 ms
     instead of 0.3, and every small and fan-in figure over S3 would measure that."""
-    store = our_s3_store(s3_env(latency=False), fresh_root("s3"))
+    store = our_s3_store(s3_env("s3"), fresh_root("s3"))
     store.write("probe.bin", bytes(10_000))
     seconds = statistics.median(timed(lambda: store.read_bytes("probe.bin"))[0] for _ in range(9))
     store.delete("probe.bin")
     if seconds > limit_s:
-        raise SystemExit(f"the S3 server at {s3_env(latency=False)['endpoint']} takes {seconds * 1e3:.1f} ms for a 10 kB GET: it waits for delayed acknowledgements")
+        raise SystemExit(f"the S3 server at {s3_env('s3')['endpoint']} takes {seconds * 1e3:.1f} ms for a 10 kB GET: it waits for delayed acknowledgements")
 
 
 def wait_for_quiet_disk(folders: list[str], limit_us: float = 50, patience_s: float = 600) -> None:
@@ -465,7 +654,7 @@ def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     memory = next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
     versions = {}
-    for package in ("dagster", "dagster-aws", "remote-store", "dagster-remote-store", "pandas", "pyarrow"):
+    for package in ("dagster", "dagster-aws", "dagster-polars", "remote-store", "dagster-remote-store", "pandas", "pyarrow", "polars"):
         try:
             from importlib.metadata import version
 
@@ -478,39 +667,51 @@ def machine() -> dict:
         "memory_gib": round(int(memory) / (1 << 20), 1),
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "latency_ms": float(os.environ.get("BENCH_LATENCY_MS", "0")),
+        "our_max_concurrency": our_max_concurrency(),
         "packages": versions,
     }
 
 
-# The figure each workload is judged by: (result field, "time" (lower is better) or "rate" (higher is better)).
-FIGURES = {
-    "small": [("write_seconds_per_asset", "time"), ("load_seconds_per_asset", "time")],
-    "fan-in": [("load_seconds", "time")],
-    "columns": [("load_seconds", "time")],
-    "large pickle": [("write_mib_per_s", "rate"), ("read_mib_per_s", "rate"), ("write_extra_rss_mib", "mem"), ("read_extra_rss_mib", "mem")],
-    "large parquet": [("write_mib_per_s", "rate"), ("read_mib_per_s", "rate"), ("write_extra_rss_mib", "mem"), ("read_extra_rss_mib", "mem")],
-}
+def our_max_concurrency() -> int:
+    """How many fetches our IO manager has in flight at once by default: a fan-in's bound."""
+    from dagster_remote_store.io_manager import _DEFAULT_MAX_CONCURRENCY
+
+    return _DEFAULT_MAX_CONCURRENCY
+
+
+def figures(workload: str) -> list[tuple[str, str]]:
+    """The figures a workload is judged by: (result field, "time" (lower is better), "rate"
+    (higher is better) or "mem" (extra peak memory, lower is better))."""
+    if workload == "small":
+        return [("write_seconds_per_asset", "time"), ("load_seconds_per_asset", "time")]
+    if workload.startswith(("fan-in", "columns")):
+        return [("load_seconds", "time")]
+    return [("write_mib_per_s", "rate"), ("read_mib_per_s", "rate"), ("write_extra_rss_mib", "mem"), ("read_extra_rss_mib", "mem")]
 
 
 def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes, quick: bool) -> str:
     lines = [
         "# Benchmark results" + (" (quick run: smaller sizes, fewer rounds)" if quick else ""),
         "",
-        f"small: {sizes.small_assets} assets x {sizes.rounds} rounds; fan-in: {sizes.partitions} partitions x "
-        f"{sizes.rounds} rounds; large: {sizes.large_mib} MiB x {sizes.large_rounds} rounds.",
+        f"small: {sizes.small_assets} assets x {sizes.rounds} rounds; fan-in: {', '.join(map(str, sizes.partition_counts))} "
+        f"partitions x {sizes.rounds} rounds ({sizes.few_rounds} at 80 ms); large: {sizes.large_mib} MiB x "
+        f"{sizes.large_rounds} rounds ({sizes.few_rounds} cold); sizes {', '.join(map(str, sizes.growth_mib))} MiB x "
+        f"{sizes.few_rounds} rounds.",
         "",
         f"{info['cores']} cores ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
-        f"S3 = s3s-fs on loopback, latency case +{info['latency_ms']:.0f} ms round trip. Medians of the rounds, "
-        "but memory is the worst round; ratio = how many times better ours is than that implementation, in the same run.",
+        f"S3 = s3s-fs on loopback, s3+N ms: through a proxy adding N ms to each round trip. Medians of the rounds, "
+        "but memory is the worst round; ratio = how many times better ours is than that implementation, in the same run. "
+        "Every large and size case starts each write and read from warmed memory (`warm_memory`) but the cold ones.",
         "",
         "| workload | storage | figure | implementation | median (memory: worst) | ours vs it |",
         "|---|---|---|---|---:|---:|",
     ]
-    for workload, storage in PLAN:
+    for workload, storage in plan(sizes):
         cases = [r for r in results if r["workload"] == workload and r["storage"] == storage]
+        if not cases:
+            continue
         ours = next((c for c in cases if c["implementation"] == OURS), None)
-        for field, kind in FIGURES[workload]:
+        for field, kind in figures(workload):
             for case in cases:
                 if "error" in case["result"]:
                     lines.append(f"| {workload} | {storage} | {field} | {case['implementation']} | error: {case['result']['error'][:80]} | |")
@@ -526,7 +727,7 @@ def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes
                     elif kind == "mem" and mine >= 1:  # below a MiB, the peak is noise
                         ratio = f"{median / mine:.2f}x"
                 lines.append(f"| {workload} | {storage} | {field} | {case['implementation']} | {shown(median, field)} | {ratio} |")
-        if limits and storage == "s3" and workload.startswith("large") and "error" not in limits and ours and "error" not in ours["result"]:
+        if limits and storage == "s3" and workload in ("large pickle", "large parquet") and "error" not in limits and ours and "error" not in ours["result"]:
             for field, how, limit_field in (
                 ("write_mib_per_s", "object_store alone (the limit)", "write_mib_per_s"),
                 ("write_mib_per_s", "object_store alone, one PUT, no parts", "single_put_mib_per_s"),
@@ -549,7 +750,61 @@ def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes
                         f"the upload, every part in | {statistics.median(limits['complete_seconds']):.2f} s of "
                         f"{limits['mib'] / statistics.median(limits['write_mib_per_s']):.2f} s | |"
                     )
+    lines += growth_tables(results, sizes, info)
     return "\n".join(lines) + "\n"
+
+
+def growth_tables(results: list[dict], sizes: Sizes, info: dict) -> list[str]:
+    """The growth curves as tables: ours by size, every implementation by partition count and
+    by round trip, with the bound a fan-in's round trips set."""
+    def result(workload: str, storage: str, implementation: str = OURS) -> dict | None:
+        found = next((r["result"] for r in results if (r["workload"], r["storage"], r["implementation"]) == (workload, storage, implementation)), None)
+        return None if found is None or "error" in found else found
+
+    lines = ["", "## Growth with size (ours)", "", "| serializer | storage | MiB | write MiB/s | read MiB/s | write extra MiB (worst) | read extra MiB (worst) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for serializer in ("pickle", "parquet"):
+        for storage in ("local", "s3"):
+            for mib in sizes.growth_mib:
+                found = result(f"size {serializer} {mib}", storage)
+                if found:
+                    lines.append(
+                        f"| {serializer} | {storage} | {mib} | {statistics.median(found['write_mib_per_s']):.0f} | "
+                        f"{statistics.median(found['read_mib_per_s']):.0f} | {max(found['write_extra_rss_mib']):.0f} | "
+                        f"{max(found['read_extra_rss_mib']):.0f} |"
+                    )
+    lines += ["", "## Growth with partitions: ms per partition of a fan-in load", "", "| value | storage | implementation | " + " | ".join(f"{n} partitions" for n in sizes.partition_counts) + " |", "|---|---|---|" + "---:|" * len(sizes.partition_counts)]
+    for table in (False, True):
+        for storage in ("local", "s3"):
+            for implementation in implementations(f"fan-in{' parquet' if table else ''} 1", storage):
+                cells = []
+                for count in sizes.partition_counts:
+                    found = result(f"fan-in{' parquet' if table else ''} {count}", storage, implementation)
+                    cells.append(f"{1e3 * statistics.median(found['load_seconds']) / count:.3f}" if found else "")
+                if any(cells):
+                    lines.append(f"| {'polars frame (Parquet)' if table else 'pickle'} | {storage} | {implementation} | " + " | ".join(cells) + " |")
+    concurrency = info.get("our_max_concurrency")
+    lines += ["", f"## Growth with latency: seconds to load {sizes.partitions} partitions (pickle)", "",
+              f"The bound is partitions / concurrency x round trip, with our IO manager's {concurrency} fetches in flight.", "",
+              "| round trip | bound | " + " | ".join(implementations("fan-in", "s3")) + " | ours / bound | best comparison / ours |",
+              "|---:|---:|" + "---:|" * (len(implementations("fan-in", "s3")) + 2)]
+    for rtt in [0, *sizes.latencies_ms]:
+        storage = "s3" if rtt == 0 else f"s3+{rtt}ms"
+        medians = {}
+        for implementation in implementations("fan-in", storage):
+            found = result(f"fan-in {sizes.partitions}", storage, implementation)
+            medians[implementation] = statistics.median(found["load_seconds"]) if found else None
+        bound = sizes.partitions / concurrency * rtt / 1e3 if concurrency else None
+        mine = medians.get(OURS)
+        others = [v for k, v in medians.items() if k != OURS and v]
+        cells = [f"{v:.3f} s" if v else "" for v in medians.values()]
+        if not any(cells):
+            continue
+        lines.append(
+            f"| {rtt} ms | {f'{bound:.3f} s' if bound else '-'} | " + " | ".join(cells) + " | "
+            + (f"{mine / bound:.2f}x" if mine and bound else "-") + " | "
+            + (f"{min(others) / mine:.1f}x" if mine and others else "-") + " |"
+        )
+    return lines
 
 
 def typical(rounds: list[float], kind: str) -> float:
@@ -568,19 +823,19 @@ def shown(value: float, field: str) -> str:
     return f"{value:.0f} MiB"
 
 
-def chart(results: list[dict], path: Path) -> None:
+def chart(results: list[dict], sizes: Sizes, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     bars, labels = [], []
-    for workload, storage in PLAN:
+    for workload, storage in plan(sizes):
         cases = [r for r in results if r["workload"] == workload and r["storage"] == storage]
         ours = next((c for c in cases if c["implementation"] == OURS and "error" not in c["result"]), None)
         if ours is None:
             continue
-        for field, kind in FIGURES[workload]:
+        for field, kind in figures(workload):
             if kind == "mem":
                 continue
             for case in cases:
@@ -601,11 +856,73 @@ def chart(results: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def growth_chart(results: list[dict], sizes: Sizes, info: dict, path: Path) -> None:
+    """The growth curves: ours by size (MiB/s and extra peak memory), every implementation by
+    partition count (ms per partition) and by round trip (seconds, with the bound)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def result(workload: str, storage: str, implementation: str = OURS) -> dict | None:
+        found = next((r["result"] for r in results if (r["workload"], r["storage"], r["implementation"]) == (workload, storage, implementation)), None)
+        return None if found is None or "error" in found else found
+
+    figure, ((speed, memory), (partitions, latency)) = plt.subplots(2, 2, figsize=(13, 9))
+    for serializer in ("pickle", "parquet"):
+        for storage in ("local", "s3"):
+            points = [(mib, result(f"size {serializer} {mib}", storage)) for mib in sizes.growth_mib]
+            points = [(mib, found) for mib, found in points if found]
+            if not points:
+                continue
+            mibs = [mib for mib, _ in points]
+            for direction, style in (("write", "-"), ("read", "--")):
+                label = f"{serializer} {storage} {direction}"
+                speed.plot(mibs, [statistics.median(f[f"{direction}_mib_per_s"]) for _, f in points], style, marker="o", label=label)
+                memory.plot(mibs, [max(f[f"{direction}_extra_rss_mib"]) for _, f in points], style, marker="o", label=label)
+    for axis, title, unit in ((speed, "ours by object size", "MiB/s (median)"), (memory, "ours by object size: extra peak memory", "MiB above the baseline (worst round)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(sizes.growth_mib, [f"{m} MiB" for m in sizes.growth_mib])
+        axis.set_title(title)
+        axis.set_ylabel(unit)
+        axis.legend(fontsize=7)
+    for table, style in ((False, "-"), (True, "--")):
+        for storage in ("local", "s3"):
+            for implementation in implementations(f"fan-in{' parquet' if table else ''} 1", storage):
+                points = [(n, result(f"fan-in{' parquet' if table else ''} {n}", storage, implementation)) for n in sizes.partition_counts]
+                points = [(n, f) for n, f in points if f]
+                if points:
+                    partitions.plot([n for n, _ in points], [1e3 * statistics.median(f["load_seconds"]) / n for n, f in points], style, marker="o",
+                                    label=f"{'Parquet' if table else 'pickle'} {storage} {implementation}")
+    partitions.set_xscale("log")
+    partitions.set_yscale("log")
+    partitions.set_xticks(sizes.partition_counts, [str(n) for n in sizes.partition_counts])
+    partitions.set_title("fan-in load by partition count")
+    partitions.set_ylabel("ms per partition (median; log scale)")
+    partitions.legend(fontsize=6)
+    rtts = [0, *sizes.latencies_ms]
+    for implementation in implementations("fan-in", "s3"):
+        points = [(rtt, result(f"fan-in {sizes.partitions}", "s3" if rtt == 0 else f"s3+{rtt}ms", implementation)) for rtt in rtts]
+        points = [(rtt, f) for rtt, f in points if f]
+        if points:
+            latency.plot([r for r, _ in points], [statistics.median(f["load_seconds"]) for _, f in points], marker="o", label=implementation)
+    concurrency = info.get("our_max_concurrency")
+    if concurrency:
+        latency.plot(rtts, [sizes.partitions / concurrency * rtt / 1e3 for rtt in rtts], ":", color="black", label=f"bound: partitions / {concurrency} x round trip")
+    latency.set_yscale("symlog", linthresh=0.1)
+    latency.set_xticks(rtts, [f"{r} ms" for r in rtts])
+    latency.set_title(f"fan-in of {sizes.partitions} partitions over S3 by round trip")
+    latency.set_ylabel("seconds (median; log scale above 0.1 s)")
+    latency.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benches/results"))
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds")
-    parser.add_argument("--only", nargs="*", help="workload names to run (default: all)")
+    parser.add_argument("--only", nargs="*", help="workloads or families of them to run (\"fan-in\", \"size parquet\", \"large pickle\"; default: all)")
     parser.add_argument("--summarise", type=Path, metavar="RESULTS_JSON", help="only write results.md and chart.png from a run's results.json")
     parser.add_argument("--case", nargs=3, metavar=("WORKLOAD", "STORAGE", "IMPLEMENTATION"), help=argparse.SUPPRESS)
     parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
@@ -615,12 +932,13 @@ def main() -> None:
         if args.one_round:
             sizes.rounds = sizes.large_rounds = 1
         workload, storage, implementation = args.case
-        print(json.dumps(WORKLOADS[workload](implementation, storage, sizes)))
+        print(json.dumps(workloads(sizes)[workload](implementation, storage, sizes)))
         return
 
     if args.summarise:
         run = json.loads(args.summarise.read_text())
-        write_summary(args.out, run["results"], run["object_store_limit"], run["machine"], Sizes(run["quick"]), run["quick"])
+        sizes = Sizes(run["quick"], run["latencies_ms"])
+        write_summary(args.out, run["results"], run["object_store_limit"], run["machine"], sizes, run["quick"])
         return
 
     # Every case's local files go under one folder, removed once the run is over: removing
@@ -633,29 +951,27 @@ def main() -> None:
         wait_for_quiet_disk([run_folder] + ([os.environ["BENCH_S3_DATA"]] if "BENCH_S3_DATA" in os.environ else []))
         if "BENCH_S3_ENDPOINT" in os.environ:
             check_prompt_s3_answers()
-        for workload, storage in PLAN:
-            if args.only and workload not in args.only:
+        for workload, storage in plan(sizes):
+            if not selected(workload, args.only):
                 continue
-            if storage == "s3" and workload.startswith("large") and limits is None:
+            if storage == "s3" and workload in ("large pickle", "large parquet") and limits is None:
                 # Measured right before the large S3 cases, so that it meets the server and the
                 # machine in the state they do.
                 limits = limit(sizes)
-            implementations = [i for i in IMPLEMENTATIONS[storage] if workload not in PARQUET_WORKLOADS or i in PARQUET]
-            cases: dict[str, dict] = {i: {} for i in implementations}
-            one_round = workload in ROUND_BY_ROUND
-            rounds = (sizes.large_rounds if workload.startswith("large") else sizes.rounds) if one_round else 1
-            for _ in range(rounds):
-                for implementation in implementations:
+            cases: dict[str, dict] = {i: {} for i in implementations(workload, storage)}
+            one_round = round_by_round(workload)
+            for _ in range(rounds_of(workload, sizes) if one_round else 1):
+                for implementation in cases:
                     if "error" not in cases[implementation]:
                         add_round(cases[implementation], run_case(workload, storage, implementation, args.quick, one_round))
             for implementation, result in cases.items():
-                print(f"{workload:14} {storage:11} {implementation:32} {summary_line(result)}", flush=True)
+                print(f"{workload:20} {storage:8} {implementation:38} {summary_line(result)}", flush=True)
                 results.append({"workload": workload, "storage": storage, "implementation": implementation, "result": result})
     finally:
         shutil.rmtree(run_folder, ignore_errors=True)
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"machine": info, "quick": args.quick, "results": results, "object_store_limit": limits}, indent=1))
+    (args.out / "results.json").write_text(json.dumps({"machine": info, "quick": args.quick, "latencies_ms": sizes.latencies_ms, "results": results, "object_store_limit": limits}, indent=1))
     write_summary(args.out, results, limits, info, sizes, args.quick)
 
 
@@ -677,7 +993,8 @@ def add_round(case: dict, result: dict) -> None:
 
 def write_summary(out: Path, results: list[dict], limits: dict | None, info: dict, sizes: Sizes, quick: bool) -> None:
     (out / "results.md").write_text(summarise(results, limits, info, sizes, quick))
-    chart(results, out / "chart.png")
+    chart(results, sizes, out / "chart.png")
+    growth_chart(results, sizes, info, out / "growth.png")
     print((out / "results.md").read_text())
 
 

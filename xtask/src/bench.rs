@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: benches/bench.py with its own pinned venv (benches/requirements.txt, in
 //! `<target>/xtask/bench-venv`) and the wheel built for release, against an S3 server on 127.0.0.1
-//! (benches/s3-server: s3s-fs on a local folder), reached directly and through a proxy that delays every byte
-//! as a network to a remote store would. Its logs live in `<target>/xtask/bench/`, its objects in memory (see
+//! (benches/s3-server: s3s-fs on a local folder), reached directly and through proxies that delay every byte
+//! as a network to a remote store would, one per round trip in [`ROUND_TRIPS`]. Its logs live in `<target>/xtask/bench/`, its objects in memory (see
 //! `s3_data`).
 
 use std::fs;
@@ -23,16 +23,16 @@ const BUCKET: &str = "bench";
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret";
 const REGION: &str = "us-east-1";
-/// The latency proxy's delay each way: a request and its response cross it twice, so a round trip gains 20 ms.
-const DELAY: Duration = Duration::from_millis(10);
+/// The round trips the S3 server is also reached with, each through a proxy delaying half of it each way.
+const ROUND_TRIPS: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(80)];
 /// The most the proxy reads at once, and so the largest chunk it queues.
 const CHUNK: usize = 64 << 10;
 /// Chunks queued per direction and connection (at most 64 MiB): when the receiving side falls behind, the
 /// sending side waits, as over a real network, rather than the proxy buffering without bound.
 const QUEUE: usize = 1024;
 
-/// Builds what the benchmark runs, starts the S3 server and the latency proxy in front of it, runs
-/// benches/bench.py with `bench_args`, and stops them both (also when a step fails).
+/// Builds what the benchmark runs, starts the S3 server and the latency proxies in front of it, runs
+/// benches/bench.py with `bench_args`, and stops them all (also when a step fails).
 pub fn bench(bench_args: &[&str]) -> Result {
     let mut dirs = Dirs::new()?;
     let state = dirs.target.join("xtask").join("bench");
@@ -49,25 +49,35 @@ pub fn bench(bench_args: &[&str]) -> Result {
         run(dirs.cargo().args(["build", "--release"]).args(example))
     })?;
     let server_binary = step("build the S3 server (release)", || build_s3_server(&dirs))?;
-    // Declared in this order, they are dropped the other way round: the proxy stops, then the server.
+    // Declared in this order, they are dropped the other way round: the proxies stop, then the server.
     let server = step("start the S3 server", || start_s3_server(&server_binary, &state).map_err(Error::new))?;
-    let delayed = step("start the latency proxy", || {
-        let proxy = DelayProxy::start(server.port, DELAY)
-            .map_err(|e| Error::new(format!("cannot start a proxy to the S3 server: {e}")))?;
-        println!("    127.0.0.1:{} delays each way by {} ms", proxy.port, DELAY.as_millis());
-        Ok(proxy)
+    let delayed = step("start the latency proxies", || {
+        ROUND_TRIPS
+            .iter()
+            .map(|&round_trip| {
+                let proxy = DelayProxy::start(server.port, round_trip / 2)
+                    .map_err(|e| Error::new(format!("cannot start a proxy to the S3 server: {e}")))?;
+                println!("    127.0.0.1:{} adds {} ms to each round trip", proxy.port, round_trip.as_millis());
+                Ok((round_trip, proxy))
+            })
+            .collect::<Result<Vec<_>>>()
     })?;
 
     let endpoint = |port: u16| format!("http://127.0.0.1:{port}");
+    let latency_endpoints = delayed
+        .iter()
+        .map(|(round_trip, proxy)| format!("{}={}", round_trip.as_millis(), endpoint(proxy.port)))
+        .collect::<Vec<_>>()
+        .join(",");
     let limit = dirs.target.join("release").join("examples").join("object_store_limit");
     dirs.env = vec![
         ("BENCH_S3_ENDPOINT", endpoint(server.port)),
-        ("BENCH_S3_LATENCY_ENDPOINT", endpoint(delayed.port)),
+        // Round trip in ms = endpoint, comma-separated.
+        ("BENCH_S3_LATENCY_ENDPOINTS", latency_endpoints),
         ("BENCH_S3_BUCKET", BUCKET.into()),
         ("BENCH_S3_KEY", KEY.into()),
         ("BENCH_S3_SECRET", SECRET.into()),
         ("BENCH_S3_REGION", REGION.into()),
-        ("BENCH_LATENCY_MS", (2 * DELAY).as_millis().to_string()),
         ("BENCH_LIMIT_BIN", limit.to_string_lossy().into_owned()),
         // Where the server creates its files, for the benchmark's quiet-disk wait.
         ("BENCH_S3_DATA", server.data.join(BUCKET).to_string_lossy().into_owned()),
