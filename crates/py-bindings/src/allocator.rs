@@ -16,8 +16,10 @@ fn page_size() -> usize {
 
 /// A global allocator for processes that hold large tables for a while and then
 /// let go of them: allocations of 4 MiB and more are mappings of their own,
-/// advised onto huge pages and handed back to the kernel when they are freed;
-/// smaller ones are [`System`]'s.
+/// handed back to the kernel when they are freed; smaller ones are [`System`]'s.
+/// They are not advised onto huge pages: a Parquet load decodes into many such
+/// blocks, and where the kernel takes huge pages from memory the host has not
+/// backed (a VM's free page reporting), each costs milliseconds (benches/README.md).
 ///
 /// glibc's malloc maps large blocks on its own too, but raises that threshold to
 /// the size of every mapped block freed, up to 32 MiB. After the first table, the
@@ -190,7 +192,7 @@ mod mapping {
             let protection = libc::PROT_READ | libc::PROT_WRITE;
             libc::mmap(std::ptr::null_mut(), size, protection, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
         };
-        advised(at, size)
+        mapped(at)
     }
 
     /// # Safety
@@ -209,7 +211,7 @@ mod mapping {
     pub unsafe fn remap(at: *mut u8, size: usize, new_size: usize) -> *mut u8 {
         // SAFETY: as the caller guarantees; the kernel moves the pages if it has to.
         let moved = unsafe { libc::mremap(at.cast(), size, new_size, libc::MREMAP_MAYMOVE) };
-        advised(moved, new_size)
+        mapped(moved)
     }
 
     /// The mapping at `at` cut to its first `new_size` bytes, in place; the rest is unmapped.
@@ -227,16 +229,10 @@ mod mapping {
         if cut == libc::MAP_FAILED { std::ptr::null_mut() } else { cut.cast() }
     }
 
-    /// The new mapping at `at`, advised onto huge pages; null if there is none.
+    /// The new mapping at `at`; null if there is none.
     #[cfg(target_os = "linux")]
-    fn advised(at: *mut libc::c_void, size: usize) -> *mut u8 {
-        if at == libc::MAP_FAILED {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: `at..at + size` is a mapping the allocator owns; advice changes no contents,
-        // and a kernel without transparent huge pages refusing it is fine.
-        unsafe { libc::madvise(at, size, libc::MADV_HUGEPAGE) };
-        at.cast()
+    fn mapped(at: *mut libc::c_void) -> *mut u8 {
+        if at == libc::MAP_FAILED { std::ptr::null_mut() } else { at.cast() }
     }
 
     #[cfg(not(target_os = "linux"))]
