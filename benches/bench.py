@@ -672,6 +672,14 @@ def machine() -> dict:
     }
 
 
+def measured_commit() -> str:
+    """The commit whose code a run measures, "+" when the work tree has changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def our_max_concurrency() -> int:
     """How many fetches our IO manager has in flight at once by default: a fan-in's bound."""
     from dagster_remote_store.io_manager import _DEFAULT_MAX_CONCURRENCY
@@ -703,6 +711,7 @@ def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes
         "but memory is the worst round; ratio = how many times better ours is than that implementation, in the same run. "
         "Every large and size case starts each write and read from warmed memory (`warm_memory`) but the cold ones.",
         "",
+        *commits_line(results),
         "| workload | storage | figure | implementation | median (memory: worst) | ours vs it |",
         "|---|---|---|---|---:|---:|",
     ]
@@ -754,6 +763,19 @@ def summarise(results: list[dict], limits: dict | None, info: dict, sizes: Sizes
     return "\n".join(lines) + "\n"
 
 
+def commits_line(results: list[dict]) -> list[str]:
+    """Which commit measured which workloads, where a partial run (`--only`) updated an earlier one."""
+    by_commit: dict[str, list[str]] = {}
+    for r in results:
+        workload = r["workload"].rsplit(" ", 1)[0] if r["workload"].split()[-1].isdigit() else r["workload"]
+        names = by_commit.setdefault(r.get("commit", "?"), [])
+        if workload not in names:
+            names.append(workload)
+    if len(by_commit) < 2:
+        return [f"Measured at commit {next(iter(by_commit), '?')}.", ""]
+    return ["Measured in " + str(len(by_commit)) + " runs: " + "; ".join(f"at commit {c}: {', '.join(w)}" for c, w in by_commit.items()) + ".", ""]
+
+
 def growth_tables(results: list[dict], sizes: Sizes, info: dict) -> list[str]:
     """The growth curves as tables: ours by size, every implementation by partition count and
     by round trip, with the bound a fan-in's round trips set."""
@@ -790,15 +812,16 @@ def growth_tables(results: list[dict], sizes: Sizes, info: dict) -> list[str]:
     for rtt in [0, *sizes.latencies_ms]:
         storage = "s3" if rtt == 0 else f"s3+{rtt}ms"
         medians = {}
-        for implementation in implementations("fan-in", storage):
+        # Every column of the header, "-" for an implementation not run at this round trip.
+        for implementation in implementations("fan-in", "s3"):
             found = result(f"fan-in {sizes.partitions}", storage, implementation)
             medians[implementation] = statistics.median(found["load_seconds"]) if found else None
         bound = sizes.partitions / concurrency * rtt / 1e3 if concurrency else None
         mine = medians.get(OURS)
         others = [v for k, v in medians.items() if k != OURS and v]
-        cells = [f"{v:.3f} s" if v else "" for v in medians.values()]
-        if not any(cells):
+        if not any(medians.values()):
             continue
+        cells = [f"{v:.3f} s" if v else "-" for v in medians.values()]
         lines.append(
             f"| {rtt} ms | {f'{bound:.3f} s' if bound else '-'} | " + " | ".join(cells) + " | "
             + (f"{mine / bound:.2f}x" if mine and bound else "-") + " | "
@@ -938,6 +961,7 @@ def main() -> None:
     if args.summarise:
         run = json.loads(args.summarise.read_text())
         sizes = Sizes(run["quick"], run["latencies_ms"])
+        args.out.mkdir(parents=True, exist_ok=True)
         write_summary(args.out, run["results"], run["object_store_limit"], run["machine"], sizes, run["quick"])
         return
 
@@ -947,6 +971,7 @@ def main() -> None:
     run_folder = tempfile.mkdtemp(prefix="bench-run-", dir=os.environ.get("BENCH_TMP"))
     os.environ["BENCH_TMP"] = run_folder
     results, limits = [], None
+    commit = measured_commit()
     try:
         wait_for_quiet_disk([run_folder] + ([os.environ["BENCH_S3_DATA"]] if "BENCH_S3_DATA" in os.environ else []))
         if "BENCH_S3_ENDPOINT" in os.environ:
@@ -966,11 +991,17 @@ def main() -> None:
                         add_round(cases[implementation], run_case(workload, storage, implementation, args.quick, one_round))
             for implementation, result in cases.items():
                 print(f"{workload:20} {storage:8} {implementation:38} {summary_line(result)}", flush=True)
-                results.append({"workload": workload, "storage": storage, "implementation": implementation, "result": result})
+                results.append({"workload": workload, "storage": storage, "implementation": implementation, "commit": commit, "result": result})
     finally:
         shutil.rmtree(run_folder, ignore_errors=True)
     info = machine()
     args.out.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").exists() else None
+    if args.only and earlier and earlier["quick"] == args.quick:
+        # A partial run replaces the cases it ran and keeps the others, each with the commit it measured.
+        ran = {(r["workload"], r["storage"]) for r in results}
+        results = [r for r in earlier["results"] if (r["workload"], r["storage"]) not in ran] + results
+        limits = limits or earlier["object_store_limit"]
     (args.out / "results.json").write_text(json.dumps({"machine": info, "quick": args.quick, "latencies_ms": sizes.latencies_ms, "results": results, "object_store_limit": limits}, indent=1))
     write_summary(args.out, results, limits, info, sizes, args.quick)
 

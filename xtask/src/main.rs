@@ -29,8 +29,9 @@ Commands:
   servers                   start the test servers, print their DRS_TEST_* variables as
                             `export` lines, and keep them up until Ctrl-C or end of stdin
   demo                      build the wheel and run examples/demo.py into demo-output/
-  bench [-- BENCH_ARGS...]  build the wheel for release, start an S3 server (s3s-fs) and a proxy
-                            that adds 20 ms a round trip, and run benches/bench.py with BENCH_ARGS
+  bench [-- BENCH_ARGS...]  build the wheel for release, start an S3 server (s3s-fs) and proxies
+                            that add 20 and 80 ms a round trip, and run benches/bench.py with
+                            BENCH_ARGS (`-- --only large size` reruns those families)
   wheel                     build the release sdist and, from it, the manylinux_2_28 wheels (abi3 for
                             CPython 3.11+, and one for 3.10 if it is installed) into dist/, and show
                             each wheel's size, platform tag and newest glibc symbol
