@@ -226,10 +226,10 @@ mod mapping {
         }
         // SAFETY: as the caller guarantees; shrinking never moves a mapping.
         let cut = unsafe { libc::mremap(at.cast(), size, new_size, 0) };
-        if cut == libc::MAP_FAILED { std::ptr::null_mut() } else { cut.cast() }
+        mapped(cut)
     }
 
-    /// The new mapping at `at`; null if there is none.
+    /// The mapping at `at` a call returned; null if there is none.
     #[cfg(target_os = "linux")]
     fn mapped(at: *mut libc::c_void) -> *mut u8 {
         if at == libc::MAP_FAILED { std::ptr::null_mut() } else { at.cast() }
