@@ -673,11 +673,13 @@ def machine() -> dict:
 
 
 def measured_commit() -> str:
-    """The commit whose code a run measures, "+" when the work tree has changes."""
+    """The commit whose code a run measures, "+" when the work tree has changes (but for the
+    results an earlier run left in benches/results, which measure nothing)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
 
-    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(exclude,top)benches/results")
+    return git("rev-parse", "--short", "HEAD") + ("+" if changed else "")
 
 
 def our_max_concurrency() -> int:
@@ -998,12 +1000,18 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     earlier = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").exists() else None
     if args.only and earlier and earlier["quick"] == args.quick:
-        # A partial run replaces the cases it ran and keeps the others, each with the commit it measured.
-        ran = {(r["workload"], r["storage"]) for r in results}
-        results = [r for r in earlier["results"] if (r["workload"], r["storage"]) not in ran] + results
-        limits = limits or earlier["object_store_limit"]
+        results, limits = merged(earlier, results, limits)
     (args.out / "results.json").write_text(json.dumps({"machine": info, "quick": args.quick, "latencies_ms": sizes.latencies_ms, "results": results, "object_store_limit": limits}, indent=1))
     write_summary(args.out, results, limits, info, sizes, args.quick)
+
+
+def merged(earlier: dict, results: list[dict], limits: dict | None) -> tuple[list[dict], dict | None]:
+    """A partial run's `results` and `limits` put into the `earlier` run it updates: its cases
+    replace the earlier ones of the same workload and storage, the others stay, each with the
+    commit it measured; the earlier limit stays unless this run measured one."""
+    ran = {(r["workload"], r["storage"]) for r in results}
+    kept = [r for r in earlier["results"] if (r["workload"], r["storage"]) not in ran]
+    return kept + results, limits or earlier["object_store_limit"]
 
 
 def add_round(case: dict, result: dict) -> None:
